@@ -1,0 +1,5 @@
+"""Constants for the Hearth integration."""
+
+from typing import Final
+
+DOMAIN: Final = "hearth"
