@@ -1,0 +1,93 @@
+"""Node identity, HPKE share sealing, signed envelopes and invite tokens.
+
+Everything secret comes from ``secrets``; everything signed is canonical JSON
+under a domain string (``hearth/msg/v1``, ``hearth/share/v1``).
+"""
+
+from .encoding import b64url_decode, b64url_encode, canonical_json
+from .envelope import sign_envelope, verify_envelope, verify_signature
+from .errors import (
+    AuthError,
+    BadSignatureError,
+    CorruptKeyFileError,
+    CryptoError,
+    DecryptionError,
+    InsecureKeyFileError,
+    InvalidInviteError,
+    KeyFileError,
+    MalformedEnvelopeError,
+    MissingKeysError,
+    StaleMessageError,
+    UnknownSenderError,
+    UnsupportedSuiteError,
+    WrongContextError,
+)
+from .keys import (
+    KEY_FILE_NAME,
+    NodeKeys,
+    fingerprint_of,
+    key_file_path,
+    load_keys,
+    load_or_create_keys,
+    node_id_of,
+)
+from .sealing import (
+    SUITE_HYBRID,
+    SUITE_X25519,
+    available_suites,
+    default_suite,
+    seal_share,
+    share_aad,
+)
+from .tokens import (
+    INVITE_PREFIX,
+    Invite,
+    check_secret,
+    hash_secret,
+    make_invite,
+    new_api_token,
+    parse_invite,
+)
+
+__all__ = [
+    "INVITE_PREFIX",
+    "KEY_FILE_NAME",
+    "SUITE_HYBRID",
+    "SUITE_X25519",
+    "AuthError",
+    "BadSignatureError",
+    "CorruptKeyFileError",
+    "CryptoError",
+    "DecryptionError",
+    "InsecureKeyFileError",
+    "InvalidInviteError",
+    "Invite",
+    "KeyFileError",
+    "MalformedEnvelopeError",
+    "MissingKeysError",
+    "NodeKeys",
+    "StaleMessageError",
+    "UnknownSenderError",
+    "UnsupportedSuiteError",
+    "WrongContextError",
+    "available_suites",
+    "b64url_decode",
+    "b64url_encode",
+    "canonical_json",
+    "check_secret",
+    "default_suite",
+    "fingerprint_of",
+    "hash_secret",
+    "key_file_path",
+    "load_keys",
+    "load_or_create_keys",
+    "make_invite",
+    "new_api_token",
+    "node_id_of",
+    "parse_invite",
+    "seal_share",
+    "share_aad",
+    "sign_envelope",
+    "verify_envelope",
+    "verify_signature",
+]

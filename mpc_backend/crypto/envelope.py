@@ -1,0 +1,162 @@
+"""Signed message envelopes between federation members.
+
+An envelope is ``{"type", "federation", "sender", "ts", "nonce", "body", "sig"}``.
+The Ed25519 signature covers ``hearth/msg/v1\\0`` followed by the canonical JSON
+of every other field, so a body cannot be replayed under another message type,
+federation, sender or time. ``ts`` is whole Unix seconds; ``nonce`` is 128 random
+bits. Verification enforces the age window; rejecting a nonce seen before
+within that window is the node's job, since only it has storage.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from .encoding import b64url_decode, b64url_encode, canonical_json
+from .errors import (
+    BadSignatureError,
+    MalformedEnvelopeError,
+    StaleMessageError,
+    UnknownSenderError,
+    WrongContextError,
+)
+from .keys import NodeKeys
+
+MESSAGE_CONTEXT = b"hearth/msg/v1\x00"
+_FIELD_TYPES: dict[str, type] = {
+    "type": str,
+    "federation": str,
+    "sender": str,
+    "ts": int,
+    "nonce": str,
+    "body": dict,
+    "sig": str,
+}
+_NONCE = re.compile(r"[0-9a-f]{32}")
+
+
+def _signed_bytes(envelope: dict[str, Any]) -> bytes:
+    return MESSAGE_CONTEXT + canonical_json({k: v for k, v in envelope.items() if k != "sig"})
+
+
+def sign_envelope(
+    keys: NodeKeys,
+    msg_type: str,
+    federation_id: str,
+    body: dict[str, Any],
+    *,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Wrap ``body`` in an envelope signed by ``keys``.
+
+    The body is copied through canonical JSON, so the envelope holds exactly what
+    a receiver will parse (tuples become lists) and later edits to ``body`` by
+    the caller cannot invalidate the signature.
+    """
+    envelope: dict[str, Any] = {
+        "type": msg_type,
+        "federation": federation_id,
+        "sender": keys.node_id,
+        "ts": int(time.time() if now is None else now),
+        "nonce": secrets.token_hex(16),
+        "body": json.loads(canonical_json(body)),
+    }
+    envelope["sig"] = b64url_encode(keys.sign(_signed_bytes(envelope)))
+    return envelope
+
+
+def verify_signature(public: bytes, data: bytes, sig: bytes) -> None:
+    """Check a raw Ed25519 signature; BadSignatureError if it does not verify."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(sig, data)
+    except ValueError:
+        raise BadSignatureError(
+            f"not an Ed25519 public key: expected 32 bytes, got {len(public)}"
+        ) from None
+    except InvalidSignature:
+        raise BadSignatureError("signature does not verify") from None
+
+
+def verify_envelope(
+    envelope: Any,
+    lookup_public: Callable[[str], bytes | None],
+    expected_type: str,
+    federation_id: str,
+    max_age_s: float = 300,
+    *,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Return the body of an authentic, fresh envelope for this context.
+
+    ``lookup_public`` maps a node id to its roster signing key (None if not a
+    member). Messages up to ``max_age_s`` old, or that far ahead for clock skew,
+    are accepted. Raises (all AuthError): MalformedEnvelopeError,
+    WrongContextError, UnknownSenderError, BadSignatureError, StaleMessageError.
+    """
+    _check_shape(envelope)
+    if envelope["type"] != expected_type:
+        raise WrongContextError(f"expected a {expected_type!r} message, got {envelope['type']!r}")
+    if envelope["federation"] != federation_id:
+        raise WrongContextError(
+            f"message is for federation {envelope['federation']!r}, not {federation_id!r}"
+        )
+    sender = envelope["sender"]
+    public = lookup_public(sender)
+    if public is None:
+        raise UnknownSenderError(f"sender {sender} is not a member of federation {federation_id}")
+    try:
+        sig = b64url_decode(envelope["sig"])
+    except ValueError as err:
+        raise BadSignatureError(f"signature from {sender} is not base64url: {err}") from None
+    try:
+        signed = _signed_bytes(envelope)
+    except (ValueError, RecursionError) as err:
+        # json.loads accepts NaN and any depth; such a body was never signed by us.
+        raise MalformedEnvelopeError(
+            f"message from {sender} cannot be canonicalised: {err}"
+        ) from None
+    try:
+        verify_signature(public, signed, sig)
+    except BadSignatureError as err:
+        raise BadSignatureError(f"{expected_type} message from {sender}: {err}") from None
+    age = (time.time() if now is None else now) - envelope["ts"]
+    if age > max_age_s:
+        raise StaleMessageError(
+            f"{expected_type} message from {sender} is {age:.0f} s old (limit {max_age_s:g} s):"
+            " replayed or long delayed; check both hubs' clocks if this repeats"
+        )
+    if age < -max_age_s:
+        raise StaleMessageError(
+            f"{expected_type} message from {sender} is dated {-age:.0f} s in the future "
+            f"(limit {max_age_s:g} s): a hub's clock is wrong; enable NTP on both"
+        )
+    return envelope["body"]
+
+
+def _check_shape(envelope: Any) -> None:
+    if not isinstance(envelope, dict):
+        raise MalformedEnvelopeError(
+            f"envelope must be a JSON object, got {type(envelope).__name__}"
+        )
+    missing = sorted(_FIELD_TYPES.keys() - envelope.keys())
+    extra = sorted(envelope.keys() - _FIELD_TYPES.keys())
+    if missing or extra:
+        raise MalformedEnvelopeError(
+            f"envelope fields wrong: missing {missing}, unexpected {extra}"
+        )
+    for field, expected in _FIELD_TYPES.items():
+        value = envelope[field]
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise MalformedEnvelopeError(
+                f"envelope field {field!r} must be {expected.__name__}, got {type(value).__name__}"
+            )
+    if not _NONCE.fullmatch(envelope["nonce"]):
+        raise MalformedEnvelopeError("envelope nonce must be 32 lowercase hex digits")
