@@ -92,3 +92,7 @@ class SerialDriver(ABC):
     @abstractmethod
     async def measure(self, timeout: float) -> dict[str, float]:
         """Return the next valid measurement; raise FrameTimeoutError when none comes."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop reading and close the port; safe after the port has vanished."""

@@ -1,0 +1,1 @@
+"""Register- and frame-level emulators of the sensors Hearth drives (demo and development)."""
