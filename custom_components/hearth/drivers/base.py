@@ -8,6 +8,7 @@ asyncio streams, so they can be tested byte for byte.
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar, Protocol, TypeVar
@@ -17,6 +18,7 @@ from smbus2 import i2c_msg
 from .errors import ChecksumError
 
 T = TypeVar("T")
+Sleep = Callable[[float], None]
 
 CHECKSUM_RETRIES = 3
 
@@ -53,13 +55,19 @@ class I2CDriver(ABC):
     quantities: ClassVar[tuple[str, ...]]
     default_poll_seconds: ClassVar[int] = 60
 
-    def __init__(self, bus: I2CBus, address: int) -> None:
+    def __init__(self, bus: I2CBus, address: int, *, sleep: Sleep = time.sleep) -> None:
         self.bus = bus
         self.address = address
+        # Datasheet execution times are waited out through this, so emulators can run fast.
+        self._sleep = sleep
 
     @abstractmethod
     def identify(self) -> None:
-        """Check the chip's identity; raise NoAckError or ChipMismatchError."""
+        """Check the chip's identity; raise NoAckError or ChipMismatchError. May reset it."""
+
+    def probe(self) -> None:
+        """Read-only identity check, harmless to run against an unknown chip during a scan."""
+        self.identify()
 
     def initialize(self) -> None:  # noqa: B027 - optional hook, most chips need none
         """Configure the chip after identify(): modes, calibration readout, start measuring."""
