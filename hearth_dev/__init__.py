@@ -1,0 +1,1 @@
+"""Developer tooling: `scripts/develop` runs a whole simulated neighbourhood on one machine."""

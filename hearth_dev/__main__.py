@@ -1,0 +1,105 @@
+"""Run a simulated neighbourhood: `python -m hearth_dev --help` (usually via scripts/develop)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from .backends import start_nodes
+from .contributors import contribute_forever
+from .processes import Supervisor
+from .sensors import REPO, HouseholdSensors
+
+_LOGGER = logging.getLogger("hearth_dev")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/develop",
+        description="Run a simulated neighbourhood on this machine: N backend nodes forming one "
+        "federation, each household with emulated I2C and UART sensors, and (unless --no-ha) a "
+        "real Home Assistant for household 1 at http://127.0.0.1:8123. Ctrl-C stops everything.",
+    )
+    parser.add_argument("--households", type=int, default=3, help="how many households (3-20)")
+    parser.add_argument("--period", type=int, default=30, help="round length in seconds")
+    parser.add_argument(
+        "--no-ha",
+        action="store_true",
+        help="backends and simulated contributors only (no Python 3.14 needed)",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=REPO / ".dev",
+        help="where node data, logs and the Home Assistant config live",
+    )
+    return parser
+
+
+async def _run(args: argparse.Namespace, supervisor: Supervisor) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    nodes = await asyncio.to_thread(start_nodes, supervisor, args.dir, args.households, args.period)
+    households = [HouseholdSensors(seed=node.index) for node in nodes]
+    first_contributor = 0 if args.no_ha else 1
+    for sensors in households:
+        await sensors.start(open_readers=sensors.seed >= first_contributor)
+    tasks = [
+        asyncio.create_task(contribute_forever(node, sensors, args.period))
+        for node, sensors in zip(
+            nodes[first_contributor:], households[first_contributor:], strict=True
+        )
+    ]
+    if not args.no_ha:
+        from .home_assistant import start_home_assistant  # noqa: PLC0415
+
+        await start_home_assistant(supervisor, args.dir, nodes[0], households[0])
+    else:
+        _LOGGER.info(
+            "%d nodes running (household 1 API: %s, token in %s/api_token)",
+            len(nodes),
+            nodes[0].url,
+            nodes[0].data_dir,
+        )
+    _LOGGER.info("press Ctrl-C to stop every process this started")
+    watchdog = asyncio.create_task(_watch(supervisor))
+    await stop.wait()
+    _LOGGER.info("stopping")
+    for task in (*tasks, watchdog):
+        task.cancel()
+    for sensors in households:
+        await sensors.stop()
+
+
+async def _watch(supervisor: Supervisor) -> None:
+    while True:
+        await asyncio.sleep(2)
+        supervisor.check_alive()
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    if not 3 <= args.households <= 20:
+        raise SystemExit("error: --households must be between 3 and 20 (a committee needs 3 hubs)")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    supervisor = Supervisor()
+    try:
+        asyncio.run(_run(args, supervisor))
+    except RuntimeError as err:
+        raise SystemExit(f"error: {err}") from None
+    finally:
+        with contextlib.suppress(KeyboardInterrupt):
+            supervisor.stop_all()
+
+
+if __name__ == "__main__":
+    main()

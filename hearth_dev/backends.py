@@ -1,0 +1,158 @@
+"""The neighbourhood's backend nodes: initialised, served and federated through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .processes import Supervisor
+
+_LOGGER = logging.getLogger(__name__)
+
+BASE_PORT = 8731
+FEDERATION_NAME = "Demo street"
+
+# What the demo neighbourhood aggregates. Bucket edges sit on each task's resolution grid.
+TASKS: tuple[dict[str, str], ...] = (
+    {
+        "--metric": "indoor_temperature",
+        "--unit": "°C",
+        "--min": "5",
+        "--max": "35",
+        "--resolution": "0.01",
+        "--stats": "count,mean,stddev,histogram,quantiles",
+        "--buckets": "16,18,20,22,24,26",
+    },
+    {
+        "--metric": "pm25",
+        "--unit": "µg/m³",
+        "--min": "0",
+        "--max": "500",
+        "--resolution": "0.1",
+        "--stats": "count,mean,stddev,histogram,quantiles",
+        "--buckets": "5,10,15,25,35,50",
+    },
+    {
+        "--metric": "co2",
+        "--unit": "ppm",
+        "--min": "300",
+        "--max": "5000",
+        "--resolution": "1",
+        "--stats": "count,mean,stddev,histogram,quantiles",
+        "--buckets": "600,800,1000,1400,2000",
+    },
+)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One household's backend node on loopback."""
+
+    index: int
+    data_dir: Path
+
+    @property
+    def name(self) -> str:
+        return f"Household {self.index + 1}"
+
+    @property
+    def port(self) -> int:
+        return BASE_PORT + self.index
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "api_token").read_text().strip()
+
+
+def cli(*args: str) -> dict[str, Any]:
+    """Run `mpc-backend ARGS --json` and return its answer; a failure names the command."""
+    argv = [sys.executable, "-m", "mpc_backend", *args, "--json"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise RuntimeError(f"mpc-backend {' '.join(args[:2])} failed: {done.stderr.strip()}")
+    return json.loads(done.stdout) if done.stdout.strip() else {}
+
+
+def wait_healthy(node: Node, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{node.url}/api/v1/health", timeout=2):  # noqa: S310
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{node.name}'s node did not answer on {node.url}") from None
+            time.sleep(0.2)
+
+
+def start_nodes(supervisor: Supervisor, root: Path, households: int, period: int) -> list[Node]:
+    """Init (once), serve and federate `households` nodes; idempotent across re-runs."""
+    nodes = [Node(i, root / f"node-{i + 1}") for i in range(households)]
+    for node in nodes:
+        if not (node.data_dir / "config.json").exists():
+            cli(
+                "init",
+                "--data-dir",
+                str(node.data_dir),
+                "--name",
+                node.name,
+                "--listen",
+                f"127.0.0.1:{node.port}",
+            )
+        supervisor.start(
+            node.name,
+            [sys.executable, "-m", "mpc_backend", "serve", "--data-dir", str(node.data_dir)],
+            root / "logs" / f"node-{node.index + 1}.log",
+        )
+    for node in nodes:
+        wait_healthy(node)
+    _federate(nodes)
+    _add_tasks(nodes[0], period, min_contributors=2)
+    return nodes
+
+
+def _federate(nodes: list[Node]) -> None:
+    founder = nodes[0]
+    if cli("status", "--data-dir", str(founder.data_dir)).get("federation") is None:
+        cli("federation", "create", "--data-dir", str(founder.data_dir), "--name", FEDERATION_NAME)
+        _LOGGER.info("founded federation %r on %s", FEDERATION_NAME, founder.name)
+    for node in nodes[1:]:
+        if cli("status", "--data-dir", str(node.data_dir)).get("federation") is not None:
+            continue
+        token = cli("invite", "--data-dir", str(founder.data_dir), "--expires", "10m")["token"]
+        cli("join", "--data-dir", str(node.data_dir), token)
+        _LOGGER.info("%s joined", node.name)
+
+
+def _add_tasks(founder: Node, period: int, min_contributors: int) -> None:
+    existing = {
+        t["metric"] for t in cli("task", "list", "--data-dir", str(founder.data_dir))["tasks"]
+    }
+    for task in TASKS:
+        if task["--metric"] in existing:
+            continue
+        args = [item for pair in task.items() for item in pair]
+        cli(
+            "task",
+            "add",
+            "--data-dir",
+            str(founder.data_dir),
+            *args,
+            "--period",
+            str(period),
+            "--min-contributors",
+            str(min_contributors),
+        )
+        _LOGGER.info("task %s added (period %d s)", task["--metric"], period)
