@@ -17,9 +17,11 @@ have_native_314() {
 
 # Runs "$@" inside the Debian root with the repository mounted at /src and the working
 # directory at /src/$HEARTH_SUBDIR; the mounts live only as long as the process.
+# `in_root --exec CMD...` replaces the calling shell, so signals reach CMD itself.
 in_root() {
-    local subdir="${HEARTH_SUBDIR:-}"
-    unshare -m -- sh -c '
+    local subdir="${HEARTH_SUBDIR:-}" launcher=()
+    if [ "${1:-}" = --exec ]; then launcher=(exec); shift; fi
+    "${launcher[@]}" unshare -m -- sh -c '
         set -e
         root="$1"; repo="$2"; sub="$3"; shift 3
         mount --rbind /dev "$root/dev"
