@@ -1,0 +1,270 @@
+"""Round benchmark: 3 real committee nodes on loopback, N simulated households, M tasks.
+
+    python benchmarks/bench_round.py --households 1000 --tasks 10 [--json]
+
+The committee is three ``mpc-backend serve`` processes. Households are
+in-process clients that do exactly what a household node does: they join
+through invites (signed join requests to the founder), then per round encode
+each reading, Shamir-share it, HPKE-seal one share per committee member and
+sign one envelope per member carrying all M tasks' shares. The benchmark
+prints:
+
+* client cost per report: encode + share + 3 seals (+ the envelope signatures
+  amortised over the tasks), single core;
+* contribution throughput: reports accepted per committee node per second while
+  all households send concurrently (every report needs a signature check, an
+  HPKE open and a durable SQLite commit before its ack);
+* round-close latency: from the end of the round until every node holds all M
+  signed results (includes the grace period);
+* peak RSS per node (VmHWM).
+
+Released means are checked against the plaintext values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mpc_backend.arith import FieldRNG  # noqa: E402
+from mpc_backend.crypto import NodeKeys, parse_invite, sign_envelope  # noqa: E402
+from mpc_backend.node.household import check_ack, seal_report, shares_envelope  # noqa: E402
+from mpc_backend.node.roster import MemberInfo, verify_roster  # noqa: E402
+from tests.backend.nodes import NodeProcess, free_port  # noqa: E402
+
+GRACE_S = 2
+TASK = {"low": -20.0, "high": 40.0, "resolution": 0.01, "unit": "°C",
+        "stats": ["count", "sum", "mean", "variance", "stddev", "histogram", "quantiles"],
+        "buckets": [16.0, 18.0, 20.0, 22.0, 24.0]}
+
+
+async def api(session: aiohttp.ClientSession, node: NodeProcess, method: str, path: str,
+              body: Any = None) -> Any:
+    token = (node.data_dir / "api_token").read_text().strip()
+    async with session.request(method, f"{node.url}/api/v1{path}", json=body,
+                               headers={"Authorization": f"Bearer {token}"}) as resp:
+        data = await resp.json()
+        if resp.status >= 400:
+            raise RuntimeError(f"{method} {path}: {data}")
+        return data
+
+
+async def join_household(session: aiohttp.ClientSession, founder: NodeProcess,
+                         keys: NodeKeys, index: int) -> None:
+    invite = await api(session, founder, "POST", "/invites", {"expires_s": 3600})
+    parsed = parse_invite(invite["token"])
+    member = MemberInfo.of_keys(keys, f"household {index}", None, 1.0, True)
+    envelope = sign_envelope(keys, "join", parsed.federation_id,
+                             {"secret": parsed.secret, "member": member.to_dict()})
+    async with session.post(f"{founder.url}/peer/v1/join", json=envelope) as resp:
+        if resp.status != 200:
+            raise RuntimeError(f"join failed: {await resp.text()}")
+        await resp.read()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="bench-round-"))
+    nodes = [NodeProcess(f"committee{i}", root / f"c{i}", free_port(), root / f"c{i}.log")
+             for i in range(3)]
+    for node in nodes:
+        node.init("--grace", str(GRACE_S), "--takeover", "10")
+        node.start()
+    try:
+        return await _bench(args, nodes)
+    finally:
+        for node in nodes:
+            node.stop()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+async def _bench(args: argparse.Namespace, nodes: list[NodeProcess]) -> dict[str, Any]:
+    n, m = args.households, args.tasks
+    connector = aiohttp.TCPConnector(limit=args.concurrency)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        founder = nodes[0]
+        await api(session, founder, "POST", "/federation", {"name": "bench"})
+        for node in nodes[1:]:
+            invite = await api(session, founder, "POST", "/invites", {"expires_s": 600})
+            await api(session, node, "POST", "/join", {"token": invite["token"]})
+        t0 = time.perf_counter()
+        households = [NodeKeys.generate() for _ in range(n)]
+        sem = asyncio.Semaphore(32)
+
+        async def join(i: int, keys: NodeKeys) -> None:
+            async with sem:
+                await join_household(session, founder, keys, i)
+
+        await asyncio.gather(*(join(i, k) for i, k in enumerate(households)))
+        period = args.period or max(20, math.ceil(15 + n * m * 0.003))
+        task_ids = [f"metric_{j}" for j in range(m)]
+        for task_id in task_ids:
+            await api(session, founder, "POST", "/tasks", {
+                **TASK, "task_id": task_id, "metric": task_id, "period_s": period,
+                "min_contributors": 2})
+        setup_s = time.perf_counter() - t0
+        # Wait until every node has the final roster, then for the tasks' first round.
+        for node in nodes:
+            for _ in range(600):
+                tasks = await api(session, node, "GET", "/tasks")
+                if len(tasks["tasks"]) == m:
+                    break
+                await asyncio.sleep(0.1)
+        federation_id = (await api(session, founder, "GET", "/status"))["federation"]["id"]
+        fetch = sign_envelope(households[0], "roster-fetch", federation_id, {})
+        async with session.post(f"{founder.url}/peer/v1/roster/fetch", json=fetch) as resp:
+            roster = verify_roster((await resp.json())["roster"]).roster
+        first = max(t["first_round"] for t in tasks["tasks"])
+        await asyncio.sleep(max(0.0, first * period - time.time() + 0.2))
+        round_id = int(time.time() // period)
+
+        # Client side: seal every report (measured, one core).
+        rng = FieldRNG()
+        rand = random.Random(7)  # plaintext readings only; nothing secret
+        values = np.array([[round(rand.uniform(15, 26), 2) for _ in range(m)] for _ in range(n)])
+        specs = [roster.task(t).spec for t in task_ids]  # type: ignore[union-attr]
+        committees = [roster.committee(t, round_id) for t in task_ids]
+        envelopes: list[tuple[int, dict[str, Any]]] = []  # (committee seat member index, env)
+        c0 = time.process_time()
+        w0 = time.perf_counter()
+        for h, keys in enumerate(households):
+            per_member: dict[str, list[tuple[str, int, bytes]]] = {}
+            for j, spec in enumerate(specs):
+                sealed = seal_report(keys, roster.federation_id, spec, round_id, committees[j],
+                                     float(values[h, j]), rng)
+                for member, ct in zip(committees[j], sealed, strict=True):
+                    per_member.setdefault(member.node_id, []).append((spec.task_id, round_id, ct))
+            for member_id, items in per_member.items():
+                envelopes.append((h, {"member": member_id,
+                                      "env": shares_envelope(keys, roster.federation_id, items)}))
+        client_cpu = time.process_time() - c0
+        seal_wall = time.perf_counter() - w0
+        if time.time() > (round_id + 1) * period:
+            raise RuntimeError("sealing took longer than the round; raise --period")
+
+        # Contribution throughput: everything sent concurrently to the three nodes.
+        url_of = {nd.node_id: nd.url for nd in nodes}
+        member_of = {mm.node_id: mm for mm in roster.members}
+        accepted = dict.fromkeys(url_of, 0)
+        failures = 0
+
+        async def send(item: dict[str, Any]) -> None:
+            nonlocal failures
+            async with sem_send:
+                async with session.post(f"{url_of[item['member']]}/peer/v1/shares",
+                                        json=item["env"]) as resp:
+                    answer = await resp.json()
+                if resp.status == 200 and check_ack(answer, member_of[item["member"]],
+                                                    roster.federation_id):
+                    accepted[item["member"]] += len(item["env"]["body"]["items"])
+                else:
+                    failures += 1
+
+        sem_send = asyncio.Semaphore(args.concurrency)
+        s0 = time.perf_counter()
+        await asyncio.gather(*(send(e) for _, e in envelopes))
+        send_s = time.perf_counter() - s0
+        if time.time() > (round_id + 1) * period + GRACE_S:
+            raise RuntimeError("sending took longer than the round; raise --period")
+
+        # Round close latency: from the round's end until all nodes hold all results.
+        end = (round_id + 1) * period
+        pending = {(nd.name, t) for nd in nodes for t in task_ids}
+        results: dict[str, Any] = {}
+        while pending:
+            await asyncio.sleep(0.1)
+            for nd in nodes:
+                listed = await api(session, nd, "GET", f"/results?since=0&limit={m * 4}")
+                for r in listed["results"]:
+                    if r["round"] == round_id and (nd.name, r["task"]) in pending:
+                        pending.discard((nd.name, r["task"]))
+                        results[r["task"]] = r
+            if time.time() > end + 120:
+                raise RuntimeError(f"results missing after 120 s: {sorted(pending)}")
+        close_s = time.time() - end
+        correct = all(
+            results[t]["status"] == "released"
+            and results[t]["contributors"] == n
+            and abs(results[t]["statistics"]["mean"] - values[:, j].mean()) <= 0.005 + 1e-9
+            for j, t in enumerate(task_ids)
+        )
+    rss = {nd.name: _peak_rss_mb(nd) for nd in nodes}
+    reports = n * m
+    return {
+        "households": n,
+        "tasks": m,
+        "period_s": period,
+        "hpke_suite": households[0].hpke_suite,
+        "setup_s": round(setup_s, 2),
+        "client_ms_per_report": round(client_cpu / reports * 1000, 3),
+        "client_seal_wall_s": round(seal_wall, 2),
+        "send_wall_s": round(send_s, 2),
+        "reports_per_s_per_node": {url: round(c / send_s) for url, c in
+                                   zip((nd.name for nd in nodes), accepted.values(), strict=True)},
+        "rejected_envelopes": failures,
+        "round_close_latency_s": round(close_s, 2),
+        "peak_rss_mb": rss,
+        "results_correct": correct,
+    }
+
+
+def _peak_rss_mb(node: NodeProcess) -> float | None:
+    if node.proc is None:
+        return None
+    try:
+        for line in Path(f"/proc/{node.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--households", type=int, default=1000)
+    parser.add_argument("--tasks", type=int, default=10)
+    parser.add_argument("--period", type=int, help="round length (default: sized to the load)")
+    parser.add_argument("--concurrency", type=int, default=48, help="requests in flight")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the nodes' data dirs and logs")
+    args = parser.parse_args()
+    figures = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    rows = [
+        ("households x tasks", f"{figures['households']} x {figures['tasks']} "
+                               f"(period {figures['period_s']} s, {figures['hpke_suite']})"),
+        ("client cost per report", f"{figures['client_ms_per_report']} ms"),
+        ("accepted reports/s per committee node",
+         ", ".join(f"{v}" for v in figures["reports_per_s_per_node"].values())),
+        ("rejected envelopes", str(figures["rejected_envelopes"])),
+        ("round-close latency after period end", f"{figures['round_close_latency_s']} s"),
+        ("peak RSS per node", ", ".join(f"{v} MiB" for v in figures["peak_rss_mb"].values())),
+        ("released means match plaintext", str(figures["results_correct"])),
+        ("setup (joins + tasks, not timed)", f"{figures['setup_s']} s"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""OpenAPI 3.1 description of the local API, served at ``/api/v1/openapi.json``.
+
+Kept by hand next to the routes; a test checks that every route of the local
+app is described here and nothing else is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mpc_backend import __version__
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed body or parameter; `field` names it",
+        401: "Missing or wrong bearer token",
+        403: "Not allowed (e.g. only the founder may do this)",
+        404: "Unknown task, or this node is not in a federation",
+        409: "Conflict (already a member, duplicate contribution, task exists)",
+        413: "Request body too large",
+        422: "Well-formed but not acceptable now (value out of range, round not open)",
+        502: "A peer (e.g. the founder) refused or failed",
+        503: "Too few committee members reachable",
+    }
+    return {str(c): _json(_ERROR, text[c]) for c in codes}
+
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "field": {"type": "string"},
+                },
+            }
+        },
+    },
+    "TaskSpec": {
+        "type": "object",
+        "required": ["metric", "low", "high", "resolution", "stats", "period_s",
+                     "min_contributors"],
+        "properties": {
+            "task_id": {"type": "string", "description": "default: slug of metric"},
+            "metric": {"type": "string"},
+            "unit": {"type": "string"},
+            "low": {"type": "number"},
+            "high": {"type": "number"},
+            "resolution": {"type": "number"},
+            "stats": {"type": "array", "items": {"enum": ["count", "sum", "mean", "variance",
+                                                          "stddev", "histogram", "quantiles"]}},
+            "buckets": {"type": "array", "items": {"type": "number"},
+                        "description": "histogram bucket edges, increasing"},
+            "period_s": {"type": "integer", "minimum": 10},
+            "min_contributors": {"type": "integer", "minimum": 2},
+            "dp_epsilon": {"type": ["number", "null"]},
+            "k": {"type": "integer", "default": 3},
+            "t": {"type": "integer", "default": 1},
+        },
+    },
+    "Task": {
+        "type": "object",
+        "properties": {
+            "task": {"type": "string"},
+            "spec": {"$ref": "#/components/schemas/TaskSpec"},
+            "added_at": {"type": "number"},
+            "proposed_by": {"type": "string"},
+            "first_round": {"type": "integer"},
+            "first_round_starts_at": {"type": "number"},
+        },
+    },
+    "Result": {
+        "type": "object",
+        "required": ["task", "round", "status"],
+        "properties": {
+            "task": {"type": "string"},
+            "metric": {"type": "string"},
+            "unit": {"type": "string"},
+            "round": {"type": "integer"},
+            "round_start": {"type": "string", "format": "date-time"},
+            "round_end": {"type": "string", "format": "date-time"},
+            "status": {"enum": ["released", "insufficient", "failed"]},
+            "reason": {"type": ["string", "null"]},
+            "contributors": {"type": ["integer", "null"]},
+            "statistics": {
+                "type": ["object", "null"],
+                "description": "count, sum, mean, variance, stddev, histogram "
+                               "[{low, high, count}], quantiles {p10..p90}; only those the "
+                               "task asks for, and only when status is released",
+            },
+            "dp_epsilon": {"type": ["number", "null"]},
+            "committee": {"type": "array", "items": {"type": "string"}},
+            "released_at": {"type": "string", "format": "date-time"},
+            "signed_by": {"type": "string"},
+            "signature": {"type": "string"},
+            "seq": {"type": "integer", "description": "local sequence number, for since="},
+        },
+    },
+}
+
+_PATHS: dict[str, Any] = {
+    "/api/v1/health": {"get": {
+        "summary": "Liveness (no auth)", "security": [],
+        "responses": {"200": _json({"type": "object"})},
+    }},
+    "/api/v1/openapi.json": {"get": {
+        "summary": "This document (no auth)", "security": [],
+        "responses": {"200": _json({"type": "object"})},
+    }},
+    "/api/v1/status": {"get": {
+        "summary": "Identity, federation, members online, tasks and rounds, load",
+        "responses": {"200": _json({"type": "object"}), **_errors(401)},
+    }},
+    "/api/v1/tasks": {
+        "get": {
+            "summary": "Tasks in the signed roster",
+            "responses": {"200": _json({"type": "object", "properties": {
+                "roster_version": {"type": "integer"},
+                "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}}}}),
+                **_errors(401, 404)},
+        },
+        "post": {
+            "summary": "Propose a task (the founder publishes it in the roster)",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/TaskSpec"}}}},
+            "responses": {"201": _json({"type": "object"}, "Published"),
+                          **_errors(400, 401, 403, 404, 409, 413, 422, 502)},
+        },
+    },
+    "/api/v1/readings": {"post": {
+        "summary": "This household's value for the current round of a task",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["task", "value"],
+            "properties": {"task": {"type": "string"}, "value": {"type": "number"}}}}}},
+        "responses": {"200": _json({"type": "object", "properties": {
+            "task": {"type": "string"}, "round": {"type": "integer"},
+            "status": {"const": "accepted"}, "duplicate": {"type": "boolean"},
+            "acknowledged_by": {"type": "integer"}, "committee_size": {"type": "integer"},
+            "round_ends_at": {"type": "number"}}}),
+            **_errors(400, 401, 404, 409, 413, 422, 503)},
+    }},
+    "/api/v1/results": {"get": {
+        "summary": "Round outcomes, newest first",
+        "parameters": [
+            {"name": "task", "in": "query", "schema": {"type": "string"}},
+            {"name": "since", "in": "query", "schema": {"type": "integer"},
+             "description": "only results with seq greater than this"},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 20}},
+        ],
+        "responses": {"200": _json({"type": "object", "properties": {"results": {
+            "type": "array", "items": {"$ref": "#/components/schemas/Result"}}}}),
+            **_errors(400, 401, 404)},
+    }},
+    "/api/v1/results/stream": {"get": {
+        "summary": "Server-sent events: `event: result`, `id: seq`, data = Result JSON",
+        "parameters": [
+            {"name": "task", "in": "query", "schema": {"type": "string"}},
+            {"name": "since", "in": "query", "schema": {"type": "integer"},
+             "description": "replay results after this seq first"},
+        ],
+        "responses": {"200": {"description": "event stream",
+                              "content": {"text/event-stream": {}}}, **_errors(401, 404)},
+    }},
+    "/api/v1/federation": {"post": {
+        "summary": "Create a federation with this node as founder",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}},
+        "responses": {"201": _json({"type": "object"}, "Created"),
+                      **_errors(400, 401, 409, 413)},
+    }},
+    "/api/v1/invites": {"post": {
+        "summary": "Issue a one-time invite token (founder only)",
+        "requestBody": {"content": {"application/json": {"schema": {
+            "type": "object", "properties": {"expires_s": {"type": "integer"}}}}}},
+        "responses": {"201": _json({"type": "object", "properties": {
+            "token": {"type": "string"}, "expires_at": {"type": "number"}}}, "Created"),
+            **_errors(400, 401, 403, 404, 413)},
+    }},
+    "/api/v1/join": {"post": {
+        "summary": "Join a federation with an invite token (contacts the founder)",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["token"],
+            "properties": {"token": {"type": "string"}}}}}},
+        "responses": {"200": _json({"type": "object"}), **_errors(400, 401, 409, 413, 422, 502)},
+    }},
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Hearth household node: local API",
+            "version": __version__,
+            "description": "Loopback API of the Hearth backend for Home Assistant and the "
+                           "mpc-backend CLI. Errors are {\"error\": {code, message, field?}}.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": _SCHEMAS,
+        },
+        "paths": _PATHS,
+    }

@@ -1,0 +1,96 @@
+"""Run a node: one aiohttp server carrying the local API and the peer API.
+
+The data dir is locked (``flock``) for the life of the process, so two
+``serve`` processes can never share one database or identity. SIGTERM and
+SIGINT stop the node cleanly: the listener closes, in-flight requests finish
+(up to a few seconds), background loops stop, storage is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import ssl
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from aiohttp import web
+
+from mpc_backend.crypto import load_keys
+from mpc_backend.node.config import DataDirBusyError, NodeConfig, is_loopback, read_token
+from mpc_backend.node.node import Node
+from mpc_backend.storage import open_storage
+
+from .errors import error_middleware
+from .local import make_local_app
+from .peer import ROSTER_BODY_LIMIT, make_peer_app
+
+log = logging.getLogger("mpc_backend.server")
+LOCK_FILE_NAME = "node.lock"
+SHUTDOWN_TIMEOUT_S = 3.0
+
+
+def make_app(node: Node, token: str) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=ROSTER_BODY_LIMIT)
+    app.add_subapp("/api/v1", make_local_app(node, token))
+    app.add_subapp("/peer/v1", make_peer_app(node))
+    return app
+
+
+@contextlib.contextmanager
+def lock_data_dir(data_dir: Path) -> Iterator[None]:
+    fd = os.open(Path(data_dir) / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataDirBusyError(
+                f"another mpc-backend serve is already using {data_dir}"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _ssl_context(config: NodeConfig) -> ssl.SSLContext | None:
+    if not config.tls:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(config.tls_cert), str(config.tls_key))
+    return context
+
+
+async def serve(
+    data_dir: Path, config: NodeConfig, *, on_ready: Callable[[], None] | None = None
+) -> None:
+    keys = load_keys(data_dir)
+    token = read_token(data_dir)
+    if not is_loopback(config.listen_host) and not config.tls:
+        log.warning("listening on %s without TLS (--insecure-listen): the API token and "
+                    "peer traffic metadata are visible on the network", config.listen_host)
+    with lock_data_dir(data_dir):
+        node = Node(data_dir, config, keys, open_storage(data_dir))
+        await node.start()
+        runner = web.AppRunner(make_app(node, token), access_log=None,
+                               shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, config.listen_host, config.listen_port,
+                               ssl_context=_ssl_context(config), reuse_address=True)
+            await site.start()
+            log.info("listening on %s (peer URL %s)", config.listen, config.peer_url)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            if on_ready is not None:
+                on_ready()
+            await stop.wait()
+            log.info("stopping")
+        finally:
+            await runner.cleanup()
+            await node.stop()

@@ -1,0 +1,212 @@
+"""The node's settings file (``config.json`` in the data dir) and the local API token.
+
+``init`` writes both; ``serve`` and every admin command read them, which is how
+the CLI finds the running node (its listen address) and authenticates (the
+token). The timing block is for operators with unusual links and for tests;
+every field has a sensible default.
+
+Listening policy: loopback by default. Any other address carries the local API
+(bearer token) and the peer API, so it needs TLS (``tls_cert``/``tls_key``) or
+an explicit ``insecure_listen``, which is logged as a warning at every start.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+CONFIG_FILE_NAME = "config.json"
+TOKEN_FILE_NAME = "api_token"  # noqa: S105 - a file name, not a secret
+
+
+class ConfigError(Exception):
+    """The data dir's settings are missing or invalid; the message says what to do."""
+
+
+class DataDirBusyError(ConfigError):
+    """Another ``serve`` process holds the data dir."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Round and peer-call timing (seconds)."""
+
+    grace_s: float = 5.0  # shares for a round are accepted this long after it ends (clock skew)
+    takeover_s: float = 10.0  # committee member i starts closing i * takeover_s after member 0
+    peer_timeout_s: float = 5.0  # per peer request
+    peer_attempts: int = 3  # bounded retries per peer call
+    backoff_s: float = 0.25  # first retry delay; doubles per attempt
+
+    def __post_init__(self) -> None:
+        for name in ("grace_s", "takeover_s", "peer_timeout_s", "backoff_s"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"timing.{name} must be a positive number, got {value!r}")
+        if not isinstance(self.peer_attempts, int) or not 1 <= self.peer_attempts <= 10:
+            raise ConfigError(f"timing.peer_attempts must be 1-10, got {self.peer_attempts!r}")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    listen_host: str
+    listen_port: int
+    public_url: str | None
+    capacity: float = 1.0
+    input_only: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    insecure_listen: bool = False
+    timing: Timing = field(default_factory=Timing)
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise ConfigError("name must not be empty")
+        if not 0 <= self.listen_port <= 65535:
+            raise ConfigError(f"listen port {self.listen_port} is not a TCP port")
+        if not self.capacity > 0:
+            raise ConfigError(f"capacity must be > 0, got {self.capacity}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("give both --tls-cert and --tls-key, or neither")
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(
+                    f"public URL {self.public_url!r} must look like http://HOST:PORT"
+                )
+        if not is_loopback(self.listen_host) and not (self.tls or self.insecure_listen):
+            raise ConfigError(
+                f"listening on {self.listen_host} exposes the node beyond this machine; "
+                "give --tls-cert and --tls-key, or --insecure-listen if a trusted network "
+                "or a TLS proxy in front makes that safe"
+            )
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def listen(self) -> str:
+        host = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
+        return f"{host}:{self.listen_port}"
+
+    @property
+    def local_url(self) -> str:
+        """Where the CLI reaches this node's local API."""
+        host = self.listen_host
+        if host in ("0.0.0.0", "::"):  # noqa: S104 - mapping a wildcard bind to loopback
+            host = "127.0.0.1" if host == "0.0.0.0" else "::1"  # noqa: S104
+        host = f"[{host}]" if ":" in host else host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.listen_port}"
+
+    @property
+    def peer_url(self) -> str:
+        """The URL other members reach this node at."""
+        return (self.public_url or self.local_url).rstrip("/")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["listen"] = self.listen
+        del data["listen_host"], data["listen_port"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NodeConfig:
+        try:
+            host, port = parse_listen(data["listen"])
+            timing = Timing(**data.get("timing", {}))
+            return cls(
+                name=data["name"],
+                listen_host=host,
+                listen_port=port,
+                public_url=data.get("public_url"),
+                capacity=float(data.get("capacity", 1.0)),
+                input_only=bool(data.get("input_only", False)),
+                tls_cert=data.get("tls_cert"),
+                tls_key=data.get("tls_key"),
+                insecure_listen=bool(data.get("insecure_listen", False)),
+                timing=timing,
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"settings are invalid ({err})") from None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"listen address {text!r} must be HOST:PORT, e.g. 127.0.0.1:8731")
+    host = host.strip("[]")
+    return host, int(port)
+
+
+def config_path(data_dir: Path) -> Path:
+    return Path(data_dir) / CONFIG_FILE_NAME
+
+
+def token_path(data_dir: Path) -> Path:
+    return Path(data_dir) / TOKEN_FILE_NAME
+
+
+def load_config(data_dir: Path) -> NodeConfig:
+    path = config_path(data_dir)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{data_dir} is not a node data dir (no {CONFIG_FILE_NAME}); "
+            f"run: mpc-backend init --data-dir {data_dir} --name NAME --listen 127.0.0.1:PORT"
+        ) from None
+    try:
+        data = json.loads(raw)
+    except ValueError as err:
+        raise ConfigError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object")
+    try:
+        return NodeConfig.from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def write_private(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 (never readable by others, even briefly)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def save_config(data_dir: Path, config: NodeConfig) -> None:
+    write_private(config_path(data_dir), json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+def read_token(data_dir: Path) -> str:
+    path = token_path(data_dir)
+    try:
+        mode = path.stat().st_mode & 0o077
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no API token in {data_dir}; run: mpc-backend init --data-dir {data_dir} ..."
+        ) from None
+    if mode:
+        raise ConfigError(f"{path} is accessible by other users; run: chmod 600 {path}")
+    if not token:
+        raise ConfigError(f"{path} is empty; restore it or re-run init in a new data dir")
+    return token

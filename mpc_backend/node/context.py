@@ -1,0 +1,129 @@
+"""What every node service shares: settings, keys, storage, peers, the roster, the clock.
+
+``verify`` is the single gate for inter-node messages: the envelope must be
+signed by a roster member for this federation and fresh, and its nonce unseen.
+Rejections are logged with the sender and reason only, never the body.
+
+The nonce memory lives in RAM for the envelope age window. After a restart an
+old envelope could be replayed within that window, which is harmless because
+every state change a message causes is idempotent (shares are keyed by
+(task, round, sender) with a digest, results and rosters are first-wins or
+versioned, and a member answers a round for one contributor set only).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mpc_backend.crypto import AuthError, NodeKeys, verify_envelope
+from mpc_backend.storage import Storage
+
+from .config import NodeConfig
+from .errors import Conflict, Forbidden, NotFound
+from .peers import PeerClient
+from .roster import MemberInfo, Roster, SignedRoster
+
+MAX_MESSAGE_AGE_S = 300.0
+log = logging.getLogger("mpc_backend.node")
+
+
+class ReplayGuard:
+    """Remembers (sender, nonce) pairs for the message age window."""
+
+    def __init__(self, window_s: float = 2 * MAX_MESSAGE_AGE_S, limit: int = 1_000_000) -> None:
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._window = window_s
+        self._limit = limit
+
+    def check_and_add(self, sender: str, nonce: str, now: float) -> bool:
+        """False if this nonce was already seen from this sender."""
+        while self._seen:
+            key, seen_at = next(iter(self._seen.items()))
+            if seen_at >= now - self._window and len(self._seen) < self._limit:
+                break
+            del self._seen[key]
+        key = (sender, nonce)
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True
+
+
+@dataclass
+class NodeContext:
+    data_dir: Path
+    config: NodeConfig
+    keys: NodeKeys
+    storage: Storage
+    peers: PeerClient
+    clock: Callable[[], float] = time.time
+    signed_roster: SignedRoster | None = None
+    founder_public: bytes | None = None
+    replay: ReplayGuard = field(default_factory=ReplayGuard)
+
+    @property
+    def node_id(self) -> str:
+        return self.keys.node_id
+
+    @property
+    def roster(self) -> Roster:
+        """The current roster; NotFound if this node has not joined a federation."""
+        if self.signed_roster is None:
+            raise NotFound(
+                "this node is not in a federation yet; run mpc-backend federation create "
+                "or mpc-backend join TOKEN",
+                code="no_federation",
+            )
+        return self.signed_roster.roster
+
+    @property
+    def federation_id(self) -> str:
+        return self.roster.federation_id
+
+    @property
+    def is_founder(self) -> bool:
+        return self.signed_roster is not None and self.roster.founder == self.node_id
+
+    def me(self) -> MemberInfo:
+        return MemberInfo.of_keys(self.keys, self.config.name, self.config.peer_url,
+                                  self.config.capacity, self.config.input_only)
+
+    def verify(
+        self,
+        envelope: Any,
+        msg_type: str,
+        lookup: Callable[[str], bytes | None] | None = None,
+        *,
+        remote: str | None = None,
+    ) -> dict[str, Any]:
+        """Body of an authentic, fresh, first-seen envelope; Forbidden or Conflict otherwise."""
+        federation = self.federation_id
+        try:
+            body = verify_envelope(
+                envelope,
+                lookup or self.roster.signing_key,
+                msg_type,
+                federation,
+                MAX_MESSAGE_AGE_S,
+                now=self.clock(),
+            )
+        except AuthError as err:
+            sender = envelope.get("sender") if isinstance(envelope, dict) else None
+            log.warning(
+                "rejected %s message from %s (%s): %s: %s",
+                msg_type, sender if isinstance(sender, str) else "?", remote or "?",
+                type(err).__name__, err,
+            )
+            raise Forbidden(str(err), code="auth_failed") from None
+        if not self.replay.check_and_add(envelope["sender"], envelope["nonce"], self.clock()):
+            log.warning("rejected replayed %s message from %s", msg_type, envelope["sender"])
+            raise Conflict(
+                f"replayed {msg_type} message (nonce already seen)", code="replay"
+            )
+        return body

@@ -1,0 +1,436 @@
+"""Federation membership: create, invite, join, task proposals, roster distribution.
+
+Bootstrap: ``federation create`` makes a random federation id and roster v1
+holding only the founder, signed by the founder. ``invite`` stores
+``hash_secret(secret)`` and an expiry and prints a token carrying the founder's
+URL and key fingerprint. ``join TOKEN`` makes the joiner's node send a join
+request signed with its own key (proof of possession) and the secret to the
+founder's ``/peer/v1/join``; the founder checks the secret's hash, expiry and
+one-time use, adds the member, bumps the version, signs, answers with the new
+roster and pushes it to every member. The joiner accepts it only if the
+founder's keys match the fingerprint in the token, and pins the founder key.
+
+The founder is the only authority in this version: it alone publishes rosters
+(members and tasks); any member may propose a task, which the founder
+validates and publishes. Roster changes arriving together (a burst of joins)
+are coalesced into one new version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from mpc_backend.crypto import (
+    InvalidInviteError,
+    b64url_decode,
+    b64url_encode,
+    hash_secret,
+    make_invite,
+    node_id_of,
+    parse_invite,
+    sign_envelope,
+)
+from mpc_backend.protocol import TaskSpec
+from mpc_backend.storage import InviteStatus
+
+from .context import NodeContext
+from .errors import BadGateway, BadRequest, Conflict, Forbidden, NodeError, Unprocessable
+from .peers import PeerError, PeerRejected
+from .roster import MemberInfo, Roster, RosterError, RosterTask, sign_roster, verify_roster
+
+log = logging.getLogger("mpc_backend.federation")
+
+FOUNDER_KEY_META = "founder_signing_public"
+MAX_INVITE_TTL_S = 30 * 24 * 3600
+_COALESCE_S = 0.05
+
+Mutation = Callable[[Roster], tuple[list[MemberInfo], list[RosterTask]]]
+
+
+class FederationService:
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self._pending: list[tuple[Mutation, asyncio.Future[Roster]]] = []
+        self._publisher: asyncio.Task[None] | None = None
+        self._push_wakeup = asyncio.Event()
+        self._pushed: dict[str, int] = {}  # member -> roster version it acknowledged
+        self._push_failures: dict[str, int] = {}
+        self._adopt_lock = asyncio.Lock()
+
+    # -- start-up -------------------------------------------------------------
+    async def load(self) -> None:
+        wire = await self.ctx.storage.get_roster()
+        pinned = await self.ctx.storage.get_meta(FOUNDER_KEY_META)
+        if wire is None or pinned is None:
+            return
+        self.ctx.founder_public = b64url_decode(pinned)
+        self.ctx.signed_roster = verify_roster(wire, self.ctx.founder_public)
+
+    async def refresh_from_founder(self) -> None:
+        """Catch up on roster versions pushed while this node was down."""
+        if self.ctx.signed_roster is None or self.ctx.is_founder:
+            return
+        founder = self.ctx.roster.founder_member
+        if founder.url is None:
+            return
+        env = sign_envelope(self.ctx.keys, "roster-fetch", self.ctx.federation_id, {},
+                            now=self.ctx.clock())
+        try:
+            answer = await self.ctx.peers.post(founder.url, "/peer/v1/roster/fetch", env)
+            await self.adopt(answer.get("roster"))
+        except (PeerError, RosterError, NodeError) as err:
+            log.warning("could not refresh the roster from the founder: %s", err)
+
+    # -- founder: create / invite -----------------------------------------------
+    async def create(self, name: str) -> Roster:
+        if self.ctx.signed_roster is not None:
+            raise Conflict(
+                f"this node is already in federation {self.ctx.roster.name!r}",
+                code="already_member",
+            )
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            raise BadRequest("name must be 1-100 characters", field="name")
+        me = self.ctx.me()
+        now = self.ctx.clock()
+        roster = Roster(
+            federation_id=secrets.token_hex(16),
+            name=name.strip(),
+            version=1,
+            issued_at=now,
+            founder=me.node_id,
+            members=(replace(me, joined_at=now),),
+        )
+        signed = sign_roster(self.ctx.keys, roster)
+        self.ctx.founder_public = self.ctx.keys.signing_public
+        await self.ctx.storage.set_meta(FOUNDER_KEY_META, b64url_encode(self.ctx.founder_public))
+        await self._store(signed.wire(), roster.version)
+        self.ctx.signed_roster = signed
+        log.info("created federation %s (%s)", roster.name, roster.federation_id)
+        return roster
+
+    def _require_founder(self, what: str) -> None:
+        if not self.ctx.is_founder:
+            founder = self.ctx.roster.founder_member
+            raise Forbidden(
+                f"only the founder ({founder.name}) can {what} in this version",
+                code="not_founder",
+            )
+
+    async def invite(self, ttl_s: int) -> dict[str, Any]:
+        self._require_founder("issue invites")
+        valid = isinstance(ttl_s, int) and not isinstance(ttl_s, bool)
+        if not valid or not 0 < ttl_s <= MAX_INVITE_TTL_S:
+            raise BadRequest(
+                f"expires_s must be a whole number of seconds in 1..{MAX_INVITE_TTL_S}",
+                field="expires_s",
+            )
+        token, secret_hash, expires_at = make_invite(
+            self.ctx.config.peer_url, self.ctx.keys.fingerprint, self.ctx.federation_id, ttl_s,
+            now=self.ctx.clock(),
+        )
+        await self.ctx.storage.add_invite(secret_hash, expires_at)
+        log.info("issued an invite valid for %d s", ttl_s)
+        return {"token": token, "expires_at": expires_at}
+
+    # -- joiner ----------------------------------------------------------------
+    async def join(self, token: str) -> Roster:
+        if self.ctx.signed_roster is not None:
+            raise Conflict(
+                f"this node is already in federation {self.ctx.roster.name!r}",
+                code="already_member",
+            )
+        if not isinstance(token, str):
+            raise BadRequest("token must be a string", field="token")
+        try:
+            invite = parse_invite(token, now=self.ctx.clock())
+        except InvalidInviteError as err:
+            raise Unprocessable(str(err), field="token", code="invalid_invite") from None
+        me = self.ctx.me()
+        envelope = sign_envelope(
+            self.ctx.keys, "join", invite.federation_id,
+            {"secret": invite.secret, "member": me.to_dict()}, now=self.ctx.clock(),
+        )
+        try:
+            answer = await self.ctx.peers.post(invite.founder_url, "/peer/v1/join", envelope)
+        except PeerRejected as err:
+            raise BadGateway(f"the founder refused the join: {err.peer_message}") from None
+        except PeerError as err:
+            raise BadGateway(f"could not reach the founder: {err}") from None
+        try:
+            signed = verify_roster(answer.get("roster"))
+        except RosterError as err:
+            raise BadGateway(f"the founder sent an invalid roster: {err}") from None
+        roster = signed.roster
+        if roster.founder_member.fingerprint != invite.founder_fingerprint:
+            raise BadGateway(
+                "the node at the invite's URL does not hold the founder key named in the "
+                "invite (fingerprint mismatch); do not join, and check the URL with the founder",
+                code="fingerprint_mismatch",
+            )
+        if roster.federation_id != invite.federation_id or roster.member(me.node_id) is None:
+            raise BadGateway("the founder's roster does not admit this node")
+        founder_key = roster.founder_member.signing_public
+        await self.ctx.storage.set_meta(FOUNDER_KEY_META, b64url_encode(founder_key))
+        self.ctx.founder_public = founder_key
+        await self._store(signed.wire(), roster.version)
+        self.ctx.signed_roster = signed
+        log.info("joined federation %s (roster v%d)", roster.name, roster.version)
+        return roster
+
+    # -- founder: handling peers -------------------------------------------------
+    async def handle_join(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        member_data = envelope.get("body", {}).get("member") if isinstance(envelope, dict) else None
+        try:
+            candidate = MemberInfo.from_dict(member_data)
+        except RosterError as err:
+            raise BadRequest(str(err), field="body.member") from None
+
+        def lookup(sender: str) -> bytes | None:
+            key = candidate.signing_public
+            return key if node_id_of(key) == sender else None
+
+        body = self.ctx.verify(envelope, "join", lookup, remote=remote)
+        self._require_founder("admit members")
+        secret = body.get("secret")
+        if not isinstance(secret, str):
+            raise BadRequest("secret must be a string", field="body.secret")
+        status = await self.ctx.storage.consume_invite(
+            hash_secret(secret), self.ctx.clock(), candidate.node_id
+        )
+        if status is not InviteStatus.OK:
+            log.warning("refused a join from %s: invite %s", candidate.node_id, status.value)
+            raise Forbidden(
+                {
+                    InviteStatus.UNKNOWN: "invite not recognised by this founder",
+                    InviteStatus.EXPIRED: "invite expired; ask the founder for a new one",
+                    InviteStatus.USED: "invite already used; ask the founder for a new one",
+                }[status],
+                code=f"invite_{status.value}",
+            )
+
+        def admit(roster: Roster) -> tuple[list[MemberInfo], list[RosterTask]]:
+            if roster.member(candidate.node_id) is not None:
+                return [], []
+            joined = replace(candidate, joined_at=self.ctx.clock())
+            return [joined], []
+
+        roster = await self._mutate(admit)
+        log.info("admitted %s (%s) as member", candidate.name, candidate.node_id)
+        return {"roster": self.ctx.signed_roster.wire() if self.ctx.signed_roster else None,
+                "version": roster.version}
+
+    async def handle_roster_push(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        founder = self.ctx.roster.founder
+        body = self.ctx.verify(
+            envelope, "roster",
+            lambda s: self.ctx.founder_public if s == founder else None, remote=remote,
+        )
+        return {"version": await self.adopt(body.get("roster"))}
+
+    async def handle_roster_fetch(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        self.ctx.verify(envelope, "roster-fetch", remote=remote)
+        assert self.ctx.signed_roster is not None
+        return {"roster": self.ctx.signed_roster.wire()}
+
+    async def adopt(self, wire: Any) -> int:
+        """Accept a pushed roster if it is newer and signed by the pinned founder."""
+        async with self._adopt_lock:
+            return await self._adopt(wire)
+
+    async def _adopt(self, wire: Any) -> int:
+        try:
+            signed = verify_roster(wire, self.ctx.founder_public)
+        except RosterError as err:
+            log.warning("rejected a roster: %s", err)
+            raise Forbidden(str(err), code="bad_roster") from None
+        current = self.ctx.roster
+        if signed.roster.federation_id != current.federation_id:
+            raise Forbidden("roster is for another federation", code="bad_roster")
+        if signed.roster.version < current.version:
+            raise Conflict(
+                f"stale roster v{signed.roster.version}; this node has v{current.version}",
+                code="stale_roster",
+            )
+        if signed.roster.version > current.version:
+            await self._store(signed.wire(), signed.roster.version)
+            self.ctx.signed_roster = signed
+            log.info("roster updated to v%d (%d members, %d tasks)", signed.roster.version,
+                     len(signed.roster.members), len(signed.roster.tasks))
+        return self.ctx.roster.version
+
+    # -- tasks -------------------------------------------------------------------
+    async def propose_task(self, spec_data: Any) -> dict[str, Any]:
+        spec = _parse_spec(spec_data)
+        if self.ctx.is_founder:
+            return await self._publish_task(spec, self.ctx.node_id)
+        founder = self.ctx.roster.founder_member
+        if founder.url is None:
+            raise BadGateway("the founder has no public URL")
+        envelope = sign_envelope(self.ctx.keys, "task-proposal", self.ctx.federation_id,
+                                 {"spec": spec.to_dict()}, now=self.ctx.clock())
+        try:
+            answer = await self.ctx.peers.post(founder.url, "/peer/v1/tasks", envelope)
+        except PeerRejected as err:
+            error = NodeError(f"the founder refused the task: {err.peer_message}")
+            error.status, error.code = err.status, err.code
+            raise error from None
+        except PeerError as err:
+            raise BadGateway(f"could not reach the founder: {err}") from None
+        await self.adopt(answer.get("roster"))
+        return {k: v for k, v in answer.items() if k != "roster"}
+
+    async def handle_task_proposal(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        body = self.ctx.verify(envelope, "task-proposal", remote=remote)
+        self._require_founder("publish tasks")
+        spec = _parse_spec(body.get("spec"))
+        answer = await self._publish_task(spec, envelope["sender"])
+        assert self.ctx.signed_roster is not None
+        return {**answer, "roster": self.ctx.signed_roster.wire()}
+
+    async def _publish_task(self, spec: TaskSpec, proposer: str) -> dict[str, Any]:
+        added: list[RosterTask] = []
+
+        def add(roster: Roster) -> tuple[list[MemberInfo], list[RosterTask]]:
+            existing = roster.task(spec.task_id)
+            if existing is not None:
+                if existing.spec == spec:
+                    added.append(existing)
+                    return [], []
+                raise Conflict(
+                    f"task {spec.task_id!r} already exists with different settings; "
+                    "pick another metric name or task id",
+                    field="task_id", code="task_exists",
+                )
+            eligible = [m for m in roster.members if not m.input_only]
+            if len(eligible) < spec.k:
+                raise Unprocessable(
+                    f"task needs a committee of {spec.k} but only {len(eligible)} member(s) "
+                    "accept compute work; invite more hubs first",
+                    field="k", code="too_few_members",
+                )
+            task = RosterTask(spec, self.ctx.clock(), proposer)
+            added.append(task)
+            return [], [task]
+
+        roster = await self._mutate(add)
+        task = added[0]
+        log.info("published task %s (roster v%d)", spec.task_id, roster.version)
+        return {
+            "task": task_view(task),
+            "roster_version": roster.version,
+        }
+
+    # -- roster publication (founder) ----------------------------------------------
+    async def _mutate(self, mutation: Mutation) -> Roster:
+        future: asyncio.Future[Roster] = asyncio.get_running_loop().create_future()
+        self._pending.append((mutation, future))
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.create_task(self._publish())
+        return await future
+
+    async def _publish(self) -> None:
+        while self._pending:
+            await asyncio.sleep(_COALESCE_S)  # let a burst of joins land in one version
+            batch, self._pending = self._pending, []
+            current = self.ctx.roster
+            new_members: list[MemberInfo] = []
+            new_tasks: list[RosterTask] = []
+            applied: list[asyncio.Future[Roster]] = []
+            draft = current
+            for mutation, future in batch:
+                try:
+                    members, tasks = mutation(draft)
+                except NodeError as err:
+                    future.set_exception(err)
+                    continue
+                new_members += members
+                new_tasks += tasks
+                draft = current.with_changes(members=new_members, tasks=new_tasks,
+                                             issued_at=self.ctx.clock())
+                applied.append(future)
+            if new_members or new_tasks:
+                for member in new_members:  # joiners get this version in their answer
+                    self._pushed[member.node_id] = draft.version
+                signed = sign_roster(self.ctx.keys, draft)
+                await self._store(signed.wire(), draft.version)
+                self.ctx.signed_roster = signed
+                self._push_wakeup.set()
+            for future in applied:
+                if not future.done():
+                    future.set_result(self.ctx.roster)
+
+    async def _store(self, wire: dict[str, Any], version: int) -> None:
+        await self.ctx.storage.put_roster(version, wire)
+
+    async def push_loop(self) -> None:
+        """Founder: keep every member with a URL on the latest roster version."""
+        timing = self.ctx.config.timing
+        retry_in: float | None = None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._push_wakeup.wait(), retry_in)
+            self._push_wakeup.clear()
+            retry_in = None
+            if not self.ctx.is_founder or self.ctx.signed_roster is None:
+                continue
+            version = self.ctx.roster.version
+            targets = [
+                m for m in self.ctx.roster.members
+                if m.url and m.node_id != self.ctx.node_id
+                and self._pushed.get(m.node_id, 0) < version
+            ]
+            if not targets:
+                continue
+            envelope = sign_envelope(self.ctx.keys, "roster", self.ctx.federation_id,
+                                     {"roster": self.ctx.signed_roster.wire()},
+                                     now=self.ctx.clock())
+            results = await asyncio.gather(
+                *(self._push_one(m, envelope, version) for m in targets), return_exceptions=True
+            )
+            if any(r is not True for r in results):
+                # Retry laggards later with backoff; they also fetch the roster at start-up.
+                failures = max(self._push_failures.values(), default=1)
+                retry_in = min(timing.backoff_s * 2 ** min(failures, 8), 60.0)
+
+    async def _push_one(self, member: MemberInfo, envelope: dict[str, Any], version: int) -> bool:
+        assert member.url is not None
+        try:
+            answer = await self.ctx.peers.post(member.url, "/peer/v1/roster", envelope)
+            self._pushed[member.node_id] = max(int(answer.get("version", version)), version)
+            self._push_failures.pop(member.node_id, None)
+            return True
+        except PeerError as err:
+            self._push_failures[member.node_id] = self._push_failures.get(member.node_id, 0) + 1
+            log.info("roster v%d not yet delivered to %s: %s", version, member.name, err)
+            return False
+
+
+def _parse_spec(data: Any) -> TaskSpec:
+    if not isinstance(data, dict):
+        raise BadRequest("task must be a JSON object", field="task")
+    try:
+        return TaskSpec.from_dict(data)
+    except ValueError as err:
+        # TaskSpec's messages start with the offending field's name.
+        first_word = str(err).split(" ", 1)[0]
+        field = first_word if first_word in TaskSpec.__dataclass_fields__ else None
+        raise BadRequest(str(err), field=field, code="invalid_task") from None
+
+
+def task_view(task: RosterTask) -> dict[str, Any]:
+    """The public JSON form of a task (API and CLI)."""
+    spec = task.spec
+    return {
+        "task": spec.task_id,
+        "spec": spec.to_dict(),
+        "added_at": task.added_at,
+        "proposed_by": task.proposed_by,
+        "first_round": task.first_round(),
+        "first_round_starts_at": task.first_round() * spec.period_s,
+    }

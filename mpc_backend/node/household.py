@@ -1,0 +1,251 @@
+"""The household side of a round: turn one reading into sealed shares and deliver them.
+
+reading -> ``encode_report`` -> Shamir shares (degree t, one per committee seat,
+x = seat + 1) -> each share packed as little-endian uint64, HPKE-sealed to its
+committee member with the share context (federation, task, round, sender,
+recipient) -> one signed ``shares`` envelope per member (several tasks' shares
+can ride in one envelope) -> ``POST /peer/v1/shares``.
+
+The node keeps an outbox: before anything is sent, the sealed shares are
+committed to storage, so a retry (in the background until the round's window
+closes, or when Home Assistant resends the same reading) sends the very same
+ciphertexts and the committee sees an idempotent duplicate, not a second
+contribution. The value itself is never stored, only an HMAC of it under a
+local key, which is enough to tell "same reading again" (200) from "a different
+reading for a round already contributed to" (409).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from mpc_backend.arith import FieldRNG, shamir_share
+from mpc_backend.crypto import (
+    AuthError,
+    NodeKeys,
+    b64url_encode,
+    seal_share,
+    share_aad,
+    sign_envelope,
+    verify_envelope,
+)
+from mpc_backend.protocol import TaskSpec, encode_report
+from mpc_backend.storage import Contribution, Delivery
+
+from .context import MAX_MESSAGE_AGE_S, NodeContext
+from .errors import BadRequest, Conflict, NodeError, NotFound, Unavailable, Unprocessable
+from .peers import PeerError
+from .roster import MemberInfo
+from .wire import pack_elements
+
+log = logging.getLogger("mpc_backend.household")
+
+MAC_KEY_META = "contribution_mac_key"
+
+
+def seal_report(
+    keys: NodeKeys,
+    federation_id: str,
+    spec: TaskSpec,
+    round_id: int,
+    committee: Sequence[MemberInfo],
+    value: float,
+    rng: FieldRNG,
+) -> list[bytes]:
+    """One sealed share per committee seat; ValueError if ``value`` is outside the range."""
+    vector = encode_report(spec, value)
+    shares = shamir_share(vector, spec.t, len(committee), rng)
+    return [
+        seal_share(
+            member.hpke_public,
+            member.hpke_suite,
+            pack_elements(shares[seat]),
+            share_aad(federation_id, spec.task_id, round_id, keys.node_id, member.node_id),
+        )
+        for seat, member in enumerate(committee)
+    ]
+
+
+def shares_envelope(
+    keys: NodeKeys,
+    federation_id: str,
+    items: Sequence[tuple[str, int, bytes]],
+    now: float | None = None,
+) -> dict[str, Any]:
+    """A signed ``shares`` message carrying (task, round, ciphertext) items for one member."""
+    return sign_envelope(
+        keys,
+        "shares",
+        federation_id,
+        {"items": [{"task": t, "round": r, "ct": b64url_encode(ct)} for t, r, ct in items]},
+        now=now,
+    )
+
+
+def check_ack(
+    answer: dict[str, Any], member: MemberInfo, federation_id: str, now: float | None = None
+) -> bool:
+    """Whether ``answer`` is the member's signed acknowledgement."""
+    try:
+        verify_envelope(answer.get("ack"), lambda s: member.signing_public
+                        if s == member.node_id else None, "shares-ack", federation_id,
+                        MAX_MESSAGE_AGE_S, now=now)
+    except AuthError:
+        return False
+    return True
+
+
+def round_of(spec: TaskSpec, now: float) -> int:
+    return math.floor(now / spec.period_s)
+
+
+class ContributionService:
+    """This household's readings: validate, seal, store in the outbox, deliver, retry."""
+
+    def __init__(self, ctx: NodeContext, deliver_local: Any) -> None:
+        self.ctx = ctx
+        self._deliver_local = deliver_local  # IngestService.handle_shares, for our own seat
+        self._rng = FieldRNG()
+        self._mac_key: bytes | None = None
+        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self.accepted = 0
+
+    async def _mac(self, task: str, round_id: int, value: float) -> bytes:
+        if self._mac_key is None:
+            stored = await self.ctx.storage.get_meta(MAC_KEY_META)
+            if stored is None:
+                stored = secrets.token_hex(32)
+                await self.ctx.storage.set_meta(MAC_KEY_META, stored)
+            self._mac_key = bytes.fromhex(stored)
+        msg = f"{task}\x00{round_id}\x00{float(value)!r}".encode()
+        return hmac.new(self._mac_key, msg, hashlib.sha256).digest()
+
+    async def contribute(self, task_id: Any, value: Any) -> dict[str, Any]:
+        if not isinstance(task_id, str) or not task_id:
+            raise BadRequest("task must be a task id string", field="task")
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not numeric or not math.isfinite(value):
+            raise BadRequest("value must be a finite number", field="value")
+        roster = self.ctx.roster
+        rtask = roster.task(task_id)
+        if rtask is None:
+            raise NotFound(f"unknown task {task_id!r}; list tasks with mpc-backend status",
+                           field="task", code="unknown_task")
+        spec = rtask.spec
+        now = self.ctx.clock()
+        round_id = round_of(spec, now)
+        round_end = (round_id + 1) * spec.period_s
+        if round_id < rtask.first_round():
+            starts = rtask.first_round() * spec.period_s
+            raise Unprocessable(
+                f"task {task_id!r} starts with round {rtask.first_round()} in "
+                f"{starts - now:.0f} s; send the reading then",
+                field="task", code="outside_round_window",
+            )
+        if not spec.low <= value <= spec.high:
+            raise Unprocessable(
+                f"value {value} is outside the task range [{spec.low}, {spec.high}]",
+                field="value", code="out_of_range",
+            )
+        lock = self._locks.setdefault((task_id, round_id), asyncio.Lock())
+        async with lock:
+            answer = await self._contribute_locked(spec, round_id, round_end, float(value))
+        self._locks.pop((task_id, round_id), None)
+        return answer
+
+    async def _contribute_locked(
+        self, spec: TaskSpec, round_id: int, round_end: float, value: float
+    ) -> dict[str, Any]:
+        storage = self.ctx.storage
+        mac = await self._mac(spec.task_id, round_id, value)
+        existing = await storage.get_contribution(spec.task_id, round_id)
+        duplicate = existing is not None
+        if existing is not None:
+            if not hmac.compare_digest(existing.value_mac, mac):
+                raise Conflict(
+                    f"this household already contributed a different value to {spec.task_id!r} "
+                    f"round {round_id}; one contribution per round",
+                    code="duplicate_contribution",
+                )
+            committee_ids = existing.committee
+        else:
+            committee = self.ctx.roster.committee(spec.task_id, round_id)
+            try:
+                sealed = seal_report(self.ctx.keys, self.ctx.federation_id, spec, round_id,
+                                     committee, value, self._rng)
+            except ValueError as err:
+                raise Unprocessable(str(err), field="value", code="out_of_range") from None
+            contribution = Contribution(spec.task_id, round_id, mac,
+                                        tuple(m.node_id for m in committee), round_end,
+                                        self.ctx.clock())
+            deliveries = [Delivery(spec.task_id, round_id, m.node_id, ct, False, 0)
+                          for m, ct in zip(committee, sealed, strict=True)]
+            await storage.put_contribution(contribution, deliveries)
+            committee_ids = contribution.committee
+        pending = [d for d in await storage.deliveries(spec.task_id, round_id) if not d.acked]
+        await asyncio.gather(*(self._deliver(d) for d in pending))
+        final = await storage.deliveries(spec.task_id, round_id)
+        delivered = sum(d.acked for d in final)
+        if delivered < spec.t + 1:
+            raise Unavailable(
+                f"only {delivered} of {spec.k} committee members acknowledged; the node keeps "
+                f"retrying until round {round_id} closes",
+                code="committee_unreachable",
+            )
+        if not duplicate:
+            self.accepted += 1
+        log.info("contributed to %s round %d (%d/%d committee acks)", spec.task_id, round_id,
+                 delivered, spec.k)
+        return {
+            "task": spec.task_id,
+            "round": round_id,
+            "status": "accepted",
+            "duplicate": duplicate,
+            "acknowledged_by": delivered,
+            "committee_size": spec.k,
+            "committee": list(committee_ids),
+            "round_ends_at": round_end,
+        }
+
+    async def _deliver(self, delivery: Delivery) -> bool:
+        roster = self.ctx.roster
+        member = roster.member(delivery.member)
+        if member is None:
+            return False
+        envelope = shares_envelope(self.ctx.keys, roster.federation_id,
+                                   [(delivery.task, delivery.round, delivery.ciphertext)],
+                                   now=self.ctx.clock())
+        try:
+            if member.node_id == self.ctx.node_id:
+                answer = await self._deliver_local(envelope, "local")
+            elif member.url is None:
+                return False
+            else:
+                answer = await self.ctx.peers.post(member.url, "/peer/v1/shares", envelope)
+            acked = check_ack(answer, member, roster.federation_id, self.ctx.clock())
+        except (PeerError, NodeError) as err:
+            log.info("share for %s round %d not delivered to %s: %s", delivery.task,
+                     delivery.round, member.name, err)
+            acked = False
+        await self.ctx.storage.mark_delivery(delivery.task, delivery.round, delivery.member, acked)
+        return acked
+
+    async def retry_loop(self) -> None:
+        """Re-send unacknowledged shares while their round still accepts them."""
+        grace = self.ctx.config.timing.grace_s
+        while True:
+            await asyncio.sleep(max(1.0, grace))
+            if self.ctx.signed_roster is None:
+                continue
+            try:
+                pending = await self.ctx.storage.pending_deliveries(self.ctx.clock() - grace)
+                await asyncio.gather(*(self._deliver(d) for d in pending))
+            except Exception:  # a retry round must never end the loop
+                log.exception("share re-delivery failed")

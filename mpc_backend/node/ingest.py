@@ -1,0 +1,136 @@
+"""The committee side of a round: accept sealed shares from households.
+
+For each ``shares`` envelope, in this order (cheapest check first):
+signature by a roster member and freshness (403), nonce not seen before (409),
+well-formed items (400), known task (404), round window and committee seat
+(422), the HPKE ciphertext opens under the share context (403, logged without
+content), the plaintext is the right number of field elements (422). Then all
+items of the envelope are committed to storage atomically, and only then
+acknowledged with a signed ``shares-ack``. Per (task, round, sender) exactly one
+share is kept: the same ciphertext again is an idempotent 200, a different one
+409.
+
+Window: round r of a task with period p spans [r p, (r + 1) p); its shares are
+accepted from ``grace_s`` before it starts (clock skew) until ``grace_s`` after it
+ends, and never once this member has started closing the round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from mpc_backend.crypto import DecryptionError, b64url_decode, share_aad, sign_envelope
+from mpc_backend.protocol import vector_length
+from mpc_backend.storage import PutOutcome, ShareRecord
+
+from .context import NodeContext
+from .errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from .wire import unpack_elements
+
+log = logging.getLogger("mpc_backend.ingest")
+
+MAX_ITEMS = 256
+
+
+class IngestService:
+    def __init__(self, ctx: NodeContext, closing: dict[tuple[str, int], float]) -> None:
+        self.ctx = ctx
+        self._closing = closing  # rounds this member has started closing (shared with rounds)
+        self.accepted = 0
+        self.rejected = 0
+
+    async def handle_shares(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        try:
+            return await self._handle(envelope, remote)
+        except Exception:
+            self.rejected += 1
+            raise
+
+    async def _handle(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        body = self.ctx.verify(envelope, "shares", remote=remote)
+        items = body.get("items")
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
+            raise BadRequest(f"items must be a list of 1-{MAX_ITEMS} shares", field="body.items")
+        now = self.ctx.clock()
+        records: list[ShareRecord] = []
+        for index, item in enumerate(items):
+            record = self._open_item(envelope["sender"], item, f"body.items[{index}]", now)
+            if any((r.task, r.round) == (record.task, record.round) for r in records):
+                raise BadRequest("an envelope may carry one share per task and round",
+                                 field=f"body.items[{index}]")
+            records.append(record)
+        outcome = await self.ctx.storage.put_shares(records)
+        if outcome is PutOutcome.CONFLICT:
+            log.warning("refused a second, different contribution from %s", envelope["sender"])
+            raise Conflict(
+                "a different share from this sender is already stored for that task and round; "
+                "one contribution per member per task per round",
+                code="duplicate_contribution",
+            )
+        if outcome is PutOutcome.STORED:
+            self.accepted += len(records)
+        ack = sign_envelope(
+            self.ctx.keys, "shares-ack", self.ctx.federation_id,
+            {"items": [[r.task, r.round] for r in records],
+             "duplicate": outcome is PutOutcome.DUPLICATE},
+            now=now,
+        )
+        return {"ack": ack}
+
+    def _open_item(self, sender: str, item: Any, where: str, now: float) -> ShareRecord:
+        """Check one item and open its share; the errors name the item's field."""
+        if not isinstance(item, dict):
+            raise BadRequest("each item must be an object", field=where)
+        task_id, round_id, ct_text = item.get("task"), item.get("round"), item.get("ct")
+        if not isinstance(task_id, str):
+            raise BadRequest("task must be a string", field=f"{where}.task")
+        if isinstance(round_id, bool) or not isinstance(round_id, int) or round_id < 0:
+            raise BadRequest("round must be a non-negative integer", field=f"{where}.round")
+        if not isinstance(ct_text, str):
+            raise BadRequest("ct must be a base64url string", field=f"{where}.ct")
+        roster = self.ctx.roster
+        rtask = roster.task(task_id)
+        if rtask is None:
+            raise NotFound(f"unknown task {task_id!r}", field=f"{where}.task",
+                           code="unknown_task")
+        spec = rtask.spec
+        start, end = round_id * spec.period_s, (round_id + 1) * spec.period_s
+        grace = self.ctx.config.timing.grace_s
+        if (
+            round_id < rtask.first_round()
+            or not start - grace <= now < end + grace
+            or (task_id, round_id) in self._closing
+        ):
+            raise Unprocessable(
+                f"round {round_id} of {task_id!r} is not accepting shares (the current "
+                f"round is {int(now // spec.period_s)})",
+                field=f"{where}.round", code="outside_round_window",
+            )
+        me = self.ctx.node_id
+        if me not in (m.node_id for m in roster.committee(task_id, round_id)):
+            raise Unprocessable(
+                f"this node is not on the committee of {task_id!r} round {round_id}",
+                field=f"{where}.round", code="not_on_committee",
+            )
+        try:
+            ciphertext = b64url_decode(ct_text)
+        except ValueError:
+            raise BadRequest("ct is not base64url", field=f"{where}.ct") from None
+        aad = share_aad(roster.federation_id, task_id, round_id, sender, me)
+        try:
+            plaintext = self.ctx.keys.open_share(ciphertext, aad)
+        except DecryptionError as err:
+            log.warning("rejected a share from %s for %s round %d: %s", sender, task_id,
+                        round_id, err)
+            raise Forbidden(str(err), field=f"{where}.ct", code="decryption_failed") from None
+        try:
+            unpack_elements(plaintext, vector_length(spec))
+        except ValueError as err:
+            log.warning("rejected a malformed share from %s for %s round %d: %s", sender,
+                        task_id, round_id, err)
+            raise Unprocessable(f"malformed share: {err}", field=f"{where}.ct",
+                                code="malformed_share") from None
+        return ShareRecord(task_id, round_id, sender, hashlib.sha256(ciphertext).digest(),
+                           plaintext, now)

@@ -1,0 +1,195 @@
+"""A running household node: its services, background loops and status.
+
+Background loops: the round scheduler (closes rounds this node sits on the
+committee of), the outbox (re-sends unacknowledged shares), the founder's
+roster pusher, and housekeeping (drops outbox ciphertexts and round
+commitments once rounds are long over). At start a member fetches the latest
+roster from the founder, catching up on anything pushed while it was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from mpc_backend import __version__
+from mpc_backend.crypto import NodeKeys
+from mpc_backend.storage import Storage
+
+from .config import NodeConfig
+from .context import NodeContext
+from .federation import FederationService, task_view
+from .household import ContributionService, round_of
+from .ingest import IngestService
+from .peers import PeerClient
+from .results import ResultService, iso
+from .rounds import RoundService
+
+log = logging.getLogger("mpc_backend.node")
+
+PRUNE_EVERY_S = 60.0
+KEEP_ROUND_STATE_S = 24 * 3600.0
+_ONLINE_CACHE_S = 5.0
+
+
+class Node:
+    def __init__(
+        self,
+        data_dir: Path,
+        config: NodeConfig,
+        keys: NodeKeys,
+        storage: Storage,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ctx = NodeContext(data_dir, config, keys, storage, PeerClient(config.timing), clock)
+        self.federation = FederationService(self.ctx)
+        self.results = ResultService(self.ctx)
+        self.rounds = RoundService(self.ctx, self.results)
+        self.ingest = IngestService(self.ctx, self.rounds.closing)
+        self.household = ContributionService(self.ctx, self.ingest.handle_shares)
+        self.started_at = clock()
+        self._loops: list[asyncio.Task[None]] = []
+        self._online: tuple[float, dict[str, bool]] = (0.0, {})
+
+    async def start(self) -> None:
+        await self.ctx.storage.open()
+        await self.ctx.peers.start()
+        await self.federation.load()
+        for loop in (
+            self.rounds.scheduler_loop,
+            self.household.retry_loop,
+            self.federation.push_loop,
+            self._housekeeping,
+            self.federation.refresh_from_founder,
+        ):
+            self._spawn(loop)
+        roster = self.ctx.signed_roster.roster if self.ctx.signed_roster else None
+        log.info(
+            "node %s (%s) started; %s", self.ctx.config.name, self.ctx.node_id,
+            f"federation {roster.name} roster v{roster.version}" if roster else "no federation yet",
+        )
+
+    def _spawn(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._loops.append(asyncio.create_task(loop()))
+
+    async def stop(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.rounds.drain()
+        await self.results.drain()
+        await self.ctx.peers.close()
+        await self.ctx.storage.close()
+        log.info("node stopped")
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_S)
+            try:
+                before = self.ctx.clock() - KEEP_ROUND_STATE_S
+                await self.ctx.storage.prune(before)
+                self.rounds.forget_before(before)
+            except Exception:  # housekeeping failures must not stop the node
+                log.exception("housekeeping failed")
+
+    async def members_online(self) -> dict[str, bool]:
+        stamp, cached = self._online
+        now = time.monotonic()
+        if now - stamp < _ONLINE_CACHE_S:
+            return cached
+        members = [m for m in self.ctx.roster.members if m.url]
+        checks = await asyncio.gather(*(
+            self.ctx.peers.ping(m.url) if m.node_id != self.ctx.node_id else _true()
+            for m in members if m.url
+        ))
+        online = {m.node_id: ok for m, ok in zip(members, checks, strict=True)}
+        self._online = (now, online)
+        return online
+
+    async def status(self) -> dict[str, Any]:
+        ctx = self.ctx
+        now = ctx.clock()
+        identity = {
+            "node_id": ctx.node_id,
+            "name": ctx.config.name,
+            "fingerprint": ctx.keys.fingerprint,
+            "hpke_suite": ctx.keys.hpke_suite,
+            "url": ctx.config.peer_url,
+            "capacity": ctx.config.capacity,
+            "input_only": ctx.config.input_only,
+            "version": __version__,
+            "uptime_s": round(now - self.started_at, 1),
+        }
+        load = {
+            "shares_accepted": self.ingest.accepted,
+            "shares_rejected": self.ingest.rejected,
+            "rounds_closed_as_coordinator": self.rounds.closed,
+            "contributions_sent": self.household.accepted,
+            "rounds_holding_shares": len(await ctx.storage.rounds_holding_shares()),
+        }
+        if ctx.signed_roster is None:
+            return {"identity": identity, "federation": None, "members": [], "tasks": [],
+                    "load": load}
+        roster = ctx.roster
+        online = await self.members_online()
+        members = [
+            {
+                "node_id": m.node_id,
+                "name": m.name,
+                "url": m.url,
+                "capacity": m.capacity,
+                "input_only": m.input_only,
+                "founder": m.node_id == roster.founder,
+                "online": online.get(m.node_id),
+            }
+            for m in roster.members
+        ]
+        tasks = []
+        for rtask in roster.tasks:
+            spec = rtask.spec
+            current = round_of(spec, now)
+            seats: list[str] = []
+            if current >= rtask.first_round():
+                try:
+                    seats = [m.node_id for m in roster.committee(spec.task_id, current)]
+                except ValueError:
+                    seats = []
+            latest = await ctx.storage.list_results(spec.task_id, 0, 1)
+            tasks.append({
+                **task_view(rtask),
+                "current_round": current,
+                "round_ends_at": iso((current + 1) * spec.period_s),
+                "committee": seats,
+                "on_committee": ctx.node_id in seats,
+                "last_round": None if not latest else {
+                    "round": latest[0].round, "status": latest[0].status,
+                    "reason": latest[0].doc["result"].get("reason"),
+                },
+            })
+        load["committee_seats_now"] = sum(t["on_committee"] for t in tasks)
+        return {
+            "identity": identity,
+            "federation": {
+                "id": roster.federation_id,
+                "name": roster.name,
+                "founder": roster.founder,
+                "is_founder": ctx.is_founder,
+                "roster_version": roster.version,
+                "members": len(roster.members),
+                "members_online": sum(1 for v in online.values() if v),
+            },
+            "members": members,
+            "tasks": tasks,
+            "load": load,
+        }
+
+
+async def _true() -> bool:
+    return True

@@ -1,0 +1,284 @@
+"""The federation roster: who is a member, which tasks run, signed by the founder.
+
+Wire form ``{"roster": {...}, "sig": b64url}``; the signature is Ed25519 by the
+founder over ``hearth/roster/v1\\0`` + canonical JSON of the roster. A node
+accepts a roster only with a higher version than it holds and only signed by
+the founder key it pinned when it joined (checked against the invite's
+fingerprint).
+
+Members and tasks carry the founder's time they were added (``joined_at``,
+``added_at``). A round's committee is computed from the members and tasks that
+existed when the round started, so a roster change mid-round never moves a
+round's committee: changes take effect at the next round boundary, and one
+roster version is enough to compute any round's committee (v1 has no removal).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+
+from mpc_backend.crypto import (
+    BadSignatureError,
+    b64url_decode,
+    b64url_encode,
+    canonical_json,
+    fingerprint_of,
+    node_id_of,
+    verify_signature,
+)
+from mpc_backend.crypto.keys import NodeKeys
+from mpc_backend.protocol import Member, TaskSpec, assign_committees
+
+ROSTER_CONTEXT = b"hearth/roster/v1\x00"
+
+
+class RosterError(ValueError):
+    """A roster or member record is malformed or not authentic."""
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    node_id: str
+    name: str
+    url: str | None  # None: an input-only member that is never contacted
+    signing_public: bytes
+    hpke_public: bytes
+    hpke_suite: str
+    capacity: float
+    input_only: bool
+    joined_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if node_id_of(self.signing_public) != self.node_id:
+            raise RosterError(f"member {self.node_id}: node_id does not match its signing key")
+        if not self.name or len(self.name) > 100:
+            raise RosterError(f"member {self.node_id}: name must be 1-100 characters")
+        if self.url is None:
+            if not self.input_only:
+                raise RosterError(
+                    f"member {self.name}: only input-only members may have no public URL"
+                )
+        else:
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise RosterError(f"member {self.name}: URL {self.url!r} is not http(s)")
+        if not (math.isfinite(self.capacity) and self.capacity > 0):
+            raise RosterError(f"member {self.name}: capacity must be > 0")
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of(self.signing_public, self.hpke_suite, self.hpke_public)
+
+    @classmethod
+    def of_keys(
+        cls, keys: NodeKeys, name: str, url: str | None, capacity: float, input_only: bool
+    ) -> MemberInfo:
+        return cls(keys.node_id, name, url, keys.signing_public, keys.hpke_public,
+                   keys.hpke_suite, capacity, input_only)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "name": self.name,
+            "url": self.url,
+            "signing_public": b64url_encode(self.signing_public),
+            "hpke_public": b64url_encode(self.hpke_public),
+            "hpke_suite": self.hpke_suite,
+            "capacity": float(self.capacity),
+            "input_only": self.input_only,
+            "joined_at": float(self.joined_at),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> MemberInfo:
+        if not isinstance(data, dict):
+            raise RosterError("member must be a JSON object")
+        try:
+            return cls(
+                node_id=str(data["node_id"]),
+                name=str(data["name"]),
+                url=None if data.get("url") is None else str(data["url"]),
+                signing_public=b64url_decode(data["signing_public"]),
+                hpke_public=b64url_decode(data["hpke_public"]),
+                hpke_suite=str(data["hpke_suite"]),
+                capacity=float(data["capacity"]),
+                input_only=bool(data["input_only"]),
+                joined_at=float(data.get("joined_at", 0.0)),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise RosterError(f"member record is malformed: {err}") from None
+
+
+@dataclass(frozen=True)
+class RosterTask:
+    spec: TaskSpec
+    added_at: float
+    proposed_by: str
+
+    def first_round(self) -> int:
+        """The first round that starts at or after the task was added."""
+        return math.ceil(self.added_at / self.spec.period_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": self.spec.to_dict(), "added_at": float(self.added_at),
+                "proposed_by": self.proposed_by}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RosterTask:
+        try:
+            return cls(TaskSpec.from_dict(data["spec"]), float(data["added_at"]),
+                       str(data["proposed_by"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise RosterError(f"task record is malformed: {err}") from None
+
+
+@dataclass(frozen=True)
+class Roster:
+    federation_id: str
+    name: str
+    version: int
+    issued_at: float
+    founder: str
+    members: tuple[MemberInfo, ...]
+    tasks: tuple[RosterTask, ...] = ()
+    _committees: dict[tuple[str, int], list[str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    @cached_property
+    def by_id(self) -> dict[str, MemberInfo]:
+        return {m.node_id: m for m in self.members}
+
+    @cached_property
+    def tasks_by_id(self) -> dict[str, RosterTask]:
+        return {t.spec.task_id: t for t in self.tasks}
+
+    def member(self, node_id: str) -> MemberInfo | None:
+        return self.by_id.get(node_id)
+
+    def task(self, task_id: str) -> RosterTask | None:
+        return self.tasks_by_id.get(task_id)
+
+    def signing_key(self, node_id: str) -> bytes | None:
+        member = self.by_id.get(node_id)
+        return member.signing_public if member else None
+
+    @property
+    def founder_member(self) -> MemberInfo:
+        return self.by_id[self.founder]
+
+    def committee(self, task_id: str, round_id: int) -> list[MemberInfo]:
+        """The committee of (task, round) in seat order (seat i holds Shamir x = i + 1).
+
+        Computed over the members and the tasks (same period and k) that existed
+        when the round started; raises ValueError if too few members can serve.
+        """
+        key = (task_id, round_id)
+        if key not in self._committees:
+            spec = self.tasks_by_id[task_id].spec
+            start = round_id * spec.period_s
+            members = [
+                Member(m.node_id, m.capacity, m.input_only)
+                for m in self.members
+                if m.joined_at <= start
+            ]
+            peers = [
+                t.spec.task_id
+                for t in self.tasks
+                if t.spec.period_s == spec.period_s and t.spec.k == spec.k and t.added_at <= start
+            ]
+            if task_id not in peers:
+                peers.append(task_id)
+            self._committees[key] = assign_committees(members, peers, round_id, spec.k)[task_id]
+        return [self.by_id[n] for n in self._committees[key]]
+
+    def with_changes(
+        self,
+        *,
+        members: Iterable[MemberInfo] = (),
+        tasks: Iterable[RosterTask] = (),
+        issued_at: float,
+    ) -> Roster:
+        return replace(
+            self,
+            version=self.version + 1,
+            issued_at=issued_at,
+            members=self.members + tuple(members),
+            tasks=self.tasks + tuple(tasks),
+            _committees={},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "federation": self.federation_id,
+            "name": self.name,
+            "version": self.version,
+            "issued_at": float(self.issued_at),
+            "founder": self.founder,
+            "members": [m.to_dict() for m in self.members],
+            "tasks": [t.to_dict() for t in self.tasks],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Roster:
+        if not isinstance(data, dict):
+            raise RosterError("roster must be a JSON object")
+        try:
+            members = tuple(MemberInfo.from_dict(m) for m in data["members"])
+            tasks = tuple(RosterTask.from_dict(t) for t in data["tasks"])
+            roster = cls(
+                federation_id=str(data["federation"]),
+                name=str(data["name"]),
+                version=int(data["version"]),
+                issued_at=float(data["issued_at"]),
+                founder=str(data["founder"]),
+                members=members,
+                tasks=tasks,
+            )
+        except (KeyError, TypeError) as err:
+            raise RosterError(f"roster is malformed: missing or wrong {err}") from None
+        if len(roster.by_id) != len(members):
+            raise RosterError("roster lists a member twice")
+        if len(roster.tasks_by_id) != len(tasks):
+            raise RosterError("roster lists a task twice")
+        if roster.founder not in roster.by_id:
+            raise RosterError("roster founder is not a member")
+        return roster
+
+
+@dataclass(frozen=True)
+class SignedRoster:
+    roster: Roster
+    sig: bytes
+
+    def wire(self) -> dict[str, Any]:
+        return {"roster": self.roster.to_dict(), "sig": b64url_encode(self.sig)}
+
+
+def sign_roster(keys: NodeKeys, roster: Roster) -> SignedRoster:
+    return SignedRoster(roster, keys.sign(ROSTER_CONTEXT + canonical_json(roster.to_dict())))
+
+
+def verify_roster(wire: Any, founder_public: bytes | None = None) -> SignedRoster:
+    """Parse and check a signed roster.
+
+    With ``founder_public`` (the pinned key) the founder must hold that key;
+    without it (first contact, at join) the caller checks the fingerprint.
+    """
+    if not isinstance(wire, dict) or not isinstance(wire.get("roster"), dict):
+        raise RosterError("expected {'roster': {...}, 'sig': ...}")
+    roster = Roster.from_dict(wire["roster"])
+    key = roster.founder_member.signing_public
+    if founder_public is not None and key != founder_public:
+        raise RosterError("roster founder key differs from the pinned founder key")
+    try:
+        sig = b64url_decode(wire.get("sig", ""))
+        verify_signature(key, ROSTER_CONTEXT + canonical_json(wire["roster"]), sig)
+    except (ValueError, BadSignatureError) as err:
+        raise RosterError(f"roster signature invalid: {err}") from None
+    return SignedRoster(roster, sig)

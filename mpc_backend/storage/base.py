@@ -1,0 +1,211 @@
+"""The one storage interface the node uses; SQLite now, PostgreSQL later.
+
+Everything is async so a networked database fits behind the same methods.
+What is stored, and why each thing is durable:
+
+* ``meta``: small key/value facts about this node (federation, pinned founder key,
+  the local MAC key for contribution de-duplication).
+* the signed roster (latest version only: members and tasks carry the time they
+  were added, so a round's committee is computed from the latest roster alone).
+* invites: only ``hash_secret(secret)`` and the expiry; consumed once.
+* shares a committee member holds: the opened share (raw little-endian uint64),
+  keyed by (task, round, sender) with the sha256 of the ciphertext that carried
+  it, so an identical resend is recognised and a different one refused.
+  ``put_shares`` returns only after the commit: acknowledging means on disk.
+* round commitments: the one contributor set (and partial sum) a member agreed
+  to for a round. A member never answers for a second set, otherwise the
+  difference of two partial sums would expose one household's share.
+* noise deals: the sealed DP noise shares a member dealt for a round, so a
+  repeated request gets the same noise rather than fresh noise.
+* results: signed round outcomes, with a local sequence number for streaming.
+* the household outbox: this node's own contributions (a MAC of the value, never
+  the value) and the sealed share for each committee member until it is acked.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class PutOutcome(enum.Enum):
+    """What happened to one batch of shares."""
+
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # every item was already stored with the same digest
+    CONFLICT = "conflict"  # some (task, round, sender) holds a different share
+
+
+class InviteStatus(enum.Enum):
+    OK = "ok"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    USED = "used"
+
+
+@dataclass(frozen=True)
+class ShareRecord:
+    task: str
+    round: int
+    sender: str
+    digest: bytes  # sha256 of the ciphertext the share arrived in
+    share: bytes  # opened share: raw little-endian uint64 field elements
+    received_at: float
+
+
+@dataclass(frozen=True)
+class RoundCommit:
+    task: str
+    round: int
+    senders: tuple[str, ...]
+    partial: bytes  # raw little-endian uint64
+    coordinator: str
+    committed_at: float
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    seq: int
+    task: str
+    round: int
+    status: str
+    doc: dict[str, Any]  # {"result": {...}, "sig": "..."}
+    received_at: float
+
+
+@dataclass(frozen=True)
+class Contribution:
+    task: str
+    round: int
+    value_mac: bytes
+    committee: tuple[str, ...]
+    round_end: float
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Delivery:
+    task: str
+    round: int
+    member: str
+    ciphertext: bytes
+    acked: bool
+    attempts: int
+
+
+class Storage(abc.ABC):
+    """Durable state of one node. Implementations must be safe to call concurrently."""
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # -- meta -------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_meta(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def set_meta(self, key: str, value: str) -> None: ...
+
+    # -- roster -----------------------------------------------------------
+    @abc.abstractmethod
+    async def get_roster(self) -> dict[str, Any] | None:
+        """The stored signed roster wire form ``{"roster": {...}, "sig": "..."}``."""
+
+    @abc.abstractmethod
+    async def put_roster(self, version: int, wire: dict[str, Any]) -> bool:
+        """Store ``wire`` if ``version`` is higher than the stored one; True if stored."""
+
+    # -- invites ----------------------------------------------------------
+    @abc.abstractmethod
+    async def add_invite(self, secret_hash: str, expires_at: float) -> None: ...
+
+    @abc.abstractmethod
+    async def consume_invite(self, secret_hash: str, now: float, node_id: str) -> InviteStatus:
+        """Mark the invite used by ``node_id``; using it again by the same node is OK."""
+
+    # -- shares (committee side) -----------------------------------------
+    @abc.abstractmethod
+    async def put_shares(self, records: Sequence[ShareRecord]) -> PutOutcome:
+        """Store all records atomically (all or nothing), durable before returning."""
+
+    @abc.abstractmethod
+    async def held_senders(self, task: str, round_id: int) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def load_shares(self, task: str, round_id: int, senders: Sequence[str]) -> list[bytes]:
+        """The shares from ``senders`` (in that order); KeyError naming a missing one."""
+
+    @abc.abstractmethod
+    async def rounds_holding_shares(self) -> list[tuple[str, int]]:
+        """(task, round) pairs with stored shares and no stored result."""
+
+    # -- round commitments and noise -------------------------------------
+    @abc.abstractmethod
+    async def get_commit(self, task: str, round_id: int) -> RoundCommit | None: ...
+
+    @abc.abstractmethod
+    async def put_commit(self, commit: RoundCommit) -> RoundCommit:
+        """Store unless one exists; returns whichever commitment is now stored."""
+
+    @abc.abstractmethod
+    async def get_noise_deal(self, task: str, round_id: int) -> dict[str, str] | None: ...
+
+    @abc.abstractmethod
+    async def put_noise_deal(
+        self, task: str, round_id: int, deal: dict[str, str]
+    ) -> dict[str, str]:
+        """Store unless one exists; returns whichever deal is now stored."""
+
+    # -- results ----------------------------------------------------------
+    @abc.abstractmethod
+    async def put_result(
+        self, task: str, round_id: int, status: str, doc: dict[str, Any], now: float
+    ) -> tuple[PutOutcome, ResultRecord]:
+        """Store the first result for (task, round) and drop that round's shares.
+
+        DUPLICATE if the same signed document is already stored, CONFLICT if a
+        different one is; the returned record is the stored one.
+        """
+
+    @abc.abstractmethod
+    async def get_result(self, task: str, round_id: int) -> ResultRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_results(
+        self, task: str | None = None, since_seq: int = 0, limit: int = 100
+    ) -> list[ResultRecord]:
+        """Newest first; only records with seq > since_seq."""
+
+    # -- household outbox -------------------------------------------------
+    @abc.abstractmethod
+    async def get_contribution(self, task: str, round_id: int) -> Contribution | None: ...
+
+    @abc.abstractmethod
+    async def put_contribution(
+        self, contribution: Contribution, deliveries: Sequence[Delivery]
+    ) -> bool:
+        """Store a contribution and its deliveries; False if one exists for (task, round)."""
+
+    @abc.abstractmethod
+    async def deliveries(self, task: str, round_id: int) -> list[Delivery]: ...
+
+    @abc.abstractmethod
+    async def pending_deliveries(self, min_round_end: float) -> list[Delivery]:
+        """Unacked deliveries of rounds ending after ``min_round_end``."""
+
+    @abc.abstractmethod
+    async def mark_delivery(self, task: str, round_id: int, member: str, acked: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def count_contributions(self) -> int: ...
+
+    # -- housekeeping -----------------------------------------------------
+    @abc.abstractmethod
+    async def prune(self, before: float) -> None:
+        """Forget outbox ciphertexts and commitments of rounds that ended before ``before``."""

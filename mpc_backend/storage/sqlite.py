@@ -1,0 +1,446 @@
+"""SQLite storage (WAL) in the node's data dir.
+
+One connection, used from one dedicated thread so the event loop never blocks
+on disk. ``synchronous=FULL``: in WAL mode NORMAL may lose the last commits on
+power loss, and an acknowledged share must survive that. The fsync per commit is
+amortised by group commit: share batches that arrive while a commit is in
+flight are written together in the next transaction (each batch in its own
+savepoint, so one conflicting batch does not sink the others).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .base import (
+    Contribution,
+    Delivery,
+    InviteStatus,
+    PutOutcome,
+    ResultRecord,
+    RoundCommit,
+    ShareRecord,
+    Storage,
+)
+
+DB_FILE_NAME = "node.sqlite3"
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS roster (
+    id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, wire TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS invites (
+    secret_hash TEXT PRIMARY KEY, expires_at REAL NOT NULL, used_by TEXT, used_at REAL);
+CREATE TABLE IF NOT EXISTS shares (
+    task TEXT NOT NULL, round INTEGER NOT NULL, sender TEXT NOT NULL,
+    digest BLOB NOT NULL, share BLOB NOT NULL, received_at REAL NOT NULL,
+    PRIMARY KEY (task, round, sender)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commits (
+    task TEXT NOT NULL, round INTEGER NOT NULL, senders TEXT NOT NULL, partial BLOB NOT NULL,
+    coordinator TEXT NOT NULL, committed_at REAL NOT NULL, PRIMARY KEY (task, round));
+CREATE TABLE IF NOT EXISTS noise_deals (
+    task TEXT NOT NULL, round INTEGER NOT NULL, deal TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (task, round));
+CREATE TABLE IF NOT EXISTS results (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, task TEXT NOT NULL, round INTEGER NOT NULL,
+    status TEXT NOT NULL, doc TEXT NOT NULL, received_at REAL NOT NULL, UNIQUE (task, round));
+CREATE TABLE IF NOT EXISTS contributions (
+    task TEXT NOT NULL, round INTEGER NOT NULL, value_mac BLOB NOT NULL, committee TEXT NOT NULL,
+    round_end REAL NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (task, round));
+CREATE TABLE IF NOT EXISTS deliveries (
+    task TEXT NOT NULL, round INTEGER NOT NULL, member TEXT NOT NULL, ciphertext BLOB,
+    acked INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (task, round, member));
+"""
+
+
+class SQLiteStorage(Storage):
+    """Storage in ``data_dir/node.sqlite3``; created 0600 on first open."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / DB_FILE_NAME
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[Sequence[ShareRecord], asyncio.Future[PutOutcome]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    # -- plumbing -----------------------------------------------------------
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("storage is not open")
+        return self._conn
+
+    def _open_sync(self) -> None:
+        if not self.path.exists():
+            # The -wal and -shm files inherit this mode from the database file.
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(_SCHEMA)
+        self._conn = conn
+
+    async def open(self) -> None:
+        await self._run(self._open_sync)
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        if self._conn is not None:
+            await self._run(self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+    def _tx(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            out = fn(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return out
+
+    async def _tx_async(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        return await self._run(self._tx, fn)
+
+    async def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self._run(lambda: self._db.execute(sql, params).fetchall())
+
+    # -- meta -------------------------------------------------------------
+    async def get_meta(self, key: str) -> str | None:
+        rows = await self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._tx_async(
+            lambda db: db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+        )
+
+    # -- roster -----------------------------------------------------------
+    async def get_roster(self) -> dict[str, Any] | None:
+        rows = await self._query("SELECT wire FROM roster WHERE id = 1")
+        return json.loads(rows[0][0]) if rows else None
+
+    async def put_roster(self, version: int, wire: dict[str, Any]) -> bool:
+        text = json.dumps(wire, separators=(",", ":"))
+
+        def put(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT version FROM roster WHERE id = 1").fetchone()
+            if row is not None and row[0] >= version:
+                return False
+            db.execute(
+                "INSERT INTO roster (id, version, wire) VALUES (1, ?, ?) ON CONFLICT (id) "
+                "DO UPDATE SET version = excluded.version, wire = excluded.wire",
+                (version, text),
+            )
+            return True
+
+        return await self._tx_async(put)
+
+    # -- invites ----------------------------------------------------------
+    async def add_invite(self, secret_hash: str, expires_at: float) -> None:
+        await self._tx_async(
+            lambda db: db.execute(
+                "INSERT INTO invites (secret_hash, expires_at) VALUES (?, ?)",
+                (secret_hash, expires_at),
+            )
+        )
+
+    async def consume_invite(self, secret_hash: str, now: float, node_id: str) -> InviteStatus:
+        def consume(db: sqlite3.Connection) -> InviteStatus:
+            row = db.execute(
+                "SELECT expires_at, used_by FROM invites WHERE secret_hash = ?", (secret_hash,)
+            ).fetchone()
+            if row is None:
+                return InviteStatus.UNKNOWN
+            expires_at, used_by = row
+            if used_by is not None:
+                return InviteStatus.OK if used_by == node_id else InviteStatus.USED
+            if now >= expires_at:
+                return InviteStatus.EXPIRED
+            db.execute(
+                "UPDATE invites SET used_by = ?, used_at = ? WHERE secret_hash = ?",
+                (node_id, now, secret_hash),
+            )
+            return InviteStatus.OK
+
+        return await self._tx_async(consume)
+
+    # -- shares -------------------------------------------------------------
+    async def put_shares(self, records: Sequence[ShareRecord]) -> PutOutcome:
+        future: asyncio.Future[PutOutcome] = asyncio.get_running_loop().create_future()
+        self._pending.append((records, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                outcomes = await self._run(self._tx, lambda db, b=batch: _put_batches(db, b))
+            except Exception as err:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(err)
+                continue
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+
+    async def held_senders(self, task: str, round_id: int) -> list[str]:
+        rows = await self._query(
+            "SELECT sender FROM shares WHERE task = ? AND round = ? ORDER BY sender",
+            (task, round_id),
+        )
+        return [r[0] for r in rows]
+
+    async def load_shares(self, task: str, round_id: int, senders: Sequence[str]) -> list[bytes]:
+        def load() -> list[bytes]:
+            rows = dict(
+                self._db.execute(
+                    "SELECT sender, share FROM shares WHERE task = ? AND round = ?",
+                    (task, round_id),
+                ).fetchall()
+            )
+            missing = [s for s in senders if s not in rows]
+            if missing:
+                raise KeyError(f"no share from {missing[0]} for {task} round {round_id}")
+            return [rows[s] for s in senders]
+
+        return await self._run(load)
+
+    async def rounds_holding_shares(self) -> list[tuple[str, int]]:
+        rows = await self._query(
+            "SELECT DISTINCT s.task, s.round FROM shares s WHERE NOT EXISTS "
+            "(SELECT 1 FROM results r WHERE r.task = s.task AND r.round = s.round)"
+        )
+        return [(r[0], int(r[1])) for r in rows]
+
+    # -- commitments and noise ----------------------------------------------
+    async def get_commit(self, task: str, round_id: int) -> RoundCommit | None:
+        rows = await self._query(
+            "SELECT senders, partial, coordinator, committed_at FROM commits "
+            "WHERE task = ? AND round = ?",
+            (task, round_id),
+        )
+        if not rows:
+            return None
+        senders, partial, coordinator, committed_at = rows[0]
+        return RoundCommit(task, round_id, tuple(json.loads(senders)), partial, coordinator,
+                           committed_at)
+
+    async def put_commit(self, commit: RoundCommit) -> RoundCommit:
+        def put(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO commits (task, round, senders, partial, coordinator, committed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task, round) DO NOTHING",
+                (commit.task, commit.round, json.dumps(list(commit.senders)), commit.partial,
+                 commit.coordinator, commit.committed_at),
+            )
+
+        await self._tx_async(put)
+        stored = await self.get_commit(commit.task, commit.round)
+        assert stored is not None
+        return stored
+
+    async def get_noise_deal(self, task: str, round_id: int) -> dict[str, str] | None:
+        rows = await self._query(
+            "SELECT deal FROM noise_deals WHERE task = ? AND round = ?", (task, round_id)
+        )
+        return json.loads(rows[0][0]) if rows else None
+
+    async def put_noise_deal(
+        self, task: str, round_id: int, deal: dict[str, str]
+    ) -> dict[str, str]:
+        await self._tx_async(
+            lambda db: db.execute(
+                "INSERT INTO noise_deals (task, round, deal, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (task, round) DO NOTHING",
+                (task, round_id, json.dumps(deal), time.time()),
+            )
+        )
+        stored = await self.get_noise_deal(task, round_id)
+        assert stored is not None
+        return stored
+
+    # -- results ------------------------------------------------------------
+    async def put_result(
+        self, task: str, round_id: int, status: str, doc: dict[str, Any], now: float
+    ) -> tuple[PutOutcome, ResultRecord]:
+        text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+        def put(db: sqlite3.Connection) -> tuple[PutOutcome, ResultRecord]:
+            row = db.execute(
+                "SELECT seq, status, doc, received_at FROM results WHERE task = ? AND round = ?",
+                (task, round_id),
+            ).fetchone()
+            if row is not None:
+                outcome = PutOutcome.DUPLICATE if row[2] == text else PutOutcome.CONFLICT
+                return outcome, ResultRecord(row[0], task, round_id, row[1], json.loads(row[2]),
+                                             row[3])
+            cur = db.execute(
+                "INSERT INTO results (task, round, status, doc, received_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (task, round_id, status, text, now),
+            )
+            # The round is decided: the shares have no further use, so do not keep them.
+            db.execute("DELETE FROM shares WHERE task = ? AND round = ?", (task, round_id))
+            seq = cur.lastrowid
+            assert seq is not None
+            return PutOutcome.STORED, ResultRecord(seq, task, round_id, status, doc, now)
+
+        return await self._tx_async(put)
+
+    async def get_result(self, task: str, round_id: int) -> ResultRecord | None:
+        rows = await self._query(
+            "SELECT seq, status, doc, received_at FROM results WHERE task = ? AND round = ?",
+            (task, round_id),
+        )
+        if not rows:
+            return None
+        seq, status, doc, received_at = rows[0]
+        return ResultRecord(seq, task, round_id, status, json.loads(doc), received_at)
+
+    async def list_results(
+        self, task: str | None = None, since_seq: int = 0, limit: int = 100
+    ) -> list[ResultRecord]:
+        sql = "SELECT seq, task, round, status, doc, received_at FROM results WHERE seq > ?"
+        params: list[Any] = [since_seq]
+        if task is not None:
+            sql += " AND task = ?"
+            params.append(task)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        params.append(limit)
+        rows = await self._query(sql, params)
+        return [ResultRecord(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+
+    # -- household outbox ---------------------------------------------------
+    async def get_contribution(self, task: str, round_id: int) -> Contribution | None:
+        rows = await self._query(
+            "SELECT value_mac, committee, round_end, created_at FROM contributions "
+            "WHERE task = ? AND round = ?",
+            (task, round_id),
+        )
+        if not rows:
+            return None
+        mac, committee, round_end, created_at = rows[0]
+        return Contribution(task, round_id, mac, tuple(json.loads(committee)), round_end,
+                            created_at)
+
+    async def put_contribution(
+        self, contribution: Contribution, deliveries: Sequence[Delivery]
+    ) -> bool:
+        def put(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
+                "INSERT INTO contributions (task, round, value_mac, committee, round_end, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task, round) DO NOTHING",
+                (contribution.task, contribution.round, contribution.value_mac,
+                 json.dumps(list(contribution.committee)), contribution.round_end,
+                 contribution.created_at),
+            )
+            if cur.rowcount == 0:
+                return False
+            db.executemany(
+                "INSERT INTO deliveries (task, round, member, ciphertext, acked, attempts) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(d.task, d.round, d.member, d.ciphertext, int(d.acked), d.attempts)
+                 for d in deliveries],
+            )
+            return True
+
+        return await self._tx_async(put)
+
+    async def deliveries(self, task: str, round_id: int) -> list[Delivery]:
+        rows = await self._query(
+            "SELECT member, ciphertext, acked, attempts FROM deliveries "
+            "WHERE task = ? AND round = ? AND ciphertext IS NOT NULL",
+            (task, round_id),
+        )
+        return [Delivery(task, round_id, r[0], r[1], bool(r[2]), r[3]) for r in rows]
+
+    async def pending_deliveries(self, min_round_end: float) -> list[Delivery]:
+        rows = await self._query(
+            "SELECT d.task, d.round, d.member, d.ciphertext, d.attempts FROM deliveries d "
+            "JOIN contributions c ON c.task = d.task AND c.round = d.round "
+            "WHERE d.acked = 0 AND d.ciphertext IS NOT NULL AND c.round_end > ?",
+            (min_round_end,),
+        )
+        return [Delivery(r[0], r[1], r[2], r[3], False, r[4]) for r in rows]
+
+    async def mark_delivery(self, task: str, round_id: int, member: str, acked: bool) -> None:
+        await self._tx_async(
+            lambda db: db.execute(
+                "UPDATE deliveries SET acked = ?, attempts = attempts + 1 "
+                "WHERE task = ? AND round = ? AND member = ?",
+                (int(acked), task, round_id, member),
+            )
+        )
+
+    async def count_contributions(self) -> int:
+        rows = await self._query("SELECT COUNT(*) FROM contributions")
+        return int(rows[0][0])
+
+    # -- housekeeping ---------------------------------------------------------
+    async def prune(self, before: float) -> None:
+        def prune(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE deliveries SET ciphertext = NULL WHERE ciphertext IS NOT NULL AND "
+                "EXISTS (SELECT 1 FROM contributions c WHERE c.task = deliveries.task AND "
+                "c.round = deliveries.round AND c.round_end < ?)",
+                (before,),
+            )
+            db.execute("DELETE FROM commits WHERE committed_at < ?", (before,))
+            db.execute("DELETE FROM noise_deals WHERE created_at < ?", (before,))
+
+        await self._tx_async(prune)
+
+
+def _put_batches(
+    db: sqlite3.Connection, batch: list[tuple[Sequence[ShareRecord], Any]]
+) -> list[PutOutcome]:
+    outcomes: list[PutOutcome] = []
+    for records, _ in batch:
+        db.execute("SAVEPOINT batch")
+        outcome = PutOutcome.DUPLICATE
+        for rec in records:
+            row = db.execute(
+                "SELECT digest FROM shares WHERE task = ? AND round = ? AND sender = ?",
+                (rec.task, rec.round, rec.sender),
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO shares (task, round, sender, digest, share, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (rec.task, rec.round, rec.sender, rec.digest, rec.share, rec.received_at),
+                )
+                outcome = PutOutcome.STORED if outcome is not PutOutcome.CONFLICT else outcome
+            elif row[0] != rec.digest:
+                outcome = PutOutcome.CONFLICT
+                break
+        if outcome is PutOutcome.CONFLICT:
+            db.execute("ROLLBACK TO batch")
+        db.execute("RELEASE batch")
+        outcomes.append(outcome)
+    return outcomes

@@ -1,0 +1,189 @@
+"""Real ``mpc-backend`` processes on 127.0.0.1 for tests: start, CLI, stop, kill, clean up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+_ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+
+
+def allow_loopback_sockets() -> None:
+    """Undo pytest-socket's blanket block (Home Assistant's test plugin sets it per test).
+
+    Its host allow-list (127.0.0.1 only) stays in force, so these tests still cannot
+    reach anything beyond loopback.
+    """
+    try:
+        import pytest_socket  # noqa: PLC0415 - only present in the Home Assistant env
+    except ImportError:
+        return
+    pytest_socket.enable_socket()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m mpc_backend ARGS``; with ``check`` fail the test on a non-zero exit."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mpc_backend", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO, env=_ENV, check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"mpc-backend {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc
+
+
+def cli_json(*args: str) -> Any:
+    return json.loads(cli(*args, "--json").stdout)
+
+
+@dataclass
+class NodeProcess:
+    name: str
+    data_dir: Path
+    port: int
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    node_id: str = ""
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def init(self, *extra: str) -> None:
+        info = cli_json("init", "--data-dir", str(self.data_dir), "--name", self.name,
+                        "--listen", f"127.0.0.1:{self.port}", *extra)
+        self.node_id = info["node_id"]
+
+    def start(self, timeout: float = 20.0) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        log_path = self.log_path.with_name(f"{self.log_path.stem}.{len(self.logs)}.log")
+        self.logs.append(log_path)
+        with log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mpc_backend", "serve", "--data-dir", str(self.data_dir)],
+                stdout=subprocess.DEVNULL, stderr=log, cwd=REPO, env=_ENV,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited: {log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v1/health", timeout=1):
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
+        raise AssertionError(f"{self.name} did not come up in {timeout} s")
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"{self.name} ignored SIGTERM") from None
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, like a power cut."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP: the socket still accepts connections but nothing answers."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def log_text(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in self.logs if p.exists())
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """A CLI command against this node: ``--data-dir`` goes after the command words."""
+        words = 2 if args[0] in ("federation", "task") else 1
+        return cli(*args[:words], "--data-dir", str(self.data_dir), *args[words:], check=check)
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def api(self, method: str, path: str, body: Any = None, token: str | None = None,
+            raw: bytes | None = None) -> tuple[int, Any]:
+        """Call the local API; returns (status, parsed JSON)."""
+        if token is None:
+            token = (self.data_dir / "api_token").read_text().strip()
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        req = urllib.request.Request(f"{self.url}/api/v1{path}", data=data, method=method)
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+
+class Cluster:
+    """Several nodes in one temp dir; ``close`` always stops every process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.nodes: list[NodeProcess] = []
+
+    def add(self, name: str, *init_args: str) -> NodeProcess:
+        node = NodeProcess(name, self.root / name, free_port(), self.root / f"{name}.log")
+        node.init(*init_args)
+        self.nodes.append(node)
+        return node
+
+    def by_id(self, node_id: str) -> NodeProcess:
+        return next(n for n in self.nodes if n.node_id == node_id)
+
+    def close(self) -> None:
+        for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                node.resume()
+                node.proc.send_signal(signal.SIGTERM)
+        for node in self.nodes:
+            if node.proc is not None:
+                try:
+                    node.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    node.proc.kill()
+                    node.proc.wait()
+
+
+def wait_for(
+    predicate: Any, timeout: float, interval: float = 0.25, what: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

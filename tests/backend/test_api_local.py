@@ -1,0 +1,164 @@
+"""The local API (Home Assistant's side) over real HTTP: auth, errors, readings, results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+
+from mpc_backend.api.local import make_local_app
+from mpc_backend.api.openapi import openapi_document
+from tests.backend.conftest import PERIOD, FakeClock, LiveNode
+
+
+async def call(
+    http: aiohttp.ClientSession, live: LiveNode, method: str, path: str, body: Any = None, *,
+    raw: bytes | None = None, token: str | None = "default",
+) -> tuple[int, dict[str, Any]]:
+    headers = {}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {live.token if token == 'default' else token}"
+    kwargs: dict[str, Any] = {"data": raw} if raw is not None else (
+        {"json": body} if body is not None else {})
+    async with http.request(method, f"{live.url}/api/v1{path}", headers=headers,
+                            **kwargs) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_auth(trio: list[LiveNode], http: aiohttp.ClientSession) -> None:
+    live = trio[0]
+    assert (await call(http, live, "GET", "/health", token=None))[0] == 200
+    assert (await call(http, live, "GET", "/openapi.json", token=None))[0] == 200
+    status, body = await call(http, live, "GET", "/status", token=None)
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+    status, _ = await call(http, live, "GET", "/status", token=live.token[:-1] + "x")
+    assert status == 401
+    status, _ = await call(http, live, "POST", "/readings", {"task": "temp", "value": 1},
+                           token=trio[1].token)  # another node's token
+    assert status == 401
+    status, body = await call(http, live, "GET", "/status")
+    assert status == 200 and body["federation"]["members"] == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "raw", "status", "field", "code"),
+    [
+        (None, b"{not json", 400, "body", "bad_request"),
+        (None, b"[1, 2]", 400, "body", "bad_request"),
+        ({"value": 20.0}, None, 400, "task", "bad_request"),
+        ({"task": "temp"}, None, 400, "value", "bad_request"),
+        ({"task": "temp", "value": "warm"}, None, 400, "value", "bad_request"),
+        ({"task": "humidity", "value": 20.0}, None, 404, "task", "unknown_task"),
+        ({"task": "temp", "value": 41.0}, None, 422, "value", "out_of_range"),
+        (None, json.dumps({"task": "temp", "value": 1, "pad": "x" * 70_000}).encode(), 413,
+         None, "payload_too_large"),
+    ],
+)
+async def test_bad_readings(
+    trio: list[LiveNode], http: aiohttp.ClientSession, body: Any, raw: bytes | None,
+    status: int, field: str | None, code: str,
+) -> None:
+    got, answer = await call(http, trio[0], "POST", "/readings", body, raw=raw)
+    assert got == status
+    assert answer["error"]["code"] == code
+    assert answer["error"].get("field") == field
+    if code == "out_of_range":
+        assert "[-20.0, 40.0]" in answer["error"]["message"]
+
+
+async def test_reading_outside_the_round_window(
+    trio: list[LiveNode], http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    clock.advance(-PERIOD)  # before the task's first round
+    status, body = await call(http, trio[0], "POST", "/readings", {"task": "temp", "value": 20})
+    assert status == 422 and body["error"]["code"] == "outside_round_window"
+
+
+async def test_readings_are_once_per_round_and_idempotent(
+    trio: list[LiveNode], http: aiohttp.ClientSession
+) -> None:
+    status, first = await call(http, trio[0], "POST", "/readings", {"task": "temp", "value": 20.5})
+    assert status == 200 and first["acknowledged_by"] == 3 and first["duplicate"] is False
+    status, again = await call(http, trio[0], "POST", "/readings", {"task": "temp", "value": 20.5})
+    assert status == 200 and again["duplicate"] is True and again["round"] == first["round"]
+    status, body = await call(http, trio[0], "POST", "/readings", {"task": "temp", "value": 21.0})
+    assert status == 409 and body["error"]["code"] == "duplicate_contribution"
+
+
+async def test_results_list_and_stream(
+    trio: list[LiveNode], http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    live = trio[2]
+    headers = {"Authorization": f"Bearer {live.token}"}
+    async with http.get(f"{live.url}/api/v1/results/stream?task=temp", headers=headers) as stream:
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        for node, value in zip(trio, [19.5, 20.5, 21.5], strict=True):
+            await node.node.household.contribute("temp", value)
+        clock.advance(PERIOD + 2)
+        event: dict[str, str] = {}
+        async with asyncio.timeout(15):
+            while "data" not in event:
+                line = (await stream.content.readline()).decode().rstrip("\n")
+                if ":" in line and not line.startswith(":"):
+                    key, _, value = line.partition(": ")
+                    event[key] = value
+    result = json.loads(event["data"])
+    assert event["event"] == "result" and result["status"] == "released"
+    assert result["statistics"]["mean"] == pytest.approx(20.5)
+    status, listed = await call(http, live, "GET", "/results?task=temp")
+    assert status == 200 and listed["results"][0]["signature"] == result["signature"]
+    status, body = await call(http, live, "GET", f"/results?task=temp&since={result['seq']}")
+    assert status == 200 and body["results"] == []
+    status, body = await call(http, live, "GET", "/results?task=nope")
+    assert status == 404 and body["error"]["field"] == "task"
+    status, body = await call(http, live, "GET", "/results?since=-1")
+    assert status == 400 and body["error"]["field"] == "since"
+
+
+async def test_tasks_and_federation_errors(
+    trio: list[LiveNode], http: aiohttp.ClientSession
+) -> None:
+    member = trio[1]
+    status, body = await call(http, member, "GET", "/tasks")
+    assert status == 200 and [t["task"] for t in body["tasks"]] == ["temp"]
+    bad = {"metric": "co2", "low": 400, "high": 300, "resolution": 1, "stats": ["mean"],
+           "period_s": 60, "min_contributors": 3}
+    status, body = await call(http, member, "POST", "/tasks", bad)
+    assert status == 400 and body["error"]["field"] == "low"
+    dup = {"task_id": "temp", "metric": "other", "low": 0, "high": 10, "resolution": 1,
+           "stats": ["mean"], "period_s": 60, "min_contributors": 3}
+    status, body = await call(http, member, "POST", "/tasks", dup)
+    assert status == 409 and body["error"]["code"] == "task_exists"
+    status, body = await call(http, member, "POST", "/federation", {"name": "Again"})
+    assert status == 409 and body["error"]["code"] == "already_member"
+    status, body = await call(http, member, "POST", "/invites", {"expires_s": 60})
+    assert status == 403 and body["error"]["code"] == "not_founder"
+    status, body = await call(http, trio[0], "POST", "/invites", {"expires_s": -5})
+    assert status == 400 and body["error"]["field"] == "expires_s"
+    status, body = await call(http, member, "POST", "/join", {"token": "hearth-invite-v1.xx"})
+    assert status == 409  # already in a federation
+
+
+async def test_internal_errors_show_no_internals(
+    trio: list[LiveNode], http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken() -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(trio[0].node, "status", broken)
+    status, body = await call(http, trio[0], "GET", "/status")
+    assert status == 500
+    assert body == {"error": {"code": "internal", "message": "internal error; see the node's log"}}
+    status, body = await call(http, trio[0], "GET", "/no/such/route")
+    assert status == 404 and body["error"]["code"] == "not_found"
+
+
+def test_openapi_describes_exactly_the_local_routes(trio: list[LiveNode]) -> None:
+    app = make_local_app(trio[0].node, "t")
+    routes = {(r.method.lower(), "/api/v1" + r.resource.canonical) for r in app.router.routes()
+              if r.method != "HEAD"}
+    documented = {(m, path) for path, ops in openapi_document()["paths"].items() for m in ops}
+    assert routes == documented

@@ -1,0 +1,203 @@
+"""The peer API's answers to bad, forged, replayed and faulty messages, over real HTTP.
+
+After every fault the attacked node keeps serving and the round still releases
+the right statistics: nothing a bad message does touches stored data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+
+from mpc_backend.arith import FieldRNG
+from mpc_backend.crypto import NodeKeys, b64url_encode, sign_envelope
+from mpc_backend.node.household import seal_report, shares_envelope
+from mpc_backend.node.roster import sign_roster
+from tests.backend.conftest import PERIOD, FakeClock, LiveNode
+from tests.backend.test_node_rounds import wait_result
+
+
+def sealed_for(
+    sender: LiveNode, trio: list[LiveNode], clock: FakeClock, value: float
+) -> tuple[int, list[Any], list[bytes]]:
+    ctx = sender.node.ctx
+    spec = ctx.roster.task("temp").spec  # type: ignore[union-attr]
+    round_id = int(clock() // PERIOD)
+    committee = ctx.roster.committee("temp", round_id)
+    sealed = seal_report(ctx.keys, ctx.federation_id, spec, round_id, committee, value,
+                         FieldRNG())
+    return round_id, committee, sealed
+
+
+def by_id(trio: list[LiveNode], node_id: str) -> LiveNode:
+    return next(live for live in trio if live.node_id == node_id)
+
+
+async def post(http: aiohttp.ClientSession, live: LiveNode, path: str, body: Any,
+               raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
+    kwargs: dict[str, Any] = {"data": raw} if raw is not None else {"json": body}
+    async with http.post(f"{live.url}/peer/v1{path}", **kwargs) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_share_faults_get_the_right_status_and_leave_data_intact(
+    trio: list[LiveNode], clock: FakeClock, http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    sender = trio[0]
+    ctx = sender.node.ctx
+    round_id, committee, sealed = sealed_for(sender, trio, clock, 21.5)
+    target = by_id(trio, committee[1].node_id)
+    item = ("temp", round_id, sealed[1])
+    envelope = shares_envelope(ctx.keys, ctx.federation_id, [item], now=clock())
+
+    # A tampered ciphertext (correctly signed): 403, logged, nothing stored.
+    broken = bytearray(sealed[1])
+    broken[-5] ^= 0x40
+    status, body = await post(http, target, "/shares", shares_envelope(
+        ctx.keys, ctx.federation_id, [("temp", round_id, bytes(broken))], now=clock()))
+    assert status == 403 and body["error"]["code"] == "decryption_failed"
+    assert "rejected a share from" in caplog.text
+
+    # A share sealed for another member does not open here either.
+    status, body = await post(http, target, "/shares", shares_envelope(
+        ctx.keys, ctx.federation_id, [("temp", round_id, sealed[2])], now=clock()))
+    assert status == 403
+
+    # A non-member's signature: 403 and logged.
+    stranger = NodeKeys.generate()
+    status, body = await post(http, target, "/shares", shares_envelope(
+        stranger, ctx.federation_id, [item], now=clock()))
+    assert status == 403 and "not a member" in body["error"]["message"]
+    assert f"rejected shares message from {stranger.node_id}" in caplog.text
+
+    # An envelope altered after signing: 403.
+    altered = copy.deepcopy(envelope)
+    altered["body"]["items"][0]["round"] = round_id + 1
+    status, _ = await post(http, target, "/shares", altered)
+    assert status == 403
+
+    # The genuine envelope: 200 with a signed ack; the same envelope again is a replay: 409.
+    status, body = await post(http, target, "/shares", envelope)
+    assert status == 200 and body["ack"]["body"]["duplicate"] is False
+    status, body = await post(http, target, "/shares", envelope)
+    assert status == 409 and body["error"]["code"] == "replay"
+
+    # The same share in a fresh envelope is an idempotent resend; a different share is 409.
+    status, body = await post(http, target, "/shares",
+                              shares_envelope(ctx.keys, ctx.federation_id, [item], now=clock()))
+    assert status == 200 and body["ack"]["body"]["duplicate"] is True
+    _, _, other = sealed_for(sender, trio, clock, 30.0)
+    status, body = await post(http, target, "/shares", shares_envelope(
+        ctx.keys, ctx.federation_id, [("temp", round_id, other[1])], now=clock()))
+    assert status == 409 and body["error"]["code"] == "duplicate_contribution"
+
+    # Outside the round window: 422; unknown task: 404.
+    status, body = await post(http, target, "/shares", shares_envelope(
+        ctx.keys, ctx.federation_id, [("temp", round_id - 3, sealed[1])], now=clock()))
+    assert status == 422 and body["error"]["field"] == "body.items[0].round"
+    status, body = await post(http, target, "/shares", shares_envelope(
+        ctx.keys, ctx.federation_id, [("nope", round_id, sealed[1])], now=clock()))
+    assert status == 404 and body["error"]["field"] == "body.items[0].task"
+
+    # Malformed and oversize bodies.
+    status, body = await post(http, target, "/shares", None, raw=b'{"type": "shares",')
+    assert status == 400 and body["error"]["field"] == "body"
+    bad_items = sign_envelope(ctx.keys, "shares", ctx.federation_id, {"items": "x"}, now=clock())
+    status, body = await post(http, target, "/shares", bad_items)
+    assert status == 400 and body["error"]["field"] == "body.items"
+    status, body = await post(http, target, "/shares", None, raw=b"x" * (1024 * 1024 + 1))
+    assert status == 413
+    assert "Traceback" not in caplog.text.split("rejected")[0]
+
+    # The attacked node still works and its stored share still counts: deliver the
+    # sender's other two shares of the same sharing, the others contribute normally.
+    for seat in (0, 2):
+        status, _ = await post(http, by_id(trio, committee[seat].node_id), "/shares",
+                               shares_envelope(ctx.keys, ctx.federation_id,
+                                               [("temp", round_id, sealed[seat])], now=clock()))
+        assert status == 200
+    for live, value in zip(trio[1:], [19.0, 23.0], strict=True):
+        answer = await live.node.household.contribute("temp", value)
+        assert answer["acknowledged_by"] == 3
+    clock.advance(PERIOD + 2)
+    result = await wait_result(target)
+    assert result["status"] == "released"
+    assert result["statistics"]["mean"] == pytest.approx(np.mean([21.5, 19.0, 23.0]), abs=0.005)
+
+
+async def test_forged_results_and_rosters_are_refused(
+    trio: list[LiveNode], clock: FakeClock, http: aiohttp.ClientSession
+) -> None:
+    member = trio[1].node.ctx
+    round_id = int(clock() // PERIOD)
+    committee_ids = [m.node_id for m in member.roster.committee("temp", round_id)]
+    doc = {"federation": member.federation_id, "task": "temp", "metric": "m", "unit": "",
+           "round": round_id, "round_start": 0.0, "round_end": 1.0, "status": "released",
+           "reason": None, "contributors": 99, "statistics": {"count": 99},
+           "dp_epsilon": None, "committee": committee_ids, "coordinator": committee_ids[0],
+           "released_at": clock()}
+    # Signed by a member, but with a signature that is not the coordinator's.
+    envelope = sign_envelope(member.keys, "result", member.federation_id,
+                             {"result": {"result": doc, "sig": b64url_encode(b"\0" * 64)}},
+                             now=clock())
+    status, body = await post(http, trio[2], "/results", envelope)
+    assert status == 403 and "signature" in body["error"]["message"]
+
+    # A roster push signed by a non-founder member.
+    wire = trio[0].node.ctx.signed_roster.wire()  # type: ignore[union-attr]
+    forged = sign_envelope(member.keys, "roster", member.federation_id, {"roster": wire},
+                           now=clock())
+    status, _ = await post(http, trio[2], "/roster", forged)
+    assert status == 403
+    # A genuine founder signature on an older version: 409, the member keeps its roster.
+    founder = trio[0].node.ctx
+    older = sign_roster(founder.keys, replace(founder.roster, version=founder.roster.version - 1))
+    push = sign_envelope(founder.keys, "roster", founder.federation_id,
+                         {"roster": older.wire()}, now=clock())
+    status, body = await post(http, trio[2], "/roster", push)
+    assert status == 409 and body["error"]["code"] == "stale_roster"
+    assert trio[2].node.ctx.roster.version == founder.roster.version
+
+
+async def test_join_with_a_used_or_unknown_invite_is_refused(
+    trio: list[LiveNode], tmp_path: Any, clock: FakeClock
+) -> None:
+    from tests.backend.conftest import start_node, stop_node  # noqa: PLC0415
+
+    founder = trio[0].node.federation
+    invite = await founder.invite(600)
+    newcomer = await start_node(tmp_path / "new", "newcomer", clock)
+    late = await start_node(tmp_path / "late", "late", clock)
+    try:
+        roster = await newcomer.node.federation.join(invite["token"])
+        assert roster.member(newcomer.node_id) is not None
+        with pytest.raises(Exception, match="invite already used"):
+            await late.node.federation.join(invite["token"])
+        for _ in range(100):
+            if all(live.node.ctx.roster.member(newcomer.node_id) for live in trio):
+                break
+            await asyncio.sleep(0.02)
+        assert all(live.node.ctx.roster.member(newcomer.node_id) for live in trio)
+    finally:
+        await stop_node(newcomer)
+        await stop_node(late)
+
+
+async def test_large_bodies_are_read_whole(
+    trio: list[LiveNode], http: aiohttp.ClientSession
+) -> None:
+    """A body arriving in many TCP chunks is parsed whole, not cut at the first chunk."""
+    big = json.dumps({"type": "result", "padding": "x" * 3_000_000}).encode()
+    status, body = await post(http, trio[1], "/results", None, raw=big)
+    assert status == 403, body  # parsed, then refused as a malformed envelope
+    assert "envelope" in body["error"]["message"]

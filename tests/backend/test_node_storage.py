@@ -1,0 +1,126 @@
+"""SQLite storage: durability, atomic share batches, idempotence, one-time invites."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mpc_backend.storage import (
+    Contribution,
+    Delivery,
+    InviteStatus,
+    PutOutcome,
+    RoundCommit,
+    ShareRecord,
+    SQLiteStorage,
+)
+
+
+def share(sender: str, digest: bytes = b"d1", task: str = "temp", round_id: int = 7) -> ShareRecord:
+    return ShareRecord(task, round_id, sender, digest, (123).to_bytes(8, "little"), 1.0)
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
+    store = SQLiteStorage(tmp_path)
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def test_database_is_private_and_in_wal_mode(tmp_path: Path, storage: SQLiteStorage) -> None:
+    await storage.put_shares([share("a")])
+    for name in ("node.sqlite3", "node.sqlite3-wal"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600
+    mode = await storage._query("PRAGMA journal_mode")
+    assert mode[0][0] == "wal"
+
+
+async def test_acknowledged_shares_survive_reopening(tmp_path: Path) -> None:
+    first = SQLiteStorage(tmp_path)
+    await first.open()
+    assert await first.put_shares([share("a"), share("b", task="hum")]) is PutOutcome.STORED
+    # No clean close: a new connection must still see the committed rows.
+    second = SQLiteStorage(tmp_path)
+    await second.open()
+    assert await second.held_senders("temp", 7) == ["a"]
+    assert await second.load_shares("hum", 7, ["b"]) == [(123).to_bytes(8, "little")]
+    await second.close()
+    await first.close()
+
+
+async def test_batches_are_atomic_and_idempotent(storage: SQLiteStorage) -> None:
+    assert await storage.put_shares([share("a")]) is PutOutcome.STORED
+    assert await storage.put_shares([share("a")]) is PutOutcome.DUPLICATE
+    # A batch with one conflicting item stores nothing at all.
+    outcome = await storage.put_shares([share("b"), share("a", digest=b"other")])
+    assert outcome is PutOutcome.CONFLICT
+    assert await storage.held_senders("temp", 7) == ["a"]
+    # Concurrent batches are group-committed but keep their own outcomes.
+    outcomes = await asyncio.gather(
+        storage.put_shares([share("c")]),
+        storage.put_shares([share("a", digest=b"x")]),
+        storage.put_shares([share("d")]),
+    )
+    assert outcomes == [PutOutcome.STORED, PutOutcome.CONFLICT, PutOutcome.STORED]
+    assert await storage.held_senders("temp", 7) == ["a", "c", "d"]
+    with pytest.raises(KeyError, match="zz"):
+        await storage.load_shares("temp", 7, ["a", "zz"])
+
+
+async def test_first_result_wins_and_retires_the_shares(storage: SQLiteStorage) -> None:
+    await storage.put_shares([share("a")])
+    assert await storage.rounds_holding_shares() == [("temp", 7)]
+    doc = {"result": {"status": "released"}, "sig": "s1"}
+    outcome, record = await storage.put_result("temp", 7, "released", doc, 5.0)
+    assert outcome is PutOutcome.STORED and record.seq == 1
+    assert (await storage.put_result("temp", 7, "released", doc, 6.0))[0] is PutOutcome.DUPLICATE
+    other = {"result": {"status": "failed"}, "sig": "s2"}
+    outcome, record = await storage.put_result("temp", 7, "failed", other, 6.0)
+    assert outcome is PutOutcome.CONFLICT and record.doc == doc
+    assert await storage.rounds_holding_shares() == []
+    assert await storage.held_senders("temp", 7) == []
+
+
+async def test_commitments_and_noise_deals_are_first_wins(storage: SQLiteStorage) -> None:
+    first = RoundCommit("temp", 7, ("a", "b"), b"p1", "c1", 1.0)
+    assert await storage.put_commit(first) == first
+    assert await storage.put_commit(RoundCommit("temp", 7, ("a",), b"p2", "c2", 2.0)) == first
+    assert await storage.put_noise_deal("temp", 7, {"m": "x"}) == {"m": "x"}
+    assert await storage.put_noise_deal("temp", 7, {"m": "y"}) == {"m": "x"}
+
+
+async def test_invites_are_one_time_and_expire(storage: SQLiteStorage) -> None:
+    await storage.add_invite("h1", expires_at=100.0)
+    await storage.add_invite("h2", expires_at=100.0)
+    assert await storage.consume_invite("nope", 1.0, "n1") is InviteStatus.UNKNOWN
+    assert await storage.consume_invite("h1", 1.0, "n1") is InviteStatus.OK
+    assert await storage.consume_invite("h1", 2.0, "n1") is InviteStatus.OK  # same node retrying
+    assert await storage.consume_invite("h1", 2.0, "n2") is InviteStatus.USED
+    assert await storage.consume_invite("h2", 100.0, "n2") is InviteStatus.EXPIRED
+
+
+async def test_roster_versions_only_go_up(storage: SQLiteStorage) -> None:
+    assert await storage.put_roster(2, {"v": 2})
+    assert not await storage.put_roster(2, {"v": "other"})
+    assert not await storage.put_roster(1, {"v": 1})
+    assert await storage.get_roster() == {"v": 2}
+
+
+async def test_outbox_keeps_ciphertexts_until_pruned(storage: SQLiteStorage) -> None:
+    contribution = Contribution("temp", 7, b"mac", ("m1", "m2"), round_end=100.0, created_at=1.0)
+    deliveries = [Delivery("temp", 7, m, b"ct-" + m.encode(), False, 0) for m in ("m1", "m2")]
+    assert await storage.put_contribution(contribution, deliveries)
+    assert not await storage.put_contribution(contribution, deliveries)
+    await storage.mark_delivery("temp", 7, "m1", True)
+    pending = await storage.pending_deliveries(min_round_end=50.0)
+    assert [(d.member, d.ciphertext) for d in pending] == [("m2", b"ct-m2")]
+    assert await storage.pending_deliveries(min_round_end=100.0) == []
+    await storage.prune(before=200.0)
+    assert await storage.deliveries("temp", 7) == []
+    assert (await storage.get_contribution("temp", 7)) == contribution

@@ -1,0 +1,48 @@
+"""A five-household federation of real ``mpc-backend serve`` processes, built with the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.backend.conftest import _loopback_sockets  # noqa: F401 - autouse here too
+from tests.backend.nodes import Cluster, allow_loopback_sockets
+
+# Short, test-friendly timing: rounds of 10 s (the minimum a task allows), 1 s grace,
+# next committee member takes over after 3 s, peer calls time out after 1.5 s, 2 attempts.
+TIMING = ("--grace", "1", "--takeover", "3", "--peer-timeout", "1.5", "--peer-attempts", "2")
+PERIOD = 10
+TASK_ARGS = (
+    "--unit", "°C", "--min", "-1000", "--max", "1000", "--resolution", "0.001",
+    "--stats", "count,sum,mean,variance,stddev,histogram,quantiles",
+    "--buckets", "18,20,22,24", "--period", str(PERIOD), "--min-contributors", "3",
+)
+TASKS = ("temp", "kill_one", "kill_two", "restart", "hang")
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    allow_loopback_sockets()
+    root: Path = tmp_path_factory.mktemp("fed")
+    cluster = Cluster(root)
+    try:
+        for i in range(5):
+            cluster.add(f"house{i}", *TIMING)
+        for node in cluster.nodes:
+            node.start()
+        founder = cluster.nodes[0]
+        founder.cli("federation", "create", "--name", "Elm Street")
+        for node in cluster.nodes[1:]:
+            token = founder.cli("invite", "--expires", "10m").stdout.strip()
+            node.cli("join", token)
+        # Any member proposes; the founder publishes.
+        for i, task in enumerate(TASKS):
+            cluster.nodes[i % 5].cli("task", "add", "--metric", "indoor temperature",
+                                     "--id", task, *TASK_ARGS)
+        cluster.nodes[1].cli("task", "add", "--metric", "indoor temperature", "--id", "temp_dp",
+                             *TASK_ARGS, "--dp-epsilon", "1")
+        yield cluster
+    finally:
+        cluster.close()
