@@ -11,10 +11,12 @@ from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
+from . import neighbourhood
 from .const import CONF_KIND, DOMAIN, SENSOR_KINDS
 from .coordinator import SensorConfigEntry, SensorCoordinator, StreamingCoordinator
 from .device import SerialDevice, create_device
 from .issues import async_clear_node_problem
+from .neighbourhood.const import KIND_NEIGHBOURHOOD
 from .services import async_setup_services
 from .settings import CONTINUOUS, configure, scan_interval
 
@@ -24,14 +26,17 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the actions, which must exist even before any entry loads."""
+    """Register the actions (and the Assist intent), which exist before any entry loads."""
     async_setup_services(hass)
+    neighbourhood.async_setup(hass)
     return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     """Set up a Hearth config entry according to its kind."""
-    if (kind := entry.data.get(CONF_KIND)) not in SENSOR_KINDS:
+    if (kind := entry.data.get(CONF_KIND)) == KIND_NEIGHBOURHOOD:
+        return await neighbourhood.async_setup_entry(hass, entry)
+    if kind not in SENSOR_KINDS:
         # e.g. an entry made by a newer Hearth, then downgraded
         raise ConfigEntryError(
             translation_domain=DOMAIN,
@@ -64,6 +69,8 @@ async def _async_setup_sensor_entry(hass: HomeAssistant, entry: SensorConfigEntr
 
 async def async_unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     """Unload a Hearth config entry."""
+    if entry.data.get(CONF_KIND) == KIND_NEIGHBOURHOOD:
+        return await neighbourhood.async_unload_entry(hass, entry)
     return await hass.config_entries.async_unload_platforms(entry, SENSOR_PLATFORMS)
 
 

@@ -70,6 +70,8 @@ from .drivers.ina219 import calibration_for
 from .drivers.scd4x import TEMPERATURE_OFFSET_RANGE
 from .drivers.serial_catalog import SERIAL_DRIVERS
 from .messages import error_key
+from .neighbourhood.config_flow import NeighbourhoodFlowMixin, NeighbourhoodOptionsFlow
+from .neighbourhood.const import KIND_NEIGHBOURHOOD
 from .serial_port import async_list_ports, stable_path
 from .settings import CONTINUOUS, filter_window, scan_interval
 
@@ -146,8 +148,8 @@ async def _async_test(device: SensorDevice) -> str | None:
     return None
 
 
-class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
-    """Add one physical sensor per entry."""
+class HearthConfigFlow(NeighbourhoodFlowMixin, ConfigFlow, domain=DOMAIN):
+    """Add one physical sensor per entry, or this hub's neighbourhood backend."""
 
     VERSION = 1
 
@@ -158,13 +160,19 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
 
     @staticmethod
     @callback
-    def async_get_options_flow(config_entry: ConfigEntry) -> HearthOptionsFlow:
-        """Poll interval, outlier filter and calibration."""
+    def async_get_options_flow(
+        config_entry: ConfigEntry,
+    ) -> HearthOptionsFlow | NeighbourhoodOptionsFlow:
+        """Sensors: poll interval, outlier filter and calibration. Backend: what to share."""
+        if config_entry.data.get(CONF_KIND) == KIND_NEIGHBOURHOOD:
+            return NeighbourhoodOptionsFlow()
         return HearthOptionsFlow()
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask which kind of sensor to add."""
-        return self.async_show_menu(step_id="user", menu_options=["i2c", "uart", "simulated"])
+        """Ask which kind of sensor to add, or the neighbourhood backend."""
+        return self.async_show_menu(
+            step_id="user", menu_options=["i2c", "uart", "simulated", "neighbourhood"]
+        )
 
     # I2C ---------------------------------------------------------------------------
 
@@ -357,6 +365,8 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
         """Move the sensor to another bus or port; model and address stay."""
         entry = self._get_reconfigure_entry()
         kind = entry.data[CONF_KIND]
+        if kind == KIND_NEIGHBOURHOOD:
+            return await self.async_step_neighbourhood_reconfigure()
         key = CONF_BUS if kind == KIND_I2C else CONF_PORT
         errors: dict[str, str] = {}
         if user_input is not None:

@@ -7,8 +7,10 @@ from typing import Any
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_PORT
+from .const import CONF_KIND, CONF_PORT
 from .coordinator import SensorConfigEntry, StreamingCoordinator
+from .neighbourhood import diagnostics as neighbourhood_diagnostics
+from .neighbourhood.const import KIND_NEIGHBOURHOOD
 
 # /dev/serial/by-id/ names carry the USB adapter's serial number; titles repeat it.
 TO_REDACT = {CONF_PORT, "title", "unique_id"}
@@ -18,6 +20,8 @@ async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: SensorConfigEntry
 ) -> dict[str, Any]:
     """Entry settings, device state, counters and the latest values."""
+    if entry.data.get(CONF_KIND) == KIND_NEIGHBOURHOOD:
+        return await neighbourhood_diagnostics.async_get_config_entry_diagnostics(hass, entry)
     coordinator = entry.runtime_data
     device = coordinator.device
     interval = coordinator.update_interval

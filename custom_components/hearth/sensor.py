@@ -24,8 +24,11 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .const import CONF_KIND
 from .coordinator import SensorConfigEntry, SensorCoordinator
 from .entity import HearthEntity
+from .neighbourhood import sensor as neighbourhood_sensor
+from .neighbourhood.const import KIND_NEIGHBOURHOOD
 
 # Readings only; the bus lock and the coordinator already serialise device access.
 PARALLEL_UPDATES = 0
@@ -100,6 +103,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the device's quantity sensors and diagnostic counters."""
+    if entry.data.get(CONF_KIND) == KIND_NEIGHBOURHOOD:
+        await neighbourhood_sensor.async_setup_entry(hass, entry, async_add_entities)
+        return
     coordinator = entry.runtime_data
     entities: list[SensorEntity] = [
         HearthQuantitySensor(coordinator, QUANTITY_SENSORS[key])

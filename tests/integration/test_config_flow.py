@@ -39,7 +39,7 @@ pytestmark = pytest.mark.usefixtures("simulated")
 async def _start(hass: HomeAssistant, menu_choice: str) -> dict:
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     assert result["type"] is FlowResultType.MENU
-    assert result["menu_options"] == ["i2c", "uart", "simulated"]
+    assert result["menu_options"] == ["i2c", "uart", "simulated", "neighbourhood"]
     return await hass.config_entries.flow.async_configure(
         result["flow_id"], {"next_step_id": menu_choice}
     )

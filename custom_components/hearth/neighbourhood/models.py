@@ -1,0 +1,261 @@
+"""Typed views of the backend's local API answers (see mpc_backend/api/local.py).
+
+Parsing is strict about the fields Home Assistant relies on and ignores the rest,
+so a newer backend that adds fields keeps working; a missing or mistyped field
+raises UnexpectedAnswer, which the client reports like an unreachable backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from homeassistant.util import dt as dt_util
+
+from .errors import UnexpectedAnswer
+
+STATUS_RELEASED = "released"
+QUANTILE_KEYS = ("p10", "p25", "p50", "p75", "p90")
+
+
+def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = data.get(key) if isinstance(data, Mapping) else None
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise UnexpectedAnswer(f"backend answer field {key!r} is missing or not {kind}")
+    return value
+
+
+def _optional_number(data: Mapping[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UnexpectedAnswer(f"backend answer field {key!r} is not a number")
+    return float(value)
+
+
+def _timestamp(data: Mapping[str, Any], key: str) -> datetime:
+    value = _get(data, key, str)
+    parsed = dt_util.parse_datetime(value.replace("Z", "+00:00"))
+    if parsed is None:
+        raise UnexpectedAnswer(f"backend answer field {key!r} is not an ISO 8601 time")
+    return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What a task aggregates (the backend's TaskSpec, as far as HA needs it)."""
+
+    task_id: str
+    metric: str
+    unit: str
+    low: float
+    high: float
+    resolution: float
+    stats: tuple[str, ...]
+    buckets: tuple[float, ...]
+    period_s: int
+    min_contributors: int
+    dp_epsilon: float | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TaskSpec:
+        return cls(
+            task_id=_get(data, "task_id", str),
+            metric=_get(data, "metric", str),
+            unit=_get(data, "unit", str),
+            low=float(_get(data, "low", int | float)),
+            high=float(_get(data, "high", int | float)),
+            resolution=float(_get(data, "resolution", int | float)),
+            stats=tuple(str(s) for s in _get(data, "stats", list)),
+            buckets=tuple(float(b) for b in data.get("buckets") or ()),
+            period_s=_get(data, "period_s", int),
+            min_contributors=_get(data, "min_contributors", int),
+            dp_epsilon=_optional_number(data, "dp_epsilon"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatus:
+    """A task as /status reports it: its spec plus this node's view of the rounds."""
+
+    spec: TaskSpec
+    current_round: int
+    on_committee: bool
+    last_round_status: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TaskStatus:
+        last = data.get("last_round")
+        return cls(
+            spec=TaskSpec.from_json(_get(data, "spec", dict)),
+            current_round=_get(data, "current_round", int),
+            on_committee=_get(data, "on_committee", bool),
+            last_round_status=_get(last, "status", str) if last else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """This household's node: identity, federation, load."""
+
+    node_id: str
+    name: str
+    version: str
+    federation_id: str | None
+    federation_name: str | None
+    members: int
+    members_online: int
+    committee_seats: int
+    tasks: tuple[TaskStatus, ...]
+
+    @property
+    def in_federation(self) -> bool:
+        return self.federation_id is not None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> NodeStatus:
+        identity = _get(data, "identity", dict)
+        federation = data.get("federation")
+        load = _get(data, "load", dict)
+        return cls(
+            node_id=_get(identity, "node_id", str),
+            name=_get(identity, "name", str),
+            version=_get(identity, "version", str),
+            federation_id=_get(federation, "id", str) if federation else None,
+            federation_name=_get(federation, "name", str) if federation else None,
+            members=_get(federation, "members", int) if federation else 0,
+            members_online=_get(federation, "members_online", int) if federation else 0,
+            committee_seats=int(load.get("committee_seats_now", 0)),
+            tasks=tuple(TaskStatus.from_json(t) for t in data.get("tasks") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramBin:
+    low: float
+    high: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """A released aggregate; a statistic the task does not compute is None."""
+
+    count: int
+    sum: float | None
+    mean: float | None
+    variance: float | None
+    stddev: float | None
+    histogram: tuple[HistogramBin, ...] | None
+    quantiles: Mapping[str, float] | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Statistics:
+        histogram = data.get("histogram")
+        quantiles = data.get("quantiles")
+        return cls(
+            count=_get(data, "count", int),
+            sum=_optional_number(data, "sum"),
+            mean=_optional_number(data, "mean"),
+            variance=_optional_number(data, "variance"),
+            stddev=_optional_number(data, "stddev"),
+            histogram=None if histogram is None else tuple(
+                HistogramBin(float(b["low"]), float(b["high"]), int(b["count"]))
+                for b in histogram
+            ),
+            quantiles=None if quantiles is None else {
+                k: float(v) for k, v in quantiles.items() if k in QUANTILE_KEYS
+            },
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe form for events, action responses and diagnostics."""
+        return {
+            "count": self.count,
+            "sum": self.sum,
+            "mean": self.mean,
+            "variance": self.variance,
+            "stddev": self.stddev,
+            "histogram": None if self.histogram is None else [
+                {"low": b.low, "high": b.high, "count": b.count} for b in self.histogram
+            ],
+            "quantiles": None if self.quantiles is None else dict(self.quantiles),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """One round's outcome; statistics only when the round was released."""
+
+    seq: int
+    task: str
+    metric: str
+    unit: str
+    round: int
+    status: str
+    reason: str | None
+    contributors: int | None
+    statistics: Statistics | None
+    round_end: datetime
+    released_at: datetime
+
+    @property
+    def released(self) -> bool:
+        return self.status == STATUS_RELEASED and self.statistics is not None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TaskResult:
+        stats = data.get("statistics")
+        contributors = data.get("contributors")
+        try:
+            return cls(
+                seq=_get(data, "seq", int),
+                task=_get(data, "task", str),
+                metric=_get(data, "metric", str),
+                unit=_get(data, "unit", str),
+                round=_get(data, "round", int),
+                status=_get(data, "status", str),
+                reason=data.get("reason"),
+                contributors=None if contributors is None else int(contributors),
+                statistics=None if stats is None else Statistics.from_json(stats),
+                round_end=_timestamp(data, "round_end"),
+                released_at=_timestamp(data, "released_at"),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise UnexpectedAnswer(f"malformed result from the backend: {err}") from err
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "metric": self.metric,
+            "unit": self.unit,
+            "round": self.round,
+            "status": self.status,
+            "reason": self.reason,
+            "contributors": self.contributors,
+            "statistics": None if self.statistics is None else self.statistics.as_dict(),
+            "round_end": self.round_end.isoformat(),
+            "released_at": self.released_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The backend's answer to a reading: which round it went to."""
+
+    task: str
+    round: int
+    duplicate: bool
+    acknowledged_by: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Receipt:
+        return cls(
+            task=_get(data, "task", str),
+            round=_get(data, "round", int),
+            duplicate=_get(data, "duplicate", bool),
+            acknowledged_by=_get(data, "acknowledged_by", int),
+        )

@@ -1,0 +1,330 @@
+"""A test double of the backend's local API at the HTTP boundary, for fast HA tests.
+
+It speaks the same routes, status codes, error bodies and JSON shapes as
+mpc_backend/api/local.py (health, status, results, results/stream as
+server-sent events, readings), on a real loopback port so Home Assistant's own
+aiohttp session talks to it. It does no cryptography and no rounds: the test
+publishes results with ``publish``, computing their statistics itself from
+plaintext values. ``test_real_backend.py`` checks the same integration code
+against real ``mpc-backend serve`` processes, and ``test_fake_matches_real``
+compares this double's answers with a real node's, field by field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+TOKEN = "fake-token-0123456789"
+NODE_ID = "0123456789abcdef0123456789abcdef"
+
+TEMP_TASK: dict[str, Any] = {
+    "task_id": "indoor_temperature",
+    "metric": "indoor_temperature",
+    "unit": "°C",
+    "low": -20.0,
+    "high": 40.0,
+    "resolution": 0.1,
+    "stats": ["count", "mean", "stddev", "histogram", "quantiles"],
+    "buckets": [18.0, 20.0, 22.0, 24.0],
+    "period_s": 60,
+    "min_contributors": 3,
+    "dp_epsilon": None,
+    "k": 3,
+    "t": 1,
+}
+POWER_TASK: dict[str, Any] = {
+    "task_id": "power",
+    "metric": "household power",
+    "unit": "W",
+    "low": 0.0,
+    "high": 20000.0,
+    "resolution": 1.0,
+    "stats": ["count", "sum", "mean"],
+    "buckets": [],
+    "period_s": 300,
+    "min_contributors": 2,
+    "dp_epsilon": None,
+    "k": 3,
+    "t": 1,
+}
+
+
+def iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def plain_statistics(spec: dict[str, Any], values: list[float]) -> dict[str, Any]:
+    """What the backend releases for these readings, computed in the clear.
+
+    Population variance, histogram over the task's bucket edges, quantiles by
+    linear interpolation inside the histogram bin (as mpc_backend's decoder does).
+    """
+    stats: dict[str, Any] = {"count": len(values)}
+    if "sum" in spec["stats"]:
+        stats["sum"] = math.fsum(values)
+    if "mean" in spec["stats"]:
+        stats["mean"] = statistics.fmean(values)
+    if "variance" in spec["stats"]:
+        stats["variance"] = statistics.pvariance(values)
+    if "stddev" in spec["stats"]:
+        stats["stddev"] = statistics.pstdev(values)
+    if "histogram" in spec["stats"] or "quantiles" in spec["stats"]:
+        edges = [spec["low"], *spec["buckets"], spec["high"]]
+        counts = [
+            sum(1 for v in values if (j == 0 or v >= edges[j]) and
+                (j == len(edges) - 2 or v < edges[j + 1]))
+            for j in range(len(edges) - 1)
+        ]
+        if "histogram" in spec["stats"]:
+            stats["histogram"] = [
+                {"low": edges[j], "high": edges[j + 1], "count": c} for j, c in enumerate(counts)
+            ]
+        if "quantiles" in spec["stats"]:
+            quantiles = {}
+            for name, p in (("p10", 0.1), ("p25", 0.25), ("p50", 0.5), ("p75", 0.75),
+                            ("p90", 0.9)):
+                rank, below = p * len(values), 0
+                for j, c in enumerate(counts):
+                    if c and below < rank <= below + c:
+                        quantiles[name] = edges[j] + (rank - below) / c * (edges[j + 1] - edges[j])
+                        break
+                    below += c
+            stats["quantiles"] = quantiles
+    return stats
+
+
+@dataclass
+class FakeBackend:
+    """One household node's local API; ``federation=None`` is a node that joined nothing."""
+
+    tasks: list[dict[str, Any]] = field(default_factory=lambda: [dict(TEMP_TASK)])
+    token: str = TOKEN
+    node_id: str = NODE_ID
+    name: str = "house0"
+    federation: str | None = "Elm Street"
+    members: int = 3
+    members_online: int = 3
+    committee_seats: int = 1
+    results: list[dict[str, Any]] = field(default_factory=list)
+    readings: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    broken: bool = False  # /status fails as the real node does on an unhandled error
+    port: int = 0
+    _runner: web.AppRunner | None = None
+    _streams: set[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=set)
+    _contributed: dict[tuple[str, int], float] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
+
+    def spec(self, task: str) -> dict[str, Any]:
+        return next(t for t in self.tasks if t["task_id"] == task)
+
+    # -- control ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Listen (again) on 127.0.0.1; a restart keeps the port."""
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/api/v1/health", self._health)
+        app.router.add_get("/api/v1/status", self._status)
+        app.router.add_get("/api/v1/results", self._results)
+        app.router.add_get("/api/v1/results/stream", self._stream)
+        app.router.add_post("/api/v1/readings", self._reading)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        """Stop answering: connections are refused until ``start``."""
+        for queue in list(self._streams):
+            queue.put_nowait(None)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def publish(
+        self,
+        task: str,
+        round_id: int,
+        values: list[float] | None = None,
+        *,
+        status: str = "released",
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        """Store a round outcome and push it to open streams; statistics from ``values``."""
+        spec = self.spec(task)
+        released = status == "released"
+        result = {
+            "task": task,
+            "metric": spec["metric"],
+            "unit": spec["unit"],
+            "round": round_id,
+            "round_start": iso(round_id * spec["period_s"]),
+            "round_end": iso((round_id + 1) * spec["period_s"]),
+            "status": status,
+            "reason": reason,
+            "contributors": len(values) if values is not None else None,
+            "statistics": plain_statistics(spec, values) if released and values else None,
+            "dp_epsilon": None,
+            "committee": [self.node_id, "1" * 32, "2" * 32],
+            "released_at": iso((round_id + 1) * spec["period_s"] + 2),
+            "signed_by": self.node_id,
+            "signature": "c2lnbmF0dXJl",
+            "seq": len(self.results) + 1,
+        }
+        self.results.append(result)
+        for queue in list(self._streams):
+            queue.put_nowait(result)
+        return result
+
+    # -- API -------------------------------------------------------------------------
+    @staticmethod
+    def _error(status: int, code: str, message: str, field_name: str | None = None
+               ) -> web.Response:
+        error: dict[str, Any] = {"code": code, "message": message}
+        if field_name is not None:
+            error["field"] = field_name
+        return web.json_response({"error": error}, status=status)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests.append(f"{request.method} {request.path}")
+        # As in the real node, auth guards the /api/v1 sub-application only.
+        if request.path.startswith("/api/v1/") and request.path != "/api/v1/health" and (
+            request.headers.get("Authorization") != f"Bearer {self.token}"
+        ):
+            return self._error(401, "unauthorized", "missing or wrong bearer token; get it "
+                               "with: mpc-backend token --data-dir DIR")
+        return await handler(request)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "version": "0.1.0"})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        if self.broken:
+            return self._error(500, "internal", "internal error; see the node's log")
+        identity = {"node_id": self.node_id, "name": self.name, "fingerprint": "AAAA-BBBB",
+                    "hpke_suite": "X25519", "url": self.url, "capacity": 1.0,
+                    "input_only": False, "version": "0.1.0", "uptime_s": 12.5}
+        load = {"shares_accepted": 0, "shares_rejected": 0, "rounds_closed_as_coordinator": 0,
+                "contributions_sent": len(self.readings), "rounds_holding_shares": 0}
+        if self.federation is None:
+            return web.json_response({"identity": identity, "federation": None, "members": [],
+                                      "tasks": [], "load": load})
+        now = dt.datetime.now(dt.UTC).timestamp()
+        tasks = []
+        for spec in self.tasks:
+            current = math.floor(now / spec["period_s"])
+            latest = [r for r in self.results if r["task"] == spec["task_id"]]
+            tasks.append({
+                "task": spec["task_id"], "spec": spec, "added_at": 0.0,
+                "proposed_by": self.node_id, "first_round": 0, "first_round_starts_at": 0,
+                "current_round": current,
+                "round_ends_at": iso((current + 1) * spec["period_s"]),
+                "committee": [self.node_id], "on_committee": True,
+                "last_round": None if not latest else {
+                    "round": latest[-1]["round"], "status": latest[-1]["status"],
+                    "reason": latest[-1]["reason"]},
+            })
+        load["committee_seats_now"] = self.committee_seats
+        return web.json_response({
+            "identity": identity,
+            "federation": {"id": "f" * 32, "name": self.federation, "founder": self.node_id,
+                           "is_founder": True, "roster_version": 4, "members": self.members,
+                           "members_online": self.members_online},
+            "members": [
+                {"node_id": node_id, "name": f"house{i}", "url": f"http://127.0.0.1:{9000 + i}",
+                 "capacity": 1.0, "input_only": False, "founder": i == 0,
+                 "online": i < self.members_online}
+                for i, node_id in enumerate((self.node_id, "1" * 32, "2" * 32)[: self.members])
+            ],
+            "tasks": tasks, "load": load,
+        })
+
+    def _task_param(self, request: web.Request) -> tuple[str | None, web.Response | None]:
+        task = request.query.get("task")
+        if task is not None and not any(t["task_id"] == task for t in self.tasks):
+            return None, self._error(404, "unknown_task", f"unknown task {task!r}", "task")
+        return task, None
+
+    async def _results(self, request: web.Request) -> web.Response:
+        task, error = self._task_param(request)
+        if error is not None:
+            return error
+        since = int(request.query.get("since", 0))
+        limit = int(request.query.get("limit", 20))
+        found = [r for r in reversed(self.results)
+                 if r["seq"] > since and (task is None or r["task"] == task)]
+        return web.json_response({"results": found[:limit]})
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        task, error = self._task_param(request)
+        if error is not None:
+            return error
+        since = int(request.query.get("since", 0))
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._streams.add(queue)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        try:
+            backlog = [r for r in self.results if r["seq"] > since] if since else []
+            for result in backlog:
+                queue.put_nowait(result)
+            await response.write(b": keepalive\n\n")
+            while (result := await queue.get()) is not None:
+                if task is None or result["task"] == task:
+                    data = json.dumps(result, separators=(",", ":"))
+                    await response.write(
+                        f"id: {result['seq']}\nevent: result\ndata: {data}\n\n".encode()
+                    )
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self._streams.discard(queue)
+        return response
+
+    async def _reading(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        for name in ("task", "value"):
+            if name not in body:
+                return self._error(400, "bad_request", f"missing field {name!r}", name)
+        task, value = body["task"], body["value"]
+        if not any(t["task_id"] == task for t in self.tasks):
+            return self._error(404, "unknown_task",
+                               f"unknown task {task!r}; list tasks with mpc-backend status",
+                               "task")
+        spec = self.spec(task)
+        if not spec["low"] <= value <= spec["high"]:
+            return self._error(422, "out_of_range", f"value {value} is outside the task range "
+                               f"[{spec['low']}, {spec['high']}]", "value")
+        now = dt.datetime.now(dt.UTC).timestamp()
+        round_id = math.floor(now / spec["period_s"])
+        previous = self._contributed.get((task, round_id))
+        if previous is not None and previous != value:
+            return self._error(409, "duplicate_contribution",
+                               f"this household already contributed a different value to "
+                               f"{task!r} round {round_id}; one contribution per round")
+        self._contributed[(task, round_id)] = value
+        self.readings.append({"task": task, "value": value, "round": round_id})
+        return web.json_response({
+            "task": task, "round": round_id, "status": "accepted",
+            "duplicate": previous is not None, "acknowledged_by": 3, "committee_size": 3,
+            "round_ends_at": (round_id + 1) * spec["period_s"],
+        })

@@ -1,0 +1,73 @@
+"""Every neighbourhood string the code refers to exists in strings.json."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+import custom_components.hearth.neighbourhood as neighbourhood
+from custom_components.hearth.neighbourhood.const import INTENT_GET_NEIGHBOURHOOD
+from custom_components.hearth.neighbourhood.sensor import AGGREGATES, NODE_SENSORS
+
+SUBPACKAGE = Path(neighbourhood.__file__).parent
+STRINGS = json.loads((SUBPACKAGE.parent / "strings.json").read_text())
+
+
+def _source(name: str) -> str:
+    return (SUBPACKAGE / name).read_text()
+
+
+def test_flow_errors_and_aborts_are_translated() -> None:
+    source = _source("config_flow.py")
+    form_errors = set(re.findall(r'return None, "(\w+)"', source))
+    assert form_errors == {"invalid_url", "invalid_auth", "not_in_federation", "cannot_connect"}
+    assert form_errors <= set(STRINGS["config"]["error"])
+    assert "mpc-backend federation create" in STRINGS["config"]["error"]["not_in_federation"]
+    assert "mpc-backend join" in STRINGS["config"]["error"]["not_in_federation"]
+    option_errors = set(re.findall(r'errors\[CONF_ENTITY\] = "(\w+)"', source))
+    assert option_errors and option_errors <= set(STRINGS["options"]["error"])
+    aborts = set(re.findall(r'reason="(\w+)"', source))
+    config_aborts = {"wrong_backend"} | set(re.findall(r'error="(\w+)"', source))
+    assert config_aborts <= set(STRINGS["config"]["abort"])
+    assert aborts - {"wrong_backend"} <= set(STRINGS["options"]["abort"])
+    steps = set(re.findall(r'step_id="(\w+)"', source))
+    assert steps <= set(STRINGS["config"]["step"]) | set(STRINGS["options"]["step"])
+
+
+def test_exceptions_are_translated() -> None:
+    keys = set()
+    for module in SUBPACKAGE.glob("*.py"):
+        text = module.read_text()
+        keys |= set(re.findall(r'translation_domain=DOMAIN,\s*translation_key="(\w+)"', text))
+        keys |= set(re.findall(r'fail\("(\w+)"', text))
+    assert {"backend_unreachable", "intent_no_result", "already_contributed"} <= keys
+    assert keys <= set(STRINGS["exceptions"]), keys - set(STRINGS["exceptions"])
+
+
+def test_entities_and_device_are_translated() -> None:
+    sensors = STRINGS["entity"]["sensor"]
+    for description in (*AGGREGATES, *NODE_SENSORS):
+        assert description.translation_key in sensors
+    for key in [d.translation_key for d in AGGREGATES] + ["last_round"]:
+        assert "{metric}" in sensors[key]["name"]
+    assert set(sensors["last_round"]["state"]) == {"released", "insufficient", "failed"}
+    assert STRINGS["entity"]["binary_sensor"]["backend"]["name"]
+    assert STRINGS["device"]["neighbourhood"]["name"] == "Neighbourhood"
+
+
+def test_options_say_what_is_shared() -> None:
+    text = STRINGS["options"]["step"]["neighbourhood_tasks"]["description"]
+    assert "Nothing is shared until you choose a task" in text
+    assert "secret shares" in text
+    assert "{minimums}" in text
+
+
+def test_sentences_file_targets_the_intent() -> None:
+    sentences = yaml.safe_load(_source("sentences/en/hearth.yaml"))
+    assert sentences["language"] == "en"
+    assert set(sentences["intents"]) == {INTENT_GET_NEIGHBOURHOOD}
+    assert sentences["responses"]["intents"][INTENT_GET_NEIGHBOURHOOD]["default"]
+    assert "custom_sentences/en/" in _source("sentences/en/hearth.yaml")
