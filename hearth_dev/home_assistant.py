@@ -278,10 +278,50 @@ async def _configure_hearth(
         )
         ids[model] = _finished(result, model)["result"]["entry_id"]
     _LOGGER.info("added household 1's sensors to Home Assistant")
-    ids["neighbourhood"] = await _configure_neighbourhood(api, node)
+    ids["neighbourhood"] = await _configure_neighbourhood(api, node, ids)
     ids_file.write_text(json.dumps(ids, indent=2) + "\n")
     return ids
 
 
-async def _configure_neighbourhood(api: _Api, node: Node) -> str:
-    raise NotImplementedError("wired once the neighbourhood entry lands")
+# Which local sensor feeds each task, by the unit the options form asks for.
+_SOURCE_BY_UNIT = {
+    "°C": ("bme280", "temperature"),
+    "µg/m³": ("pms5003", "pm2_5"),
+    "μg/m³": ("pms5003", "pm2_5"),
+    "ppm": ("mhz19b", "carbon_dioxide"),
+}
+
+
+async def _configure_neighbourhood(api: _Api, node: Node, ids: dict[str, str]) -> str:
+    """The neighbourhood entry for household 1's node, opted in to every demo task."""
+    result = await api.flow(
+        "config_entries",
+        {"handler": DOMAIN},
+        {"next_step_id": "neighbourhood"},
+        {"url": node.url, "token": node.token},
+    )
+    entry_id: str = _finished(result, "neighbourhood")["result"]["entry_id"]
+    registry = await api.ws("config/entity_registry/list")
+    result = await api.flow("config_entries/options", {"handler": entry_id})
+    tasks = [o["value"] for o in _select_options(result, "tasks")]
+    result = await api.post(
+        f"/api/config/config_entries/options/flow/{result['flow_id']}", {"tasks": tasks}
+    )
+    while result["type"] == "form" and result["step_id"] == "neighbourhood_task":
+        model, word = _SOURCE_BY_UNIT[result["description_placeholders"]["unit"]]
+        source = next(
+            e["entity_id"]
+            for e in registry
+            if e["config_entry_id"] == ids[model] and word in e["entity_id"]
+        )
+        result = await api.post(
+            f"/api/config/config_entries/options/flow/{result['flow_id']}", {"entity": source}
+        )
+    _finished(result, "neighbourhood options")
+    _LOGGER.info("household 1 contributes %s to the neighbourhood", ", ".join(tasks))
+    return entry_id
+
+
+def _select_options(form: dict[str, Any], field: str) -> list[dict[str, str]]:
+    schema = next(f for f in form["data_schema"] if f["name"] == field)
+    return schema["selector"]["select"]["options"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import probatio
+import voluptuous as vol
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import intent
@@ -92,8 +92,8 @@ class GetNeighbourhoodIntent(intent.IntentHandler):
     @property
     def slot_schema(self) -> dict[Any, Any]:
         return {
-            probatio.Required("metric"): cv.string,
-            probatio.Optional("statistic"): cv.string,
+            vol.Required("metric"): cv.string,
+            vol.Optional("statistic"): cv.string,
         }
 
     async def async_handle(self, intent_obj: intent.Intent) -> intent.IntentResponse:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import probatio
+import voluptuous as vol
 from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlowWithReload
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
@@ -93,10 +93,10 @@ class NeighbourhoodFlowMixin(ConfigFlow):
                     },
                 )
             errors["base"] = error
-        schema = probatio.Schema(
+        schema = vol.Schema(
             {
-                probatio.Required(CONF_URL, default=DEFAULT_URL): _URL_SELECTOR,
-                probatio.Required(CONF_TOKEN): _TOKEN_SELECTOR,
+                vol.Required(CONF_URL, default=DEFAULT_URL): _URL_SELECTOR,
+                vol.Required(CONF_TOKEN): _TOKEN_SELECTOR,
             }
         )
         return self.async_show_form(
@@ -128,7 +128,7 @@ class NeighbourhoodFlowMixin(ConfigFlow):
             errors["base"] = error
         return self.async_show_form(
             step_id="neighbourhood_reauth_confirm",
-            data_schema=probatio.Schema({probatio.Required(CONF_TOKEN): _TOKEN_SELECTOR}),
+            data_schema=vol.Schema({vol.Required(CONF_TOKEN): _TOKEN_SELECTOR}),
             description_placeholders={CONF_URL: entry.data[CONF_URL]},
             errors=errors,
         )
@@ -148,7 +148,7 @@ class NeighbourhoodFlowMixin(ConfigFlow):
                     entry, data_updates={CONF_URL: normalize_url(user_input[CONF_URL])}
                 )
             errors["base"] = error
-        schema = probatio.Schema({probatio.Required(CONF_URL): _URL_SELECTOR})
+        schema = vol.Schema({vol.Required(CONF_URL): _URL_SELECTOR})
         return self.async_show_form(
             step_id="neighbourhood_reconfigure",
             data_schema=self.add_suggested_values_to_schema(
@@ -201,9 +201,9 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
             SelectOptionDict(value=task_id, label=_task_label(spec))
             for task_id, spec in self._specs.items()
         ]
-        schema = probatio.Schema(
+        schema = vol.Schema(
             {
-                probatio.Optional(
+                vol.Optional(
                     CONF_TASKS, default=[t for t in current if t in self._specs]
                 ): SelectSelector(
                     SelectSelectorConfig(
@@ -247,8 +247,8 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
         if (device_class := value_device_class(spec)) is not None:
             entity_filter["device_class"] = device_class.value
         current = self.config_entry.options.get(CONF_CONTRIBUTIONS, {}).get(task_id)
-        schema = probatio.Schema(
-            {probatio.Required(CONF_ENTITY): EntitySelector(
+        schema = vol.Schema(
+            {vol.Required(CONF_ENTITY): EntitySelector(
                 EntitySelectorConfig(filter=entity_filter)
             )}
         )

@@ -6,7 +6,7 @@ Both take an optional ``config_entry_id``; with one neighbourhood entry loaded
 
 from __future__ import annotations
 
-import probatio
+import voluptuous as vol
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
@@ -24,18 +24,18 @@ from .contributor import NoValidState
 from .errors import BackendError, BackendRejected, CannotConnect, InvalidAuth
 from .runtime import NeighbourhoodConfigEntry
 
-CONTRIBUTE_NOW_SCHEMA = probatio.Schema(
+CONTRIBUTE_NOW_SCHEMA = vol.Schema(
     {
-        probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
-        probatio.Required(ATTR_TASK): cv.string,
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Required(ATTR_TASK): cv.string,
     }
 )
-GET_RESULTS_SCHEMA = probatio.Schema(
+GET_RESULTS_SCHEMA = vol.Schema(
     {
-        probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
-        probatio.Optional(ATTR_TASK): cv.string,
-        probatio.Optional(ATTR_LIMIT, default=1): probatio.All(
-            probatio.Coerce(int), probatio.Range(min=1, max=100)
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Optional(ATTR_TASK): cv.string,
+        vol.Optional(ATTR_LIMIT, default=1): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=100)
         ),
     }
 )

@@ -1,0 +1,1 @@
+"""The whole simulated neighbourhood, run the way a newcomer runs it."""

@@ -1,0 +1,124 @@
+"""`scripts/develop` brings up nodes, emulated sensors and a real Home Assistant whose
+neighbourhood aggregates become numeric, and Ctrl-C leaves no process behind.
+
+Runs on the host's Python (scripts/test's second run): scripts/develop itself starts Home
+Assistant in the 3.14 environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HA = "http://127.0.0.1:8123"
+# Each household's emulated sensors stay within these bounds (emulators/environment.py's
+# INDOOR_WANDER for temperature and CO2, the PMS5003 demo seeds for PM2.5), so the
+# neighbourhood's mean must too.
+EXPECTED = {
+    "sensor.neighbourhood_indoor_temperature_mean": (15.0, 28.0),
+    "sensor.neighbourhood_pm25_mean": (0.0, 60.0),
+    "sensor.neighbourhood_co2_mean": (300.0, 2600.0),
+}
+START_TIMEOUT_S = 900
+RESULT_TIMEOUT_S = 240
+
+
+@pytest.fixture
+def dev_dir() -> Iterator[Path]:
+    # Inside the repository: Home Assistant sees the repository only (mounted in its root).
+    path = REPO / ".dev" / f"test-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _get(path: str, token: str) -> object:
+    request = urllib.request.Request(f"{HA}{path}", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (proc / "stat").read_text().split(") ", 1)[1][0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            found.append(f"{proc.name}: {cmdline.strip()}")
+    return found
+
+
+def test_develop_runs_a_neighbourhood(dev_dir: Path) -> None:
+    log = dev_dir.parent / f"{dev_dir.name}.log"
+    dev_dir.parent.mkdir(exist_ok=True)
+    with log.open("wb") as out:
+        develop = subprocess.Popen(
+            [
+                str(REPO / "scripts" / "develop"),
+                "--households",
+                "3",
+                "--period",
+                "20",
+                "--dir",
+                str(dev_dir),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while b"Home Assistant is ready" not in log.read_bytes():
+            assert develop.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "Home Assistant did not come up"
+            time.sleep(1)
+        token = (dev_dir / "ha-token").read_text().strip()
+        assert (dev_dir / "ha-token").stat().st_mode & 0o077 == 0
+
+        deadline = time.monotonic() + RESULT_TIMEOUT_S
+        values: dict[str, float] = {}
+        while len(values) < len(EXPECTED):
+            assert time.monotonic() < deadline, f"aggregates not numeric in time: {values}"
+            states = {s["entity_id"]: s["state"] for s in _get("/api/states", token)}
+            for entity_id in EXPECTED:
+                with contextlib.suppress(ValueError):
+                    values[entity_id] = float(states.get(entity_id, "unknown"))
+            time.sleep(2)
+        for entity_id, (low, high) in EXPECTED.items():
+            assert low <= values[entity_id] <= high, (entity_id, values[entity_id])
+        contributors = float(
+            next(
+                s["state"]
+                for s in _get("/api/states", token)
+                if s["entity_id"] == "sensor.neighbourhood_indoor_temperature_contributors"
+            )
+        )
+        assert contributors >= 2  # the demo tasks' privacy floor
+    finally:
+        develop.send_signal(signal.SIGINT)
+        try:
+            code = develop.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(develop.pid, signal.SIGKILL)
+            raise
+    assert code == 0, log.read_text()[-3000:]
+    time.sleep(1)
+    assert _processes_mentioning(str(dev_dir.relative_to(REPO))) == []
+    assert _processes_mentioning(str(dev_dir)) == []
