@@ -1,4 +1,5 @@
-"""FieldRNG: AES-256-CTR keystream, rejection sampling into GF(P), determinism, uniformity."""
+"""FieldRNG: AES-256-CTR keystream in segments, rejection sampling into GF(P), determinism,
+uniformity."""
 
 from __future__ import annotations
 
@@ -9,15 +10,27 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from mpc_backend.arith import FieldRNG, P
+from mpc_backend.arith import rng as rng_module
 from tests.backend import arith_reference as ref
 
 SEED = bytes(range(32))
 
 
+def ctr_bytes(seed: bytes, segment: int, size: int) -> bytes:
+    """The first `size` bytes of AES-256-CTR(key=seed) from counter block segment || 2."""
+    counter = segment.to_bytes(12, "big") + (2).to_bytes(4, "big")
+    return Cipher(algorithms.AES(seed), modes.CTR(counter)).encryptor().update(bytes(size))
+
+
 def keystream_words(seed: bytes, n: int) -> np.ndarray:
-    """The first n little-endian 64-bit words of AES-256-CTR(key=seed, counter=0)."""
-    encryptor = Cipher(algorithms.AES(seed), modes.CTR(bytes(16))).encryptor()
-    return np.frombuffer(encryptor.update(bytes(8 * n)), dtype="<u8").astype(np.uint64)
+    """The first n little-endian 64-bit words of the stream (all in segment 0)."""
+    return np.frombuffer(ctr_bytes(seed, 0, 8 * n), dtype="<u8").astype(np.uint64)
+
+
+@pytest.fixture(params=[True, False], ids=["gcm-engine", "ctr-engine"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run a test with the keystream produced by OpenSSL's GCM and by its plain CTR."""
+    monkeypatch.setattr(rng_module, "_GCM_ENGINE", request.param)
 
 
 class ScriptedRNG(FieldRNG):
@@ -34,8 +47,21 @@ class ScriptedRNG(FieldRNG):
             words[i] = next(self._words)
 
 
+@pytest.mark.usefixtures("engine")
 def test_words_are_the_aes256_ctr_keystream() -> None:
     np.testing.assert_array_equal(FieldRNG(SEED).uint64(1000), keystream_words(SEED, 1000))
+
+
+@pytest.mark.usefixtures("engine")
+def test_segments_continue_the_stream_from_the_next_nonce(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rng_module, "_SEGMENT_BYTES", 1000)  # not a whole number of words
+    rng = FieldRNG(SEED)
+    words = np.concatenate([rng.uint64(3), rng.uint64(200), rng.uint64(330)])
+    stream = b"".join(ctr_bytes(SEED, segment, 1000) for segment in range(5))
+    expected = np.frombuffer(stream[: 8 * words.size], dtype="<u8")
+    np.testing.assert_array_equal(words, expected)
 
 
 def test_field_elements_are_the_keystream_masked_to_61_bits() -> None:
@@ -44,6 +70,7 @@ def test_field_elements_are_the_keystream_masked_to_61_bits() -> None:
     np.testing.assert_array_equal(FieldRNG(SEED).field_elements(70_000), expected)
 
 
+@pytest.mark.usefixtures("engine")
 def test_stream_continues_across_calls_and_spans_chunks() -> None:
     one = FieldRNG(SEED)
     parts = [one.field_elements(3), one.field_elements(40_000), one.uint64(5)]

@@ -69,21 +69,130 @@ def test_shares_are_a_degree_t_polynomial_through_the_secret(
         )
 
 
-@pytest.mark.parametrize(("t", "k"), [(1, 3), (2, 5), (3, 9)])
-@pytest.mark.parametrize("xs", ["default", "large"])
+def x_points(kind: str, k: int) -> list[int]:
+    """x-coordinates: 1..k (forward differences for t <= 4), 2..k+1 (Horner, x < 2^32)
+    or large ones (Horner with two-limb x)."""
+    if kind == "default":
+        return list(range(1, k + 1))
+    if kind == "shifted":
+        return list(range(2, k + 2))
+    return [P - 1 - 977 * j for j in range(k)]
+
+
+def polynomial_rows(secrets: np.ndarray, coefficients: np.ndarray, xs: list[int]) -> np.ndarray:
+    """f(x) = secrets + sum_m coefficients[:, m - 1] x^m for each x, from the element-wise
+    field operations (themselves checked against the Python-integer reference)."""
+    rows = []
+    for x in xs:
+        row = secrets
+        for m in range(coefficients.shape[1]):
+            term = field_scale(np.ascontiguousarray(coefficients[:, m]), x ** (m + 1))
+            row = field_add(row, term)
+        rows.append(row)
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize(("t", "k"), [(1, 3), (2, 5), (3, 9), (4, 7), (5, 8)])
+@pytest.mark.parametrize("xs", ["default", "shifted", "large"])
 def test_shares_equal_reference_evaluation_of_the_drawn_coefficients(
     t: int, k: int, xs: str
 ) -> None:
-    """The coefficients are the next t * n field elements of the RNG, row m - 1 for x^m."""
-    n = 2500  # several kernel blocks, odd tail
-    points = list(range(1, k + 1)) if xs == "default" else [P - 1 - 977 * j for j in range(k)]
+    """Secret i's coefficients of x^1..x^t are the next t field elements of the RNG."""
+    n = 40_003  # three keystream blocks of 16384 secrets, many kernel tiles, odd tail
+    points = x_points(xs, k)
     secrets = FieldRNG(b"s" * 32).field_elements(n)
     secrets[:3] = [0, 1, P - 1]
+    secrets[-1] = P - 1
     shares = shamir_share(secrets, t, k, FieldRNG(bytes(32)), xs=points)
-    coefficients = FieldRNG(bytes(32)).field_elements(t * n).reshape(t, n)
-    for i in (0, 1, 2, 1023, 1024, 2047, n - 1):
-        poly = [int(secrets[i]), *(int(c) for c in coefficients[:, i])]
+    coefficients = FieldRNG(bytes(32)).field_elements(t * n).reshape(n, t)
+    for i in (0, 1, 2, 7, 8, 511, 512, 16383, 16384, 32768, n - 2, n - 1):
+        poly = [int(secrets[i]), *(int(c) for c in coefficients[i])]
         assert [int(v) for v in shares[:, i]] == [ref.evaluate(poly, x) for x in points]
+    np.testing.assert_array_equal(shares, polynomial_rows(secrets, coefficients, points))
+
+
+@pytest.mark.parametrize(("t", "k", "n"), [(2, 5, 420_001), (4, 6, 350_000)])
+def test_large_outputs_written_with_streaming_stores_are_exact(t: int, k: int, n: int) -> None:
+    """Outputs of 16 MiB and more take the streaming-store path; an odd n leaves every
+    other row unaligned to 16 bytes."""
+    secrets = FieldRNG(b"L" * 32).field_elements(n)
+    shares = shamir_share(secrets, t, k, FieldRNG(b"l" * 32))
+    coefficients = FieldRNG(b"l" * 32).field_elements(t * n).reshape(n, t)
+    expected = polynomial_rows(secrets, coefficients, x_points("default", k))
+    np.testing.assert_array_equal(shares, expected)
+    for i in (0, 1, n // 2, n - 1):
+        poly = [int(secrets[i]), *(int(c) for c in coefficients[i])]
+        assert [int(v) for v in shares[:, i]] == [ref.evaluate(poly, x) for x in range(1, k + 1)]
+
+
+class RejectingRNG(FieldRNG):
+    """FieldRNG whose keystream has words that mask to P at given stream positions."""
+
+    __slots__ = ("_drawn", "_rejects")
+
+    def __init__(self, seed: bytes, rejects: set[int]) -> None:
+        super().__init__(seed)
+        self._drawn = 0
+        self._rejects = rejects
+
+    def _keystream_into(self, words: np.ndarray) -> None:
+        super()._keystream_into(words)
+        for position in self._rejects:
+            if self._drawn <= position < self._drawn + words.size:
+                words[position - self._drawn] = 2**64 - 1  # masks to P
+        self._drawn += words.size
+
+
+def test_rejected_draws_are_skipped_in_stream_order() -> None:
+    """Words that mask to P, in the first and a later keystream block, are dropped and the
+    coefficients continue with the next words, exactly as field_elements draws them."""
+    t, k, n = 2, 5, 20_000
+    rejects = {5, 6, 32_768 + 9}  # two adjacent in block 0, one in block 1
+    secrets = FieldRNG(b"r" * 32).field_elements(n)
+    shares = shamir_share(secrets, t, k, RejectingRNG(bytes(32), rejects))
+    raw = FieldRNG(bytes(32)).uint64(t * n + len(rejects))
+    raw[sorted(rejects)] = 2**64 - 1
+    kept = raw & np.uint64(P)
+    coefficients = kept[kept != P].reshape(n, t)
+    np.testing.assert_array_equal(
+        coefficients, RejectingRNG(bytes(32), rejects).field_elements(t * n).reshape(n, t)
+    )
+    np.testing.assert_array_equal(shares, polynomial_rows(secrets, coefficients, [1, 2, 3, 4, 5]))
+    for i in (0, 1, 2, 3, 4, 16_383, 16_384, 16_388, n - 1):
+        poly = [int(secrets[i]), *(int(c) for c in coefficients[i])]
+        assert [int(v) for v in shares[:, i]] == [ref.evaluate(poly, x) for x in range(1, 6)]
+
+
+def test_out_receives_the_same_shares_as_a_fresh_array() -> None:
+    secrets = FieldRNG(b"o" * 32).field_elements(3001)
+    out = np.full((5, 3001), 7, np.uint64)
+    result = shamir_share(secrets, 2, 5, FieldRNG(bytes(32)), out=out)
+    assert result is out
+    np.testing.assert_array_equal(out, shamir_share(secrets, 2, 5, FieldRNG(bytes(32))))
+
+
+def read_only(shape: tuple[int, int]) -> np.ndarray:
+    array = np.empty(shape, np.uint64)
+    array.setflags(write=False)
+    return array
+
+
+def test_bad_out_is_refused() -> None:
+    base = np.arange(12, dtype=np.uint64)
+    secrets = base[:4]
+    cases: list[tuple[object, type, str]] = [
+        ([[0] * 4] * 3, TypeError, "out must be a numpy array or None, got list"),
+        (np.empty((3, 4), np.int64), TypeError, "out must have dtype uint64 .*got int64"),
+        (np.empty((3, 4), ">u8"), TypeError, "out must have dtype uint64 .*got >u8"),
+        (np.empty((4, 3), np.uint64), ValueError, r"shape \(k, n\) = \(3, 4\), got \(4, 3\)"),
+        (np.empty((3, 8), np.uint64)[:, ::2], ValueError, "must be C-contiguous"),
+        (read_only((3, 4)), ValueError, "must be writeable"),
+        (base.reshape(3, 4), ValueError, "must not overlap secrets"),
+    ]
+    for out, error, message in cases:
+        with pytest.raises(error, match=message):
+            shamir_share(secrets, 1, 3, FieldRNG(bytes(32)), out=out)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(base, np.arange(12, dtype=np.uint64))  # nothing written
 
 
 @settings(max_examples=40)
