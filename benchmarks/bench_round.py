@@ -82,7 +82,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     nodes = [NodeProcess(f"committee{i}", root / f"c{i}", free_port(), root / f"c{i}.log")
              for i in range(3)]
     for node in nodes:
-        node.init("--grace", str(GRACE_S), "--takeover", "10")
+        node.init("--grace", str(GRACE_S), "--takeover", "20")
         node.start()
     try:
         return await _bench(args, nodes)

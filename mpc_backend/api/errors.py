@@ -66,6 +66,8 @@ async def read_json(request: web.Request, limit: int) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(f"request body is not valid JSON: {err}", field="body") from None
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply", field="body") from None
 
 
 async def read_object(request: web.Request, limit: int) -> dict[str, Any]:

@@ -70,8 +70,10 @@ async def serve(
     keys = load_keys(data_dir)
     token = read_token(data_dir)
     if not is_loopback(config.listen_host) and not config.tls:
-        log.warning("listening on %s without TLS (--insecure-listen): the API token and "
-                    "peer traffic metadata are visible on the network", config.listen_host)
+        log.warning("listening on %s without TLS (--insecure-listen): everything this node "
+                    "sends and receives travels in clear, including the API token, invite "
+                    "secrets of joining members, partial sums and round results; use it only "
+                    "behind a TLS proxy or on a network you trust", config.listen_host)
     with lock_data_dir(data_dir):
         node = Node(data_dir, config, keys, open_storage(data_dir))
         await node.start()

@@ -37,7 +37,7 @@ class Timing:
     """Round and peer-call timing (seconds)."""
 
     grace_s: float = 5.0  # shares for a round are accepted this long after it ends (clock skew)
-    takeover_s: float = 10.0  # committee member i starts closing i * takeover_s after member 0
+    takeover_s: float = 20.0  # committee member i starts closing i * takeover_s after member 0
     peer_timeout_s: float = 5.0  # per peer request
     peer_attempts: int = 3  # bounded retries per peer call
     backoff_s: float = 0.25  # first retry delay; doubles per attempt
@@ -49,6 +49,25 @@ class Timing:
                 raise ConfigError(f"timing.{name} must be a positive number, got {value!r}")
         if not isinstance(self.peer_attempts, int) or not 1 <= self.peer_attempts <= 10:
             raise ConfigError(f"timing.peer_attempts must be 1-10, got {self.peer_attempts!r}")
+        # A coordinator refreshes its claim on a round at every step; one step can wait
+        # out a whole call chain to a dead member. A shorter takeover lets the next seat
+        # close the same round concurrently, and members end up with different results.
+        chain = self.peer_call_chain_s
+        if self.takeover_s <= chain:
+            raise ConfigError(
+                f"timing.takeover_s (--takeover, {self.takeover_s:g} s) must exceed one peer "
+                f"call chain to an unreachable member: timing.peer_attempts (--peer-attempts, "
+                f"{self.peer_attempts}) x timing.peer_timeout_s (--peer-timeout, "
+                f"{self.peer_timeout_s:g} s) + retry backoff from timing.backoff_s "
+                f"({chain - self.peer_attempts * self.peer_timeout_s:g} s) = {chain:g} s; "
+                "raise takeover_s or lower peer_timeout_s / peer_attempts"
+            )
+
+    @property
+    def peer_call_chain_s(self) -> float:
+        """Longest a peer call can take: every attempt times out, with backoff between."""
+        backoff = self.backoff_s * (2 ** (self.peer_attempts - 1) - 1)
+        return self.peer_attempts * self.peer_timeout_s + backoff
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,9 @@ class NodeConfig:
         data = asdict(self)
         data["listen"] = self.listen
         del data["listen_host"], data["listen_port"]
+        # Only what the operator chose, so improved defaults reach existing nodes.
+        defaults = asdict(Timing())
+        data["timing"] = {k: v for k, v in data["timing"].items() if v != defaults[k]}
         return data
 
     @classmethod

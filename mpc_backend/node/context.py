@@ -41,6 +41,9 @@ class ReplayGuard:
         self._window = window_s
         self._limit = limit
 
+    def seen(self, sender: str, nonce: str) -> bool:
+        return (sender, nonce) in self._seen
+
     def check_and_add(self, sender: str, nonce: str, now: float) -> bool:
         """False if this nonce was already seen from this sender."""
         while self._seen:
@@ -101,8 +104,14 @@ class NodeContext:
         lookup: Callable[[str], bytes | None] | None = None,
         *,
         remote: str | None = None,
+        remember: bool = True,
     ) -> dict[str, Any]:
-        """Body of an authentic, fresh, first-seen envelope; Forbidden or Conflict otherwise."""
+        """Body of an authentic, fresh, first-seen envelope; Forbidden or Conflict otherwise.
+
+        ``remember=False`` checks the nonce without recording it: for messages any
+        key pair can sign (a join), the caller records it once the message is
+        accepted, so strangers cannot fill the replay memory.
+        """
         federation = self.federation_id
         try:
             body = verify_envelope(
@@ -121,8 +130,13 @@ class NodeContext:
                 type(err).__name__, err,
             )
             raise Forbidden(str(err), code="auth_failed") from None
-        if not self.replay.check_and_add(envelope["sender"], envelope["nonce"], self.clock()):
-            log.warning("rejected replayed %s message from %s", msg_type, envelope["sender"])
+        sender, nonce = envelope["sender"], envelope["nonce"]
+        if remember:
+            fresh = self.replay.check_and_add(sender, nonce, self.clock())
+        else:
+            fresh = not self.replay.seen(sender, nonce)
+        if not fresh:
+            log.warning("rejected replayed %s message from %s", msg_type, sender)
             raise Conflict(
                 f"replayed {msg_type} message (nonce already seen)", code="replay"
             )

@@ -79,10 +79,12 @@ class FederationService:
         founder = self.ctx.roster.founder_member
         if founder.url is None:
             return
-        env = sign_envelope(self.ctx.keys, "roster-fetch", self.ctx.federation_id, {},
-                            now=self.ctx.clock())
+        def fetch() -> dict[str, Any]:
+            return sign_envelope(self.ctx.keys, "roster-fetch", self.ctx.federation_id, {},
+                                 now=self.ctx.clock())
+
         try:
-            answer = await self.ctx.peers.post(founder.url, "/peer/v1/roster/fetch", env)
+            answer = await self.ctx.peers.post(founder.url, "/peer/v1/roster/fetch", fetch)
             await self.adopt(answer.get("roster"))
         except (PeerError, RosterError, NodeError) as err:
             log.warning("could not refresh the roster from the founder: %s", err)
@@ -152,12 +154,15 @@ class FederationService:
         except InvalidInviteError as err:
             raise Unprocessable(str(err), field="token", code="invalid_invite") from None
         me = self.ctx.me()
-        envelope = sign_envelope(
-            self.ctx.keys, "join", invite.federation_id,
-            {"secret": invite.secret, "member": me.to_dict()}, now=self.ctx.clock(),
-        )
+
+        def request() -> dict[str, Any]:
+            return sign_envelope(
+                self.ctx.keys, "join", invite.federation_id,
+                {"secret": invite.secret, "member": me.to_dict()}, now=self.ctx.clock(),
+            )
+
         try:
-            answer = await self.ctx.peers.post(invite.founder_url, "/peer/v1/join", envelope)
+            answer = await self.ctx.peers.post(invite.founder_url, "/peer/v1/join", request)
         except PeerRejected as err:
             raise BadGateway(f"the founder refused the join: {err.peer_message}") from None
         except PeerError as err:
@@ -195,7 +200,7 @@ class FederationService:
             key = candidate.signing_public
             return key if node_id_of(key) == sender else None
 
-        body = self.ctx.verify(envelope, "join", lookup, remote=remote)
+        body = self.ctx.verify(envelope, "join", lookup, remote=remote, remember=False)
         self._require_founder("admit members")
         secret = body.get("secret")
         if not isinstance(secret, str):
@@ -213,6 +218,7 @@ class FederationService:
                 }[status],
                 code=f"invite_{status.value}",
             )
+        self.ctx.replay.check_and_add(envelope["sender"], envelope["nonce"], self.ctx.clock())
 
         def admit(roster: Roster) -> tuple[list[MemberInfo], list[RosterTask]]:
             if roster.member(candidate.node_id) is not None:
@@ -272,10 +278,12 @@ class FederationService:
         founder = self.ctx.roster.founder_member
         if founder.url is None:
             raise BadGateway("the founder has no public URL")
-        envelope = sign_envelope(self.ctx.keys, "task-proposal", self.ctx.federation_id,
+        def proposal() -> dict[str, Any]:
+            return sign_envelope(self.ctx.keys, "task-proposal", self.ctx.federation_id,
                                  {"spec": spec.to_dict()}, now=self.ctx.clock())
+
         try:
-            answer = await self.ctx.peers.post(founder.url, "/peer/v1/tasks", envelope)
+            answer = await self.ctx.peers.post(founder.url, "/peer/v1/tasks", proposal)
         except PeerRejected as err:
             error = NodeError(f"the founder refused the task: {err.peer_message}")
             error.status, error.code = err.status, err.code
@@ -387,21 +395,26 @@ class FederationService:
             ]
             if not targets:
                 continue
-            envelope = sign_envelope(self.ctx.keys, "roster", self.ctx.federation_id,
-                                     {"roster": self.ctx.signed_roster.wire()},
-                                     now=self.ctx.clock())
+            wire = self.ctx.signed_roster.wire()
+
+            def push(wire: dict[str, Any] = wire) -> dict[str, Any]:
+                return sign_envelope(self.ctx.keys, "roster", self.ctx.federation_id,
+                                     {"roster": wire}, now=self.ctx.clock())
+
             results = await asyncio.gather(
-                *(self._push_one(m, envelope, version) for m in targets), return_exceptions=True
+                *(self._push_one(m, push, version) for m in targets), return_exceptions=True
             )
             if any(r is not True for r in results):
                 # Retry laggards later with backoff; they also fetch the roster at start-up.
                 failures = max(self._push_failures.values(), default=1)
                 retry_in = min(timing.backoff_s * 2 ** min(failures, 8), 60.0)
 
-    async def _push_one(self, member: MemberInfo, envelope: dict[str, Any], version: int) -> bool:
+    async def _push_one(
+        self, member: MemberInfo, push: Callable[[], dict[str, Any]], version: int
+    ) -> bool:
         assert member.url is not None
         try:
-            answer = await self.ctx.peers.post(member.url, "/peer/v1/roster", envelope)
+            answer = await self.ctx.peers.post(member.url, "/peer/v1/roster", push)
             self._pushed[member.node_id] = max(int(answer.get("version", version)), version)
             self._push_failures.pop(member.node_id, None)
             return True

@@ -12,7 +12,9 @@ closes, or when Home Assistant resends the same reading) sends the very same
 ciphertexts and the committee sees an idempotent duplicate, not a second
 contribution. The value itself is never stored, only an HMAC of it under a
 local key, which is enough to tell "same reading again" (200) from "a different
-reading for a round already contributed to" (409).
+reading for a round already contributed to" (409). That key lives in the same
+database and readings have little entropy, so the MAC and the outbox are deleted
+by housekeeping once the round has ended (they only matter while it is open).
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from mpc_backend.arith import FieldRNG, shamir_share
 from mpc_backend.crypto import (
     AuthError,
     NodeKeys,
+    UnsupportedSuiteError,
     b64url_encode,
     seal_share,
     share_aad,
@@ -60,7 +65,20 @@ def seal_report(
     rng: FieldRNG,
 ) -> list[bytes]:
     """One sealed share per committee seat; ValueError if ``value`` is outside the range."""
-    vector = encode_report(spec, value)
+    return seal_vector(keys, federation_id, spec, round_id, committee,
+                       encode_report(spec, value), rng)
+
+
+def seal_vector(
+    keys: NodeKeys,
+    federation_id: str,
+    spec: TaskSpec,
+    round_id: int,
+    committee: Sequence[MemberInfo],
+    vector: np.ndarray,
+    rng: FieldRNG,
+) -> list[bytes]:
+    """Shamir-share an encoded report and seal one share to each committee seat."""
     shares = shamir_share(vector, spec.t, len(committee), rng)
     return [
         seal_share(
@@ -114,7 +132,7 @@ class ContributionService:
         self._deliver_local = deliver_local  # IngestService.handle_shares, for our own seat
         self._rng = FieldRNG()
         self._mac_key: bytes | None = None
-        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self._locks: dict[tuple[str, int], tuple[asyncio.Lock, int]] = {}  # lock, users
         self.accepted = 0
 
     async def _mac(self, task: str, round_id: int, value: float) -> bytes:
@@ -131,7 +149,11 @@ class ContributionService:
         if not isinstance(task_id, str) or not task_id:
             raise BadRequest("task must be a task id string", field="task")
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        if not numeric or not math.isfinite(value):
+        try:
+            finite = numeric and math.isfinite(value)
+        except OverflowError:  # an integer beyond float range
+            finite = False
+        if not finite:
             raise BadRequest("value must be a finite number", field="value")
         roster = self.ctx.roster
         rtask = roster.task(task_id)
@@ -154,11 +176,18 @@ class ContributionService:
                 f"value {value} is outside the task range [{spec.low}, {spec.high}]",
                 field="value", code="out_of_range",
             )
-        lock = self._locks.setdefault((task_id, round_id), asyncio.Lock())
-        async with lock:
-            answer = await self._contribute_locked(spec, round_id, round_end, float(value))
-        self._locks.pop((task_id, round_id), None)
-        return answer
+        key = (task_id, round_id)
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._contribute_locked(spec, round_id, round_end, float(value))
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
     async def _contribute_locked(
         self, spec: TaskSpec, round_id: int, round_end: float, value: float
@@ -167,28 +196,34 @@ class ContributionService:
         mac = await self._mac(spec.task_id, round_id, value)
         existing = await storage.get_contribution(spec.task_id, round_id)
         duplicate = existing is not None
-        if existing is not None:
-            if not hmac.compare_digest(existing.value_mac, mac):
-                raise Conflict(
-                    f"this household already contributed a different value to {spec.task_id!r} "
-                    f"round {round_id}; one contribution per round",
-                    code="duplicate_contribution",
-                )
-            committee_ids = existing.committee
-        else:
+        if existing is None:
             committee = self.ctx.roster.committee(spec.task_id, round_id)
             try:
-                sealed = seal_report(self.ctx.keys, self.ctx.federation_id, spec, round_id,
-                                     committee, value, self._rng)
+                vector = encode_report(spec, value)
             except ValueError as err:
                 raise Unprocessable(str(err), field="value", code="out_of_range") from None
+            try:
+                sealed = seal_vector(self.ctx.keys, self.ctx.federation_id, spec, round_id,
+                                     committee, vector, self._rng)
+            except UnsupportedSuiteError as err:
+                raise NodeError(f"cannot seal shares for this committee: {err}",
+                                code="unsupported_suite") from None
             contribution = Contribution(spec.task_id, round_id, mac,
                                         tuple(m.node_id for m in committee), round_end,
                                         self.ctx.clock())
             deliveries = [Delivery(spec.task_id, round_id, m.node_id, ct, False, 0)
                           for m, ct in zip(committee, sealed, strict=True)]
-            await storage.put_contribution(contribution, deliveries)
-            committee_ids = contribution.committee
+            if await storage.put_contribution(contribution, deliveries):
+                existing = contribution
+            else:  # another ingest worker stored this round's contribution first
+                existing, duplicate = await storage.get_contribution(spec.task_id, round_id), True
+        if existing is None or not hmac.compare_digest(existing.value_mac, mac):
+            raise Conflict(
+                f"this household already contributed a different value to {spec.task_id!r} "
+                f"round {round_id}; one contribution per round",
+                code="duplicate_contribution",
+            )
+        committee_ids = existing.committee
         pending = [d for d in await storage.deliveries(spec.task_id, round_id) if not d.acked]
         await asyncio.gather(*(self._deliver(d) for d in pending))
         final = await storage.deliveries(spec.task_id, round_id)
@@ -219,12 +254,15 @@ class ContributionService:
         member = roster.member(delivery.member)
         if member is None:
             return False
-        envelope = shares_envelope(self.ctx.keys, roster.federation_id,
+
+        def envelope() -> dict[str, Any]:
+            return shares_envelope(self.ctx.keys, roster.federation_id,
                                    [(delivery.task, delivery.round, delivery.ciphertext)],
                                    now=self.ctx.clock())
+
         try:
             if member.node_id == self.ctx.node_id:
-                answer = await self._deliver_local(envelope, "local")
+                answer = await self._deliver_local(envelope(), "local")
             elif member.url is None:
                 return False
             else:

@@ -2,8 +2,9 @@
 
 Background loops: the round scheduler (closes rounds this node sits on the
 committee of), the outbox (re-sends unacknowledged shares), the founder's
-roster pusher, and housekeeping (drops outbox ciphertexts and round
-commitments once rounds are long over). At start a member fetches the latest
+roster pusher, and housekeeping (deletes the household's own outbox, value
+MAC included, once its round has ended, and round commitments once rounds are
+long over). At start a member fetches the latest
 roster from the founder, catching up on anything pushed while it was down.
 """
 
@@ -93,11 +94,17 @@ class Node:
         while True:
             await asyncio.sleep(PRUNE_EVERY_S)
             try:
-                before = self.ctx.clock() - KEEP_ROUND_STATE_S
-                await self.ctx.storage.prune(before)
-                self.rounds.forget_before(before)
+                await self.housekeep()
             except Exception:  # housekeeping failures must not stop the node
                 log.exception("housekeeping failed")
+
+    async def housekeep(self) -> None:
+        now = self.ctx.clock()
+        # Past the grace a round takes no more shares: its outbox has no further use.
+        await self.ctx.storage.forget_contributions(now - self.ctx.config.timing.grace_s)
+        before = now - KEEP_ROUND_STATE_S
+        await self.ctx.storage.prune(before)
+        self.rounds.forget_before(before)
 
     async def members_online(self) -> dict[str, bool]:
         stamp, cached = self._online

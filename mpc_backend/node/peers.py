@@ -3,6 +3,11 @@
 Retried: connection failures, timeouts and 5xx answers (a restarting or
 overloaded peer). Not retried: 4xx, which means the peer understood and
 refused; it is raised at once as PeerRejected with the peer's error message.
+
+Every attempt sends a freshly built (freshly signed) message: the receiver
+refuses a nonce it has seen, and after a timeout the first attempt may well
+have arrived. Every peer request is idempotent, so a retry that follows a
+processed-but-unanswered attempt gets the same answer.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -57,22 +63,25 @@ class PeerClient:
         self,
         base_url: str,
         path: str,
-        payload: dict[str, Any],
+        build: Callable[[], dict[str, Any]],
         *,
         attempts: int | None = None,
         timeout_s: float | None = None,
     ) -> dict[str, Any]:
-        """POST JSON, return the JSON answer; PeerRejected on 4xx, PeerUnreachable otherwise."""
+        """POST ``build()`` (called per attempt), return the JSON answer.
+
+        PeerRejected on 4xx, PeerUnreachable when no attempt got an answer.
+        """
         if self._session is None:
             raise RuntimeError("peer client is not started")
         url = base_url.rstrip("/") + path
         tries = attempts or self.timing.peer_attempts
         timeout = aiohttp.ClientTimeout(total=timeout_s or self.timing.peer_timeout_s)
-        body = json.dumps(payload, separators=(",", ":")).encode()
         last = "no attempt made"
         for attempt in range(tries):
             if attempt:
                 await asyncio.sleep(self.timing.backoff_s * 2 ** (attempt - 1))
+            body = json.dumps(build(), separators=(",", ":")).encode()
             try:
                 async with self._session.post(
                     url, data=body, timeout=timeout, headers={"Content-Type": "application/json"}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from mpc_backend.crypto import (
@@ -90,18 +91,21 @@ class ResultService:
         wire = {"result": doc,
                 "sig": b64url_encode(self.ctx.keys.sign(RESULT_CONTEXT + canonical_json(doc)))}
         _, record = await self._store(wire)
-        envelope = sign_envelope(self.ctx.keys, "result", self.ctx.federation_id,
+
+        def push() -> dict[str, Any]:
+            return sign_envelope(self.ctx.keys, "result", self.ctx.federation_id,
                                  {"result": wire}, now=self.ctx.clock())
+
         for member in self.ctx.roster.members:
             if member.url and member.node_id != self.ctx.node_id:
-                task = asyncio.create_task(self._push(member.url, member.name, envelope))
+                task = asyncio.create_task(self._push(member.url, member.name, push))
                 self._pushes.add(task)
                 task.add_done_callback(self._pushes.discard)
         return record
 
-    async def _push(self, url: str, name: str, envelope: dict[str, Any]) -> None:
+    async def _push(self, url: str, name: str, push: Callable[[], dict[str, Any]]) -> None:
         try:
-            await self.ctx.peers.post(url, "/peer/v1/results", envelope)
+            await self.ctx.peers.post(url, "/peer/v1/results", push)
         except PeerError as err:
             log.info("result not delivered to %s: %s", name, err)
 

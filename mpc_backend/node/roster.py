@@ -32,6 +32,7 @@ from mpc_backend.crypto import (
     verify_signature,
 )
 from mpc_backend.crypto.keys import NodeKeys
+from mpc_backend.crypto.sealing import PUBLIC_BYTES
 from mpc_backend.protocol import Member, TaskSpec, assign_committees
 
 ROSTER_CONTEXT = b"hearth/roster/v1\x00"
@@ -69,6 +70,12 @@ class MemberInfo:
                 raise RosterError(f"member {self.name}: URL {self.url!r} is not http(s)")
         if not (math.isfinite(self.capacity) and self.capacity > 0):
             raise RosterError(f"member {self.name}: capacity must be > 0")
+        if self.hpke_suite not in PUBLIC_BYTES:
+            raise RosterError(f"member {self.name}: unknown HPKE suite {self.hpke_suite!r}; "
+                              f"expected one of {sorted(PUBLIC_BYTES)}")
+        if len(self.hpke_public) != PUBLIC_BYTES[self.hpke_suite]:
+            raise RosterError(f"member {self.name}: {self.hpke_suite} public key must be "
+                              f"{PUBLIC_BYTES[self.hpke_suite]} bytes, got {len(self.hpke_public)}")
 
     @property
     def fingerprint(self) -> str:

@@ -95,28 +95,43 @@ def _signed(spec: TaskSpec, total: np.ndarray) -> list[int]:
     return [v if v <= half else v - P for v in map(int, arr)]
 
 
+class InconsistentAggregateError(ValueError):
+    """A noise-free aggregate no set of valid reports can produce.
+
+    The message quotes the aggregate's values (for local debugging only: they
+    are aggregate data); ``kinds`` names the failed checks without any value,
+    for anything that leaves the node.
+    """
+
+    def __init__(self, task_id: str, problems: list[tuple[str, str]]) -> None:
+        super().__init__(
+            f"aggregate for {task_id!r} is inconsistent "
+            f"({'; '.join(detail for _, detail in problems)}): shares were summed or "
+            "reconstructed wrongly, or a contribution was malformed"
+        )
+        self.kinds = tuple(kind for kind, _ in problems)
+
+
 def _check_consistent(spec: TaskSpec, values: list[int], layout: dict[str, slice]) -> None:
     count = values[0]
-    problems = []
+    problems: list[tuple[str, str]] = []
     if not 0 <= count <= MAX_CONTRIBUTORS:
-        problems.append(f"count {count} outside [0, {MAX_CONTRIBUTORS}]")
+        problems.append(("count", f"count {count} outside [0, {MAX_CONTRIBUTORS}]"))
     if "sum_q" in layout:
         sum_q = values[layout["sum_q"].start]
         if not 0 <= sum_q <= count * spec.levels:
-            problems.append(f"sum of codes {sum_q} outside [0, count * {spec.levels}]")
+            problems.append(("sum", f"sum of codes {sum_q} outside [0, count * {spec.levels}]"))
         if "sum_q2" in layout:
             sum_q2 = values[layout["sum_q2"].start]
             if not (sum_q * sum_q <= count * sum_q2 and 0 <= sum_q2 <= spec.levels * sum_q):
-                problems.append(f"sum of squares {sum_q2} impossible for sum {sum_q}")
+                problems.append(("sum of squares",
+                                 f"sum of squares {sum_q2} impossible for sum {sum_q}"))
     if "histogram" in layout:
         hist = values[layout["histogram"]]
         if min(hist) < 0 or sum(hist) != count:
-            problems.append(f"histogram {hist} does not add up to count {count}")
+            problems.append(("histogram", f"histogram {hist} does not add up to count {count}"))
     if problems:
-        raise ValueError(
-            f"aggregate for {spec.task_id!r} is inconsistent ({'; '.join(problems)}): shares "
-            "were summed or reconstructed wrongly, or a contribution was malformed"
-        )
+        raise InconsistentAggregateError(spec.task_id, problems)
 
 
 def _quantiles(edges: tuple[float, ...], counts: list[int]) -> dict[str, float] | None:

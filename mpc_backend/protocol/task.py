@@ -297,9 +297,13 @@ def _round_up(x: float, digits: int = 3) -> float:
 def _number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        raise ValueError(f"{name} must be finite, got an integer too large for a float") from None
+    if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
+    return number
 
 
 def _integer(name: str, value: object) -> int:

@@ -12,14 +12,18 @@ What is stored, and why each thing is durable:
   keyed by (task, round, sender) with the sha256 of the ciphertext that carried
   it, so an identical resend is recognised and a different one refused.
   ``put_shares`` returns only after the commit: acknowledging means on disk.
-* round commitments: the one contributor set (and partial sum) a member agreed
-  to for a round. A member never answers for a second set, otherwise the
-  difference of two partial sums would expose one household's share.
+* round commitments: the one contributor set (and partial sum, and with DP the
+  noise dealers it includes) a member agreed to for a round. A member never
+  answers for a second set, otherwise the difference of two partial sums would
+  expose one household's share.
 * noise deals: the sealed DP noise shares a member dealt for a round, so a
   repeated request gets the same noise rather than fresh noise.
 * results: signed round outcomes, with a local sequence number for streaming.
 * the household outbox: this node's own contributions (a MAC of the value, never
   the value) and the sealed share for each committee member until it is acked.
+  Both only matter while the round accepts shares, and the MAC key sits in the
+  same database (a MAC of a low-entropy reading is brute-forceable), so they are
+  deleted once the round has ended (``forget_contributions``).
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class RoundCommit:
     partial: bytes  # raw little-endian uint64
     coordinator: str
     committed_at: float
+    dealers: tuple[str, ...] = ()  # DP noise dealers whose shares the partial includes
 
 
 @dataclass(frozen=True)
@@ -209,3 +214,10 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def prune(self, before: float) -> None:
         """Forget outbox ciphertexts and commitments of rounds that ended before ``before``."""
+
+    @abc.abstractmethod
+    async def forget_contributions(self, ended_before: float) -> None:
+        """Delete outbox rows (value MAC, ciphertexts) of rounds ending before ``ended_before``.
+
+        Deleted content must not linger in free pages or logs of the backing store.
+        """

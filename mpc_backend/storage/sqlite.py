@@ -2,7 +2,10 @@
 
 One connection, used from one dedicated thread so the event loop never blocks
 on disk. ``synchronous=FULL``: in WAL mode NORMAL may lose the last commits on
-power loss, and an acknowledged share must survive that. The fsync per commit is
+power loss, and an acknowledged share must survive that. ``secure_delete``: rows
+that are deleted because they must not outlive their round (the household's
+value MAC, sealed shares) are overwritten, not left in free pages; the WAL is
+truncated after such deletions. The fsync per commit is
 amortised by group commit: share batches that arrive while a commit is in
 flight are written together in the next transaction (each batch in its own
 savepoint, so one conflicting batch does not sink the others).
@@ -46,7 +49,8 @@ CREATE TABLE IF NOT EXISTS shares (
     PRIMARY KEY (task, round, sender)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commits (
     task TEXT NOT NULL, round INTEGER NOT NULL, senders TEXT NOT NULL, partial BLOB NOT NULL,
-    coordinator TEXT NOT NULL, committed_at REAL NOT NULL, PRIMARY KEY (task, round));
+    coordinator TEXT NOT NULL, committed_at REAL NOT NULL, dealers TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (task, round));
 CREATE TABLE IF NOT EXISTS noise_deals (
     task TEXT NOT NULL, round INTEGER NOT NULL, deal TEXT NOT NULL, created_at REAL NOT NULL,
     PRIMARY KEY (task, round));
@@ -92,7 +96,11 @@ class SQLiteStorage(Storage):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA secure_delete=ON")
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(commits)")}
+        if "dealers" not in columns:  # databases created before DP dealers were recorded
+            conn.execute("ALTER TABLE commits ADD COLUMN dealers TEXT NOT NULL DEFAULT '[]'")
         self._conn = conn
 
     async def open(self) -> None:
@@ -241,23 +249,23 @@ class SQLiteStorage(Storage):
     # -- commitments and noise ----------------------------------------------
     async def get_commit(self, task: str, round_id: int) -> RoundCommit | None:
         rows = await self._query(
-            "SELECT senders, partial, coordinator, committed_at FROM commits "
+            "SELECT senders, partial, coordinator, committed_at, dealers FROM commits "
             "WHERE task = ? AND round = ?",
             (task, round_id),
         )
         if not rows:
             return None
-        senders, partial, coordinator, committed_at = rows[0]
+        senders, partial, coordinator, committed_at, dealers = rows[0]
         return RoundCommit(task, round_id, tuple(json.loads(senders)), partial, coordinator,
-                           committed_at)
+                           committed_at, tuple(json.loads(dealers)))
 
     async def put_commit(self, commit: RoundCommit) -> RoundCommit:
         def put(db: sqlite3.Connection) -> None:
             db.execute(
-                "INSERT INTO commits (task, round, senders, partial, coordinator, committed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task, round) DO NOTHING",
+                "INSERT INTO commits (task, round, senders, partial, coordinator, committed_at, "
+                "dealers) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task, round) DO NOTHING",
                 (commit.task, commit.round, json.dumps(list(commit.senders)), commit.partial,
-                 commit.coordinator, commit.committed_at),
+                 commit.coordinator, commit.committed_at, json.dumps(list(commit.dealers))),
             )
 
         await self._tx_async(put)
@@ -415,6 +423,19 @@ class SQLiteStorage(Storage):
             db.execute("DELETE FROM noise_deals WHERE created_at < ?", (before,))
 
         await self._tx_async(prune)
+
+    async def forget_contributions(self, ended_before: float) -> None:
+        def forget(db: sqlite3.Connection) -> None:
+            db.execute(
+                "DELETE FROM deliveries WHERE EXISTS (SELECT 1 FROM contributions c WHERE "
+                "c.task = deliveries.task AND c.round = deliveries.round AND c.round_end < ?)",
+                (ended_before,),
+            )
+            db.execute("DELETE FROM contributions WHERE round_end < ?", (ended_before,))
+
+        await self._tx_async(forget)
+        # The WAL still holds the pages as they were before the deletion.
+        await self._run(lambda: self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
 
 
 def _put_batches(

@@ -34,7 +34,7 @@ TASK = {
                                                 "histogram", "quantiles"],
     "buckets": [18.0, 20.0, 22.0], "period_s": PERIOD, "min_contributors": 2,
 }
-TIMING = Timing(grace_s=1.0, takeover_s=2.0, peer_timeout_s=1.0, peer_attempts=2, backoff_s=0.05)
+TIMING = Timing(grace_s=1.0, takeover_s=2.5, peer_timeout_s=1.0, peer_attempts=2, backoff_s=0.05)
 
 
 class FakeClock:

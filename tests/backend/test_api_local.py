@@ -55,6 +55,9 @@ async def test_auth(trio: list[LiveNode], http: aiohttp.ClientSession) -> None:
         ({"task": "temp", "value": 41.0}, None, 422, "value", "out_of_range"),
         (None, json.dumps({"task": "temp", "value": 1, "pad": "x" * 70_000}).encode(), 413,
          None, "payload_too_large"),
+        (None, json.dumps({"task": "temp", "value": 10**400}).encode(), 400, "value",
+         "bad_request"),
+        (None, b"[" * 50_000, 400, "body", "bad_request"),
     ],
 )
 async def test_bad_readings(
@@ -128,6 +131,9 @@ async def test_tasks_and_federation_errors(
            "period_s": 60, "min_contributors": 3}
     status, body = await call(http, member, "POST", "/tasks", bad)
     assert status == 400 and body["error"]["field"] == "low"
+    status, body = await call(http, member, "POST", "/tasks", {**bad, "low": 10**400})
+    assert status == 400 and body["error"]["field"] == "low"
+    assert "too large" in body["error"]["message"]
     dup = {"task_id": "temp", "metric": "other", "low": 0, "high": 10, "resolution": 1,
            "stats": ["mean"], "period_s": 60, "min_contributors": 3}
     status, body = await call(http, member, "POST", "/tasks", dup)

@@ -201,3 +201,21 @@ async def test_large_bodies_are_read_whole(
     status, body = await post(http, trio[1], "/results", None, raw=big)
     assert status == 403, body  # parsed, then refused as a malformed envelope
     assert "envelope" in body["error"]["message"]
+
+
+async def test_refused_joins_leave_no_trace_in_the_replay_memory(
+    trio: list[LiveNode], clock: FakeClock, http: aiohttp.ClientSession
+) -> None:
+    """Any key pair can sign a join: only an accepted one may take replay memory."""
+    founder = trio[0]
+    stranger = NodeKeys.generate()
+    member = {"node_id": stranger.node_id, "name": "stranger", "url": "http://127.0.0.1:9",
+              "signing_public": b64url_encode(stranger.signing_public),
+              "hpke_public": b64url_encode(stranger.hpke_public),
+              "hpke_suite": stranger.hpke_suite, "capacity": 1.0, "input_only": False}
+    envelope = sign_envelope(stranger, "join", founder.node.ctx.federation_id,
+                             {"secret": "guessed", "member": member}, now=clock())
+    for _ in range(2):  # the same envelope again is refused for the invite, not as a replay
+        status, body = await post(http, founder, "/join", envelope)
+        assert status == 403 and body["error"]["code"] == "invite_unknown"
+    assert not founder.node.ctx.replay.seen(stranger.node_id, envelope["nonce"])

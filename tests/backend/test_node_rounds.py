@@ -100,7 +100,7 @@ async def test_member_commits_to_one_contributor_set_only(
     trio: list[LiveNode], clock: FakeClock
 ) -> None:
     round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
-    clock.advance(PERIOD + 0.5)  # ended, but inside the grace: nobody closes yet
+    clock.now = (round_id + 1) * PERIOD + 0.5  # ended, inside the grace: nobody closes yet
     coordinator, member = trio[0].node, trio[1].node
     senders = sorted(live.node_id for live in trio)
     committee = coordinator.ctx.roster.committee("temp", round_id)
@@ -132,11 +132,30 @@ def test_contributor_set_is_the_largest_intersection() -> None:
         2: {"held": ["a", "b", "d"]},  # missed c
     }
     # All three share only {a, b}; seats 0+1 share {a, b, c}; seats 1+2 share {a, b, d}.
-    senders, group = _choose_contributors(held, t=1)
-    assert len(senders) == 3 and len(group) == 2
+    senders, group, dealers = _choose_contributors(held, t=1)
+    assert len(senders) == 3 and len(group) == 2 and dealers is None
     assert set(senders) <= set(held[group[0]]["held"]) & set(held[group[1]]["held"])
-    committed = {0: {"held": ["a", "b"], "committed": ["a", "b"]}, 1: {"held": ["a", "b", "c"]}}
-    assert _choose_contributors(committed, t=1) == (["a", "b"], [0, 1])
+    committed = {0: {"held": ["a", "b"], "committed": ["a", "b"], "dealers": ["x", "y"]},
+                 1: {"held": ["a", "b", "c"]}}
+    assert _choose_contributors(committed, t=1) == (["a", "b"], [0, 1], ["x", "y"])
+
+
+def test_conflicting_commitments_continue_the_plan_most_members_can_finish() -> None:
+    held = {
+        0: {"held": ["a", "b"], "committed": ["a", "b"], "dealers": []},
+        1: {"held": ["a", "b", "c"], "committed": ["a", "b", "c"], "dealers": []},
+        2: {"held": ["a", "b", "c"]},  # not committed, can join either plan
+    }
+    # Seat 2 can finish either plan; on a tie the one with more contributors wins, and
+    # the member committed to the other plan is not asked.
+    assert _choose_contributors(held, t=1) == (["a", "b", "c"], [1, 2], [])
+    # Seat 2 missed c: only the {a, b} plan has two members able to finish it.
+    held[2] = {"held": ["a", "b"]}
+    assert _choose_contributors(held, t=1) == (["a", "b"], [0, 2], [])
+    # Nobody can join: members committed to different sets and no set has t + 1.
+    del held[2]
+    with pytest.raises(ValueError, match="2 different contributor set"):
+        _choose_contributors(held, t=1)
 
 
 def test_reconstruction_cross_checks_a_third_partial_sum() -> None:

@@ -11,8 +11,9 @@ from tests.backend.conftest import _loopback_sockets  # noqa: F401 - autouse her
 from tests.backend.nodes import Cluster, allow_loopback_sockets
 
 # Short, test-friendly timing: rounds of 10 s (the minimum a task allows), 1 s grace,
-# next committee member takes over after 3 s, peer calls time out after 1.5 s, 2 attempts.
-TIMING = ("--grace", "1", "--takeover", "3", "--peer-timeout", "1.5", "--peer-attempts", "2")
+# peer calls time out after 1.5 s, 2 attempts; the next committee member takes over
+# after 4 s (it must exceed that call chain: 2 x 1.5 s + 0.25 s backoff).
+TIMING = ("--grace", "1", "--takeover", "4", "--peer-timeout", "1.5", "--peer-attempts", "2")
 PERIOD = 10
 TASK_ARGS = (
     "--unit", "°C", "--min", "-1000", "--max", "1000", "--resolution", "0.001",

@@ -1,0 +1,340 @@
+"""A round under faulty or curious committee members: what members refuse, when a round fails.
+
+Three in-process nodes on loopback HTTP. Steps of a close are driven by hand
+inside the grace window (round ended, nobody closes yet), so each test decides
+who coordinates, who is down and what was committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+
+from mpc_backend.crypto import b64url_encode, seal_share, share_aad, sign_envelope
+from mpc_backend.node import rounds
+from mpc_backend.node.errors import Conflict, Unavailable, Unprocessable
+from mpc_backend.node.household import seal_vector, shares_envelope
+from mpc_backend.node.rounds import noise_context
+from mpc_backend.node.wire import pack_elements
+from mpc_backend.protocol import encode_report
+from tests.backend.conftest import PERIOD, TIMING, FakeClock, LiveNode
+from tests.backend.test_api_peer import by_id, post
+from tests.backend.test_node_rounds import contribute_all, wait_result
+
+NOISE_COUNTS = (5, 6, 7)  # count noise of the first, second and third deal
+
+
+async def add_dp_task(trio: list[LiveNode], clock: FakeClock) -> None:
+    """Task ``temp_dp`` (``temp`` with DP); the clock moves into its first round."""
+    spec = trio[0].node.ctx.roster.task("temp").spec  # type: ignore[union-attr]
+    answer = await trio[0].node.federation.propose_task(
+        {**spec.to_dict(), "task_id": "temp_dp", "dp_epsilon": 1.0})
+    for _ in range(100):
+        if all(live.node.ctx.roster.task("temp_dp") for live in trio):
+            break
+        await asyncio.sleep(0.02)
+    clock.now = answer["task"]["first_round_starts_at"] + 1
+
+
+def counted_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deterministic noise (count block only) so a released total can be checked exactly."""
+    dealt: list[int] = []
+
+    def fake_noise(spec: Any) -> np.ndarray:
+        noise = np.zeros(7, dtype=np.int64)
+        noise[0] = NOISE_COUNTS[len(dealt)]
+        dealt.append(int(noise[0]))
+        return noise
+
+    monkeypatch.setattr(rounds, "noise_vector", fake_noise)
+
+
+async def contribute_dp(trio: list[LiveNode], values: list[float]) -> int:
+    rounds_seen = set()
+    for live, value in zip(trio, values, strict=True):
+        rounds_seen.add((await live.node.household.contribute("temp_dp", value))["round"])
+    assert len(rounds_seen) == 1
+    return rounds_seen.pop()
+
+
+def into_grace(clock: FakeClock, round_id: int) -> None:
+    """Half a second past the round's end: it takes no shares, and nobody closes it yet."""
+    clock.now = (round_id + 1) * PERIOD + TIMING.grace_s / 2
+
+
+def seated(trio: list[LiveNode], task: str, round_id: int) -> list[LiveNode]:
+    """The committee's nodes in seat order."""
+    committee = trio[0].node.ctx.roster.committee(task, round_id)
+    return [by_id(trio, m.node_id) for m in committee]
+
+
+def partial_request(
+    coordinator: LiveNode, task: str, round_id: int, senders: list[str],
+    deals: dict[str, dict[str, str]] | None = None, recipient: str | None = None,
+) -> dict[str, Any]:
+    noise = {d: deal[recipient] for d, deal in (deals or {}).items()} if recipient else {}
+    ctx = coordinator.node.ctx
+    return sign_envelope(ctx.keys, "round-partial", ctx.federation_id,
+                         {"task": task, "round": round_id, "senders": senders,
+                          "dealers": sorted(noise), "noise": noise}, now=ctx.clock())
+
+
+async def deal_noise(coordinator: LiveNode, task: str, round_id: int) -> dict[str, dict[str, str]]:
+    committee = coordinator.node.ctx.roster.committee(task, round_id)
+    answers = await coordinator.node.rounds._ask_all(
+        committee, "noise", {"task": task, "round": round_id})
+    assert len(answers) == 3
+    return {committee[seat].node_id: a["deal"] for seat, a in answers.items()}
+
+
+def take_down(live: LiveNode, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node answers no round step (503), as if it were down for the close."""
+    async def down(envelope: Any, remote: str | None) -> dict[str, Any]:
+        raise Unavailable("down for this test")
+
+    for step in ("held", "noise", "partial"):
+        monkeypatch.setattr(live.node.rounds, f"handle_{step}", down)
+
+
+async def test_dp_round_fails_when_fewer_than_t_plus_1_members_deal_noise(
+    trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With only the coordinator's noise in the total, it could subtract it: fail, not release."""
+    dealt: list[str] = []
+    original = rounds.RoundService.handle_noise
+
+    async def local_only(self: Any, envelope: Any, remote: str | None) -> dict[str, Any]:
+        if remote != "local":
+            raise Unavailable("no noise from this member")
+        dealt.append(self.ctx.node_id)
+        return await original(self, envelope, remote)
+
+    monkeypatch.setattr(rounds.RoundService, "handle_noise", local_only)
+    await add_dp_task(trio, clock)
+    await contribute_dp(trio, [20.0, 21.0, 22.0])
+    clock.advance(PERIOD + 2)
+    result = await wait_result(trio[1], "temp_dp")
+    assert dealt == [result["signed_by"]], "only the coordinator dealt"
+    assert result["status"] == "failed"
+    assert result["statistics"] is None
+    assert result["reason"] == "only 1 of 3 committee members dealt DP noise, at least 2 needed"
+
+
+async def test_member_refuses_dp_partial_without_its_own_noise_or_too_few_dealers(
+    trio: list[LiveNode], clock: FakeClock
+) -> None:
+    await add_dp_task(trio, clock)
+    round_id = await contribute_dp(trio, [20.0, 21.0, 22.0])
+    into_grace(clock, round_id)
+    coordinator, member, third = seated(trio, "temp_dp", round_id)
+    deals = await deal_noise(coordinator, "temp_dp", round_id)
+    senders = sorted(live.node_id for live in trio)
+    me = member.node_id
+
+    def ask(dealers: dict[str, dict[str, str]]) -> Any:
+        return member.node.rounds.handle_partial(
+            partial_request(coordinator, "temp_dp", round_id, senders, dealers, me), "test")
+
+    # Its own noise alone: one dealer, t + 1 = 2 needed.
+    with pytest.raises(Unprocessable) as err:
+        await ask({me: deals[me]})
+    assert err.value.code == "insufficient_noise" and err.value.field == "body.dealers"
+    # Two dealers, but not this member: the two could know the total noise.
+    with pytest.raises(Unprocessable) as err:
+        await ask({d: deals[d] for d in (coordinator.node_id, third.node_id)})
+    assert err.value.code == "own_noise_missing"
+    # A share the coordinator sealed itself under this member's name is not its own deal.
+    ctx = coordinator.node.ctx
+    forged_share = b64url_encode(seal_share(
+        member.node.ctx.keys.hpke_public, member.node.ctx.keys.hpke_suite,
+        pack_elements(np.zeros(7, dtype=np.uint64)),
+        share_aad(ctx.federation_id, noise_context("temp_dp"), round_id, me, me)))
+    forged = {d: deals[d] for d in (coordinator.node_id, me)}
+    forged[me] = {**forged[me], me: forged_share}
+    with pytest.raises(Unprocessable) as err:
+        await ask(forged)
+    assert err.value.code == "own_noise_missing"
+    assert await member.node.ctx.storage.get_commit("temp_dp", round_id) is None
+    # Its own deal and another: accepted and committed with that dealer set.
+    answer = await ask({d: deals[d] for d in (coordinator.node_id, me)})
+    assert answer["reply"]["body"]["round"] == round_id
+    commit = await member.node.ctx.storage.get_commit("temp_dp", round_id)
+    assert commit is not None and list(commit.dealers) == sorted([coordinator.node_id, me])
+
+
+async def test_partial_sum_over_fewer_than_min_contributors_is_refused(
+    trio: list[LiveNode], clock: FakeClock, http: aiohttp.ClientSession
+) -> None:
+    """One member must not get another's partial sum over a single household."""
+    values = [21.37, 18.93, 24.61]
+    round_id = await contribute_all(trio, values)
+    into_grace(clock, round_id)
+    curious, member, _ = seated(trio, "temp", round_id)
+    victim = next(live for live in trio if live not in (curious, member))
+    status, body = await post(http, member, "/round/partial",
+                              partial_request(curious, "temp", round_id, [victim.node_id]))
+    assert status == 422, body
+    assert body["error"]["field"] == "body.senders"
+    assert body["error"]["code"] == "too_few_contributors"
+    assert await member.node.ctx.storage.get_commit("temp", round_id) is None
+    # The refusal committed nothing: the round still releases over every household.
+    clock.advance(2)
+    result = await wait_result(member)
+    assert result["status"] == "released" and result["contributors"] == 3
+    assert result["statistics"]["mean"] == pytest.approx(np.mean(values), abs=0.005)
+
+
+@pytest.mark.parametrize("first_dealer_down", [True, False])
+async def test_takeover_continues_the_committed_noise_dealers(
+    trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+    first_dealer_down: bool,
+) -> None:
+    """Seat 0 committed seat 1 with all three dealers' noise, then stopped; seat 1 takes over.
+
+    The takeover must use exactly those dealers: if one of them is gone, the
+    other members cannot add matching noise and the round fails rather than
+    release a total with mismatched noise.
+    """
+    counted_noise(monkeypatch)
+    await add_dp_task(trio, clock)
+    round_id = await contribute_dp(trio, [20.0, 21.0, 22.0])
+    into_grace(clock, round_id)
+    first, second, third = seated(trio, "temp_dp", round_id)
+    deals = await deal_noise(first, "temp_dp", round_id)
+    senders = sorted(live.node_id for live in trio)
+    await second.node.rounds.handle_partial(
+        partial_request(first, "temp_dp", round_id, senders, deals, second.node_id), "test")
+
+    # A committed member refuses the same set with other dealers (its stored sum has all three).
+    two = {d: deals[d] for d in (second.node_id, third.node_id)}
+    with pytest.raises(Conflict) as err:
+        await second.node.rounds.handle_partial(
+            partial_request(first, "temp_dp", round_id, senders, two, second.node_id), "test")
+    assert err.value.code == "committed_elsewhere"
+
+    if first_dealer_down:
+        take_down(first, monkeypatch)
+    await second.node.rounds.close_round("temp_dp", round_id)
+    result = await wait_result(second, "temp_dp")
+    assert result["signed_by"] == second.node_id
+    if first_dealer_down:
+        assert result["status"] == "failed" and result["statistics"] is None
+        assert "noise dealers" in result["reason"]
+    else:
+        assert result["status"] == "released"
+        assert result["statistics"]["count"] == 3 + sum(NOISE_COUNTS)
+
+
+async def test_members_committed_to_different_sets_fail_the_round(
+    trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No set has t + 1 members able to finish it: publish "failed" instead of retrying forever."""
+    round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
+    into_grace(clock, round_id)
+    first, second, third = seated(trio, "temp", round_id)
+    everyone = sorted(live.node_id for live in trio)
+    await second.node.rounds.handle_partial(
+        partial_request(first, "temp", round_id, everyone[:2]), "test")
+    await third.node.rounds.handle_partial(
+        partial_request(first, "temp", round_id, everyone), "test")
+    take_down(first, monkeypatch)
+    await second.node.rounds.close_round("temp", round_id)
+    result = await wait_result(third)
+    assert result["status"] == "failed" and result["statistics"] is None
+    assert result["reason"] == ("committee members committed to 2 different contributor set(s) "
+                                "and none can be completed by 2 reachable members")
+
+
+async def test_a_close_that_keeps_failing_is_retried_a_bounded_number_of_times(
+    trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="mpc_backend.rounds")
+    calls: dict[str, int] = {}
+
+    async def broken(self: Any, task_id: str, round_id: int) -> None:
+        calls[self.ctx.node_id] = calls.get(self.ctx.node_id, 0) + 1
+        raise RuntimeError("storage on fire")
+
+    monkeypatch.setattr(rounds.RoundService, "close_round", broken)
+    round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
+    clock.advance(PERIOD + 2)
+    for _ in range(60):  # the scheduler runs on real time and reads the fake clock
+        await asyncio.sleep(0.1)
+        clock.advance(TIMING.takeover_s)
+        if await trio[0].node.results.latest("temp", 0, 1):
+            break
+    result = await wait_result(trio[0])
+    assert result["round"] == round_id and result["status"] == "failed"
+    assert result["reason"] == f"could not be closed after {rounds.MAX_CLOSE_ATTEMPTS} attempts"
+    assert calls and max(calls.values()) <= rounds.MAX_CLOSE_ATTEMPTS
+    loud = [r for r in caplog.records if r.levelno >= logging.INFO and "storage on fire"
+            in (r.exc_text or "") + r.getMessage()]
+    assert len(loud) <= len(calls), "one logged traceback per member, not one per attempt"
+
+
+async def test_a_coordinator_step_holds_the_next_seat_back(
+    trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every request of a live coordinator, not just the first, delays the next seat's takeover."""
+    started: list[str] = []
+
+    async def record(self: Any, task_id: str, round_id: int) -> None:
+        started.append(self.ctx.node_id)
+
+    monkeypatch.setattr(rounds.RoundService, "close_round", record)
+    round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
+    first, second, _ = seated(trio, "temp", round_id)
+    end = (round_id + 1) * PERIOD
+    base = {"task": "temp", "round": round_id}
+    seat1 = [second.node.ctx.roster.member(second.node_id)]
+    clock.now = end + 0.5
+    assert await first.node.rounds._ask_all(seat1, "held", base, seats=[1])
+    clock.now = end + 2.5
+    senders = sorted(live.node_id for live in trio)
+    assert await first.node.rounds._ask_all(seat1, "partial", {**base, "senders": senders},
+                                            seats=[1])
+    # Seat 1's own turn (grace + 1 takeover) has come, 3.5 s after the held request,
+    # but only 1.5 s after the coordinator's latest step.
+    clock.now = end + TIMING.grace_s + TIMING.takeover_s + 0.5
+    await asyncio.sleep(0.8)
+    assert second.node_id not in started
+    # Once the coordinator has been silent for takeover_s, seat 1 takes over.
+    clock.now = end + 2.5 + TIMING.takeover_s + 0.1
+    for _ in range(40):
+        if second.node_id in started:
+            break
+        await asyncio.sleep(0.05)
+    assert second.node_id in started
+
+
+async def test_a_malformed_contribution_fails_the_round_without_publishing_sums(
+    trio: list[LiveNode], clock: FakeClock
+) -> None:
+    """The failure reason goes to every member: it names no aggregate value."""
+    cheat = trio[0]
+    ctx = cheat.node.ctx
+    spec = ctx.roster.task("temp").spec  # type: ignore[union-attr]
+    round_id = int(clock() // PERIOD)
+    vector = encode_report(spec, 20.0)
+    vector[0] = 2  # claims to be two households
+    committee = ctx.roster.committee("temp", round_id)
+    sealed = seal_vector(ctx.keys, ctx.federation_id, spec, round_id, committee, vector,
+                         rounds.FieldRNG())
+    for member, ciphertext in zip(committee, sealed, strict=True):
+        await by_id(trio, member.node_id).node.ingest.handle_shares(
+            shares_envelope(ctx.keys, ctx.federation_id, [("temp", round_id, ciphertext)],
+                            now=clock()), "test")
+    for live, value in zip(trio[1:], [21.0, 22.0], strict=True):
+        await live.node.household.contribute("temp", value)
+    clock.advance(PERIOD + 2)
+    result = await wait_result(trio[1])
+    assert result["status"] == "failed"
+    assert result["reason"] == ("aggregate is inconsistent: a contribution was malformed or a "
+                                "committee member is faulty")
+    assert not any(ch.isdigit() for ch in result["reason"])
