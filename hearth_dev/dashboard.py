@@ -7,7 +7,7 @@ from typing import Any
 # (title, words that identify the local entity, words that identify the aggregate)
 _PAIRS = (
     ("Indoor temperature", ("temperature",), ("indoor_temperature", "mean")),
-    ("PM2.5", ("pm2_5", "pm25"), ("pm25", "mean")),
+    ("PM2.5", ("pm2_5", "pm25"), ("pm2_5", "mean")),
     ("CO₂", ("carbon_dioxide", "co2"), ("co2", "mean")),
 )
 

@@ -28,6 +28,7 @@ CLIENT_ID = f"{HA_URL}/"
 DEMO_USER = "demo"
 DEMO_PASSWORD = "hearth-demo"  # noqa: S105 - documented demo credential, loopback only
 START_TIMEOUT_S = 600.0
+DASHBOARD = "hearth-demo"
 
 
 def prepare_config_dir(root: Path) -> Path:
@@ -81,12 +82,49 @@ async def start_home_assistant(
         token = await _long_lived_token(session, root)
         api = _Api(session, token)
         ids = await _configure_hearth(api, root, node, sensors)
+        await _keep_loopback_http(api, config)
         local, neighbourhood = await api.hearth_entities(ids["neighbourhood"])
-        await api.ws("lovelace/config/save", config=dashboard_config(local, neighbourhood))
+        dashboards = {d["url_path"] for d in await api.ws("lovelace/dashboards/list")}
+        if DASHBOARD not in dashboards:
+            await api.ws(
+                "lovelace/dashboards/create",
+                url_path=DASHBOARD,
+                title="Hearth",
+                icon="mdi:home-group",
+                mode="storage",
+                show_in_sidebar=True,
+                require_admin=False,
+            )
+        await api.ws(
+            "lovelace/config/save",
+            url_path=DASHBOARD,
+            config=dashboard_config(local, neighbourhood),
+        )
     _LOGGER.info(
-        "Home Assistant is ready: open %s and log in as %s / %s", HA_URL, DEMO_USER, DEMO_PASSWORD
+        "Home Assistant is ready: open %s/%s and log in as %s / %s",
+        HA_URL,
+        DASHBOARD,
+        DEMO_USER,
+        DEMO_PASSWORD,
     )
     return token
+
+
+async def _keep_loopback_http(api: _Api, config: Path) -> None:
+    """Confirm the loopback-only HTTP settings and drop them from the YAML.
+
+    Home Assistant 2026.10 moves `http:` from YAML into storage as a trial that reverts
+    (to listening on every interface) unless confirmed; confirm it, and remove the migrated
+    block so no "YAML still present" repair is raised.
+    """
+    if (await api.ws("http/config")).get("pending") is not None:
+        await api.ws("http/config/promote")
+    yaml_file = config / "configuration.yaml"
+    text = yaml_file.read_text()
+    start = text.find("\nhttp:\n")
+    if start != -1:
+        end = text.find("\n\n", start + 1)
+        yaml_file.write_text(text[:start] + text[end:])
 
 
 async def _wait_until_up(session: aiohttp.ClientSession, supervisor: Supervisor) -> None:

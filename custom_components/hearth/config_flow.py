@@ -130,7 +130,11 @@ def _entry_title(data: Mapping[str, Any]) -> str:
     if data[CONF_KIND] == KIND_I2C:
         name = I2C_DRIVERS[data[CONF_MODEL]].model
         return f"{name} 0x{data[CONF_ADDRESS]:02X} on {_bus_name(data[CONF_BUS])}"
-    return f"{SERIAL_DRIVERS[data[CONF_MODEL]].model} on {os.path.basename(data[CONF_PORT])}"
+    # A by-id (or other) link names the adapter; a /dev node keeps its relative path ("pts/3").
+    port = str(data[CONF_PORT])
+    in_dev = port.startswith("/dev/") and "/by-id/" not in port
+    place = port.removeprefix("/dev/") if in_dev else os.path.basename(port)
+    return f"{SERIAL_DRIVERS[data[CONF_MODEL]].model} on {place}"
 
 
 async def _async_test(device: SensorDevice) -> str | None:

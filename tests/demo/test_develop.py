@@ -28,7 +28,7 @@ HA = "http://127.0.0.1:8123"
 # neighbourhood's mean must too.
 EXPECTED = {
     "sensor.neighbourhood_indoor_temperature_mean": (15.0, 28.0),
-    "sensor.neighbourhood_pm25_mean": (0.0, 60.0),
+    "sensor.neighbourhood_pm2_5_mean": (0.0, 60.0),
     "sensor.neighbourhood_co2_mean": (300.0, 2600.0),
 }
 START_TIMEOUT_S = 900

@@ -12,6 +12,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 
 from custom_components.hearth import serial_port
+from custom_components.hearth.config_flow import _entry_title
 from custom_components.hearth.const import (
     CONF_ADDRESS,
     CONF_BUS,
@@ -591,3 +592,16 @@ async def test_options_scd4x_temperature_offset_range(hass: HomeAssistant) -> No
         result["flow_id"], _options_input(60, values)
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+@pytest.mark.parametrize(
+    ("port", "title"),
+    [
+        ("/dev/pts/3", "PMS5003 on pts/3"),
+        ("/dev/ttyUSB0", "PMS5003 on ttyUSB0"),
+        ("/dev/serial/by-id/usb-Prolific_PL2303-if00", "PMS5003 on usb-Prolific_PL2303-if00"),
+    ],
+)
+def test_serial_entry_title_names_the_port(port: str, title: str) -> None:
+    """A pseudo-terminal keeps its pts/ prefix (a bare "3" would say nothing)."""
+    assert _entry_title({CONF_KIND: KIND_UART, CONF_PORT: port, CONF_MODEL: "pms5003"}) == title

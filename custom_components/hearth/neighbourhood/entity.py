@@ -8,9 +8,14 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from ..const import DOMAIN
 from .coordinator import NeighbourhoodCoordinator
 
+# Metric slugs whose plain capitalisation would misspell them ("Co2", "Pm25").
+_SPELLINGS = {"co2": "CO₂", "pm1": "PM1", "pm25": "PM2.5", "pm2_5": "PM2.5", "pm10": "PM10"}
+
 
 def metric_name(metric: str) -> str:
     """A task's metric as entity names show it: "indoor_temperature" -> "Indoor temperature"."""
+    if spelled := _SPELLINGS.get(metric.lower()):
+        return spelled
     words = metric.replace("_", " ").replace("-", " ").split()
     text = " ".join(words)
     return text[:1].upper() + text[1:]

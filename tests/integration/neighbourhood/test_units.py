@@ -7,6 +7,7 @@ from homeassistant.components.sensor import SensorDeviceClass
 from homeassistant.const import ATTR_DEVICE_CLASS, ATTR_UNIT_OF_MEASUREMENT
 from homeassistant.core import State
 
+from custom_components.hearth.neighbourhood.entity import metric_name
 from custom_components.hearth.neighbourhood.models import TaskSpec
 from custom_components.hearth.neighbourhood.units import (
     display_precision,
@@ -60,8 +61,9 @@ def test_source_units() -> None:
         ("inf", "°C", "temperature", None),
     ],
 )
-def test_state_value(state: str, unit: str, device_class: str | None,
-                     expected: float | None) -> None:
+def test_state_value(
+    state: str, unit: str, device_class: str | None, expected: float | None
+) -> None:
     attributes = {ATTR_UNIT_OF_MEASUREMENT: unit}
     if device_class:
         attributes[ATTR_DEVICE_CLASS] = device_class
@@ -74,3 +76,17 @@ def test_state_value(state: str, unit: str, device_class: str | None,
 )
 def test_display_precision(resolution: float, extra: int, digits: int) -> None:
     assert display_precision(resolution, extra) == digits
+
+
+@pytest.mark.parametrize(
+    ("metric", "name"),
+    [
+        ("co2", "CO₂"),
+        ("pm25", "PM2.5"),
+        ("PM10", "PM10"),
+        ("indoor_temperature", "Indoor temperature"),
+    ],
+)
+def test_metric_names_spell_known_abbreviations(metric: str, name: str) -> None:
+    """Chemical and particle names keep their spelling in entity names and Assist answers."""
+    assert metric_name(metric) == name
