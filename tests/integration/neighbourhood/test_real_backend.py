@@ -47,7 +47,7 @@ pytestmark = pytest.mark.slow
 PERIOD = 10
 TASK = "indoor_temperature"
 # Short timing so a round closes within seconds of its end (as in tests/e2e).
-TIMING = ("--grace", "1", "--takeover", "3", "--peer-timeout", "1.5", "--peer-attempts", "2")
+TIMING = ("--grace", "1", "--takeover", "4", "--peer-timeout", "1.5", "--peer-attempts", "2")
 TASK_ARGS = (
     "--metric", "indoor_temperature", "--unit", "°C", "--min", "-20", "--max", "40",
     "--resolution", "0.01", "--stats", "count,mean,stddev,histogram,quantiles",
