@@ -41,44 +41,51 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace, supervisor: Supervisor) -> None:
+    """Start everything, then watch the children; Ctrl-C/SIGTERM cancel this at any point."""
+    main_task = asyncio.current_task()
+    assert main_task is not None
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-    nodes = await asyncio.to_thread(start_nodes, supervisor, args.dir, args.households, args.period)
-    households = [HouseholdSensors(seed=node.index) for node in nodes]
-    first_contributor = 0 if args.no_ha else 1
-    for sensors in households:
-        await sensors.start(open_readers=sensors.seed >= first_contributor)
-    tasks = [
-        asyncio.create_task(contribute_forever(node, sensors, args.period))
-        for node, sensors in zip(
-            nodes[first_contributor:], households[first_contributor:], strict=True
+        loop.add_signal_handler(sig, main_task.cancel)
+    households: list[HouseholdSensors] = []
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        nodes = await asyncio.to_thread(
+            start_nodes, supervisor, args.dir, args.households, args.period
         )
-    ]
-    if not args.no_ha:
-        from .home_assistant import start_home_assistant  # noqa: PLC0415
+        first_contributor = 0 if args.no_ha else 1
+        for node in nodes:
+            households.append(sensors := HouseholdSensors(seed=node.index))
+            await sensors.start(open_readers=node.index >= first_contributor)
+        tasks = [
+            asyncio.create_task(contribute_forever(node, sensors, args.period))
+            for node, sensors in zip(
+                nodes[first_contributor:], households[first_contributor:], strict=True
+            )
+        ]
+        if not args.no_ha:
+            from .home_assistant import start_home_assistant  # noqa: PLC0415
 
-        await start_home_assistant(supervisor, args.dir, nodes[0], households[0])
-    else:
-        _LOGGER.info(
-            "%d nodes running (household 1 API: %s, token in %s/api_token)",
-            len(nodes),
-            nodes[0].url,
-            nodes[0].data_dir,
-        )
-    _LOGGER.info("press Ctrl-C to stop every process this started")
-    watchdog = asyncio.create_task(_watch(supervisor))
-    await stop.wait()
-    _LOGGER.info("stopping")
-    for task in (*tasks, watchdog):
-        task.cancel()
-    for sensors in households:
-        await sensors.stop()
+            await start_home_assistant(supervisor, args.dir, nodes[0], households[0])
+        else:
+            _LOGGER.info(
+                "%d nodes running (household 1 API: %s, token in %s/api_token)",
+                len(nodes),
+                nodes[0].url,
+                nodes[0].data_dir,
+            )
+        _LOGGER.info("press Ctrl-C to stop every process this started")
+        await _watch(supervisor)
+    finally:
+        _LOGGER.info("stopping")
+        for task in tasks:
+            task.cancel()
+        for sensors in households:
+            await sensors.stop()
 
 
 async def _watch(supervisor: Supervisor) -> None:
+    """Return only by raising: the demo is broken once a child has died."""
     while True:
         await asyncio.sleep(2)
         supervisor.check_alive()
@@ -94,6 +101,8 @@ def main() -> None:
     supervisor = Supervisor()
     try:
         asyncio.run(_run(args, supervisor))
+    except asyncio.CancelledError:
+        pass  # Ctrl-C or SIGTERM: the normal way to stop
     except RuntimeError as err:
         raise SystemExit(f"error: {err}") from None
     finally:

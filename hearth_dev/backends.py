@@ -137,9 +137,8 @@ def _federate(nodes: list[Node]) -> None:
 
 
 def _add_tasks(founder: Node, period: int, min_contributors: int) -> None:
-    existing = {
-        t["metric"] for t in cli("task", "list", "--data-dir", str(founder.data_dir))["tasks"]
-    }
+    listed = cli("task", "list", "--data-dir", str(founder.data_dir))["tasks"]
+    existing = {t["spec"]["metric"] for t in listed}
     for task in TASKS:
         if task["--metric"] in existing:
             continue

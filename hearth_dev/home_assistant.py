@@ -132,8 +132,9 @@ async def _wait_until_up(session: aiohttp.ClientSession, supervisor: Supervisor)
     while time.monotonic() < deadline:
         supervisor.check_alive()
         try:
+            # Onboarding's API exists until onboarding is complete, then answers 404.
             async with session.get(f"{HA_URL}/api/onboarding") as response:
-                if response.status == 200:
+                if response.status in (200, 404):
                     return
         except aiohttp.ClientError:
             pass
@@ -160,7 +161,8 @@ async def _long_lived_token(session: aiohttp.ClientSession, root: Path) -> str:
 async def _onboard_or_login(session: aiohttp.ClientSession) -> str:
     """A short-lived access token: onboarding on first start, the login flow after."""
     async with session.get(f"{HA_URL}/api/onboarding") as response:
-        pending = {step["step"] for step in await response.json() if not step["done"]}
+        steps = await response.json() if response.status == 200 else []
+    pending = {step["step"] for step in steps if not step["done"]}
     if "user" in pending:
         body = {
             "client_id": CLIENT_ID,

@@ -19,10 +19,13 @@ class Supervisor:
 
     def __init__(self) -> None:
         self._children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._stopped = False
 
     def start(
         self, name: str, argv: Sequence[str], log_file: Path, **kwargs: object
     ) -> subprocess.Popen[bytes]:
+        if self._stopped:  # a start racing the shutdown (startup runs in a thread)
+            raise RuntimeError(f"not starting {name}: shutting down")
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with log_file.open("ab") as log:
             proc = subprocess.Popen(  # noqa: S603 - argv is built by us, never a shell string
@@ -44,6 +47,7 @@ class Supervisor:
 
     def stop_all(self, timeout: float = 20.0) -> None:
         """SIGTERM every process group, then SIGKILL what is left after `timeout`."""
+        self._stopped = True
         for _, proc in reversed(self._children):
             _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + timeout
