@@ -145,7 +145,9 @@ class NeighbourhoodFlowMixin(ConfigFlow):
                 await self.async_set_unique_id(status.node_id)
                 self._abort_if_unique_id_mismatch(reason="wrong_backend")
                 return self.async_update_reload_and_abort(
-                    entry, data_updates={CONF_URL: normalize_url(user_input[CONF_URL])}
+                    entry,
+                    data_updates={CONF_URL: normalize_url(user_input[CONF_URL])},
+                    reason="backend_moved",
                 )
             errors["base"] = error
         schema = vol.Schema({vol.Required(CONF_URL): _URL_SELECTOR})

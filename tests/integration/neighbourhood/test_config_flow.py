@@ -196,7 +196,7 @@ async def test_reconfigure_moves_the_url(hass: HomeAssistant, backend: FakeBacke
                 result["flow_id"], {CONF_URL: moved.url}
             )
             assert result["type"] is FlowResultType.ABORT
-            assert result["reason"] == "reconfigure_successful"
+            assert result["reason"] == "backend_moved"
             assert entry.data[CONF_URL] == moved.url
             assert entry.data[CONF_TOKEN] == backend.token
             await hass.async_block_till_done()

@@ -30,9 +30,10 @@ def test_flow_errors_and_aborts_are_translated() -> None:
     option_errors = set(re.findall(r'errors\[CONF_ENTITY\] = "(\w+)"', source))
     assert option_errors and option_errors <= set(STRINGS["options"]["error"])
     aborts = set(re.findall(r'reason="(\w+)"', source))
-    config_aborts = {"wrong_backend"} | set(re.findall(r'error="(\w+)"', source))
+    config_only = {"wrong_backend", "backend_moved"}
+    config_aborts = config_only | set(re.findall(r'error="(\w+)"', source))
     assert config_aborts <= set(STRINGS["config"]["abort"])
-    assert aborts - {"wrong_backend"} <= set(STRINGS["options"]["abort"])
+    assert aborts - config_only <= set(STRINGS["options"]["abort"])
     steps = set(re.findall(r'step_id="(\w+)"', source))
     assert steps <= set(STRINGS["config"]["step"]) | set(STRINGS["options"]["step"])
 
@@ -71,3 +72,10 @@ def test_sentences_file_targets_the_intent() -> None:
     assert set(sentences["intents"]) == {INTENT_GET_NEIGHBOURHOOD}
     assert sentences["responses"]["intents"][INTENT_GET_NEIGHBOURHOOD]["default"]
     assert "custom_sentences/en/" in _source("sentences/en/hearth.yaml")
+
+
+def test_reasons_home_assistant_supplies_are_translated() -> None:
+    """async_update_reload_and_abort ends a reauth with "reauth_successful" unless told
+    otherwise; the reconfigure step names its own reason. Both must read as sentences."""
+    assert 'reason="backend_moved"' in _source("config_flow.py")
+    assert {"reauth_successful", "backend_moved"} <= set(STRINGS["config"]["abort"])
