@@ -146,6 +146,16 @@ class StreamingCoordinator(SensorCoordinator):
             self.hass, self._async_stream(), f"{DOMAIN} {self.name} reader"
         )
 
+    async def _async_update_data(self) -> dict[str, float]:
+        if self._reader is None:
+            return await super()._async_update_data()  # the first refresh reads itself
+        # Afterwards the reader owns the port and publishes; a requested refresh (the
+        # update_entity action) must not read alongside it, least of all while the fan
+        # sleeps and no frame can come. It reports what the reader last found.
+        if not self.last_update_success and isinstance(self.last_exception, UpdateFailed):
+            raise self.last_exception
+        return self.data
+
     async def async_shutdown(self) -> None:
         """Stop reading before the port closes, so closing is not mistaken for a failure."""
         if self._reader is not None:

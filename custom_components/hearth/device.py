@@ -7,6 +7,7 @@ drivers are asyncio already. Both count failed transfers for the diagnostic sens
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -131,7 +132,9 @@ class I2CDevice(SensorDevice):
             )
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
-        assert self._shared is not None
+        if self._shared is None:
+            # Released by an unload racing an action: report it like a vanished chip.
+            raise OSError(errno.ENODEV, f"{self.name}: the I2C bus was released")
         try:
             return await self._shared.run(func, *args)
         except NotReadyError:
@@ -175,6 +178,10 @@ class I2CDevice(SensorDevice):
             await bus_registry(self.hass).release(shared)
 
     def _scd4x(self) -> Scd4x:
+        if self._driver is None:
+            raise OSError(
+                errno.ENODEV, f"{self.name} is not connected; it reconnects at the next poll"
+            )
         return cast(Scd4x, self._driver)
 
     async def async_calibrate_co2(self, target_ppm: int) -> None:
@@ -237,13 +244,20 @@ class SerialDevice(SensorDevice):
             await driver.close()
         self._count_errors()
 
+    def _open_driver(self) -> FramedSerialDriver:
+        """The driver, checked under the exchange lock: a poll that failed while an
+        action waited for the lock has closed the port."""
+        if self._driver is None:
+            raise OSError(errno.ENODEV, f"{self.port} is closed; it is reopened at the next poll")
+        return self._driver
+
     async def async_calibrate_co2(self, target_ppm: int) -> None:
         async with self._exchange:
-            await cast(_SerialCO2, self._driver).calibrate(target_ppm)
+            await cast(_SerialCO2, self._open_driver()).calibrate(target_ppm)
 
     async def async_set_automatic_calibration(self, enabled: bool) -> None:
         async with self._exchange:
-            await cast(_SerialCO2, self._driver).set_abc(enabled)
+            await cast(_SerialCO2, self._open_driver()).set_abc(enabled)
 
     async def async_sleep(self) -> None:
         """Stop the fan until async_wake() (if supports_duty_cycle)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 from datetime import timedelta
 
 import pytest
@@ -96,6 +98,37 @@ async def test_mhz19b_actions(hass: HomeAssistant, plugged) -> None:
         hass, "set_automatic_calibration", {"config_entry_id": entry.entry_id, "enabled": False}
     )
     await wait_for(lambda: not emulator.abc_enabled)
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.parametrize(
+    ("service", "data"),
+    [("calibrate_co2", {"target_ppm": 400}), ("set_automatic_calibration", {"enabled": False})],
+)
+async def test_action_waiting_behind_a_failing_poll(
+    hass: HomeAssistant, plugged, service: str, data: dict
+) -> None:
+    """The poll holding the port fails and closes it while the action waits its turn:
+    the action fails with the translated error instead of crashing on a closed port."""
+    emulator = MHZ19BEmulator(co2=650.0)
+    port: PluggedPort = plugged(emulator)
+    await port.plug()
+    entry = uart_entry(hass, "mhz19b", str(port.link))
+    await _setup(hass, entry)
+    device = entry.runtime_data.device
+
+    async with device._exchange:  # the poll's exchange
+        action = hass.async_create_task(
+            _call(hass, service, {"config_entry_id": entry.entry_id, **data})
+        )
+        await asyncio.sleep(0.05)
+        assert not action.done()  # queued behind the poll
+        await device.async_disconnect()  # what a poll that lost the port does
+    with pytest.raises(HomeAssistantError) as failed:
+        await action
+    assert failed.value.translation_key == "action_failed"
+    assert f"[Errno {errno.ENODEV}]" in failed.value.translation_placeholders["error"]
+    assert (emulator.offset, emulator.abc_enabled) == (0, True)  # nothing reached the sensor
     await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -12,10 +12,12 @@ from homeassistant.const import ATTR_DEVICE_CLASS, ATTR_UNIT_OF_MEASUREMENT, STA
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.hearth import coordinator as coordinator_module
+from custom_components.hearth import device as device_module
 from custom_components.hearth.const import DOMAIN
 from custom_components.hearth.emulators.mhz19 import MHZ19BEmulator
 from custom_components.hearth.emulators.pms5003 import PMS5003Emulator
@@ -158,6 +160,48 @@ async def test_duty_cycle_sleeps_the_fan(hass: HomeAssistant, plugged) -> None:
     await wait_for(lambda: _state(hass, pm25) == "25.0")
     await wait_for(lambda: coordinator.phase == "sleeping")
     assert emulator.asleep
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_update_entity_while_the_fan_sleeps(
+    hass: HomeAssistant, plugged, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """update_entity does not read beside the reader task: the sleeping fan sends no
+    frame, so such a read could only time out and make the entities unavailable."""
+    # Short, so a stray read fails within the test rather than after 10 s.
+    monkeypatch.setattr(device_module, "SERIAL_READ_TIMEOUT_SECONDS", 0.3)
+    assert await async_setup_component(hass, "homeassistant", {})
+    emulator = PMS5003Emulator(pm25=10.0, interval=FRAME_INTERVAL)
+    port: PluggedPort = plugged(emulator)
+    await port.plug()
+    entry = uart_entry(hass, "pms5003", str(port.link), options={"scan_interval": 120})
+    await _setup(hass, entry)
+    pm25 = "sensor.pms5003_on_port_pm2_5"
+    coordinator = entry.runtime_data
+    await wait_for(lambda: coordinator.phase == "sleeping")
+    assert emulator.asleep
+
+    reads = 0
+    real_read = coordinator.device.async_read
+
+    async def counting_read() -> dict[str, float]:
+        nonlocal reads
+        reads += 1
+        return await real_read()
+
+    monkeypatch.setattr(coordinator.device, "async_read", counting_read)
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
+    caplog.clear()
+    await hass.services.async_call(
+        "homeassistant", "update_entity", {"entity_id": pm25}, blocking=True
+    )
+    await hass.async_block_till_done()
+
+    assert reads == 0
+    assert _state(hass, pm25) == "10.0"
+    assert coordinator.last_update_success
+    assert coordinator.phase == "sleeping"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     await hass.config_entries.async_unload(entry.entry_id)
 
 

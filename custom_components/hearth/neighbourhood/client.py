@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.http_exceptions import LineTooLong
 
 from .const import REQUEST_TIMEOUT_S
 from .errors import (
@@ -161,8 +162,8 @@ class BackendClient:
 async def _server_sent_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str, str]]:
     """(event, data) pairs per the SSE format: fields until a blank line; ':' lines are comments."""
     event, data = "message", []
-    async for raw in content:
-        line = raw.decode("utf-8").rstrip("\r\n")
+    async for text in _stream_lines(content):
+        line = text.rstrip("\r\n")
         if not line:
             if data:
                 yield event, "\n".join(data)
@@ -176,6 +177,22 @@ async def _server_sent_events(content: aiohttp.StreamReader) -> AsyncIterator[tu
                 event = value
             elif name == "data":
                 data.append(value)
+
+
+async def _stream_lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
+    """The stream's lines as text; bytes no Hearth backend sends are UnexpectedAnswer."""
+    lines = aiter(content)
+    while True:
+        try:
+            line = (await anext(lines)).decode("utf-8")
+        except StopAsyncIteration:
+            return
+        except UnicodeDecodeError as err:
+            raise UnexpectedAnswer("the result stream sent text that is not UTF-8") from err
+        except (ValueError, LineTooLong) as err:
+            # aiohttp's readline: "Chunk too big" (older) or LineTooLong (newer).
+            raise UnexpectedAnswer(f"the result stream sent an overlong line: {err}") from err
+        yield line
 
 
 async def _raise_for_error(resp: aiohttp.ClientResponse) -> None:

@@ -14,6 +14,7 @@ Only the backend ever sees the value; it leaves the hub only as secret shares.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from datetime import datetime
@@ -64,6 +65,9 @@ class TaskContributor:
         self.last_receipt: Receipt | None = None
         self._unsubs: list[CALLBACK_TYPE] = []
         self._unsub_send: CALLBACK_TYPE | None = None
+        # Refusals already warned about since the last accepted reading: a lasting cause
+        # (say a range the sensor is outside of) would otherwise warn every period.
+        self._warned_refusals: set[str] = set()
 
     def round_of(self, when: datetime) -> int:
         return math.floor(when.timestamp() / self.spec.period_s)
@@ -102,7 +106,10 @@ class TaskContributor:
 
     @callback
     def _on_state(self, event: Event[EventStateChangedData]) -> None:
-        value = state_value(event.data["new_state"], self.spec)
+        old, new = event.data["old_state"], event.data["new_state"]
+        if old is not None and new is not None and old.state == new.state:
+            return  # only attributes changed: counting it again would weight the mean
+        value = state_value(new, self.spec)
         if value is not None:
             self.samples.append(value)
 
@@ -131,14 +138,17 @@ class TaskContributor:
             # The coordinator already warns once about an unreachable backend.
             LOGGER.debug("%s: round %d not sent: %s", self.spec.task_id, round_id, err)
         except BackendRejected as err:
-            LOGGER.warning("Hearth backend refused this home's %s reading for round %d: %s",
-                           self.spec.metric, round_id, err.message)
+            level = logging.DEBUG if err.code in self._warned_refusals else logging.WARNING
+            self._warned_refusals.add(err.code)
+            LOGGER.log(level, "Hearth backend refused this home's %s reading for round %d: %s",
+                       self.spec.metric, round_id, err.message)
         except BackendError as err:
             LOGGER.debug("%s: round %d not sent: %s", self.spec.task_id, round_id, err)
 
     async def _contribute(self, value: float) -> Receipt:
         receipt = await self.client.contribute(self.spec.task_id, value)
         self.last_receipt = receipt
+        self._warned_refusals.clear()
         LOGGER.debug("%s: sent a reading to round %d (%d committee acknowledgements)",
                      self.spec.task_id, receipt.round, receipt.acknowledged_by)
         return receipt

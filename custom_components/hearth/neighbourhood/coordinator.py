@@ -161,13 +161,15 @@ class NeighbourhoodCoordinator(DataUpdateCoordinator[NeighbourhoodData]):
     async def async_stream_results(self) -> None:
         """Follow the result stream for as long as the entry is loaded."""
         delay = STREAM_BACKOFF_MIN_S
+        crash_logged = False
 
         @callback
         def opened() -> None:
-            nonlocal delay
+            nonlocal delay, crash_logged
             delay = STREAM_BACKOFF_MIN_S
+            crash_logged = False
             if self._offline_reason is not None:
-                self.hass.async_create_task(self.async_request_refresh())
+                self.config_entry.async_create_task(self.hass, self.async_request_refresh())
 
         while True:
             try:
@@ -180,6 +182,15 @@ class NeighbourhoodCoordinator(DataUpdateCoordinator[NeighbourhoodData]):
             except BackendError as err:
                 # A refused token or similar: the poll reports it (reauth); retry slowly.
                 LOGGER.debug("Hearth result stream refused: %s", err)
+                delay = STREAM_BACKOFF_MAX_S
+            except Exception:
+                # A bug must not end the stream for good: the poll still runs, and the
+                # stream is retried slowly; the traceback is logged once, until it opens.
+                if crash_logged:
+                    LOGGER.debug("Hearth result stream failed again", exc_info=True)
+                else:
+                    LOGGER.exception("Hearth result stream failed; retrying")
+                    crash_logged = True
                 delay = STREAM_BACKOFF_MAX_S
             await asyncio.sleep(delay)
             delay = min(delay * 2, STREAM_BACKOFF_MAX_S)

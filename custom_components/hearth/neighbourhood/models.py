@@ -62,19 +62,30 @@ class TaskSpec:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TaskSpec:
-        return cls(
-            task_id=_get(data, "task_id", str),
-            metric=_get(data, "metric", str),
-            unit=_get(data, "unit", str),
-            low=float(_get(data, "low", int | float)),
-            high=float(_get(data, "high", int | float)),
-            resolution=float(_get(data, "resolution", int | float)),
-            stats=tuple(str(s) for s in _get(data, "stats", list)),
-            buckets=tuple(float(b) for b in data.get("buckets") or ()),
-            period_s=_get(data, "period_s", int),
-            min_contributors=_get(data, "min_contributors", int),
-            dp_epsilon=_optional_number(data, "dp_epsilon"),
-        )
+        try:
+            spec = cls(
+                task_id=_get(data, "task_id", str),
+                metric=_get(data, "metric", str),
+                unit=_get(data, "unit", str),
+                low=float(_get(data, "low", int | float)),
+                high=float(_get(data, "high", int | float)),
+                resolution=float(_get(data, "resolution", int | float)),
+                stats=tuple(str(s) for s in _get(data, "stats", list)),
+                buckets=tuple(float(b) for b in data.get("buckets") or ()),
+                period_s=_get(data, "period_s", int),
+                min_contributors=_get(data, "min_contributors", int),
+                dp_epsilon=_optional_number(data, "dp_epsilon"),
+            )
+        except (TypeError, ValueError, AttributeError) as err:
+            raise UnexpectedAnswer(f"malformed task from the backend: {err}") from err
+        # Rounds, clipping and the fixed-point encoding divide by or span these.
+        if spec.resolution <= 0 or spec.period_s <= 0 or not spec.low < spec.high:
+            raise UnexpectedAnswer(
+                f"task {spec.task_id!r} from the backend needs resolution > 0, period_s > 0 "
+                f"and low < high (got {spec.resolution}, {spec.period_s}, "
+                f"{spec.low}..{spec.high})"
+            )
+        return spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,20 +128,23 @@ class NodeStatus:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> NodeStatus:
-        identity = _get(data, "identity", dict)
-        federation = data.get("federation")
-        load = _get(data, "load", dict)
-        return cls(
-            node_id=_get(identity, "node_id", str),
-            name=_get(identity, "name", str),
-            version=_get(identity, "version", str),
-            federation_id=_get(federation, "id", str) if federation else None,
-            federation_name=_get(federation, "name", str) if federation else None,
-            members=_get(federation, "members", int) if federation else 0,
-            members_online=_get(federation, "members_online", int) if federation else 0,
-            committee_seats=int(load.get("committee_seats_now", 0)),
-            tasks=tuple(TaskStatus.from_json(t) for t in data.get("tasks") or ()),
-        )
+        try:
+            identity = _get(data, "identity", dict)
+            federation = data.get("federation")
+            load = _get(data, "load", dict)
+            return cls(
+                node_id=_get(identity, "node_id", str),
+                name=_get(identity, "name", str),
+                version=_get(identity, "version", str),
+                federation_id=_get(federation, "id", str) if federation else None,
+                federation_name=_get(federation, "name", str) if federation else None,
+                members=_get(federation, "members", int) if federation else 0,
+                members_online=_get(federation, "members_online", int) if federation else 0,
+                committee_seats=int(load.get("committee_seats_now", 0)),
+                tasks=tuple(TaskStatus.from_json(t) for t in data.get("tasks") or ()),
+            )
+        except (TypeError, ValueError, AttributeError) as err:
+            raise UnexpectedAnswer(f"malformed status from the backend: {err}") from err
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ exercised in test_real_backend.py): each becomes a clear exception, never a cras
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -17,7 +18,7 @@ from custom_components.hearth.neighbourhood.errors import (
     UnexpectedAnswer,
 )
 
-from .fake_backend import FakeBackend
+from .fake_backend import TEMP_TASK, FakeBackend
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -126,6 +127,71 @@ async def test_stream_skips_what_it_does_not_know(serve: Callable) -> None:
     assert [(r.task, r.round, r.contributors) for r in seen] == [("indoor_temperature", 3, 2)]
     assert seen[0].statistics is not None
     assert seen[0].statistics.mean == pytest.approx(20.5)
+
+
+IDENTITY = {"node_id": "n" * 32, "name": "house0", "version": "0.1.0"}
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ({"identity": IDENTITY, "load": {"committee_seats_now": "many"}}, "malformed status"),
+        ({"identity": IDENTITY, "load": {}, "tasks": 5}, "malformed status"),
+        ({"identity": IDENTITY, "load": {}, "tasks": ["task"]}, "malformed status"),
+    ],
+)
+async def test_status_of_the_wrong_shape(serve: Callable, body: dict, match: str) -> None:
+    client = await serve("status", _reply(json.dumps(body)))
+    with pytest.raises(UnexpectedAnswer, match=match):
+        await client.status()
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"resolution": 0}, "(got 0.0, 60, -20.0..40.0)"),
+        ({"resolution": -0.1}, "(got -0.1, 60, -20.0..40.0)"),
+        ({"period_s": -60}, "(got 0.1, -60, -20.0..40.0)"),
+        ({"low": 40.0}, "(got 0.1, 60, 40.0..40.0)"),
+        ({"low": 50.0}, "(got 0.1, 60, 50.0..40.0)"),
+        ({"buckets": ["warm"]}, "malformed task"),
+        ({"buckets": 5}, "malformed task"),
+    ],
+)
+async def test_status_with_an_unusable_task(
+    serve: Callable, backend: FakeBackend, change: dict, match: str
+) -> None:
+    """A task Home Assistant could not compute rounds or clip values for is refused."""
+    backend.tasks = [TEMP_TASK | change]
+    async with aiohttp.ClientSession() as session:
+        client = BackendClient(session, backend.url, backend.token)
+        with pytest.raises(UnexpectedAnswer, match=re.escape(match)):
+            await client.status()
+    backend.tasks = [dict(TEMP_TASK)]  # the same node with a sound task is accepted
+    async with aiohttp.ClientSession() as session:
+        status = await BackendClient(session, backend.url, backend.token).status()
+    assert [t.spec.resolution for t in status.tasks] == [TEMP_TASK["resolution"]]
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        (b"data: caf\xe9\n", "not UTF-8"),  # Latin-1, not UTF-8
+        (b"data: " + b"x" * (1 << 20) + b"\n", "overlong line"),  # past aiohttp's line limit
+    ],
+    ids=["latin-1", "overlong"],
+)
+async def test_stream_of_bytes_no_backend_sends(serve: Callable, line: bytes, match: str) -> None:
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b": keepalive\n\n" + line + b"\n")
+        return response
+
+    client = await serve("results/stream", stream)
+    with pytest.raises(UnexpectedAnswer, match=match):
+        async for _ in client.stream_results(0):
+            pass
 
 
 def test_normalize_url() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 import pytest
@@ -83,6 +84,24 @@ async def test_sends_the_mean_of_the_rounds_valid_states(
     sent = backend.readings[0]
     assert sent["round"] == ROUND
     assert sent["value"] == pytest.approx((20.0 + 21.0 + 24.0 + 22.0) / 4)
+    stop()
+
+
+async def test_attribute_only_changes_are_not_new_samples(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    backend: FakeBackend,
+    contributor: TaskContributor,
+) -> None:
+    """A state re-written with new attributes is the same reading, not another sample."""
+    freezer.move_to(at(ROUND, 5))
+    hass.states.async_set(SOURCE, "20.0", CELSIUS)
+    stop = contributor.start()
+    for battery in (90, 80, 70):  # attribute updates only
+        hass.states.async_set(SOURCE, "20.0", {**CELSIUS, "battery": battery})
+    hass.states.async_set(SOURCE, "30.0", CELSIUS)
+    await _advance(hass, freezer, send_time(ROUND))
+    assert [r["value"] for r in backend.readings] == [pytest.approx((20.0 + 30.0) / 2)]
     stop()
 
 
@@ -207,6 +226,41 @@ async def test_a_failed_send_loses_only_that_round(
     backend.spec("indoor_temperature")["high"] = 40.0
     await _advance(hass, freezer, send_time(ROUND + 2))
     assert [(r["round"], r["value"]) for r in backend.readings] == [(ROUND + 2, 21.0)]
+    stop()
+
+
+async def test_a_lasting_refusal_warns_once(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    backend: FakeBackend,
+    contributor: TaskContributor,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The same refusal every period: one warning; again after a reading got through."""
+    caplog.set_level(logging.DEBUG, "custom_components.hearth")
+    freezer.move_to(at(ROUND, 1))
+    hass.states.async_set(SOURCE, "21.0", CELSIUS)
+    stop = contributor.start()
+
+    def refusals(level: int) -> list[str]:
+        return [r.getMessage() for r in caplog.records
+                if r.levelno == level and "refused this home's" in r.getMessage()]
+
+    backend.spec("indoor_temperature")["high"] = 20.0
+    for round_id in range(ROUND, ROUND + 3):
+        await _advance(hass, freezer, send_time(round_id))
+    assert backend.readings == []
+    assert len(refusals(logging.WARNING)) == 1
+    assert f"round {ROUND}:" in refusals(logging.WARNING)[0]
+    assert len(refusals(logging.DEBUG)) == 2
+
+    backend.spec("indoor_temperature")["high"] = 40.0
+    await _advance(hass, freezer, send_time(ROUND + 3))
+    assert [r["round"] for r in backend.readings] == [ROUND + 3]
+    backend.spec("indoor_temperature")["high"] = 20.0
+    await _advance(hass, freezer, send_time(ROUND + 4))
+    assert len(refusals(logging.WARNING)) == 2
+    assert f"round {ROUND + 4}:" in refusals(logging.WARNING)[1]
     stop()
 
 

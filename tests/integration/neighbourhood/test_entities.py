@@ -24,6 +24,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.hearth.const import DOMAIN
 from custom_components.hearth.diagnostics import async_get_config_entry_diagnostics
+from custom_components.hearth.neighbourhood import coordinator as coordinator_module
+from custom_components.hearth.neighbourhood.client import BackendClient
 from custom_components.hearth.neighbourhood.const import CONF_TOKEN, EVENT_RESULT
 
 from .conftest import neighbourhood_entry, wait_for
@@ -172,6 +174,38 @@ async def test_new_rounds_arrive_by_stream_and_fire_the_event(
     await wait_for(hass, lambda: hass.states.get(LAST_ROUND).state == "insufficient")
     assert value(hass, MEAN) == pytest.approx(statistics.fmean(fresh))
     assert len(events) == 1
+
+
+async def test_stream_survives_an_unexpected_error(
+    hass: HomeAssistant,
+    backend: FakeBackend,
+    entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An error nobody foresaw is logged once and the stream is retried, not abandoned."""
+    monkeypatch.setattr(coordinator_module, "STREAM_BACKOFF_MAX_S", 0.05)
+    real_stream = BackendClient.stream_results
+    calls = 0
+
+    def flaky_stream(self: BackendClient, *args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise RuntimeError("a bug")
+        return real_stream(self, *args, **kwargs)
+
+    monkeypatch.setattr(BackendClient, "stream_results", flaky_stream)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_for(hass, lambda: backend.open_streams)
+    assert calls == 3
+    loud = [r for r in caplog.records
+            if r.name == "custom_components.hearth" and r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in loud] == ["Hearth result stream failed; retrying"]
+    assert loud[0].exc_info is not None  # once, with the traceback
+
+    backend.publish("indoor_temperature", 100, VALUES)
+    await wait_for(hass, lambda: hass.states.get(CONTRIBUTORS).state == str(len(VALUES)))
 
 
 async def test_tasks_added_later_get_sensors(
