@@ -62,6 +62,10 @@ class NodeProcess:
     proc: subprocess.Popen[bytes] | None = None
     node_id: str = ""
     logs: list[Path] = field(default_factory=list)
+    # A misbehaving node: ``tests.adversarial.evil_node`` runs ``serve`` with this patch
+    # (a name in tests/adversarial/patches.py) and its JSON arguments.
+    patch: str | None = None
+    patch_args: dict[str, Any] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -76,10 +80,15 @@ class NodeProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         log_path = self.log_path.with_name(f"{self.log_path.stem}.{len(self.logs)}.log")
         self.logs.append(log_path)
+        launcher = ["-m", "mpc_backend"]
+        env = _ENV
+        if self.patch is not None:
+            launcher = ["-m", "tests.adversarial.evil_node", self.patch]
+            env = {**_ENV, "HEARTH_EVIL_ARGS": json.dumps(self.patch_args)}
         with log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mpc_backend", "serve", "--data-dir", str(self.data_dir)],
-                stdout=subprocess.DEVNULL, stderr=log, cwd=REPO, env=_ENV,
+                [sys.executable, *launcher, "serve", "--data-dir", str(self.data_dir)],
+                stdout=subprocess.DEVNULL, stderr=log, cwd=REPO, env=env,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

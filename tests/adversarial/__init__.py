@@ -1,0 +1,1 @@
+"""Attacks on the protocol by real node processes with one function patched."""
