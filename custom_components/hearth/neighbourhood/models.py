@@ -3,6 +3,8 @@
 Parsing is strict about the fields Home Assistant relies on and ignores the rest,
 so a newer backend that adds fields keeps working; a missing or mistyped field
 raises UnexpectedAnswer, which the client reports like an unreachable backend.
+Optional, diagnostic-only parts of /status (misbehaviour reports, members' HPKE
+suites) are read leniently instead: unreadable, they count as not reported.
 """
 
 from __future__ import annotations
@@ -14,10 +16,20 @@ from typing import Any
 
 from homeassistant.util import dt as dt_util
 
+from ..const import LOGGER
 from .errors import UnexpectedAnswer
 
 STATUS_RELEASED = "released"
 QUANTILE_KEYS = ("p10", "p25", "p50", "p75", "p90")
+# Misbehaviour the backend reports (a newer one may add kinds: they show by their slug).
+MISBEHAVIOUR_KINDS = (
+    "bad_signature",
+    "equivocation",
+    "contributor_set_refused",
+    "forged_result",
+    "inconsistent_partial",
+    "late_request",
+)
 
 
 def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -109,6 +121,98 @@ class TaskStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberMisbehaviour:
+    """What this node recorded against one member (signed by it, refused by us)."""
+
+    node_id: str
+    name: str
+    count: int
+    kinds: dict[str, int]  # e.g. {"forged_result": 2}
+    last_kind: str | None
+    last_detail: str | None
+    last_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MemberMisbehaviour:
+        count = _get(data, "count", int)
+        if count < 0:
+            raise UnexpectedAnswer(f"negative misbehaviour count {count}")
+        kinds = data.get("kinds")
+        return cls(
+            node_id=_get(data, "node_id", str),
+            name=_get(data, "name", str),
+            count=count,
+            kinds={
+                str(k): v for k, v in kinds.items()
+                if isinstance(v, int) and not isinstance(v, bool) and v > 0
+            } if isinstance(kinds, Mapping) else {},
+            last_kind=_optional_str(data, "last_kind"),
+            last_detail=_optional_str(data, "last_detail"),
+            last_at=_optional_timestamp(data, "last_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Misbehaviour:
+    """The node's misbehaviour reports: a persisted total and who they were about."""
+
+    total: int
+    members: tuple[MemberMisbehaviour, ...]  # most reports first
+
+    @classmethod
+    def from_json(cls, data: Any) -> Misbehaviour | None:
+        """None if the backend does not report misbehaviour (older) or sent no usable total.
+
+        A member entry that cannot be read is skipped, not allowed to hide the others.
+        """
+        if data is None:
+            return None
+        try:
+            total = _get(data, "total", int)
+        except UnexpectedAnswer as err:
+            LOGGER.debug("Ignoring the backend's misbehaviour report: %s", err)
+            return None
+        if total < 0:
+            LOGGER.debug("Ignoring the backend's misbehaviour report: total %s", total)
+            return None
+        members: list[MemberMisbehaviour] = []
+        items = data.get("members")
+        for item in items if isinstance(items, list) else ():
+            try:
+                members.append(MemberMisbehaviour.from_json(item))
+            except (UnexpectedAnswer, TypeError, ValueError, AttributeError) as err:
+                LOGGER.debug("Ignoring a misbehaviour entry from the backend: %s", err)
+        members.sort(key=lambda m: (-m.count, m.name))
+        return cls(total=total, members=tuple(members))
+
+
+def _optional_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _optional_timestamp(data: Mapping[str, Any], key: str) -> datetime | None:
+    try:
+        return _timestamp(data, key)
+    except (UnexpectedAnswer, ValueError):
+        return None
+
+
+def _classical_members(members: Any) -> tuple[str, ...] | None:
+    """Names of members whose HPKE keys are classical only; None if the backend does not say."""
+    if not isinstance(members, list):
+        return None
+    known, classical = False, []
+    for member in members:
+        flag = member.get("post_quantum") if isinstance(member, Mapping) else None
+        if isinstance(flag, bool):
+            known = True
+            if not flag:
+                classical.append(str(member.get("name") or member.get("node_id")))
+    return tuple(classical) if known else None
+
+
+@dataclass(frozen=True, slots=True)
 class NodeStatus:
     """This household's node: identity, federation, load."""
 
@@ -121,6 +225,8 @@ class NodeStatus:
     members_online: int
     committee_seats: int
     tasks: tuple[TaskStatus, ...]
+    misbehaviour: Misbehaviour | None = None  # None: not reported (older backend)
+    classical_members: tuple[str, ...] | None = None  # None: suites not reported
 
     @property
     def in_federation(self) -> bool:
@@ -142,6 +248,8 @@ class NodeStatus:
                 members_online=_get(federation, "members_online", int) if federation else 0,
                 committee_seats=int(load.get("committee_seats_now", 0)),
                 tasks=tuple(TaskStatus.from_json(t) for t in data.get("tasks") or ()),
+                misbehaviour=Misbehaviour.from_json(data.get("misbehaviour")),
+                classical_members=_classical_members(data.get("members")),
             )
         except (TypeError, ValueError, AttributeError) as err:
             raise UnexpectedAnswer(f"malformed status from the backend: {err}") from err

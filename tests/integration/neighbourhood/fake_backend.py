@@ -5,9 +5,10 @@ mpc_backend/api/local.py (health, status, results, results/stream as
 server-sent events, readings), on a real loopback port so Home Assistant's own
 aiohttp session talks to it. It does no cryptography and no rounds: the test
 publishes results with ``publish``, computing their statistics itself from
-plaintext values. ``test_real_backend.py`` checks the same integration code
-against real ``mpc-backend serve`` processes, and ``test_fake_matches_real``
-compares this double's answers with a real node's, field by field.
+plaintext values, and records misbehaviour with ``report_misbehaviour``.
+``test_real_backend.py`` checks the same integration code against real
+``mpc-backend serve`` processes, and ``test_fake_matches_real`` compares this
+double's answers with a real node's, field by field.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from aiohttp import web
 
 TOKEN = "fake-token-0123456789"
 NODE_ID = "0123456789abcdef0123456789abcdef"
+OTHER_IDS = ("1" * 32, "2" * 32)
+SUITE_HYBRID = "MLKEM768-X25519"
+SUITE_CLASSICAL = "X25519"
 
 TEMP_TASK: dict[str, Any] = {
     "task_id": "indoor_temperature",
@@ -119,6 +123,11 @@ class FakeBackend:
     readings: list[dict[str, Any]] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     broken: bool = False  # /status fails as the real node does on an unhandled error
+    # /status "misbehaviour"; None answers as a backend from before misbehaviour reports.
+    misbehaviour: dict[str, Any] | None = field(
+        default_factory=lambda: {"total": 0, "members": []}
+    )
+    classical: set[str] = field(default_factory=set)  # names of members without ML-KEM keys
     port: int = 0
     _runner: web.AppRunner | None = None
     _streams: set[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=set)
@@ -134,6 +143,12 @@ class FakeBackend:
 
     def spec(self, task: str) -> dict[str, Any]:
         return next(t for t in self.tasks if t["task_id"] == task)
+
+    def member_ids(self) -> tuple[str, ...]:
+        return (self.node_id, *OTHER_IDS)[: self.members]
+
+    def suite(self, name: str) -> str:
+        return SUITE_CLASSICAL if name in self.classical else SUITE_HYBRID
 
     # -- control ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -193,6 +208,22 @@ class FakeBackend:
             queue.put_nowait(result)
         return result
 
+    def report_misbehaviour(
+        self, index: int, kind: str, detail: str = "", at: float = 1_767_225_600.0
+    ) -> None:
+        """Record what member ``house{index}`` did, as the node's status then counts it."""
+        assert self.misbehaviour is not None
+        node_id = self.member_ids()[index]
+        members = self.misbehaviour["members"]
+        entry = next((m for m in members if m["node_id"] == node_id), None)
+        if entry is None:
+            entry = {"node_id": node_id, "name": f"house{index}", "count": 0, "kinds": {}}
+            members.append(entry)
+        entry["count"] += 1
+        entry["kinds"][kind] = entry["kinds"].get(kind, 0) + 1
+        entry |= {"last_kind": kind, "last_detail": detail, "last_at": iso(at)}
+        self.misbehaviour["total"] += 1
+
     # -- API -------------------------------------------------------------------------
     @staticmethod
     def _error(status: int, code: str, message: str, field_name: str | None = None
@@ -220,7 +251,7 @@ class FakeBackend:
         if self.broken:
             return self._error(500, "internal", "internal error; see the node's log")
         identity = {"node_id": self.node_id, "name": self.name, "fingerprint": "AAAA-BBBB",
-                    "hpke_suite": "X25519", "url": self.url, "capacity": 1.0,
+                    "hpke_suite": self.suite(self.name), "url": self.url, "capacity": 1.0,
                     "input_only": False, "version": "0.1.0", "uptime_s": 12.5}
         load = {"shares_accepted": 0, "shares_rejected": 0, "rounds_closed_as_coordinator": 0,
                 "contributions_sent": len(self.readings), "rounds_holding_shares": 0}
@@ -243,7 +274,7 @@ class FakeBackend:
                     "reason": latest[-1]["reason"]},
             })
         load["committee_seats_now"] = self.committee_seats
-        return web.json_response({
+        status = {
             "identity": identity,
             "federation": {"id": "f" * 32, "name": self.federation, "founder": self.node_id,
                            "is_founder": True, "roster_version": 4, "members": self.members,
@@ -251,11 +282,15 @@ class FakeBackend:
             "members": [
                 {"node_id": node_id, "name": f"house{i}", "url": f"http://127.0.0.1:{9000 + i}",
                  "capacity": 1.0, "input_only": False, "founder": i == 0,
-                 "online": i < self.members_online}
-                for i, node_id in enumerate((self.node_id, "1" * 32, "2" * 32)[: self.members])
+                 "online": i < self.members_online, "hpke_suite": self.suite(f"house{i}"),
+                 "post_quantum": self.suite(f"house{i}") == SUITE_HYBRID}
+                for i, node_id in enumerate(self.member_ids())
             ],
             "tasks": tasks, "load": load,
-        })
+        }
+        if self.misbehaviour is not None:
+            status["misbehaviour"] = self.misbehaviour
+        return web.json_response(status)
 
     def _task_param(self, request: web.Request) -> tuple[str | None, web.Response | None]:
         task = request.query.get("task")
