@@ -17,6 +17,7 @@ from .coordinator import SensorConfigEntry, SensorCoordinator, StreamingCoordina
 from .device import SerialDevice, create_device
 from .issues import async_clear_node_problem
 from .neighbourhood.const import KIND_NEIGHBOURHOOD
+from .neighbourhood.issues import async_clear_misbehaviour_issues
 from .services import async_setup_services
 from .settings import CONTINUOUS, configure, scan_interval
 
@@ -76,4 +77,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
 
 async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
     """A removed entry leaves no repair issue behind."""
-    async_clear_node_problem(hass, entry)
+    if entry.data.get(CONF_KIND) == KIND_NEIGHBOURHOOD:
+        async_clear_misbehaviour_issues(hass, entry.entry_id)
+    else:
+        async_clear_node_problem(hass, entry)

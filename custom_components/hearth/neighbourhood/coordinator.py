@@ -9,7 +9,8 @@ A backend that stops answering does not make the coordinator fail: the data
 says ``online=False`` (the connectivity sensor turns off, aggregate sensors go
 unavailable) and the log gets one warning; one info line when it is back. Only
 the very first fetch fails the setup (ConfigEntryNotReady, so HA retries), and a
-refused token starts reauthentication.
+refused token starts reauthentication. Each poll also brings the entry's
+misbehaviour repair issue in line with the backend's reports (see issues.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .const import (
     STREAM_BACKOFF_MIN_S,
 )
 from .errors import BackendError, BackendRejected, CannotConnect, InvalidAuth, NotInFederation
+from .issues import async_sync_misbehaviour_issue
 from .models import NodeStatus, TaskResult, TaskSpec
 
 # How many recent rounds per task the poll reads to find the latest released one.
@@ -116,6 +118,7 @@ class NeighbourhoodCoordinator(DataUpdateCoordinator[NeighbourhoodData]):
         data = replace(base, online=True, status=status).with_results(results)
         self._note_online()
         self._announce(data, results)
+        await async_sync_misbehaviour_issue(self.hass, self.config_entry, status.misbehaviour)
         return data
 
     @callback

@@ -24,6 +24,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import NeighbourhoodCoordinator
 from .entity import NeighbourhoodEntity, metric_name
+from .issues import KIND_ATTRIBUTE, SENSOR_KEY, plain
 from .models import TaskResult, TaskSpec
 from .runtime import NeighbourhoodConfigEntry
 from .units import DELTA_CLASSES, display_precision, normal_unit, value_device_class
@@ -210,6 +211,65 @@ class NodeSensor(NeighbourhoodEntity, SensorEntity):
         return self.entity_description.value_fn(self.coordinator)
 
 
+MISBEHAVIOUR_SENSOR = SensorEntityDescription(
+    key=SENSOR_KEY,
+    translation_key=SENSOR_KEY,
+    state_class=SensorStateClass.TOTAL_INCREASING,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+DETAIL_MAX = 200
+
+
+class MisbehaviourSensor(NeighbourhoodEntity, SensorEntity):
+    """How many misbehaviour reports the node recorded, and about whom.
+
+    Added once the backend reports misbehaviour (older versions do not); unknown
+    while a later report cannot be read.
+    """
+
+    entity_description = MISBEHAVIOUR_SENSOR
+
+    def __init__(self, coordinator: NeighbourhoodCoordinator) -> None:
+        super().__init__(coordinator, MISBEHAVIOUR_SENSOR.key)
+
+    @property
+    def native_value(self) -> int | None:
+        reports = self.coordinator.data.status.misbehaviour
+        return None if reports is None else reports.total
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any] | None:
+        status = self.coordinator.data.status
+        attributes: dict[str, Any] = {}
+        if (reports := status.misbehaviour) is not None:
+            members = [
+                {
+                    "name": plain(m.name),
+                    "node_id": m.node_id,
+                    "count": m.count,
+                    "kinds": dict(m.kinds),
+                    "last_kind": m.last_kind,
+                    "last_detail": None if m.last_detail is None else plain(
+                        m.last_detail, DETAIL_MAX
+                    ),
+                    "last_seen": None if m.last_at is None else m.last_at.isoformat(),
+                }
+                for m in reports.members
+            ]
+            attributes["members"] = members
+            dated = [(m.last_at, m) for m in reports.members if m.last_at is not None]
+            if dated:
+                at, last = max(dated, key=lambda pair: pair[0])
+                attributes[KIND_ATTRIBUTE] = last.last_kind
+                attributes["last_member"] = plain(last.name)
+                attributes["last_seen"] = at.isoformat()
+        if status.classical_members is not None:
+            attributes["members_without_post_quantum"] = [
+                plain(name) for name in status.classical_members
+            ]
+        return attributes or None
+
+
 def task_entities(
     coordinator: NeighbourhoodCoordinator, spec: TaskSpec
 ) -> list[SensorEntity]:
@@ -228,18 +288,26 @@ async def async_setup_entry(
     entry: NeighbourhoodConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the node's sensors now and each task's sensors as tasks appear."""
+    """Add the node's sensors now, each task's sensors as tasks appear, and the
+    misbehaviour sensor once the backend reports misbehaviour (older ones do not)."""
     coordinator = entry.runtime_data.coordinator
     async_add_entities(NodeSensor(coordinator, desc) for desc in NODE_SENSORS)
     known: set[str] = set()
+    misbehaviour_added = False
 
     @callback
-    def add_new_tasks() -> None:
-        new = [spec for task_id, spec in coordinator.data.specs.items() if task_id not in known]
-        if not new:
-            return
-        known.update(spec.task_id for spec in new)
-        async_add_entities(e for spec in new for e in task_entities(coordinator, spec))
+    def add_new_entities() -> None:
+        nonlocal misbehaviour_added
+        new: list[SensorEntity] = []
+        if not misbehaviour_added and coordinator.data.status.misbehaviour is not None:
+            misbehaviour_added = True
+            new.append(MisbehaviourSensor(coordinator))
+        for task_id, spec in coordinator.data.specs.items():
+            if task_id not in known:
+                known.add(task_id)
+                new += task_entities(coordinator, spec)
+        if new:
+            async_add_entities(new)
 
-    add_new_tasks()
-    entry.async_on_unload(coordinator.async_add_listener(add_new_tasks))
+    add_new_entities()
+    entry.async_on_unload(coordinator.async_add_listener(add_new_entities))

@@ -10,7 +10,13 @@ import yaml
 
 import custom_components.hearth.neighbourhood as neighbourhood
 from custom_components.hearth.neighbourhood.const import INTENT_GET_NEIGHBOURHOOD
-from custom_components.hearth.neighbourhood.sensor import AGGREGATES, NODE_SENSORS
+from custom_components.hearth.neighbourhood.issues import ISSUE_MISBEHAVIOUR
+from custom_components.hearth.neighbourhood.models import MISBEHAVIOUR_KINDS
+from custom_components.hearth.neighbourhood.sensor import (
+    AGGREGATES,
+    MISBEHAVIOUR_SENSOR,
+    NODE_SENSORS,
+)
 
 SUBPACKAGE = Path(neighbourhood.__file__).parent
 STRINGS = json.loads((SUBPACKAGE.parent / "strings.json").read_text())
@@ -57,6 +63,17 @@ def test_entities_and_device_are_translated() -> None:
     assert set(sensors["last_round"]["state"]) == {"released", "insufficient", "failed"}
     assert STRINGS["entity"]["binary_sensor"]["backend"]["name"]
     assert STRINGS["device"]["neighbourhood"]["name"] == "Neighbourhood"
+
+
+def test_misbehaviour_sensor_and_issue_are_translated() -> None:
+    sensor = STRINGS["entity"]["sensor"][MISBEHAVIOUR_SENSOR.translation_key]
+    assert sensor["name"] == "Misbehaviour reports"
+    assert set(sensor["state_attributes"]["last_kind"]["state"]) == set(MISBEHAVIOUR_KINDS)
+    issue = STRINGS["issues"][ISSUE_MISBEHAVIOUR]
+    assert set(re.findall(r"\{(\w+)\}", issue["title"])) == {"title", "members"}
+    # Only Markdown-escaped placeholders in the (Markdown) description.
+    assert set(re.findall(r"\{(\w+)\}", issue["description"])) == {"total", "reports"}
+    assert "founder" in issue["description"]
 
 
 def test_options_say_what_is_shared() -> None:

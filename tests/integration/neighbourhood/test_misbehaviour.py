@@ -1,0 +1,339 @@
+"""Misbehaviour the backend detects, shown on the Neighbourhood entry: a diagnostic sensor
+and a repair issue naming the member, which follows new reports and respects "ignore"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from homeassistant.components.sensor import SensorStateClass
+from homeassistant.const import (
+    ATTR_FRIENDLY_NAME,
+    ATTR_UNIT_OF_MEASUREMENT,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+    EntityCategory,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.json import json_dumps
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.hearth.const import DOMAIN
+from custom_components.hearth.diagnostics import async_get_config_entry_diagnostics
+from custom_components.hearth.neighbourhood.issues import issue_id, markdown, plain
+from custom_components.hearth.neighbourhood.models import Misbehaviour, NodeStatus
+
+from .conftest import wait_for
+from .fake_backend import FakeBackend, iso
+
+SENSOR = "sensor.neighbourhood_misbehaviour_reports"
+JAN_1 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def issues(hass: HomeAssistant) -> dict[str, ir.IssueEntry]:
+    return {
+        issue_id: issue
+        for (domain, issue_id), issue in ir.async_get(hass).issues.items()
+        if domain == DOMAIN and issue_id.startswith("misbehaviour_")
+    }
+
+
+async def refresh(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+
+
+async def test_sensor_shows_the_reports(
+    hass: HomeAssistant, backend: FakeBackend, entry: MockConfigEntry
+) -> None:
+    backend.report_misbehaviour(2, "bad_signature", "held set signature does not verify", JAN_1)
+    backend.report_misbehaviour(2, "forged_result", "result not co-signed by t+1", JAN_1 + 60)
+    backend.report_misbehaviour(1, "late_request", "partial asked for after close", JAN_1 + 30)
+    backend.classical = {"house1"}
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    state = hass.states.get(SENSOR)
+    assert state.state == "3"
+    assert state.attributes[ATTR_FRIENDLY_NAME] == "Neighbourhood Misbehaviour reports"
+    assert state.attributes[ATTR_UNIT_OF_MEASUREMENT] == "reports"
+    assert state.attributes["state_class"] == SensorStateClass.TOTAL_INCREASING
+    assert state.attributes["members"] == [
+        {"name": "house2", "node_id": "2" * 32, "count": 2,
+         "kinds": {"bad_signature": 1, "forged_result": 1}, "last_kind": "forged_result",
+         "last_detail": "result not co-signed by t+1", "last_seen": "2026-01-01T00:01:00+00:00"},
+        {"name": "house1", "node_id": "1" * 32, "count": 1, "kinds": {"late_request": 1},
+         "last_kind": "late_request", "last_detail": "partial asked for after close",
+         "last_seen": "2026-01-01T00:00:30+00:00"},
+    ]
+    assert state.attributes["last_kind"] == "forged_result"
+    assert state.attributes["last_member"] == "house2"
+    assert state.attributes["last_seen"] == "2026-01-01T00:01:00+00:00"
+    assert state.attributes["members_without_post_quantum"] == ["house1"]
+    registry_entry = er.async_get(hass).async_get(SENSOR)
+    assert registry_entry.entity_category is EntityCategory.DIAGNOSTIC
+    assert registry_entry.unique_id == f"{backend.node_id}_misbehaviour_reports"
+
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert diagnostics["status"]["misbehaviour"]["total"] == 3
+    assert diagnostics["status"]["classical_members"] == ("house1",)
+    assert '"last_at":"2026-01-01T00:01:00+00:00"' in json_dumps(diagnostics)
+
+
+async def test_no_reports_no_issue(
+    hass: HomeAssistant, backend: FakeBackend, loaded: MockConfigEntry
+) -> None:
+    state = hass.states.get(SENSOR)
+    assert state.state == "0"
+    assert state.attributes["members"] == []
+    assert "last_kind" not in state.attributes
+    assert state.attributes["members_without_post_quantum"] == []
+    assert issues(hass) == {}
+
+
+async def test_an_older_backend_gets_no_sensor_and_no_issue(
+    hass: HomeAssistant, backend: FakeBackend, entry: MockConfigEntry
+) -> None:
+    """No "misbehaviour" key: no sensor until the backend (upgraded) reports it."""
+    backend.misbehaviour = None
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(SENSOR) is None
+    assert issues(hass) == {}
+
+    backend.misbehaviour = {"total": 0, "members": []}
+    await refresh(hass, entry)
+    assert hass.states.get(SENSOR).state == "0"
+    backend.misbehaviour = None  # and downgraded again: unknown, not zero
+    await refresh(hass, entry)
+    assert hass.states.get(SENSOR).state == STATE_UNKNOWN
+    assert issues(hass) == {}
+
+
+async def test_repair_issue_names_the_member_and_follows_new_reports(
+    hass: HomeAssistant, backend: FakeBackend, loaded: MockConfigEntry
+) -> None:
+    backend.report_misbehaviour(2, "forged_result", "bad co-signatures", JAN_1)
+    await refresh(hass, loaded)
+    assert list(issues(hass)) == [issue_id(loaded.entry_id, 1)]
+    issue = issues(hass)[issue_id(loaded.entry_id, 1)]
+    assert issue.translation_key == "misbehaviour"
+    assert issue.severity is ir.IssueSeverity.WARNING
+    assert not issue.is_fixable and not issue.is_persistent
+    assert issue.translation_placeholders == {
+        "title": loaded.title,
+        "members": "house2",
+        "total": "1",
+        "reports": "- **house2**: Forged result (1)",
+    }
+
+    backend.report_misbehaviour(2, "equivocation", "two held sets for round 7", JAN_1 + 60)
+    backend.report_misbehaviour(1, "bad_signature", "", JAN_1 + 120)
+    backend.report_misbehaviour(2, "equivocation", "two held sets for round 8", JAN_1 + 180)
+    await refresh(hass, loaded)
+    assert hass.states.get(SENSOR).state == "4"
+    assert list(issues(hass)) == [issue_id(loaded.entry_id, 4)]  # replaced, not added
+    placeholders = issues(hass)[issue_id(loaded.entry_id, 4)].translation_placeholders
+    assert placeholders["members"] == "house2, house1"
+    assert placeholders["total"] == "4"
+    assert placeholders["reports"] == (
+        "- **house2**: Contradictory signed messages (2), Forged result (1)\n"
+        "- **house1**: Invalid signature (1)"
+    )
+
+    backend.misbehaviour = {"total": 0, "members": []}  # e.g. the node's data was reset
+    await refresh(hass, loaded)
+    assert issues(hass) == {}
+
+
+async def test_an_ignored_issue_stays_ignored_until_new_reports(
+    hass: HomeAssistant, backend: FakeBackend, loaded: MockConfigEntry
+) -> None:
+    backend.report_misbehaviour(1, "contributor_set_refused", "", JAN_1)
+    await refresh(hass, loaded)
+    first = issue_id(loaded.entry_id, 1)
+    ir.async_ignore_issue(hass, DOMAIN, first, True)
+
+    await refresh(hass, loaded)  # the same count, polled again
+    assert issues(hass)[first].dismissed_version is not None
+
+    backend.report_misbehaviour(1, "inconsistent_partial", "", JAN_1 + 60)
+    await refresh(hass, loaded)
+    assert list(issues(hass)) == [issue_id(loaded.entry_id, 2)]
+    assert issues(hass)[issue_id(loaded.entry_id, 2)].dismissed_version is None
+
+
+async def test_the_issue_goes_with_the_entry(
+    hass: HomeAssistant, backend: FakeBackend, loaded: MockConfigEntry
+) -> None:
+    backend.report_misbehaviour(2, "late_request", "", JAN_1)
+    await refresh(hass, loaded)
+    assert issues(hass)
+    await hass.config_entries.async_remove(loaded.entry_id)
+    await hass.async_block_till_done()
+    assert issues(hass) == {}
+
+
+async def test_an_offline_backend_leaves_the_issue(
+    hass: HomeAssistant, backend: FakeBackend, loaded: MockConfigEntry
+) -> None:
+    backend.report_misbehaviour(2, "bad_signature", "", JAN_1)
+    await refresh(hass, loaded)
+    await backend.stop()
+    await wait_for(hass, lambda: hass.states.get(SENSOR).state == STATE_UNAVAILABLE)
+    await refresh(hass, loaded)
+    assert list(issues(hass)) == [issue_id(loaded.entry_id, 1)]
+
+
+async def test_member_names_cannot_inject_markdown(
+    hass: HomeAssistant, backend: FakeBackend, loaded: MockConfigEntry
+) -> None:
+    """Names are other households' choice; the description is rendered as Markdown."""
+    name = "[Click here](https://evil.example)\n# now!" + "x" * 100
+    backend.misbehaviour = {"total": 2, "members": [
+        {"node_id": "1" * 32, "name": name, "count": 2, "kinds": {"brand_new_kind": 2},
+         "last_kind": "brand_new_kind", "last_detail": "", "last_at": iso(JAN_1)},
+    ]}
+    await refresh(hass, loaded)
+    placeholders = issues(hass)[issue_id(loaded.entry_id, 2)].translation_placeholders
+    line = placeholders["reports"]
+    assert line.startswith(r"- **\[Click here\]\(https://evil.example\) \# now\!xxx")
+    assert line.endswith("…**: brand new kind (2)")
+    assert "\n" not in line
+    assert placeholders["members"] == plain(name)
+    assert len(placeholders["members"]) == 64
+
+
+async def test_many_members_and_sparse_reports(
+    hass: HomeAssistant, backend: FakeBackend, loaded: MockConfigEntry
+) -> None:
+    """The title names three members; a report without kinds falls back to its last kind."""
+    members: list[dict[str, Any]] = [
+        {"node_id": f"{i}" * 32, "name": f"house{i}", "count": 6 - i, "kinds": {},
+         "last_kind": "late_request"}
+        for i in range(1, 5)
+    ]
+    members.append({"node_id": "9" * 32, "name": "house9", "count": 1})
+    backend.misbehaviour = {"total": 15, "members": members}
+    await refresh(hass, loaded)
+    placeholders = issues(hass)[issue_id(loaded.entry_id, 15)].translation_placeholders
+    assert placeholders["members"] == "house1, house2, house3 +2"
+    lines = placeholders["reports"].splitlines()
+    assert lines[0] == "- **house1**: Request after the round closed (5)"
+    assert lines[-1] == "- **house9** (1)"
+    state = hass.states.get(SENSOR)
+    assert state.state == "15"
+    assert state.attributes["members"][-1] == {
+        "name": "house9", "node_id": "9" * 32, "count": 1, "kinds": {}, "last_kind": None,
+        "last_detail": None, "last_seen": None,
+    }
+    assert "last_kind" not in state.attributes  # no report says when it happened
+
+
+def test_text_helpers() -> None:
+    assert plain(" a\tb\x00c  d ") == "a b c d"
+    assert plain("abcdef", 4) == "abc…"
+    assert markdown("*bold* <b>`x`</b>") == r"\*bold\* \<b\>\`x\`\</b\>"
+
+
+GOOD_MEMBER: dict[str, Any] = {
+    "node_id": "1" * 32, "name": "house1", "count": 2, "kinds": {"forged_result": 2},
+    "last_kind": "forged_result", "last_detail": "x", "last_at": "2026-01-01T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        (None, None),
+        ("lots", None),
+        ([1, 2], None),
+        ({"members": []}, None),
+        ({"total": "3", "members": []}, None),
+        ({"total": True, "members": []}, None),
+        ({"total": -1, "members": []}, None),
+        ({"total": 2, "members": "house1"}, (2, [])),
+        ({"total": 2}, (2, [])),
+        ({"total": 2, "members": [GOOD_MEMBER]}, (2, [("house1", 2, {"forged_result": 2})])),
+        ({"total": 2, "members": [5, None, {"name": "house1"}, GOOD_MEMBER]},
+         (2, [("house1", 2, {"forged_result": 2})])),
+        ({"total": 2, "members": [GOOD_MEMBER | {"count": -2}]}, (2, [])),
+        ({"total": 2, "members": [GOOD_MEMBER | {"count": 2.5}]}, (2, [])),
+        ({"total": 2, "members": [GOOD_MEMBER | {"node_id": None}]}, (2, [])),
+        ({"total": 2, "members": [GOOD_MEMBER | {"kinds": ["forged_result"]}]},
+         (2, [("house1", 2, {})])),
+        ({"total": 2, "members": [
+            GOOD_MEMBER | {"kinds": {"forged_result": "2", "late_request": 1, "x": True,
+                                     "y": 0}}]},
+         (2, [("house1", 2, {"late_request": 1})])),
+    ],
+)
+def test_malformed_misbehaviour_is_tolerated(block: Any, expected: Any) -> None:
+    parsed = Misbehaviour.from_json(block)
+    if expected is None:
+        assert parsed is None
+    else:
+        assert parsed is not None
+        assert (parsed.total, [(m.name, m.count, m.kinds) for m in parsed.members]) == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "last"),
+    [
+        ({}, ("forged_result", "x", "2026-01-01T00:00:00+00:00")),
+        ({"last_at": "yesterday"}, ("forged_result", "x", None)),
+        ({"last_at": "2026-13-45T99:00:00Z"}, ("forged_result", "x", None)),
+        ({"last_at": 1767225600}, ("forged_result", "x", None)),
+        ({"last_kind": 3, "last_detail": None}, (None, None, "2026-01-01T00:00:00+00:00")),
+    ],
+)
+def test_member_fields_that_only_describe(change: dict, last: tuple) -> None:
+    parsed = Misbehaviour.from_json({"total": 2, "members": [GOOD_MEMBER | change]})
+    assert parsed is not None
+    member = parsed.members[0]
+    at = None if member.last_at is None else member.last_at.isoformat()
+    assert (member.last_kind, member.last_detail, at) == last
+
+
+async def test_malformed_block_keeps_the_entry_working(
+    hass: HomeAssistant, backend: FakeBackend, loaded: MockConfigEntry
+) -> None:
+    """An unreadable report is unknown: the other sensors and an existing issue stay."""
+    backend.report_misbehaviour(2, "forged_result", "", JAN_1)
+    await refresh(hass, loaded)
+    backend.misbehaviour = {"total": "many", "members": {"house2": 1}}
+    await refresh(hass, loaded)
+    assert hass.states.get(SENSOR).state == STATE_UNKNOWN
+    assert hass.states.get("sensor.neighbourhood_members_online").state == "3"
+    assert list(issues(hass)) == [issue_id(loaded.entry_id, 1)]
+
+    # Unreadable member entries are skipped; the issue still raises on the total.
+    backend.misbehaviour = {"total": 3, "members": [{"name": 7}]}
+    await refresh(hass, loaded)
+    placeholders = issues(hass)[issue_id(loaded.entry_id, 3)].translation_placeholders
+    assert (placeholders["members"], placeholders["reports"]) == ("?", "")
+
+
+def test_classical_members_from_status() -> None:
+    base: dict[str, Any] = {
+        "identity": {"node_id": "n", "name": "house0", "version": "1"},
+        "federation": None, "load": {},
+    }
+    assert NodeStatus.from_json(base).classical_members is None
+    members = [
+        {"node_id": "a", "name": "house0", "post_quantum": True},
+        {"node_id": "b", "name": "house1", "post_quantum": False},
+        {"node_id": "c", "post_quantum": False},
+        {"node_id": "d", "name": "house3"},  # an older backend says nothing
+        "garbage",
+    ]
+    status = NodeStatus.from_json(base | {"members": members})
+    assert status.classical_members == ("house1", "c")
+    assert NodeStatus.from_json(base | {"members": members[3:]}).classical_members is None
+    assert NodeStatus.from_json(base | {"members": "x"}).classical_members is None
+    assert NodeStatus.from_json(base).misbehaviour is None
+    assert NodeStatus.from_json(base | {"misbehaviour": {"total": 0}}).misbehaviour == (
+        Misbehaviour(total=0, members=())
+    )
