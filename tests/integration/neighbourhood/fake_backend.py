@@ -256,8 +256,11 @@ class FakeBackend:
         load = {"shares_accepted": 0, "shares_rejected": 0, "rounds_closed_as_coordinator": 0,
                 "contributions_sent": len(self.readings), "rounds_holding_shares": 0}
         if self.federation is None:
-            return web.json_response({"identity": identity, "federation": None, "members": [],
-                                      "tasks": [], "load": load})
+            status: dict[str, Any] = {"identity": identity, "federation": None, "members": [],
+                                      "tasks": [], "load": load}
+            if self.misbehaviour is not None:
+                status["misbehaviour"] = self.misbehaviour
+            return web.json_response(status)
         now = dt.datetime.now(dt.UTC).timestamp()
         tasks = []
         for spec in self.tasks:
