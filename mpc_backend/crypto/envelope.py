@@ -6,6 +6,11 @@ of every other field, so a body cannot be replayed under another message type,
 federation, sender or time. ``ts`` is whole Unix seconds; ``nonce`` is 128 random
 bits. Verification enforces the age window; rejecting a nonce seen before
 within that window is the node's job, since only it has storage.
+
+A peer HTTP request is also signed as a whole (``sign_request``), over
+``hearth/peer-request/v1\\0``, the request path, the time and the SHA-256 of
+the exact body bytes: the receiver checks that before it reads the body, so
+only a member's key can make a node read, hash or parse anything large.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from .errors import (
 from .keys import NodeKeys
 
 MESSAGE_CONTEXT = b"hearth/msg/v1\x00"
+REQUEST_CONTEXT = b"hearth/peer-request/v1\x00"
 _FIELD_TYPES: dict[str, type] = {
     "type": str,
     "federation": str,
@@ -83,6 +89,20 @@ def verify_signature(public: bytes, data: bytes, sig: bytes) -> None:
         ) from None
     except InvalidSignature:
         raise BadSignatureError("signature does not verify") from None
+
+
+def _request_bytes(path: str, ts: int, body_digest: bytes) -> bytes:
+    return REQUEST_CONTEXT + path.encode() + b"\x00" + str(ts).encode() + b"\x00" + body_digest
+
+
+def sign_request(keys: NodeKeys, path: str, ts: int, body_digest: bytes) -> bytes:
+    """Signature of a peer request: ``path`` at ``ts`` with body SHA-256 ``body_digest``."""
+    return keys.sign(_request_bytes(path, ts, body_digest))
+
+
+def verify_request(public: bytes, path: str, ts: int, body_digest: bytes, sig: bytes) -> None:
+    """BadSignatureError unless ``sig`` is ``sign_request`` of these by ``public``'s owner."""
+    verify_signature(public, _request_bytes(path, ts, body_digest), sig)
 
 
 def verify_envelope(

@@ -70,6 +70,11 @@ class NodeContext:
     founder_public: bytes | None = None
     replay: ReplayGuard = field(default_factory=ReplayGuard)
 
+    def __post_init__(self) -> None:
+        # The peer client signs every request with this node's keys, dated by its clock.
+        self.peers.keys = self.keys
+        self.peers.clock = self.clock
+
     @property
     def node_id(self) -> str:
         return self.keys.node_id

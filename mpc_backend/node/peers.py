@@ -8,21 +8,48 @@ Every attempt sends a freshly built (freshly signed) message: the receiver
 refuses a nonce it has seen, and after a timeout the first attempt may well
 have arrived. Every peer request is idempotent, so a retry that follows a
 processed-but-unanswered attempt gets the same answer.
+
+Every request carries this node's id and a signature over the path, the time
+and the body's SHA-256 in ``Hearth-*`` headers (``request_headers``): a peer
+checks them against its roster before it reads the body. The client needs the
+node's keys for that; ``NodeContext`` hands them over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
+from mpc_backend.crypto import NodeKeys, b64url_encode
+from mpc_backend.crypto.envelope import sign_request
+
 from .config import Timing
 
 log = logging.getLogger("mpc_backend.peers")
+
+SENDER_HEADER = "Hearth-Sender"
+TIME_HEADER = "Hearth-Time"
+DIGEST_HEADER = "Hearth-Digest"
+SIGNATURE_HEADER = "Hearth-Signature"
+
+
+def request_headers(keys: NodeKeys, path: str, body: bytes, now: float) -> dict[str, str]:
+    """The ``Hearth-*`` headers authenticating a POST of ``body`` to ``path``."""
+    ts = int(now)
+    digest = hashlib.sha256(body).digest()
+    return {
+        SENDER_HEADER: keys.node_id,
+        TIME_HEADER: str(ts),
+        DIGEST_HEADER: b64url_encode(digest),
+        SIGNATURE_HEADER: b64url_encode(sign_request(keys, path, ts, digest)),
+    }
 
 
 class PeerError(Exception):
@@ -44,8 +71,15 @@ class PeerRejected(PeerError):
 
 
 class PeerClient:
-    def __init__(self, timing: Timing) -> None:
+    def __init__(
+        self,
+        timing: Timing,
+        keys: NodeKeys | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.timing = timing
+        self.keys = keys  # without keys requests go unsigned and peers refuse all but /join
+        self.clock = clock
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -82,9 +116,12 @@ class PeerClient:
             if attempt:
                 await asyncio.sleep(self.timing.backoff_s * 2 ** (attempt - 1))
             body = json.dumps(build(), separators=(",", ":")).encode()
+            headers = {"Content-Type": "application/json"}
+            if self.keys is not None:
+                headers.update(request_headers(self.keys, path, body, self.clock()))
             try:
                 async with self._session.post(
-                    url, data=body, timeout=timeout, headers={"Content-Type": "application/json"}
+                    url, data=body, timeout=timeout, headers=headers
                 ) as resp:
                     if resp.status < 400:
                         answer = await resp.json(content_type=None)

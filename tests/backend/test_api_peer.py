@@ -10,6 +10,7 @@ import asyncio
 import copy
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 from mpc_backend.arith import FieldRNG
 from mpc_backend.crypto import NodeKeys, b64url_encode, sign_envelope
 from mpc_backend.node.household import seal_report, shares_envelope
+from mpc_backend.node.peers import request_headers
 from mpc_backend.node.roster import sign_roster
 from tests.backend.conftest import PERIOD, FakeClock, LiveNode
 from tests.backend.test_node_rounds import wait_result
@@ -42,9 +44,16 @@ def by_id(trio: list[LiveNode], node_id: str) -> LiveNode:
 
 
 async def post(http: aiohttp.ClientSession, live: LiveNode, path: str, body: Any,
-               raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
-    kwargs: dict[str, Any] = {"data": raw} if raw is not None else {"json": body}
-    async with http.post(f"{live.url}/peer/v1{path}", **kwargs) as resp:
+               raw: bytes | None = None, *,
+               signer: tuple[NodeKeys, Callable[[], float]] | None = None
+               ) -> tuple[int, dict[str, Any]]:
+    """POST to the peer API; with ``signer`` (keys, clock) the request carries its headers."""
+    data = raw if raw is not None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if signer is not None:
+        keys, clock = signer
+        headers.update(request_headers(keys, f"/peer/v1{path}", data, clock()))
+    async with http.post(f"{live.url}/peer/v1{path}", data=data, headers=headers) as resp:
         return resp.status, await resp.json()
 
 
@@ -60,22 +69,26 @@ async def test_share_faults_get_the_right_status_and_leave_data_intact(
     item = ("temp", round_id, sealed[1])
     envelope = shares_envelope(ctx.keys, ctx.federation_id, [item], now=clock())
 
+    async def send(live: LiveNode, body: Any, raw: bytes | None = None,
+                   at: Callable[[], float] = clock) -> tuple[int, Any]:
+        return await post(http, live, "/shares", body, raw, signer=(ctx.keys, at))
+
     # A tampered ciphertext (correctly signed): 403, logged, nothing stored.
     broken = bytearray(sealed[1])
     broken[-5] ^= 0x40
-    status, body = await post(http, target, "/shares", shares_envelope(
+    status, body = await send(target, shares_envelope(
         ctx.keys, ctx.federation_id, [("temp", round_id, bytes(broken))], now=clock()))
     assert status == 403 and body["error"]["code"] == "decryption_failed"
     assert "rejected a share from" in caplog.text
 
     # A share sealed for another member does not open here either.
-    status, body = await post(http, target, "/shares", shares_envelope(
+    status, body = await send(target, shares_envelope(
         ctx.keys, ctx.federation_id, [("temp", round_id, sealed[2])], now=clock()))
     assert status == 403
 
     # A non-member's signature: 403 and logged.
     stranger = NodeKeys.generate()
-    status, body = await post(http, target, "/shares", shares_envelope(
+    status, body = await send(target, shares_envelope(
         stranger, ctx.federation_id, [item], now=clock()))
     assert status == 403 and "not a member" in body["error"]["message"]
     assert f"rejected shares message from {stranger.node_id}" in caplog.text
@@ -83,46 +96,50 @@ async def test_share_faults_get_the_right_status_and_leave_data_intact(
     # An envelope altered after signing: 403.
     altered = copy.deepcopy(envelope)
     altered["body"]["items"][0]["round"] = round_id + 1
-    status, _ = await post(http, target, "/shares", altered)
+    status, _ = await send(target, altered)
     assert status == 403
 
-    # The genuine envelope: 200 with a signed ack; the same envelope again is a replay: 409.
-    status, body = await post(http, target, "/shares", envelope)
+    # The genuine envelope: 200 with a signed ack; the same request again is a replay: 409,
+    # and so is the same envelope in a request signed a second later.
+    status, body = await send(target, envelope)
     assert status == 200 and body["ack"]["body"]["duplicate"] is False
-    status, body = await post(http, target, "/shares", envelope)
+    status, body = await send(target, envelope)
+    assert status == 409 and "replayed request" in body["error"]["message"]
+    status, body = await send(target, envelope, at=lambda: clock() + 1)
     assert status == 409 and body["error"]["code"] == "replay"
+    assert "nonce already seen" in body["error"]["message"]
 
     # The same share in a fresh envelope is an idempotent resend; a different share is 409.
-    status, body = await post(http, target, "/shares",
-                              shares_envelope(ctx.keys, ctx.federation_id, [item], now=clock()))
+    status, body = await send(target, shares_envelope(ctx.keys, ctx.federation_id, [item],
+                                                      now=clock()))
     assert status == 200 and body["ack"]["body"]["duplicate"] is True
     _, _, other = sealed_for(sender, trio, clock, 30.0)
-    status, body = await post(http, target, "/shares", shares_envelope(
+    status, body = await send(target, shares_envelope(
         ctx.keys, ctx.federation_id, [("temp", round_id, other[1])], now=clock()))
     assert status == 409 and body["error"]["code"] == "duplicate_contribution"
 
     # Outside the round window: 422; unknown task: 404.
-    status, body = await post(http, target, "/shares", shares_envelope(
+    status, body = await send(target, shares_envelope(
         ctx.keys, ctx.federation_id, [("temp", round_id - 3, sealed[1])], now=clock()))
     assert status == 422 and body["error"]["field"] == "body.items[0].round"
-    status, body = await post(http, target, "/shares", shares_envelope(
+    status, body = await send(target, shares_envelope(
         ctx.keys, ctx.federation_id, [("nope", round_id, sealed[1])], now=clock()))
     assert status == 404 and body["error"]["field"] == "body.items[0].task"
 
     # Malformed and oversize bodies.
-    status, body = await post(http, target, "/shares", None, raw=b'{"type": "shares",')
+    status, body = await send(target, None, raw=b'{"type": "shares",')
     assert status == 400 and body["error"]["field"] == "body"
     bad_items = sign_envelope(ctx.keys, "shares", ctx.federation_id, {"items": "x"}, now=clock())
-    status, body = await post(http, target, "/shares", bad_items)
+    status, body = await send(target, bad_items)
     assert status == 400 and body["error"]["field"] == "body.items"
-    status, body = await post(http, target, "/shares", None, raw=b"x" * (1024 * 1024 + 1))
+    status, body = await send(target, None, raw=b"x" * (1024 * 1024 + 1))
     assert status == 413
     assert "Traceback" not in caplog.text.split("rejected")[0]
 
     # The attacked node still works and its stored share still counts: deliver the
     # sender's other two shares of the same sharing, the others contribute normally.
     for seat in (0, 2):
-        status, _ = await post(http, by_id(trio, committee[seat].node_id), "/shares",
+        status, _ = await send(by_id(trio, committee[seat].node_id),
                                shares_envelope(ctx.keys, ctx.federation_id,
                                                [("temp", round_id, sealed[seat])], now=clock()))
         assert status == 200
@@ -150,21 +167,22 @@ async def test_forged_results_and_rosters_are_refused(
     envelope = sign_envelope(member.keys, "result", member.federation_id,
                              {"result": {"result": doc, "sig": b64url_encode(b"\0" * 64)}},
                              now=clock())
-    status, body = await post(http, trio[2], "/results", envelope)
+    as_member = (member.keys, clock)
+    status, body = await post(http, trio[2], "/results", envelope, signer=as_member)
     assert status == 403 and "signature" in body["error"]["message"]
 
     # A roster push signed by a non-founder member.
     wire = trio[0].node.ctx.signed_roster.wire()  # type: ignore[union-attr]
     forged = sign_envelope(member.keys, "roster", member.federation_id, {"roster": wire},
                            now=clock())
-    status, _ = await post(http, trio[2], "/roster", forged)
+    status, _ = await post(http, trio[2], "/roster", forged, signer=as_member)
     assert status == 403
     # A genuine founder signature on an older version: 409, the member keeps its roster.
     founder = trio[0].node.ctx
     older = sign_roster(founder.keys, replace(founder.roster, version=founder.roster.version - 1))
     push = sign_envelope(founder.keys, "roster", founder.federation_id,
                          {"roster": older.wire()}, now=clock())
-    status, body = await post(http, trio[2], "/roster", push)
+    status, body = await post(http, trio[2], "/roster", push, signer=(founder.keys, clock))
     assert status == 409 and body["error"]["code"] == "stale_roster"
     assert trio[2].node.ctx.roster.version == founder.roster.version
 
@@ -194,11 +212,12 @@ async def test_join_with_a_used_or_unknown_invite_is_refused(
 
 
 async def test_large_bodies_are_read_whole(
-    trio: list[LiveNode], http: aiohttp.ClientSession
+    trio: list[LiveNode], clock: FakeClock, http: aiohttp.ClientSession
 ) -> None:
     """A body arriving in many TCP chunks is parsed whole, not cut at the first chunk."""
     big = json.dumps({"type": "result", "padding": "x" * 3_000_000}).encode()
-    status, body = await post(http, trio[1], "/results", None, raw=big)
+    status, body = await post(http, trio[1], "/results", None, raw=big,
+                              signer=(trio[0].node.ctx.keys, clock))
     assert status == 403, body  # parsed, then refused as a malformed envelope
     assert "envelope" in body["error"]["message"]
 
