@@ -3,8 +3,9 @@
 Background loops: the round scheduler (closes rounds this node sits on the
 committee of), the outbox (re-sends unacknowledged shares), the founder's
 roster pusher, and housekeeping (deletes the household's own outbox, value
-MAC included, once its round has ended, and round commitments once rounds are
-long over). At start a member fetches the latest
+MAC included, once its round has ended, and round tombstones (commitments,
+held statements) after ``KEEP_TOMBSTONES_S``; shares go when a round is decided,
+at its deadline at the latest). At start a member fetches the latest
 roster from the founder, catching up on anything pushed while it was down.
 """
 
@@ -27,14 +28,19 @@ from .context import NodeContext
 from .federation import FederationService, task_view
 from .household import ContributionService, round_of
 from .ingest import IngestService
+from .misbehaviour import MisbehaviourLog
 from .peers import PeerClient
-from .results import ResultService, iso
+from .results import ResultService
 from .rounds import RoundService
+from .timeline import iso
 
 log = logging.getLogger("mpc_backend.node")
 
 PRUNE_EVERY_S = 60.0
 KEEP_ROUND_STATE_S = 24 * 3600.0
+# Far beyond any decision deadline: by then a round's shares are long deleted, so
+# a tombstone only documents what this member answered.
+KEEP_TOMBSTONES_S = 30 * 24 * 3600.0
 _ONLINE_CACHE_S = 5.0
 
 
@@ -49,8 +55,9 @@ class Node:
     ) -> None:
         self.ctx = NodeContext(data_dir, config, keys, storage, PeerClient(config.timing), clock)
         self.federation = FederationService(self.ctx)
-        self.results = ResultService(self.ctx)
-        self.rounds = RoundService(self.ctx, self.results)
+        self.misbehaviour = MisbehaviourLog(self.ctx)
+        self.results = ResultService(self.ctx, self.misbehaviour)
+        self.rounds = RoundService(self.ctx, self.results, self.misbehaviour)
         self.ingest = IngestService(self.ctx, self.rounds.closing)
         self.household = ContributionService(self.ctx, self.ingest.handle_shares)
         self.started_at = clock()
@@ -103,7 +110,7 @@ class Node:
         # Past the grace a round takes no more shares: its outbox has no further use.
         await self.ctx.storage.forget_contributions(now - self.ctx.config.timing.grace_s)
         before = now - KEEP_ROUND_STATE_S
-        await self.ctx.storage.prune(before)
+        await self.ctx.storage.prune(before, now - KEEP_TOMBSTONES_S)
         self.rounds.forget_before(before)
 
     async def members_online(self) -> dict[str, bool]:
@@ -143,7 +150,7 @@ class Node:
         }
         if ctx.signed_roster is None:
             return {"identity": identity, "federation": None, "members": [], "tasks": [],
-                    "load": load}
+                    "load": load, "misbehaviour": {"total": 0, "members": []}}
         roster = ctx.roster
         online = await self.members_online()
         members = [
@@ -195,6 +202,7 @@ class Node:
             "members": members,
             "tasks": tasks,
             "load": load,
+            "misbehaviour": await self.misbehaviour.summary(),
         }
 
 

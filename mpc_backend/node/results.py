@@ -1,16 +1,30 @@
-"""Round outcomes: signed by the closing committee member, pushed to every member.
+"""Round outcomes: co-signed by the committee, pushed to every member, checked on arrival.
 
-A result document is signed (Ed25519, ``hearth/result/v1\\0`` + canonical JSON)
-by the coordinator that closed the round; a member stores it only if that
-coordinator sits on the round's committee. First result per (task, round)
-wins. The same document again is idempotent, a different one is refused (409).
+Wire form ``{"result": doc, "sigs": {node_id: b64url}}``; each signature is
+Ed25519 over ``hearth/result/v1\0`` + canonical JSON of ``doc``. A node stores a
+result only once the round has ended, and only:
+
+* ``released`` / ``insufficient``: with signatures of at least t + 1 distinct
+  members of the round's committee over the same document. A member signs a
+  released result only after checking that its own partial sum went into it and
+  that the signed partials reconstruct exactly the published statistics
+  (``RoundService.handle_sign``), so with at most t colluding members no forged
+  statistic collects t + 1 signatures.
+* ``failed``: once the round's decision deadline has passed, signed by one
+  committee member (any member that holds shares decides "failed" by itself at
+  the deadline; claiming it earlier would let one member kill a live round).
+
+A stored failure gives way to a co-signed outcome that arrives later. Anything
+else that fails these checks is refused and recorded as misbehaviour of whoever
+pushed it.
 
 Public JSON (stable; the Home Assistant integration reads it)::
 
     {"task", "metric", "unit", "round", "round_start", "round_end",
      "status": "released" | "insufficient" | "failed", "reason": str | null,
      "contributors": int | null, "statistics": {...} | null, "dp_epsilon",
-     "committee": [node ids], "released_at": ISO 8601, "signed_by", "signature", "seq"}
+     "committee": [node ids], "released_at": ISO 8601, "signed_by": [node ids],
+     "seq"}
 
 ``statistics`` is ``decode_aggregate``'s output and is present only when
 ``status`` is ``released`` (never with fewer than ``min_contributors``).
@@ -19,7 +33,6 @@ Public JSON (stable; the Home Assistant integration reads it)::
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -36,18 +49,15 @@ from mpc_backend.storage import PutOutcome, ResultRecord
 
 from .context import NodeContext
 from .errors import BadRequest, Conflict, Forbidden
+from .misbehaviour import MisbehaviourLog
 from .peers import PeerError
+from .roster import MemberInfo
+from .timeline import decision_deadline, iso, round_end
 
 log = logging.getLogger("mpc_backend.results")
 
 RESULT_CONTEXT = b"hearth/result/v1\x00"
 STATUSES = ("released", "insufficient", "failed")
-
-
-def iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace(
-        "+00:00", "Z"
-    )
 
 
 def public_view(record: ResultRecord) -> dict[str, Any]:
@@ -66,15 +76,38 @@ def public_view(record: ResultRecord) -> dict[str, Any]:
         "dp_epsilon": doc.get("dp_epsilon"),
         "committee": doc["committee"],
         "released_at": iso(doc["released_at"]),
-        "signed_by": doc["coordinator"],
-        "signature": record.doc["sig"],
+        "signed_by": sorted(record.doc.get("sigs") or {}),
         "seq": record.seq,
     }
 
 
+def sign_result(ctx: NodeContext, doc: dict[str, Any]) -> str:
+    return b64url_encode(ctx.keys.sign(RESULT_CONTEXT + canonical_json(doc)))
+
+
+def _valid_signers(
+    committee: list[MemberInfo], doc: dict[str, Any], sigs: dict[str, Any]
+) -> list[str]:
+    """Committee members whose signature over ``doc`` is present; Forbidden on a bad one."""
+    message = RESULT_CONTEXT + canonical_json(doc)
+    signers = []
+    for member in committee:
+        sig = sigs.get(member.node_id)
+        if not isinstance(sig, str):
+            continue
+        try:
+            verify_signature(member.signing_public, message, b64url_decode(sig))
+        except (ValueError, BadSignatureError):
+            raise Forbidden(f"result signature of {member.name} is invalid",
+                            code="auth_failed") from None
+        signers.append(member.node_id)
+    return signers
+
+
 class ResultService:
-    def __init__(self, ctx: NodeContext) -> None:
+    def __init__(self, ctx: NodeContext, misbehaviour: MisbehaviourLog) -> None:
         self.ctx = ctx
+        self.misbehaviour = misbehaviour
         self._subscribers: set[asyncio.Queue[ResultRecord]] = set()
         self._pushes: set[asyncio.Task[None]] = set()
 
@@ -86,10 +119,9 @@ class ResultService:
     def unsubscribe(self, queue: asyncio.Queue[ResultRecord]) -> None:
         self._subscribers.discard(queue)
 
-    async def publish(self, doc: dict[str, Any]) -> ResultRecord:
-        """Sign a result this node closed, store it, and push it to every member."""
-        wire = {"result": doc,
-                "sig": b64url_encode(self.ctx.keys.sign(RESULT_CONTEXT + canonical_json(doc)))}
+    async def publish(self, doc: dict[str, Any], sigs: dict[str, str]) -> ResultRecord:
+        """Store an outcome this node assembled (or decided at the deadline) and push it."""
+        wire = {"result": doc, "sigs": sigs}
         _, record = await self._store(wire)
 
         def push() -> dict[str, Any]:
@@ -111,40 +143,53 @@ class ResultService:
 
     async def handle_push(self, envelope: Any, remote: str | None) -> dict[str, Any]:
         body = self.ctx.verify(envelope, "result", remote=remote)
-        outcome, _ = await self.accept(body.get("result"))
+        try:
+            outcome, _ = await self.accept(body.get("result"))
+        except Forbidden as err:
+            await self.misbehaviour.report(envelope["sender"], "forged_result", err.message)
+            raise
         if outcome is PutOutcome.CONFLICT:
             raise Conflict("a different result for that round is already stored",
                            code="result_conflict")
         return {"stored": outcome is PutOutcome.STORED}
 
     async def accept(self, wire: Any) -> tuple[PutOutcome, ResultRecord]:
-        """Verify a result signed by a committee member of its round and store it."""
+        """Verify a co-signed (or, past the deadline, failed) result and store it."""
         if not isinstance(wire, dict) or not isinstance(wire.get("result"), dict):
-            raise BadRequest("expected {'result': {...}, 'sig': ...}", field="body.result")
-        doc = wire["result"]
+            raise BadRequest("expected {'result': {...}, 'sigs': {...}}", field="body.result")
+        doc, sigs = wire["result"], wire.get("sigs")
         try:
-            task, round_id, coordinator = doc["task"], int(doc["round"]), doc["coordinator"]
-            if doc["federation"] != self.ctx.federation_id or doc["status"] not in STATUSES:
+            task, round_id, status = doc["task"], doc["round"], doc["status"]
+            if doc["federation"] != self.ctx.federation_id or status not in STATUSES:
                 raise ValueError("wrong federation or status")
+            if isinstance(round_id, bool) or not isinstance(round_id, int) or round_id < 0:
+                raise ValueError("round must be a non-negative integer")
+            if not isinstance(sigs, dict):
+                raise ValueError("sigs must map node ids to signatures")
         except (KeyError, TypeError, ValueError) as err:
             raise BadRequest(f"malformed result: {err}", field="body.result") from None
         roster = self.ctx.roster
-        if roster.task(task) is None:
+        rtask = roster.task(task)
+        if rtask is None:
             raise BadRequest(f"result for unknown task {task!r}", field="body.result.task")
-        committee = [m.node_id for m in roster.committee(task, round_id)]
-        member = roster.member(coordinator)
-        if member is None or coordinator not in committee:
-            log.warning("rejected a result for %s round %d signed by non-committee %s", task,
-                        round_id, coordinator)
-            raise Forbidden("result is not signed by a committee member of that round",
-                            code="auth_failed")
-        try:
-            verify_signature(member.signing_public, RESULT_CONTEXT + canonical_json(doc),
-                             b64url_decode(wire.get("sig", "")))
-        except (ValueError, BadSignatureError) as err:
-            log.warning("rejected a result for %s round %d: %s", task, round_id, err)
-            raise Forbidden(f"result signature invalid: {err}", code="auth_failed") from None
-        return await self._store(wire)
+        spec = rtask.spec
+        now = self.ctx.clock()
+        if now < round_end(spec, round_id):
+            raise Forbidden(f"result for round {round_id} of {task!r}, which has not ended",
+                            code="round_open")
+        committee = roster.committee(task, round_id)
+        if doc.get("committee") != [m.node_id for m in committee]:
+            raise Forbidden("result names another committee than the round's", code="auth_failed")
+        signers = _valid_signers(committee, doc, sigs)
+        if status == "failed":
+            deadline = decision_deadline(spec, round_id, self.ctx.config.timing)
+            if not signers or now < deadline:
+                raise Forbidden("a failed outcome is accepted only from a committee member, "
+                                "after the round's decision deadline", code="auth_failed")
+        elif len(signers) < spec.t + 1:
+            raise Forbidden(f"result carries {len(signers)} valid committee signature(s); "
+                            f"t + 1 = {spec.t + 1} are needed", code="auth_failed")
+        return await self._store({"result": doc, "sigs": {s: sigs[s] for s in signers}})
 
     async def _store(self, wire: dict[str, Any]) -> tuple[PutOutcome, ResultRecord]:
         doc = wire["result"]
@@ -169,4 +214,3 @@ class ResultService:
         if limit < 1 or limit > 1000:
             raise BadRequest("limit must be 1-1000", field="limit")
         return [public_view(r) for r in await self.ctx.storage.list_results(task, since, limit)]
-

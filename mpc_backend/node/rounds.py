@@ -1,59 +1,59 @@
-"""Closing a round: agree on one contributor set, sum shares, reconstruct, release.
+"""Closing a round: held statements, one derived contributor set, partial sums, co-signing.
 
 Who closes: every committee member holding shares for a round schedules the
 close at ``round end + grace + seat * takeover`` (seat = position in the
-committee). Seat 0 normally closes it and pushes the result, which removes the
-round from everyone's schedule; if seat 0 is down, seat 1 takes over, and so on.
-A member asked by a coordinator holds its own attempt back for ``takeover_s``
-after each request (the configuration guarantees one step of a close, even one
-waiting out a dead member, is shorter). A close that keeps failing is retried
-with growing delays and, after a few attempts, the round is published as failed.
+committee). Seat 0 normally closes it; if it is down, seat 1 takes over, and so
+on. A member asked by another coordinator holds its own attempt back for one
+``takeover_s`` per coordinator (a claim is honoured once: re-asking does not
+extend it). Whatever happens, at the decision deadline
+(``timeline.decision_deadline``: round end + grace + (k + 2) x takeover) every
+member still holding the round's shares decides "failed" by itself, deletes the
+shares and refuses every further step of that round.
 
 The close, driven by the coordinator (all calls signed, with timeouts and
-bounded retries):
+bounded retries; the decisions are the pure functions of
+``protocol.contributors``):
 
-1. ``held``: every committee member reports the senders it holds shares from
-   (and stops accepting shares for the round). Fewer than t + 1 answers: the
-   round fails ("only N of K committee members reachable"), recorded and pushed.
-2. The contributor set S is the largest intersection of held sets over any
-   t + 1 or more answering members (a household whose share missed one member
-   still counts). If members already committed (an earlier coordinator got that
-   far), the committed plan (S and its noise dealers) backed by the most
-   reachable members is continued; if no committed plan has t + 1 members able
-   to finish it, the round fails rather than wait for ever.
-   ``|S| < min_contributors``: the round is "insufficient", nothing is released.
-3. With DP: each member of the chosen group deals Shamir shares of its own
-   discrete-Laplace noise vector, sealed to each committee member; each vector
-   alone gives full-scale privacy. Only members that dealt take part, and fewer
-   than t + 1 dealers fail the round: with one dealer, that member (perhaps the
-   coordinator) would know the total noise and could remove it.
-4. ``partial``: each member of the group commits to S and the dealer set (once:
-   it refuses any other set, so no two partial sums can be differenced to
-   expose a household) and returns the sum of its shares over S plus its noise
-   shares. A member refuses sets smaller than ``min_contributors`` (else one
-   member could ask the others for the partial sums of a single household), and
-   with DP refuses unless the noise includes its own deal and t + 1 dealers.
-5. Any t + 1 partial sums reconstruct the total (Lagrange at 0); a further one
-   cross-checks it. The total is decoded, signed and pushed to every member.
+1. ``held``: every committee member signs the set of senders it holds (its held
+   statement, once per round, kept as a tombstone) and stops accepting shares.
+   Fewer than t + 1 statements: the round cannot complete.
+2. The contributor set S is the set of senders named by at least t + 1 of the
+   statements (if members already committed to a set, the same statements are
+   sent again so the same S results). ``|S| < min_contributors``: the answering
+   members co-sign an "insufficient" outcome.
+3. With DP: t + 1 or more members deal Shamir shares of discrete-Laplace noise.
+4. ``partial``: each member that holds all of S checks the forwarded statements
+   itself (``check_contributor_set``: S is what they determine, and any sender it
+   holds that S leaves out is provably unsummable), commits to S for ever, then
+   asks the other committee members for their statements and commitments: a
+   member that signed two different statements, a commitment to another set, or
+   a statement that changes S stops it from releasing its partial sum. Because
+   it commits before it looks, of two honest members asked for different sets at
+   least one sees the other's commitment, so at most one set's sum is ever
+   released by honest members.
+5. ``sign``: any t + 1 partial sums reconstruct the total (the others
+   cross-check it); the coordinator sends the decoded result and the signed
+   partial sums to the members that computed them, and each signs only if its
+   own partial is among them and they reconstruct exactly the published
+   statistics. t + 1 signatures make the result; it is pushed to every member.
 
 What a released DP result publishes: the noisy statistics, and also the exact
 number of contributors (``contributors``, the size of S), which is not noised;
-the noisy ``count`` statistic is what DP protects. Whether a given household
-took part is therefore visible to members from the exact count across rounds.
+the noisy ``count`` statistic is what DP protects.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mpc_backend.arith import FieldRNG, field_add, field_sum_rows, shamir_reconstruct, shamir_share
+from mpc_backend.arith import FieldRNG, field_add, field_sum_rows, shamir_share
 from mpc_backend.crypto import (
     AuthError,
     DecryptionError,
@@ -65,18 +65,30 @@ from mpc_backend.crypto import (
     verify_envelope,
 )
 from mpc_backend.protocol import TaskSpec, decode_aggregate, noise_vector, to_field, vector_length
+from mpc_backend.protocol.contributors import (
+    SetRefused,
+    answering_members,
+    check_contributor_set,
+    contributor_set,
+    senders_digest,
+)
 from mpc_backend.storage import RoundCommit
 
 from .context import MAX_MESSAGE_AGE_S, NodeContext
+from .cosign import check_frame, check_released, reconstruct_checked
 from .errors import BadRequest, Conflict, Forbidden, NodeError, NotFound, Unprocessable
+from .misbehaviour import MisbehaviourLog
 from .peers import PeerError, PeerRejected
-from .results import ResultService
+from .results import STATUSES, ResultService, sign_result
 from .roster import MemberInfo
+from .statements import StatementError, sign_held, verify_held
+from .timeline import decision_deadline, round_end
 from .wire import pack_elements, unpack_elements
 
 log = logging.getLogger("mpc_backend.rounds")
 
 Handler = Callable[[Any, str | None], Awaitable[dict[str, Any]]]
+Held = dict[str, frozenset[str]]
 
 
 def noise_context(task_id: str) -> str:
@@ -92,17 +104,34 @@ class _Abort(Exception):
 
 
 class _Fail(Exception):
-    """The round cannot complete; the message is the published reason."""
+    """The round cannot complete; the message is the reason recorded at the deadline."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    body: dict[str, Any]
+    envelope: dict[str, Any]  # the signed reply, forwarded as evidence where needed
+
+
+@dataclass(frozen=True)
+class _Plan:
+    senders: list[str]
+    statements: list[str]  # members whose held statements determine ``senders``
+    dealers: list[str] | None  # committed DP dealers; None for a fresh plan
 
 
 class RoundService:
-    def __init__(self, ctx: NodeContext, results: ResultService) -> None:
+    def __init__(
+        self, ctx: NodeContext, results: ResultService, misbehaviour: MisbehaviourLog
+    ) -> None:
         self.ctx = ctx
         self.results = results
+        self.misbehaviour = misbehaviour
         self.closing: dict[tuple[str, int], float] = {}  # round -> when closing began
-        self._claims: dict[tuple[str, int], tuple[str, float]] = {}
+        self._claims: dict[tuple[str, int], dict[str, float]] = {}  # coordinator -> first ask
         self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._failures: dict[tuple[str, int], tuple[int, float]] = {}  # count, retry not before
+        self._reasons: dict[tuple[str, int], str] = {}  # why closing failed, for the deadline
         self._rng = FieldRNG()
         self.closed = 0
 
@@ -133,11 +162,15 @@ class RoundService:
                 continue
             if self.ctx.node_id not in seats:
                 continue
-            end = (round_id + 1) * rtask.spec.period_s
-            if now < end + timing.grace_s + seats.index(self.ctx.node_id) * timing.takeover_s:
+            if now >= decision_deadline(rtask.spec, round_id, timing):
+                await self._expire(rtask.spec, round_id)
                 continue
-            claim = self._claims.get(key)
-            if claim and claim[0] != self.ctx.node_id and now - claim[1] < timing.takeover_s:
+            start = round_end(rtask.spec, round_id) + timing.grace_s
+            if now < start + seats.index(self.ctx.node_id) * timing.takeover_s:
+                continue
+            claims = self._claims.get(key, {})
+            if any(c != self.ctx.node_id and now - at < timing.takeover_s
+                   for c, at in claims.items()):
                 continue
             if now < self._failures.get(key, (0, 0.0))[1]:
                 continue
@@ -145,12 +178,23 @@ class RoundService:
             self._running[key] = task
             task.add_done_callback(lambda _t, k=key: self._running.pop(k, None))
 
+    async def _expire(self, spec: TaskSpec, round_id: int) -> None:
+        """The deadline passed undecided: record "failed" (which deletes the shares) and push."""
+        key = (spec.task_id, round_id)
+        timing = self.ctx.config.timing
+        allowed = decision_deadline(spec, round_id, timing) - round_end(spec, round_id)
+        reason = self._reasons.pop(key, None) or (
+            f"not released within {allowed:.0f} s of the round's end")
+        doc = self._doc(spec, round_id, "failed", reason=reason)
+        await self.results.publish(doc, {self.ctx.node_id: sign_result(self.ctx, doc)})
+
     def forget_before(self, before: float) -> None:
         """Drop in-memory round bookkeeping older than ``before`` (rounds long decided)."""
         for key in [k for k, began in self.closing.items() if began < before]:
             del self.closing[key]  # in place: the ingest service holds this same dict
-        self._claims = {k: c for k, c in self._claims.items() if c[1] >= before}
+        self._claims = {k: c for k, c in self._claims.items() if max(c.values()) >= before}
         self._failures = {k: f for k, f in self._failures.items() if f[1] >= before}
+        self._reasons = {k: r for k, r in self._reasons.items() if k in self._failures}
 
     async def drain(self) -> None:
         if self._running:
@@ -164,104 +208,181 @@ class RoundService:
             failures = self._failures.get(key, (0, 0.0))[0] + 1
             delay = self.ctx.config.timing.takeover_s * 2 ** (failures - 1)
             self._failures[key] = (failures, self.ctx.clock() + delay)
+            if isinstance(err, _Fail):
+                self._reasons[key] = str(err)
             if failures > 1:
                 log.debug("closing %s round %d failed again (%d): %s", task_id, round_id,
                           failures, err)
+            elif isinstance(err, _Fail):
+                log.warning("closing %s round %d failed: %s", task_id, round_id, err)
             elif isinstance(err, _Abort):
                 log.info("closing %s round %d: %s; retrying later", task_id, round_id, err)
             else:
                 log.exception("closing %s round %d failed; retrying later", task_id, round_id)
             if failures >= MAX_CLOSE_ATTEMPTS:
-                await self._give_up(task_id, round_id, failures)
+                self._failures[key] = (failures, math.inf)  # the deadline decides now
         else:
             self._failures.pop(key, None)
-
-    async def _give_up(self, task_id: str, round_id: int, failures: int) -> None:
-        key = (task_id, round_id)
-        try:
-            roster = self.ctx.roster
-            await self._finish(roster.tasks_by_id[task_id].spec, round_id,
-                               roster.committee(task_id, round_id), "failed",
-                               reason=f"could not be closed after {failures} attempts")
-        except Exception:
-            log.exception("giving up on %s round %d: it stays undecided here", task_id, round_id)
-            self._failures[key] = (failures, math.inf)
+            self._reasons.pop(key, None)
 
     # -- coordinator --------------------------------------------------------------
     async def close_round(self, task_id: str, round_id: int) -> None:
         roster = self.ctx.roster
         spec = roster.tasks_by_id[task_id].spec
-        committee = roster.committee(task_id, round_id)
-        try:
-            await self._close(spec, round_id, committee)
-        except _Fail as err:
-            await self._finish(spec, round_id, committee, "failed", reason=str(err))
+        await self._close(spec, round_id, roster.committee(task_id, round_id))
 
     async def _close(self, spec: TaskSpec, round_id: int, committee: list[MemberInfo]) -> None:
-        self._claims[(spec.task_id, round_id)] = (self.ctx.node_id, self.ctx.clock())
+        key = (spec.task_id, round_id)
+        self._claims.setdefault(key, {}).setdefault(self.ctx.node_id, self.ctx.clock())
         base = {"task": spec.task_id, "round": round_id}
         quorum = spec.t + 1
+        ids = [m.node_id for m in committee]
 
-        held = await self._ask_all(committee, "held", base)
-        for answer in held.values():
-            if isinstance(answer.get("result"), dict):
-                await self.results.accept(answer["result"])
+        answers = await self._ask_all(committee, "held", base)
+        for answer in answers.values():
+            if isinstance(answer.body.get("result"), dict):
+                await self.results.accept(answer.body["result"])
                 return
+        wires, held = await self._collect_statements(spec, round_id, committee, answers)
         if len(held) < quorum:
             raise _Fail(f"only {len(held)} of {len(committee)} committee members reachable")
-        try:
-            senders, group, committed_dealers = _choose_contributors(held, spec.t)
-        except ValueError as err:
-            raise _Fail(str(err)) from None
-        if len(senders) < spec.min_contributors:
-            await self._finish(spec, round_id, committee, "insufficient", contributors=len(senders),
-                               reason=f"{len(senders)} contributors, at least "
-                                      f"{spec.min_contributors} needed")
+        plan = _choose_plan(answers, ids, held, spec.t)
+        chosen = {m: held[m] for m in plan.statements}
+        statements = [wires[m] for m in plan.statements]
+        if len(plan.senders) < spec.min_contributors:
+            signers = [committee[ids.index(m)] for m in sorted(chosen)]
+            doc = self._doc(spec, round_id, "insufficient", contributors=len(plan.senders),
+                            reason=f"{len(plan.senders)} contributors, at least "
+                                   f"{spec.min_contributors} needed")
+            await self._co_sign(spec, committee, signers, doc, {**base, "statements": statements})
             return
+        group = [ids.index(m) for m in answering_members(chosen, plan.senders)
+                 if not _committed_elsewhere(answers[ids.index(m)].body, plan)]
         noise: dict[str, dict[str, str]] = {}
         dealers: list[str] = []
         if spec.dp_epsilon is not None:
-            group, dealers, noise = await self._gather_noise(
-                spec, committee, base, held, group, committed_dealers)
+            group, dealers, noise = await self._gather_noise(spec, committee, base, answers,
+                                                             group, plan.dealers)
 
         def partial_body(member: MemberInfo) -> dict[str, Any]:
-            return {**base, "senders": senders, "dealers": dealers,
+            return {**base, "senders": plan.senders, "statements": statements,
+                    "dealers": dealers,
                     "noise": {dealer: deal[member.node_id] for dealer, deal in noise.items()}}
 
-        members = [committee[seat] for seat in group]
-        answers = await self._ask_all(members, "partial", partial_body, seats=group)
-        length = vector_length(spec)
+        replies = await self._ask_all([committee[s] for s in group], "partial", partial_body,
+                                      seats=group)
+        digest = senders_digest(plan.senders)
         partials: dict[int, np.ndarray] = {}
-        for seat, answer in answers.items():
+        for seat, reply in replies.items():
             try:
-                partials[seat] = unpack_elements(b64url_decode(answer["partial"]), length)
-            except (KeyError, ValueError) as err:
+                if reply.body["senders_digest"] != digest:
+                    raise ValueError("partial sum over another contributor set")
+                partials[seat] = unpack_elements(b64url_decode(reply.body["partial"]),
+                                                 vector_length(spec))
+            except (KeyError, ValueError, TypeError) as err:
                 log.warning("bad partial sum from seat %d: %s", seat, err)
         if len(partials) < quorum:
             raise _Fail(f"only {len(partials)} of {len(committee)} committee members returned "
                         "partial sums")
-        total = _reconstruct(partials, spec.t)
+        total = reconstruct_checked(partials, spec.t)
         if total is None:
             raise _Fail("committee partial sums are inconsistent (corrupted share or faulty "
                         "member)")
         try:
             stats = decode_aggregate(spec, total, noisy=spec.dp_epsilon is not None)
         except ValueError as err:
-            # The details quote aggregate values: they stay out of the signed result.
+            # The details quote aggregate values: they stay out of the result and the logs.
             checks = ", ".join(getattr(err, "kinds", ())) or type(err).__name__
             log.warning("%s round %d: aggregate does not decode (failed checks: %s)",
                         spec.task_id, round_id, checks)
             raise _Fail("aggregate is inconsistent: a contribution was malformed or a "
                         "committee member is faulty") from None
-        await self._finish(spec, round_id, committee, "released", contributors=len(senders),
-                           statistics=stats)
+        doc = self._doc(spec, round_id, "released", contributors=len(plan.senders),
+                        statistics=stats, senders=plan.senders)
+        evidence = {str(seat): replies[seat].envelope for seat in partials}
+        await self._co_sign(spec, committee, [committee[s] for s in partials], doc,
+                            {**base, "partials": evidence})
+
+    async def _collect_statements(
+        self, spec: TaskSpec, round_id: int, committee: list[MemberInfo],
+        answers: dict[int, _Answer],
+    ) -> tuple[dict[str, Any], Held]:
+        """The authentic held statements among ``answers``; a bad one is misbehaviour."""
+        wires: dict[str, Any] = {}
+        held: Held = {}
+        for seat, answer in answers.items():
+            member = committee[seat].node_id
+            try:
+                signer, senders = self._verify_statement(answer.body.get("statement"), spec,
+                                                         round_id, committee)
+                if signer != member:
+                    raise StatementError("answered held with another member's statement")
+            except StatementError as err:
+                await self.misbehaviour.report(member, "bad_signature", str(err))
+                continue
+            wires[member], held[member] = answer.body["statement"], senders
+        return wires, held
+
+    async def _co_sign(
+        self,
+        spec: TaskSpec,
+        committee: list[MemberInfo],
+        signers: list[MemberInfo],
+        doc: dict[str, Any],
+        body: dict[str, Any],
+    ) -> None:
+        """Collect t + 1 signatures over ``doc`` from ``signers`` and publish it."""
+        ids = [m.node_id for m in committee]
+        seats = [ids.index(m.node_id) for m in signers]
+        answers = await self._ask_all(signers, "sign", {**body, "doc": doc}, seats=seats)
+        sigs = {ids[seat]: a.body["signature"] for seat, a in answers.items()
+                if isinstance(a.body.get("signature"), str)}
+        if len(sigs) < spec.t + 1:
+            raise _Fail(f"only {len(sigs)} committee member(s) co-signed the {doc['status']} "
+                        f"outcome, {spec.t + 1} needed")
+        await self.results.accept({"result": doc, "sigs": sigs})
+        record = await self.ctx.storage.get_result(spec.task_id, doc["round"])
+        if record is not None:
+            await self.results.publish(record.doc["result"], record.doc["sigs"])
+        self.closed += 1
+
+    def _doc(
+        self,
+        spec: TaskSpec,
+        round_id: int,
+        status: str,
+        *,
+        reason: str | None = None,
+        contributors: int | None = None,
+        statistics: dict[str, Any] | None = None,
+        senders: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        assert status in STATUSES
+        return {
+            "federation": self.ctx.federation_id,
+            "task": spec.task_id,
+            "metric": spec.metric,
+            "unit": spec.unit,
+            "round": round_id,
+            "round_start": float(round_id * spec.period_s),
+            "round_end": round_end(spec, round_id),
+            "status": status,
+            "reason": reason,
+            "contributors": contributors,
+            "statistics": statistics,
+            "dp_epsilon": spec.dp_epsilon,
+            "committee": [m.node_id for m in self.ctx.roster.committee(spec.task_id, round_id)],
+            "senders_digest": None if senders is None else senders_digest(senders),
+            "coordinator": self.ctx.node_id,
+            "released_at": self.ctx.clock(),
+        }
 
     async def _gather_noise(
         self,
         spec: TaskSpec,
         committee: list[MemberInfo],
         base: dict[str, Any],
-        held: dict[int, dict[str, Any]],
+        answers: dict[int, _Answer],
         group: list[int],
         committed_dealers: list[str] | None,
     ) -> tuple[list[int], list[str], dict[str, dict[str, str]]]:
@@ -277,7 +398,8 @@ class RoundService:
             seat for seat, node_id in enumerate(ids) if node_id in committed_dealers]
         deals = await self._ask_all([committee[s] for s in dealer_seats], "noise", base,
                                     seats=dealer_seats)
-        noise = {ids[seat]: a["deal"] for seat, a in deals.items() if _complete_deal(a, ids)}
+        noise = {ids[seat]: a.body["deal"] for seat, a in deals.items()
+                 if _complete_deal(a.body, ids)}
         quorum = spec.t + 1
         if committed_dealers is None:
             group = [seat for seat in group if ids[seat] in noise]
@@ -286,43 +408,12 @@ class RoundService:
                             f"noise, at least {quorum} needed")
             return group, sorted(noise), noise
         complete = set(noise) == set(committed_dealers)
-        group = [seat for seat in group if isinstance(held[seat].get("committed"), list)
+        group = [seat for seat in group if isinstance(answers[seat].body.get("committed"), dict)
                  or (complete and ids[seat] in committed_dealers)]
         if len(group) < quorum:
             raise _Fail("the DP noise dealers this round was committed to are not all "
                         f"reachable, and fewer than {quorum} members committed")
         return group, list(committed_dealers), noise if complete else {}
-
-    async def _finish(
-        self,
-        spec: TaskSpec,
-        round_id: int,
-        committee: Sequence[MemberInfo],
-        status: str,
-        *,
-        reason: str | None = None,
-        contributors: int | None = None,
-        statistics: dict[str, Any] | None = None,
-    ) -> None:
-        doc = {
-            "federation": self.ctx.federation_id,
-            "task": spec.task_id,
-            "metric": spec.metric,
-            "unit": spec.unit,
-            "round": round_id,
-            "round_start": float(round_id * spec.period_s),
-            "round_end": float((round_id + 1) * spec.period_s),
-            "status": status,
-            "reason": reason,
-            "contributors": contributors,
-            "statistics": statistics,
-            "dp_epsilon": spec.dp_epsilon,
-            "committee": [m.node_id for m in committee],
-            "coordinator": self.ctx.node_id,
-            "released_at": self.ctx.clock(),
-        }
-        await self.results.publish(doc)
-        self.closed += 1
 
     async def _ask_all(
         self,
@@ -331,11 +422,13 @@ class RoundService:
         body: dict[str, Any] | Callable[[MemberInfo], dict[str, Any]],
         *,
         seats: Sequence[int] | None = None,
-    ) -> dict[int, dict[str, Any]]:
-        """Ask members for one step; {seat: verified answer body} of those that answered."""
+        attempts: int | None = None,
+        timeout_s: float | None = None,
+    ) -> dict[int, _Answer]:
+        """Ask members for one step; {seat: verified answer} of those that answered."""
         seat_of = list(seats) if seats is not None else list(range(len(members)))
 
-        async def ask(member: MemberInfo) -> dict[str, Any] | None:
+        async def ask(member: MemberInfo) -> _Answer | None:
             payload = body(member) if callable(body) else body
 
             def envelope() -> dict[str, Any]:
@@ -349,13 +442,16 @@ class RoundService:
                     return None
                 else:
                     reply = await self.ctx.peers.post(member.url, f"/peer/v1/round/{step}",
-                                                      envelope)
-                return verify_envelope(
-                    reply.get("reply"),
+                                                      envelope, attempts=attempts,
+                                                      timeout_s=timeout_s)
+                signed = reply.get("reply")
+                verified = verify_envelope(
+                    signed,
                     lambda s: member.signing_public if s == member.node_id else None,
                     f"round-{step}-reply", self.ctx.federation_id, MAX_MESSAGE_AGE_S,
                     now=self.ctx.clock(),
                 )
+                return _Answer(verified, signed)
             except PeerRejected as err:
                 if err.code == "committed_elsewhere":
                     raise _Abort(str(err)) from None
@@ -368,18 +464,24 @@ class RoundService:
                     raise _Abort(str(err)) from None
                 log.warning("local %s failed: %s", step, err)
             except NodeError as err:
-                log.warning("local %s failed: %s", step, err)
+                log.warning("local %s failed: %s", step, err.message)
             return None
 
         answers = await asyncio.gather(*(ask(m) for m in members))
         return {seat: a for seat, a in zip(seat_of, answers, strict=True) if a is not None}
 
+    def _verify_statement(
+        self, wire: Any, spec: TaskSpec, round_id: int, committee: Sequence[MemberInfo]
+    ) -> tuple[str, frozenset[str]]:
+        keys = {m.node_id: m.signing_public for m in committee}
+        return verify_held(wire, keys.get, self.ctx.federation_id, spec.task_id, round_id)
+
     # -- committee member handlers -----------------------------------------------------
     def handlers(self) -> dict[str, Handler]:
         return {"held": self.handle_held, "noise": self.handle_noise,
-                "partial": self.handle_partial}
+                "partial": self.handle_partial, "sign": self.handle_sign}
 
-    def _request(
+    async def _request(
         self, envelope: Any, step: str, remote: str | None
     ) -> tuple[dict[str, Any], TaskSpec, int, list[MemberInfo]]:
         body = self.ctx.verify(envelope, f"round-{step}", remote=remote)
@@ -393,38 +495,57 @@ class RoundService:
             raise NotFound(f"unknown task {task_id!r}", field="body.task", code="unknown_task")
         committee = self.ctx.roster.committee(task_id, round_id)
         ids = [m.node_id for m in committee]
-        if envelope["sender"] not in ids or self.ctx.node_id not in ids:
+        sender = envelope["sender"]
+        if sender not in ids or self.ctx.node_id not in ids:
             log.warning("refused %s for %s round %d from non-committee %s", step, task_id,
-                        round_id, envelope["sender"])
+                        round_id, sender)
             raise Forbidden("sender and receiver must both sit on the round's committee",
                             code="not_on_committee")
-        if self.ctx.clock() < (round_id + 1) * rtask.spec.period_s:
+        spec, now, timing = rtask.spec, self.ctx.clock(), self.ctx.config.timing
+        if now < round_end(spec, round_id):
             raise Unprocessable(f"round {round_id} of {task_id!r} has not ended yet",
                                 field="body.round", code="round_open")
-        if envelope["sender"] != self.ctx.node_id:  # a live coordinator: hold our own close back
-            self._claims[(task_id, round_id)] = (envelope["sender"], self.ctx.clock())
-        return body, rtask.spec, round_id, committee
+        if now >= decision_deadline(spec, round_id, timing):
+            raise Unprocessable(f"round {round_id} of {task_id!r} is past its decision deadline",
+                                field="body.round", code="round_expired")
+        if sender != self.ctx.node_id and not body.get("peek"):
+            # A live coordinator: hold our own close back, once per coordinator.
+            self._claims.setdefault((task_id, round_id), {}).setdefault(sender, now)
+        return body, spec, round_id, committee
 
     def _reply(self, step: str, body: dict[str, Any]) -> dict[str, Any]:
         return {"reply": sign_envelope(self.ctx.keys, f"round-{step}-reply",
                                        self.ctx.federation_id, body, now=self.ctx.clock())}
 
+    async def _own_statement(self, spec: TaskSpec, round_id: int) -> dict[str, Any]:
+        """This member's held statement for the round: signed once, then always the same."""
+        storage = self.ctx.storage
+        self.closing.setdefault((spec.task_id, round_id), self.ctx.clock())
+        stored = await storage.get_held_statement(spec.task_id, round_id)
+        if stored is None:
+            senders = await storage.held_senders(spec.task_id, round_id)
+            wire = sign_held(self.ctx.keys, self.ctx.federation_id, spec.task_id, round_id,
+                             senders)
+            stored = await storage.put_held_statement(spec.task_id, round_id, wire,
+                                                      self.ctx.clock())
+        return stored
+
     async def handle_held(self, envelope: Any, remote: str | None) -> dict[str, Any]:
-        body, spec, round_id, _ = self._request(envelope, "held", remote)
-        key = (spec.task_id, round_id)
-        self.closing.setdefault(key, self.ctx.clock())
-        result = await self.ctx.storage.get_result(*key)
+        _, spec, round_id, _ = await self._request(envelope, "held", remote)
+        base = {"task": spec.task_id, "round": round_id}
+        result = await self.ctx.storage.get_result(spec.task_id, round_id)
         if result is not None:
-            return self._reply("held", {**body, "result": result.doc})
-        commit = await self.ctx.storage.get_commit(*key)
+            return self._reply("held", {**base, "result": result.doc})
+        answer = {**base, "statement": await self._own_statement(spec, round_id)}
+        commit = await self.ctx.storage.get_commit(spec.task_id, round_id)
         if commit is not None:
-            return self._reply("held", {**body, "committed": list(commit.senders),
-                                        "dealers": list(commit.dealers),
-                                        "held": list(commit.senders)})
-        return self._reply("held", {**body, "held": await self.ctx.storage.held_senders(*key)})
+            answer["committed"] = {"senders": list(commit.senders),
+                                   "statements": list(commit.statements),
+                                   "dealers": list(commit.dealers)}
+        return self._reply("held", answer)
 
     async def handle_noise(self, envelope: Any, remote: str | None) -> dict[str, Any]:
-        body, spec, round_id, committee = self._request(envelope, "noise", remote)
+        body, spec, round_id, committee = await self._request(envelope, "noise", remote)
         if spec.dp_epsilon is None:
             raise Unprocessable(f"task {spec.task_id!r} has no DP noise", field="body.task")
         deal = await self.ctx.storage.get_noise_deal(spec.task_id, round_id)
@@ -441,46 +562,6 @@ class RoundService:
             }
             deal = await self.ctx.storage.put_noise_deal(spec.task_id, round_id, deal)
         return self._reply("noise", {**body, "deal": deal})
-
-    async def handle_partial(self, envelope: Any, remote: str | None) -> dict[str, Any]:
-        body, spec, round_id, committee = self._request(envelope, "partial", remote)
-        senders = _sorted_ids(body.get("senders"), "senders")
-        if not senders:
-            raise BadRequest("senders must not be empty", field="body.senders")
-        if len(senders) < spec.min_contributors:
-            # Else one member could ask the others for the sums of a single household.
-            log.warning("refused a partial sum over %d contributors from %s", len(senders),
-                        envelope["sender"])
-            raise Unprocessable(
-                f"a partial sum needs at least {spec.min_contributors} contributors, "
-                f"asked for {len(senders)}",
-                field="body.senders", code="too_few_contributors",
-            )
-        dealers = _sorted_ids(body.get("dealers", []), "dealers")
-        noise = body.get("noise") or {}
-        if not isinstance(noise, dict):
-            raise BadRequest("noise must map dealer ids to sealed shares", field="body.noise")
-        if spec.dp_epsilon is None and (dealers or noise):
-            raise BadRequest(f"task {spec.task_id!r} has no DP noise", field="body.noise")
-        key = (spec.task_id, round_id)
-        self.closing.setdefault(key, self.ctx.clock())
-        commit = await self.ctx.storage.get_commit(*key)
-        if commit is None:
-            if spec.dp_epsilon is not None:
-                await self._check_noise(spec, round_id, dealers, noise)
-            partial = await self._partial_sum(spec, round_id, committee, senders, noise)
-            commit = await self.ctx.storage.put_commit(RoundCommit(
-                spec.task_id, round_id, tuple(senders), pack_elements(partial),
-                envelope["sender"], self.ctx.clock(), tuple(dealers),
-            ))
-        if list(commit.senders) != senders or list(commit.dealers) != dealers:
-            raise Conflict(
-                f"this member already committed round {round_id} of {spec.task_id!r} to "
-                "another contributor set or other noise dealers",
-                code="committed_elsewhere",
-            )
-        return self._reply("partial", {"task": spec.task_id, "round": round_id,
-                                       "partial": b64url_encode(commit.partial)})
 
     async def _check_noise(
         self, spec: TaskSpec, round_id: int, dealers: list[str], noise: dict[str, Any]
@@ -533,6 +614,242 @@ class RoundService:
         return total
 
 
+    async def _statements_of(
+        self, wires: Any, spec: TaskSpec, round_id: int, committee: Sequence[MemberInfo],
+        sender: str,
+    ) -> Held:
+        """Verified statements forwarded by ``sender``; a bad one is its misbehaviour."""
+        if not isinstance(wires, list) or not 1 <= len(wires) <= len(committee):
+            raise BadRequest(f"statements must list 1-{len(committee)} held statements",
+                             field="body.statements")
+        held: Held = {}
+        for wire in wires:
+            try:
+                member, senders = self._verify_statement(wire, spec, round_id, committee)
+            except StatementError as err:
+                await self.misbehaviour.report(sender, "bad_signature",
+                                               f"forwarded a bad held statement: {err}")
+                raise Forbidden(str(err), field="body.statements", code="auth_failed") from None
+            if member in held:
+                if held[member] != senders:
+                    await self.misbehaviour.report(
+                        member, "equivocation",
+                        f"signed two different held statements for {spec.task_id} round {round_id}")
+                raise BadRequest("statements name a member twice", field="body.statements")
+            held[member] = senders
+        return held
+
+    async def _refuse_set(self, requester: str, spec: TaskSpec, round_id: int,
+                          why: str) -> NodeError:
+        await self.misbehaviour.report(
+            requester, "contributor_set_refused",
+            f"{spec.task_id} round {round_id}: {why}")
+        return Unprocessable(f"refused to sum this contributor set: {why}",
+                             field="body.senders", code="contributor_set_refused")
+
+    async def handle_partial(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        body, spec, round_id, committee = await self._request(envelope, "partial", remote)
+        requester, me = envelope["sender"], self.ctx.node_id
+        senders = _sorted_ids(body.get("senders"), "senders")
+        if len(senders) < spec.min_contributors:
+            # Else one member could ask the others for the sums of a single household.
+            raise await self._refuse_set(
+                requester, spec, round_id,
+                f"a partial sum needs at least {spec.min_contributors} contributors, "
+                f"asked for {len(senders)}")
+        dealers = _sorted_ids(body.get("dealers", []), "dealers")
+        noise = body.get("noise") or {}
+        if not isinstance(noise, dict):
+            raise BadRequest("noise must map dealer ids to sealed shares", field="body.noise")
+        if spec.dp_epsilon is None and (dealers or noise):
+            raise BadRequest(f"task {spec.task_id!r} has no DP noise", field="body.noise")
+        held = await self._statements_of(body.get("statements"), spec, round_id, committee,
+                                         requester)
+        own = await self._own_statement(spec, round_id)
+        if held.get(me) != frozenset(own["statement"]["senders"]):
+            raise await self._refuse_set(requester, spec, round_id,
+                                         "the request does not carry this member's statement")
+        try:
+            check_contributor_set(me, held, senders, spec.k, spec.t)
+        except SetRefused as err:
+            raise await self._refuse_set(requester, spec, round_id, str(err)) from None
+        key = (spec.task_id, round_id)
+        commit = await self.ctx.storage.get_commit(*key)
+        if commit is None:
+            if spec.dp_epsilon is not None:
+                await self._check_noise(spec, round_id, dealers, noise)
+            partial = await self._partial_sum(spec, round_id, committee, senders, noise)
+            commit = await self.ctx.storage.put_commit(RoundCommit(
+                spec.task_id, round_id, tuple(senders), pack_elements(partial), requester,
+                self.ctx.clock(), tuple(dealers), tuple(sorted(held)),
+            ))
+        if list(commit.senders) != senders or list(commit.dealers) != dealers:
+            raise Conflict(
+                f"this member already committed round {round_id} of {spec.task_id!r} to "
+                "another contributor set or other noise dealers",
+                code="committed_elsewhere",
+            )
+        await self._cross_check(spec, round_id, committee, held, commit, requester)
+        return self._reply("partial", {"task": spec.task_id, "round": round_id,
+                                       "senders_digest": senders_digest(senders),
+                                       "dealers": dealers,
+                                       "partial": b64url_encode(commit.partial)})
+
+    async def _cross_check(
+        self,
+        spec: TaskSpec,
+        round_id: int,
+        committee: list[MemberInfo],
+        held: Held,
+        commit: RoundCommit,
+        requester: str,
+    ) -> None:
+        """After committing, look at the other members before releasing the partial sum.
+
+        Asks every other committee member (one short attempt each) for its held
+        statement and commitment. Refuses if one signed a statement different
+        from the forwarded one, committed to another set, or holds a statement
+        the coordinator left out that changes the set. Committing first is what
+        makes two honest members asked for different sets unable to both release.
+        """
+        me = self.ctx.node_id
+        seats = [seat for seat, m in enumerate(committee) if m.node_id != me]
+        timing = self.ctx.config.timing
+        answers = await self._ask_all(
+            [committee[s] for s in seats], "held",
+            {"task": spec.task_id, "round": round_id, "peek": True},
+            seats=seats, attempts=1, timeout_s=timing.peer_timeout_s / 3)
+        merged = dict(held)
+        for seat, answer in answers.items():
+            member = committee[seat]
+            if isinstance(answer.body.get("result"), dict):
+                continue
+            try:
+                signer, senders = self._verify_statement(answer.body.get("statement"), spec,
+                                                         round_id, committee)
+            except StatementError as err:
+                await self.misbehaviour.report(member.node_id, "bad_signature", str(err))
+                continue
+            if signer != member.node_id:
+                continue
+            if signer in held and held[signer] != senders:
+                await self.misbehaviour.report(
+                    signer, "equivocation",
+                    f"signed two different held statements for {spec.task_id} round {round_id}")
+                raise Conflict(f"{member.name} signed two different held statements for this "
+                               "round; not releasing a partial sum", code="equivocation")
+            merged[signer] = senders
+            committed = answer.body.get("committed")
+            if isinstance(committed, dict) and (
+                committed.get("senders") != list(commit.senders)
+                or committed.get("dealers") != list(commit.dealers)
+            ):
+                log.warning("%s round %d: %s committed to another contributor set; not "
+                            "releasing a partial sum", spec.task_id, round_id, member.name)
+                raise Conflict(f"{member.name} committed to another contributor set for this "
+                               "round", code="conflicting_commitment")
+        try:
+            check_contributor_set(me, merged, list(commit.senders), spec.k, spec.t)
+        except SetRefused as err:
+            raise await self._refuse_set(
+                requester, spec, round_id,
+                f"with the statements it left out: {err}") from None
+
+    async def handle_sign(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        body, spec, round_id, committee = await self._request(envelope, "sign", remote)
+        requester = envelope["sender"]
+        doc = body.get("doc")
+        try:
+            if not isinstance(doc, dict):
+                raise ValueError("doc must be a result document")
+            await self._check_result(spec, round_id, committee, requester, doc, body)
+        except ValueError as err:
+            await self.misbehaviour.report(requester, "forged_result",
+                                           f"{spec.task_id} round {round_id}: {err}")
+            raise Unprocessable(f"will not sign this result: {err}", field="body.doc",
+                                code="result_refused") from None
+        return self._reply("sign", {"task": spec.task_id, "round": round_id,
+                                    "signature": sign_result(self.ctx, doc)})
+
+    async def _check_result(
+        self,
+        spec: TaskSpec,
+        round_id: int,
+        committee: list[MemberInfo],
+        requester: str,
+        doc: dict[str, Any],
+        body: dict[str, Any],
+    ) -> None:
+        """ValueError unless ``doc`` is exactly what this member's view of the round gives."""
+        check_frame(doc, self._doc(spec, round_id, "released"), requester)
+        me = self.ctx.node_id
+        if doc.get("status") == "insufficient":
+            held = await self._statements_of(body.get("statements"), spec, round_id, committee,
+                                             requester)
+            own = await self._own_statement(spec, round_id)
+            if held.get(me) != frozenset(own["statement"]["senders"]):
+                raise ValueError("the statements leave out this member's own")
+            senders = contributor_set(held, spec.t)
+            try:
+                check_contributor_set(me, held, senders, spec.k, spec.t, must_hold=False)
+            except SetRefused as err:
+                raise ValueError(str(err)) from None
+            if doc.get("contributors") != len(senders) or len(senders) >= spec.min_contributors:
+                raise ValueError("the contributor count does not make the round insufficient")
+            if doc.get("statistics") is not None or doc.get("senders_digest") is not None:
+                raise ValueError("an insufficient outcome carries no statistics")
+            return
+        if doc.get("status") != "released" or doc.get("reason") is not None:
+            raise ValueError("only released or insufficient outcomes are co-signed")
+        commit = await self.ctx.storage.get_commit(spec.task_id, round_id)
+        if commit is None:
+            raise ValueError("this member computed no partial sum for the round")
+        check_released(spec, committee, self.ctx.node_id, commit, doc, body.get("partials"),
+                       self.ctx.federation_id, self.ctx.clock())
+
+
+def _committed_elsewhere(body: dict[str, Any], plan: _Plan) -> bool:
+    committed = body.get("committed")
+    return isinstance(committed, dict) and (
+        committed.get("senders") != plan.senders
+        or (plan.dealers is not None and committed.get("dealers") != plan.dealers)
+    )
+
+
+def _choose_plan(answers: dict[int, _Answer], ids: list[str], held: Held, t: int) -> _Plan:
+    """The statements, contributor set and DP dealers to close with.
+
+    Without commitments: every statement at hand. Members that committed fix the
+    plan: of the committed plans whose statements are at hand (so they can be
+    sent again and give the same set), the one the most members can finish
+    (committed to it, or uncommitted and holding all of it) is continued.
+    """
+    plans: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    for seat, answer in answers.items():
+        committed = answer.body.get("committed")
+        if isinstance(committed, dict):
+            plan = tuple(tuple(committed.get(k) or ()) for k in ("senders", "statements",
+                                                                  "dealers"))
+            plans.setdefault(plan, []).append(ids[seat])  # type: ignore[arg-type]
+    if not plans:
+        return _Plan(contributor_set(held, t), sorted(held), None)
+    committed_members = {m for members in plans.values() for m in members}
+    ranked = []
+    for (senders, statements, dealers), members in plans.items():
+        if not set(statements) <= set(held):
+            continue
+        if contributor_set({m: held[m] for m in statements}, t) != list(senders):
+            continue
+        joinable = [m for m in held if m not in committed_members and set(senders) <= held[m]]
+        ranked.append((len(members) + len(joinable), len(members), len(senders), senders,
+                       statements, dealers))
+    if not ranked or max(ranked)[0] < t + 1:
+        raise _Fail(f"committee members committed to {len(plans)} contributor set(s) and none "
+                    f"can be completed by {t + 1} reachable members")
+    _, _, _, senders, statements, dealers = max(ranked)
+    return _Plan(list(senders), list(statements), list(dealers))
+
+
 def _sorted_ids(value: Any, name: str) -> list[str]:
     if (
         not isinstance(value, list)
@@ -548,59 +865,3 @@ def _complete_deal(answer: dict[str, Any], ids: list[str]) -> bool:
     """Whether a noise answer carries a sealed share for every committee member."""
     deal = answer.get("deal")
     return isinstance(deal, dict) and all(isinstance(deal.get(i), str) for i in ids)
-
-
-def _choose_contributors(
-    held: dict[int, dict[str, Any]], t: int
-) -> tuple[list[str], list[int], list[str] | None]:
-    """(senders, seats, committed noise dealers or None for a fresh plan).
-
-    Members that committed fix the plan: of the committed (senders, dealers)
-    plans, the one the most members can finish (committed to it, or not
-    committed and holding every share of it; then the one with more
-    contributors) is continued; ValueError if none has t + 1. Without
-    commitments: the largest intersection of held sets over >= t + 1 seats.
-    """
-    sets = {seat: set(a.get("held") or []) for seat, a in held.items()}
-    plans: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
-    for seat, answer in held.items():
-        if isinstance(answer.get("committed"), list):
-            plan = (tuple(answer["committed"]), tuple(answer.get("dealers") or ()))
-            plans.setdefault(plan, []).append(seat)
-    if plans:
-        committed = {seat for seats in plans.values() for seat in seats}
-        ranked = []
-        for (senders, dealers), seats in plans.items():
-            joinable = [s for s in sets if s not in committed and set(senders) <= sets[s]]
-            ranked.append((len(seats) + len(joinable), len(seats), len(senders), senders,
-                           dealers, sorted(seats + joinable)))
-        size, _, _, senders, dealers, group = max(ranked)
-        if size < t + 1:
-            raise ValueError(
-                f"committee members committed to {len(plans)} different contributor set(s) and "
-                f"none can be completed by {t + 1} reachable members"
-            )
-        return list(senders), group, list(dealers)
-    best: tuple[set[str], tuple[int, ...]] = (set(), ())
-    seats = sorted(sets)
-    for size in range(len(seats), t, -1):
-        for group in itertools.combinations(seats, size):
-            common = set.intersection(*(sets[s] for s in group))
-            if len(common) > len(best[0]) or not best[1]:
-                best = (common, group)
-    return sorted(best[0]), list(best[1]), None
-
-
-def _reconstruct(partials: dict[int, np.ndarray], t: int) -> np.ndarray | None:
-    """Total from t+1 partial sums (x = seat + 1); None if the others disagree with it."""
-    seats = sorted(partials)
-    first = seats[: t + 1]
-    total = shamir_reconstruct(np.stack([partials[s] for s in first]), [s + 1 for s in first], t)
-    for extra in seats[t + 1 :]:
-        check_seats = [*seats[1 : t + 1], extra]
-        check = shamir_reconstruct(
-            np.stack([partials[s] for s in check_seats]), [s + 1 for s in check_seats], t
-        )
-        if not np.array_equal(check, total):
-            return None
-    return total

@@ -3,7 +3,7 @@
 Pure functions without I/O; the node's round logic builds on these.
 """
 
-from .committee import Member, assign_committees, select_committee
+from .committee import Member, select_committee
 from .encoding import encode_report, vector_layout, vector_length
 from .noise import component_scales, discrete_laplace, noise_vector, to_field
 from .statistics import QUANTILES, decode_aggregate
@@ -15,7 +15,6 @@ __all__ = [
     "STATS",
     "Member",
     "TaskSpec",
-    "assign_committees",
     "component_scales",
     "decode_aggregate",
     "derive_task_id",

@@ -1,26 +1,24 @@
 """Committee selection by weighted rendezvous hashing (the logarithmic method).
 
-For a (task, round) every eligible member m with capacity c_m and load L_m gets
+For a (task, round) every eligible member m with capacity c_m gets
     U_m = (H + 1/2) / 2^52,
     H = top 52 bits of sha256("hearth/committee/v1" || task || round || node_id)
-    score_m = c_m / (L_m - ln U_m)
+    score_m = c_m / -ln U_m
 and the k highest scores form the committee, in score order. Every node computes
 the same committee from the roster alone, whatever order it lists members in.
 (52 bits keep U exactly representable and strictly below 1.)
 
-Without load this is the standard score -c / ln U: ranking independent
-exponential clocks E_m / c_m (E_m = -ln U_m), i.e. drawing members one by one
-with probability proportional to capacity, without replacement. The first seat
-is exactly proportional to capacity; with k > 1 seats a member can hold at most
-one, so heavy members get somewhat less than their proportional share and light
-ones somewhat more.
+This ranks independent exponential clocks E_m / c_m (E_m = -ln U_m), i.e. draws
+members one by one with probability proportional to capacity, without
+replacement. Capacity is a bounded hint (the roster enforces its range), so no
+declaration buys more than a bounded share of seats.
 
-``load`` counts seats a member already holds in the round and delays its clock
-by that many whole units of work: (L + E) / c, a virtual finish time as in
-weighted fair queueing. A multiplicative weight c / (1 + L) barely separates
-L = 9 from L = 10; measured for 30 tasks on 9 equal hubs (k = 3) it leaves a
-mean max-min seat spread of 5.3 against 1.4 for the additive delay.
-Input-only members and members with capacity 0 never sit on a committee.
+A committee depends on nothing but the members, the task id and the round: no
+other task, no load, no choice of any member. (Earlier versions spread seats
+within a round by counting seats already held across tasks, which let whoever
+proposed tasks move other tasks' committees and made a lookup cost grow with
+the number of tasks.) Input-only members and members with capacity 0 never sit
+on a committee.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 _DOMAIN = b"hearth/committee/v1"
@@ -78,7 +76,6 @@ def select_committee(
     task_id: str,
     round_id: int,
     k: int,
-    load: Mapping[str, int] | None = None,
 ) -> list[str]:
     """Node ids of the k members with the highest rendezvous scores, best first."""
     roster = list(members)
@@ -95,25 +92,18 @@ def select_committee(
             f"{len(eligible)} member(s) accept compute work ({', '.join(sorted(ids)) or 'none'}); "
             "add members that are not input-only, or lower k"
         )
-    seats = load or {}
-
     def score(m: Member) -> float:
-        clock = seats.get(m.node_id, 0) - math.log(_uniform(task_id, round_id, m.node_id))
-        return m.capacity / clock
+        return m.capacity / -math.log(_uniform(task_id, round_id, m.node_id))
 
     ranked = sorted(eligible, key=lambda m: (-score(m), m.node_id))
     return [m.node_id for m in ranked[:k]]
 
 
-def assign_committees(
-    members: Sequence[Member], task_ids: Iterable[str], round_id: int, k: int
-) -> dict[str, list[str]]:
-    """Committees for all tasks of one round; tasks in sorted order, each seat adds load."""
-    load: dict[str, int] = {}
-    committees: dict[str, list[str]] = {}
-    for task_id in sorted(set(task_ids)):
-        committee = select_committee(members, task_id, round_id, k, load)
-        committees[task_id] = committee
-        for node_id in committee:
-            load[node_id] = load.get(node_id, 0) + 1
-    return committees
+def default_committee(eligible: int) -> tuple[int, int]:
+    """(k, t) for a new task when its proposer gives none, from the compute members.
+
+    Five seats with threshold 2 once five hubs can serve: three colluding hubs
+    are needed to see a reading and two may be offline. Below that, three seats
+    with threshold 1: two colluding hubs see a reading, one may be offline.
+    """
+    return (5, 2) if eligible >= 5 else (3, 1)

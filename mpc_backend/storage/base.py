@@ -16,6 +16,11 @@ What is stored, and why each thing is durable:
   noise dealers it includes) a member agreed to for a round. A member never
   answers for a second set, otherwise the difference of two partial sums would
   expose one household's share.
+* held statements: the one signed set of senders this member attested for a
+  round. Signing two different sets would let a coordinator pick between them,
+  so the first is kept and handed out again (a tombstone that outlives shares).
+* misbehaviour: what this node caught other members doing (member, kind, a
+  detail without any reading), for ``status`` and Home Assistant.
 * noise deals: the sealed DP noise shares a member dealt for a round, so a
   repeated request gets the same noise rather than fresh noise.
 * results: signed round outcomes, with a local sequence number for streaming.
@@ -69,6 +74,7 @@ class RoundCommit:
     coordinator: str
     committed_at: float
     dealers: tuple[str, ...] = ()  # DP noise dealers whose shares the partial includes
+    statements: tuple[str, ...] = ()  # members whose held statements determined ``senders``
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,14 @@ class ResultRecord:
     status: str
     doc: dict[str, Any]  # {"result": {...}, "sig": "..."}
     received_at: float
+
+
+@dataclass(frozen=True)
+class Misbehaviour:
+    member: str
+    kind: str
+    detail: str
+    at: float
 
 
 @dataclass(frozen=True)
@@ -167,6 +181,23 @@ class Storage(abc.ABC):
     ) -> dict[str, str]:
         """Store unless one exists; returns whichever deal is now stored."""
 
+    @abc.abstractmethod
+    async def get_held_statement(self, task: str, round_id: int) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def put_held_statement(
+        self, task: str, round_id: int, statement: dict[str, Any], now: float
+    ) -> dict[str, Any]:
+        """Store unless one exists; returns whichever statement is now stored."""
+
+    # -- misbehaviour -----------------------------------------------------
+    @abc.abstractmethod
+    async def add_misbehaviour(self, record: Misbehaviour) -> None: ...
+
+    @abc.abstractmethod
+    async def list_misbehaviour(self, limit: int = 1000) -> list[Misbehaviour]:
+        """Newest first."""
+
     # -- results ----------------------------------------------------------
     @abc.abstractmethod
     async def put_result(
@@ -175,7 +206,9 @@ class Storage(abc.ABC):
         """Store the first result for (task, round) and drop that round's shares.
 
         DUPLICATE if the same signed document is already stored, CONFLICT if a
-        different one is; the returned record is the stored one.
+        different one is; the returned record is the stored one. One exception:
+        a stored ``failed`` outcome (decided locally at the deadline) gives way
+        to a ``released`` or ``insufficient`` one, under a new sequence number.
         """
 
     @abc.abstractmethod
@@ -212,8 +245,9 @@ class Storage(abc.ABC):
 
     # -- housekeeping -----------------------------------------------------
     @abc.abstractmethod
-    async def prune(self, before: float) -> None:
-        """Forget outbox ciphertexts and commitments of rounds that ended before ``before``."""
+    async def prune(self, before: float, tombstones_before: float) -> None:
+        """Forget outbox ciphertexts and noise deals from before ``before``, and
+        commitments and held statements (the tombstones) from before ``tombstones_before``."""
 
     @abc.abstractmethod
     async def forget_contributions(self, ended_before: float) -> None:

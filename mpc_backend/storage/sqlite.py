@@ -27,6 +27,7 @@ from .base import (
     Contribution,
     Delivery,
     InviteStatus,
+    Misbehaviour,
     PutOutcome,
     ResultRecord,
     RoundCommit,
@@ -50,13 +51,19 @@ CREATE TABLE IF NOT EXISTS shares (
 CREATE TABLE IF NOT EXISTS commits (
     task TEXT NOT NULL, round INTEGER NOT NULL, senders TEXT NOT NULL, partial BLOB NOT NULL,
     coordinator TEXT NOT NULL, committed_at REAL NOT NULL, dealers TEXT NOT NULL DEFAULT '[]',
-    PRIMARY KEY (task, round));
+    statements TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (task, round));
 CREATE TABLE IF NOT EXISTS noise_deals (
     task TEXT NOT NULL, round INTEGER NOT NULL, deal TEXT NOT NULL, created_at REAL NOT NULL,
     PRIMARY KEY (task, round));
 CREATE TABLE IF NOT EXISTS results (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, task TEXT NOT NULL, round INTEGER NOT NULL,
     status TEXT NOT NULL, doc TEXT NOT NULL, received_at REAL NOT NULL, UNIQUE (task, round));
+CREATE TABLE IF NOT EXISTS held_statements (
+    task TEXT NOT NULL, round INTEGER NOT NULL, statement TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (task, round));
+CREATE TABLE IF NOT EXISTS misbehaviour (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, member TEXT NOT NULL, kind TEXT NOT NULL,
+    detail TEXT NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS contributions (
     task TEXT NOT NULL, round INTEGER NOT NULL, value_mac BLOB NOT NULL, committee TEXT NOT NULL,
     round_end REAL NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (task, round));
@@ -99,8 +106,9 @@ class SQLiteStorage(Storage):
         conn.execute("PRAGMA secure_delete=ON")
         conn.executescript(_SCHEMA)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(commits)")}
-        if "dealers" not in columns:  # databases created before DP dealers were recorded
-            conn.execute("ALTER TABLE commits ADD COLUMN dealers TEXT NOT NULL DEFAULT '[]'")
+        for column in ("dealers", "statements"):  # databases from before they were recorded
+            if column not in columns:
+                conn.execute(f"ALTER TABLE commits ADD COLUMN {column} TEXT NOT NULL DEFAULT '[]'")
         self._conn = conn
 
     async def open(self) -> None:
@@ -249,23 +257,26 @@ class SQLiteStorage(Storage):
     # -- commitments and noise ----------------------------------------------
     async def get_commit(self, task: str, round_id: int) -> RoundCommit | None:
         rows = await self._query(
-            "SELECT senders, partial, coordinator, committed_at, dealers FROM commits "
+            "SELECT senders, partial, coordinator, committed_at, dealers, statements FROM commits "
             "WHERE task = ? AND round = ?",
             (task, round_id),
         )
         if not rows:
             return None
-        senders, partial, coordinator, committed_at, dealers = rows[0]
+        senders, partial, coordinator, committed_at, dealers, statements = rows[0]
         return RoundCommit(task, round_id, tuple(json.loads(senders)), partial, coordinator,
-                           committed_at, tuple(json.loads(dealers)))
+                           committed_at, tuple(json.loads(dealers)),
+                           tuple(json.loads(statements)))
 
     async def put_commit(self, commit: RoundCommit) -> RoundCommit:
         def put(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO commits (task, round, senders, partial, coordinator, committed_at, "
-                "dealers) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task, round) DO NOTHING",
+                "dealers, statements) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (task, round) DO NOTHING",
                 (commit.task, commit.round, json.dumps(list(commit.senders)), commit.partial,
-                 commit.coordinator, commit.committed_at, json.dumps(list(commit.dealers))),
+                 commit.coordinator, commit.committed_at, json.dumps(list(commit.dealers)),
+                 json.dumps(list(commit.statements))),
             )
 
         await self._tx_async(put)
@@ -293,6 +304,41 @@ class SQLiteStorage(Storage):
         assert stored is not None
         return stored
 
+    async def get_held_statement(self, task: str, round_id: int) -> dict[str, Any] | None:
+        rows = await self._query(
+            "SELECT statement FROM held_statements WHERE task = ? AND round = ?", (task, round_id)
+        )
+        return json.loads(rows[0][0]) if rows else None
+
+    async def put_held_statement(
+        self, task: str, round_id: int, statement: dict[str, Any], now: float
+    ) -> dict[str, Any]:
+        await self._tx_async(
+            lambda db: db.execute(
+                "INSERT INTO held_statements (task, round, statement, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (task, round) DO NOTHING",
+                (task, round_id, json.dumps(statement), now),
+            )
+        )
+        stored = await self.get_held_statement(task, round_id)
+        assert stored is not None
+        return stored
+
+    # -- misbehaviour -------------------------------------------------------
+    async def add_misbehaviour(self, record: Misbehaviour) -> None:
+        await self._tx_async(
+            lambda db: db.execute(
+                "INSERT INTO misbehaviour (member, kind, detail, at) VALUES (?, ?, ?, ?)",
+                (record.member, record.kind, record.detail, record.at),
+            )
+        )
+
+    async def list_misbehaviour(self, limit: int = 1000) -> list[Misbehaviour]:
+        rows = await self._query(
+            "SELECT member, kind, detail, at FROM misbehaviour ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        return [Misbehaviour(*row) for row in rows]
+
     # -- results ------------------------------------------------------------
     async def put_result(
         self, task: str, round_id: int, status: str, doc: dict[str, Any], now: float
@@ -304,10 +350,12 @@ class SQLiteStorage(Storage):
                 "SELECT seq, status, doc, received_at FROM results WHERE task = ? AND round = ?",
                 (task, round_id),
             ).fetchone()
-            if row is not None:
+            if row is not None and (row[1] != "failed" or status == "failed"):
                 outcome = PutOutcome.DUPLICATE if row[2] == text else PutOutcome.CONFLICT
                 return outcome, ResultRecord(row[0], task, round_id, row[1], json.loads(row[2]),
                                              row[3])
+            if row is not None:  # a co-signed outcome replaces a deadline failure
+                db.execute("DELETE FROM results WHERE seq = ?", (row[0],))
             cur = db.execute(
                 "INSERT INTO results (task, round, status, doc, received_at) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -411,7 +459,7 @@ class SQLiteStorage(Storage):
         return int(rows[0][0])
 
     # -- housekeeping ---------------------------------------------------------
-    async def prune(self, before: float) -> None:
+    async def prune(self, before: float, tombstones_before: float) -> None:
         def prune(db: sqlite3.Connection) -> None:
             db.execute(
                 "UPDATE deliveries SET ciphertext = NULL WHERE ciphertext IS NOT NULL AND "
@@ -419,7 +467,8 @@ class SQLiteStorage(Storage):
                 "c.round = deliveries.round AND c.round_end < ?)",
                 (before,),
             )
-            db.execute("DELETE FROM commits WHERE committed_at < ?", (before,))
+            db.execute("DELETE FROM commits WHERE committed_at < ?", (tombstones_before,))
+            db.execute("DELETE FROM held_statements WHERE created_at < ?", (tombstones_before,))
             db.execute("DELETE FROM noise_deals WHERE created_at < ?", (before,))
 
         await self._tx_async(prune)

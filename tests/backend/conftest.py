@@ -32,7 +32,7 @@ TASK = {
     "task_id": "temp", "metric": "indoor temperature", "unit": "°C", "low": -20.0,
     "high": 40.0, "resolution": 0.01, "stats": ["count", "sum", "mean", "variance", "stddev",
                                                 "histogram", "quantiles"],
-    "buckets": [18.0, 20.0, 22.0], "period_s": PERIOD, "min_contributors": 2,
+    "buckets": [18.0, 20.0, 22.0], "period_s": PERIOD, "min_contributors": 3,
 }
 TIMING = Timing(grace_s=1.0, takeover_s=2.5, peer_timeout_s=1.0, peer_attempts=2, backoff_s=0.05)
 

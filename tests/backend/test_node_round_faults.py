@@ -20,8 +20,10 @@ from mpc_backend.node import rounds
 from mpc_backend.node.errors import Conflict, Unavailable, Unprocessable
 from mpc_backend.node.household import seal_vector, shares_envelope
 from mpc_backend.node.rounds import noise_context
+from mpc_backend.node.timeline import decision_deadline
 from mpc_backend.node.wire import pack_elements
 from mpc_backend.protocol import encode_report
+from mpc_backend.storage import RoundCommit
 from tests.backend.conftest import PERIOD, TIMING, FakeClock, LiveNode
 from tests.backend.test_api_peer import by_id, post
 from tests.backend.test_node_rounds import contribute_all, wait_result
@@ -73,15 +75,42 @@ def seated(trio: list[LiveNode], task: str, round_id: int) -> list[LiveNode]:
     return [by_id(trio, m.node_id) for m in committee]
 
 
+async def statements_of(coordinator: LiveNode, task: str, round_id: int) -> list[dict[str, Any]]:
+    """Every committee member's held statement, as a coordinator collects them."""
+    committee = coordinator.node.ctx.roster.committee(task, round_id)
+    answers = await coordinator.node.rounds._ask_all(committee, "held",
+                                                    {"task": task, "round": round_id})
+    return [a.body["statement"] for a in answers.values()]
+
+
 def partial_request(
     coordinator: LiveNode, task: str, round_id: int, senders: list[str],
+    statements: list[dict[str, Any]],
     deals: dict[str, dict[str, str]] | None = None, recipient: str | None = None,
 ) -> dict[str, Any]:
     noise = {d: deal[recipient] for d, deal in (deals or {}).items()} if recipient else {}
     ctx = coordinator.node.ctx
     return sign_envelope(ctx.keys, "round-partial", ctx.federation_id,
                          {"task": task, "round": round_id, "senders": senders,
-                          "dealers": sorted(noise), "noise": noise}, now=ctx.clock())
+                          "statements": statements, "dealers": sorted(noise), "noise": noise},
+                         now=ctx.clock())
+
+
+async def run_to_deadline(
+    trio: list[LiveNode], clock: FakeClock, task: str, round_id: int, reader: LiveNode
+) -> dict[str, Any]:
+    """Move the clock through every seat's turn up to the deadline; the outcome ``reader`` sees."""
+    spec = trio[0].node.ctx.roster.task(task).spec  # type: ignore[union-attr]
+    deadline = decision_deadline(spec, round_id, TIMING)
+    clock.now = max(clock.now, (round_id + 1) * PERIOD + TIMING.grace_s)
+    while True:
+        found = await reader.node.results.latest(task, 0, 1)
+        if found and found[0]["round"] == round_id:
+            return found[0]
+        if clock.now > deadline + 5:
+            raise AssertionError(f"no outcome for {task} round {round_id} by its deadline")
+        await asyncio.sleep(0.15)
+        clock.advance(TIMING.takeover_s / 4)
 
 
 async def deal_noise(coordinator: LiveNode, task: str, round_id: int) -> dict[str, dict[str, str]]:
@@ -89,7 +118,7 @@ async def deal_noise(coordinator: LiveNode, task: str, round_id: int) -> dict[st
     answers = await coordinator.node.rounds._ask_all(
         committee, "noise", {"task": task, "round": round_id})
     assert len(answers) == 3
-    return {committee[seat].node_id: a["deal"] for seat, a in answers.items()}
+    return {committee[seat].node_id: a.body["deal"] for seat, a in answers.items()}
 
 
 def take_down(live: LiveNode, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,7 +126,7 @@ def take_down(live: LiveNode, monkeypatch: pytest.MonkeyPatch) -> None:
     async def down(envelope: Any, remote: str | None) -> dict[str, Any]:
         raise Unavailable("down for this test")
 
-    for step in ("held", "noise", "partial"):
+    for step in ("held", "noise", "partial", "sign"):
         monkeypatch.setattr(live.node.rounds, f"handle_{step}", down)
 
 
@@ -116,10 +145,9 @@ async def test_dp_round_fails_when_fewer_than_t_plus_1_members_deal_noise(
 
     monkeypatch.setattr(rounds.RoundService, "handle_noise", local_only)
     await add_dp_task(trio, clock)
-    await contribute_dp(trio, [20.0, 21.0, 22.0])
-    clock.advance(PERIOD + 2)
-    result = await wait_result(trio[1], "temp_dp")
-    assert dealt == [result["signed_by"]], "only the coordinator dealt"
+    round_id = await contribute_dp(trio, [20.0, 21.0, 22.0])
+    result = await run_to_deadline(trio, clock, "temp_dp", round_id, trio[1])
+    assert dealt and all(d == dealt[0] for d in dealt[:1]), "only coordinators dealt"
     assert result["status"] == "failed"
     assert result["statistics"] is None
     assert result["reason"] == "only 1 of 3 committee members dealt DP noise, at least 2 needed"
@@ -133,12 +161,14 @@ async def test_member_refuses_dp_partial_without_its_own_noise_or_too_few_dealer
     into_grace(clock, round_id)
     coordinator, member, third = seated(trio, "temp_dp", round_id)
     deals = await deal_noise(coordinator, "temp_dp", round_id)
+    statements = await statements_of(coordinator, "temp_dp", round_id)
     senders = sorted(live.node_id for live in trio)
     me = member.node_id
 
     def ask(dealers: dict[str, dict[str, str]]) -> Any:
         return member.node.rounds.handle_partial(
-            partial_request(coordinator, "temp_dp", round_id, senders, dealers, me), "test")
+            partial_request(coordinator, "temp_dp", round_id, senders, statements, dealers, me),
+            "test")
 
     # Its own noise alone: one dealer, t + 1 = 2 needed.
     with pytest.raises(Unprocessable) as err:
@@ -176,11 +206,14 @@ async def test_partial_sum_over_fewer_than_min_contributors_is_refused(
     into_grace(clock, round_id)
     curious, member, _ = seated(trio, "temp", round_id)
     victim = next(live for live in trio if live not in (curious, member))
+    statements = await statements_of(curious, "temp", round_id)
     status, body = await post(http, member, "/round/partial",
-                              partial_request(curious, "temp", round_id, [victim.node_id]))
+                              partial_request(curious, "temp", round_id, [victim.node_id],
+                                              statements),
+                              signer=(curious.node.ctx.keys, clock))
     assert status == 422, body
     assert body["error"]["field"] == "body.senders"
-    assert body["error"]["code"] == "too_few_contributors"
+    assert body["error"]["code"] == "contributor_set_refused"
     assert await member.node.ctx.storage.get_commit("temp", round_id) is None
     # The refusal committed nothing: the round still releases over every household.
     clock.advance(2)
@@ -192,7 +225,7 @@ async def test_partial_sum_over_fewer_than_min_contributors_is_refused(
 @pytest.mark.parametrize("first_dealer_down", [True, False])
 async def test_takeover_continues_the_committed_noise_dealers(
     trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
-    first_dealer_down: bool,
+    first_dealer_down: bool, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Seat 0 committed seat 1 with all three dealers' noise, then stopped; seat 1 takes over.
 
@@ -206,48 +239,82 @@ async def test_takeover_continues_the_committed_noise_dealers(
     into_grace(clock, round_id)
     first, second, third = seated(trio, "temp_dp", round_id)
     deals = await deal_noise(first, "temp_dp", round_id)
+    statements = await statements_of(first, "temp_dp", round_id)
     senders = sorted(live.node_id for live in trio)
     await second.node.rounds.handle_partial(
-        partial_request(first, "temp_dp", round_id, senders, deals, second.node_id), "test")
+        partial_request(first, "temp_dp", round_id, senders, statements, deals, second.node_id),
+        "test")
 
     # A committed member refuses the same set with other dealers (its stored sum has all three).
     two = {d: deals[d] for d in (second.node_id, third.node_id)}
     with pytest.raises(Conflict) as err:
         await second.node.rounds.handle_partial(
-            partial_request(first, "temp_dp", round_id, senders, two, second.node_id), "test")
+            partial_request(first, "temp_dp", round_id, senders, statements, two,
+                            second.node_id), "test")
     assert err.value.code == "committed_elsewhere"
 
     if first_dealer_down:
         take_down(first, monkeypatch)
-    await second.node.rounds.close_round("temp_dp", round_id)
-    result = await wait_result(second, "temp_dp")
-    assert result["signed_by"] == second.node_id
+        await second.node.rounds._close_guarded("temp_dp", round_id)
+        for live in trio:  # no further attempts: the deadline decides
+            live.node.rounds._failures[("temp_dp", round_id)] = (9, float("inf"))
+        result = await run_to_deadline(trio, clock, "temp_dp", round_id, second)
+    else:
+        await second.node.rounds.close_round("temp_dp", round_id)
+        result = await wait_result(second, "temp_dp")
+        assert second.node_id in result["signed_by"] and len(result["signed_by"]) >= 2
     if first_dealer_down:
+        # The committed plan needs the absent dealer's statement and noise: fail, never
+        # release a total whose noise does not match.
         assert result["status"] == "failed" and result["statistics"] is None
-        assert "noise dealers" in result["reason"]
+        assert "none can be completed by 2 reachable members" in caplog.text
     else:
         assert result["status"] == "released"
         assert result["statistics"]["count"] == 3 + sum(NOISE_COUNTS)
 
 
-async def test_members_committed_to_different_sets_fail_the_round(
-    trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+async def test_a_member_that_sees_another_commitment_does_not_release_its_sum(
+    trio: list[LiveNode], clock: FakeClock
 ) -> None:
-    """No set has t + 1 members able to finish it: publish "failed" instead of retrying forever."""
+    """Commit first, look second: of two honest members asked for different sets, at most one
+    releases. Here another member already committed elsewhere (an earlier coordinator)."""
     round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
     into_grace(clock, round_id)
     first, second, third = seated(trio, "temp", round_id)
+    statements = await statements_of(first, "temp", round_id)
     everyone = sorted(live.node_id for live in trio)
-    await second.node.rounds.handle_partial(
-        partial_request(first, "temp", round_id, everyone[:2]), "test")
-    await third.node.rounds.handle_partial(
-        partial_request(first, "temp", round_id, everyone), "test")
-    take_down(first, monkeypatch)
-    await second.node.rounds.close_round("temp", round_id)
-    result = await wait_result(third)
-    assert result["status"] == "failed" and result["statistics"] is None
-    assert result["reason"] == ("committee members committed to 2 different contributor set(s) "
-                                "and none can be completed by 2 reachable members")
+    other = RoundCommit("temp", round_id, tuple(everyone[:2]), b"", first.node_id, clock(), (),
+                        ())
+    await third.node.ctx.storage.put_commit(other)
+    with pytest.raises(Conflict) as err:
+        await second.node.rounds.handle_partial(
+            partial_request(first, "temp", round_id, everyone, statements), "test")
+    assert err.value.code == "conflicting_commitment"
+    # It stays committed (a tombstone), so no other set can be asked of it either.
+    commit = await second.node.ctx.storage.get_commit("temp", round_id)
+    assert commit is not None and list(commit.senders) == everyone
+
+
+async def test_an_equivocating_member_is_named_and_stops_the_release(
+    trio: list[LiveNode], clock: FakeClock
+) -> None:
+    """A member whose forwarded statement differs from the one it hands out itself."""
+    round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
+    into_grace(clock, round_id)
+    first, second, third = seated(trio, "temp", round_id)
+    statements = await statements_of(first, "temp", round_id)
+    everyone = sorted(live.node_id for live in trio)
+    # ``third`` signs a second, different statement (it holds all three, claims two more).
+    forged = rounds.sign_held(third.node.ctx.keys, third.node.ctx.federation_id, "temp",
+                              round_id, sorted([*everyone, "0" * 32]))
+    swapped = [forged if s["statement"]["member"] == third.node_id else s for s in statements]
+    with pytest.raises(Conflict) as err:
+        await second.node.rounds.handle_partial(
+            partial_request(first, "temp", round_id, everyone, swapped), "test")
+    assert err.value.code == "equivocation"
+    status = await second.node.status()
+    named = {m["node_id"]: m for m in status["misbehaviour"]["members"]}
+    assert named[third.node_id]["kinds"] == {"equivocation": 1}
 
 
 async def test_a_close_that_keeps_failing_is_retried_a_bounded_number_of_times(
@@ -264,24 +331,25 @@ async def test_a_close_that_keeps_failing_is_retried_a_bounded_number_of_times(
     monkeypatch.setattr(rounds.RoundService, "close_round", broken)
     round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
     clock.advance(PERIOD + 2)
-    for _ in range(60):  # the scheduler runs on real time and reads the fake clock
+    for _ in range(120):  # the scheduler runs on real time and reads the fake clock
         await asyncio.sleep(0.1)
         clock.advance(TIMING.takeover_s)
         if await trio[0].node.results.latest("temp", 0, 1):
             break
     result = await wait_result(trio[0])
     assert result["round"] == round_id and result["status"] == "failed"
-    assert result["reason"] == f"could not be closed after {rounds.MAX_CLOSE_ATTEMPTS} attempts"
+    assert result["reason"].startswith("not released within")
     assert calls and max(calls.values()) <= rounds.MAX_CLOSE_ATTEMPTS
     loud = [r for r in caplog.records if r.levelno >= logging.INFO and "storage on fire"
             in (r.exc_text or "") + r.getMessage()]
     assert len(loud) <= len(calls), "one logged traceback per member, not one per attempt"
 
 
-async def test_a_coordinator_step_holds_the_next_seat_back(
+async def test_a_coordinator_holds_the_next_seat_back_once_and_cannot_stall_it(
     trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every request of a live coordinator, not just the first, delays the next seat's takeover."""
+    """A live coordinator delays the next seat for one takeover period; asking again and
+    again (the stalling attack) does not extend that."""
     started: list[str] = []
 
     async def record(self: Any, task_id: str, round_id: int) -> None:
@@ -293,19 +361,16 @@ async def test_a_coordinator_step_holds_the_next_seat_back(
     end = (round_id + 1) * PERIOD
     base = {"task": "temp", "round": round_id}
     seat1 = [second.node.ctx.roster.member(second.node_id)]
-    clock.now = end + 0.5
+    turn = end + TIMING.grace_s + TIMING.takeover_s  # seat 1's own turn
+    clock.now = turn - 1.0
     assert await first.node.rounds._ask_all(seat1, "held", base, seats=[1])
-    clock.now = end + 2.5
-    senders = sorted(live.node_id for live in trio)
-    assert await first.node.rounds._ask_all(seat1, "partial", {**base, "senders": senders},
-                                            seats=[1])
-    # Seat 1's own turn (grace + 1 takeover) has come, 3.5 s after the held request,
-    # but only 1.5 s after the coordinator's latest step.
-    clock.now = end + TIMING.grace_s + TIMING.takeover_s + 0.5
+    clock.now = turn + 0.1
     await asyncio.sleep(0.8)
-    assert second.node_id not in started
-    # Once the coordinator has been silent for takeover_s, seat 1 takes over.
-    clock.now = end + 2.5 + TIMING.takeover_s + 0.1
+    assert second.node_id not in started, "held back while the coordinator's claim is fresh"
+    # The coordinator keeps asking; its claim still ends one takeover after its first request.
+    clock.now = turn - 1.0 + TIMING.takeover_s - 0.2
+    assert await first.node.rounds._ask_all(seat1, "held", base, seats=[1])
+    clock.now = turn - 1.0 + TIMING.takeover_s + 0.1
     for _ in range(40):
         if second.node_id in started:
             break
@@ -332,8 +397,7 @@ async def test_a_malformed_contribution_fails_the_round_without_publishing_sums(
                             now=clock()), "test")
     for live, value in zip(trio[1:], [21.0, 22.0], strict=True):
         await live.node.household.contribute("temp", value)
-    clock.advance(PERIOD + 2)
-    result = await wait_result(trio[1])
+    result = await run_to_deadline(trio, clock, "temp", round_id, trio[1])
     assert result["status"] == "failed"
     assert result["reason"] == ("aggregate is inconsistent: a contribution was malformed or a "
                                 "committee member is faulty")

@@ -10,8 +10,11 @@ import pytest
 
 from mpc_backend.arith import FieldRNG, shamir_share
 from mpc_backend.node import rounds
-from mpc_backend.node.errors import Conflict
-from mpc_backend.node.rounds import _choose_contributors, _reconstruct
+from mpc_backend.node.cosign import reconstruct_checked
+from mpc_backend.node.errors import Unprocessable
+from mpc_backend.node.node import KEEP_ROUND_STATE_S
+from mpc_backend.node.rounds import _Answer, _choose_plan, _Fail
+from mpc_backend.node.timeline import decision_deadline
 from tests.backend.conftest import PERIOD, FakeClock, LiveNode
 
 
@@ -50,7 +53,9 @@ async def test_round_releases_exact_statistics_to_every_member(
         expected = np.bincount(np.searchsorted([18.0, 20.0, 22.0], data, side="right"),
                                minlength=4)
         assert [b["count"] for b in stats["histogram"]] == expected.tolist()
-    assert len({r["signature"] for r in results}) == 1
+    # One document, co-signed by at least t + 1 = 2 committee members, on every node.
+    assert len({tuple(r["signed_by"]) for r in results}) == 1
+    assert len(results[0]["signed_by"]) >= 2
     # Once decided, committee members no longer keep the round's shares.
     for live in trio:
         assert await live.node.ctx.storage.rounds_holding_shares() == []
@@ -62,7 +67,9 @@ async def test_too_few_contributors_release_nothing(trio: list[LiveNode], clock:
     result = await wait_result(trio[2])
     assert result["status"] == "insufficient"
     assert result["statistics"] is None
-    assert result["reason"] == "1 contributors, at least 2 needed"
+    spec = trio[2].node.ctx.roster.task("temp").spec  # type: ignore[union-attr]
+    assert result["reason"] == f"1 contributors, at least {spec.min_contributors} needed"
+    assert len(result["signed_by"]) >= spec.t + 1
 
 
 async def test_dp_noise_is_the_sum_of_every_members_own_noise(
@@ -96,75 +103,124 @@ async def test_dp_noise_is_the_sum_of_every_members_own_noise(
     assert result["statistics"]["count"] == 3 + 5 + 6 + 7
 
 
-async def test_member_commits_to_one_contributor_set_only(
+async def held_statements(coordinator: Any, round_id: int) -> list[dict[str, Any]]:
+    committee = coordinator.ctx.roster.committee("temp", round_id)
+    answers = await coordinator.rounds._ask_all(committee, "held",
+                                               {"task": "temp", "round": round_id})
+    return [a.body["statement"] for a in answers.values()]
+
+
+def partial_request(coordinator: Any, round_id: int, senders: list[str],
+                    statements: list[dict[str, Any]], now: float) -> dict[str, Any]:
+    return rounds.sign_envelope(coordinator.ctx.keys, "round-partial",
+                                coordinator.ctx.federation_id,
+                                {"task": "temp", "round": round_id, "senders": senders,
+                                 "statements": statements}, now=now)
+
+
+async def test_member_sums_only_the_set_the_statements_determine(
     trio: list[LiveNode], clock: FakeClock
 ) -> None:
+    """Sets the statements do not determine are refused, and the asker named for it."""
+    coordinator = trio[0].node
     round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
-    clock.now = (round_id + 1) * PERIOD + 0.5  # ended, inside the grace: nobody closes yet
-    coordinator, member = trio[0].node, trio[1].node
+    clock.now = (round_id + 1) * PERIOD + 1.5  # past the grace: statements can be signed
+    statements = await held_statements(coordinator, round_id)
+    assert len(statements) == 3
     senders = sorted(live.node_id for live in trio)
-    committee = coordinator.ctx.roster.committee("temp", round_id)
-    seats = {m.node_id: seat for seat, m in enumerate(committee)}
-    first = await coordinator.rounds._ask_all(
-        [member.ctx.me()], "partial", {"task": "temp", "round": round_id, "senders": senders},
-        seats=[seats[member.ctx.node_id]],
-    )
-    assert first, "member answered the first set"
-    with pytest.raises(rounds._Abort):
-        await coordinator.rounds._ask_all(
-            [member.ctx.me()], "partial",
-            {"task": "temp", "round": round_id, "senders": senders[:2]},
-            seats=[seats[member.ctx.node_id]],
-        )
-    # The refusal is a 409 at the member's handler.
-    envelope = rounds.sign_envelope(coordinator.ctx.keys, "round-partial",
-                                    coordinator.ctx.federation_id,
-                                    {"task": "temp", "round": round_id, "senders": senders[1:]},
-                                    now=clock())
-    with pytest.raises(Conflict):
-        await member.rounds.handle_partial(envelope, "test")
+    member = trio[1].node
+    mine = [s for s in statements if s["statement"]["member"] == member.ctx.node_id]
+    with pytest.raises(Unprocessable, match=r"1 held statement\(s\); at least t \+ 1 = 2"):
+        await member.rounds.handle_partial(
+            partial_request(coordinator, round_id, senders, mine, clock()), "test")
+    padded = sorted([*senders, "f" * 32])
+    with pytest.raises(Unprocessable, match="not the one the held statements determine"):
+        await member.rounds.handle_partial(
+            partial_request(coordinator, round_id, padded, statements, clock()), "test")
+    # The full set is answered, and the member stays committed to it.
+    answer = await member.rounds.handle_partial(
+        partial_request(coordinator, round_id, senders, statements, clock()), "test")
+    assert answer["reply"]["body"]["senders_digest"]
+    status = await member.status()
+    reports = status["misbehaviour"]
+    assert reports["total"] >= 1
+    named = {m["node_id"]: m for m in reports["members"]}
+    assert named[coordinator.ctx.node_id]["kinds"]["contributor_set_refused"] == 2
 
 
-def test_contributor_set_is_the_largest_intersection() -> None:
-    held = {
-        0: {"held": ["a", "b", "c"]},
-        1: {"held": ["a", "b", "c", "d"]},
-        2: {"held": ["a", "b", "d"]},  # missed c
-    }
-    # All three share only {a, b}; seats 0+1 share {a, b, c}; seats 1+2 share {a, b, d}.
-    senders, group, dealers = _choose_contributors(held, t=1)
-    assert len(senders) == 3 and len(group) == 2 and dealers is None
-    assert set(senders) <= set(held[group[0]]["held"]) & set(held[group[1]]["held"])
-    committed = {0: {"held": ["a", "b"], "committed": ["a", "b"], "dealers": ["x", "y"]},
-                 1: {"held": ["a", "b", "c"]}}
-    assert _choose_contributors(committed, t=1) == (["a", "b"], [0, 1], ["x", "y"])
+async def test_commitment_and_statement_outlive_housekeeping(
+    trio: list[LiveNode], clock: FakeClock
+) -> None:
+    """One sum per round for ever: tombstones survive the 24 h pruning of round state."""
+    round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
+    clock.now = (round_id + 1) * PERIOD + 1.5
+    coordinator, member = trio[0].node, trio[1].node
+    statements = await held_statements(coordinator, round_id)
+    senders = sorted(live.node_id for live in trio)
+    await member.rounds.handle_partial(
+        partial_request(coordinator, round_id, senders, statements, clock()), "test")
+    clock.advance(KEEP_ROUND_STATE_S * 2)
+    await member.housekeep()
+    assert await member.ctx.storage.get_commit("temp", round_id) is not None
+    assert await member.ctx.storage.get_held_statement("temp", round_id) is not None
+    # Past the deadline the round takes no step at all, however it is asked.
+    with pytest.raises(Unprocessable, match="past its decision deadline"):
+        await member.rounds.handle_partial(
+            partial_request(coordinator, round_id, senders, statements, clock()), "test")
 
 
-def test_conflicting_commitments_continue_the_plan_most_members_can_finish() -> None:
-    held = {
-        0: {"held": ["a", "b"], "committed": ["a", "b"], "dealers": []},
-        1: {"held": ["a", "b", "c"], "committed": ["a", "b", "c"], "dealers": []},
-        2: {"held": ["a", "b", "c"]},  # not committed, can join either plan
-    }
-    # Seat 2 can finish either plan; on a tie the one with more contributors wins, and
-    # the member committed to the other plan is not asked.
-    assert _choose_contributors(held, t=1) == (["a", "b", "c"], [1, 2], [])
-    # Seat 2 missed c: only the {a, b} plan has two members able to finish it.
-    held[2] = {"held": ["a", "b"]}
-    assert _choose_contributors(held, t=1) == (["a", "b"], [0, 2], [])
-    # Nobody can join: members committed to different sets and no set has t + 1.
-    del held[2]
-    with pytest.raises(ValueError, match="2 different contributor set"):
-        _choose_contributors(held, t=1)
+async def test_an_undecided_round_fails_at_its_deadline_and_drops_its_shares(
+    trio: list[LiveNode], clock: FakeClock
+) -> None:
+    """A round nobody closes (here: no coordinator ever runs) is failed by the deadline."""
+    round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
+    spec = trio[0].node.ctx.roster.task("temp").spec  # type: ignore[union-attr]
+    for live in trio:  # every close attempt is held back until the deadline
+        live.node.rounds._failures[("temp", round_id)] = (1, float("inf"))
+    clock.now = decision_deadline(spec, round_id, trio[0].node.ctx.config.timing) + 0.1
+    result = await wait_result(trio[0])
+    assert result["status"] == "failed" and "not released within" in result["reason"]
+    for live in trio:
+        for _ in range(100):
+            if await live.node.ctx.storage.rounds_holding_shares() == []:
+                break
+            await asyncio.sleep(0.05)
+        assert await live.node.ctx.storage.rounds_holding_shares() == []
+
+
+def answers_of(**members: dict[str, Any]) -> tuple[dict[int, _Answer], list[str]]:
+    ids = sorted(members)
+    return {seat: _Answer(members[m], {}) for seat, m in enumerate(ids)}, ids
+
+
+def test_a_fresh_plan_uses_every_statement() -> None:
+    held = {"m0": frozenset("abc"), "m1": frozenset("abcd"), "m2": frozenset("abd")}
+    answers, ids = answers_of(m0={}, m1={}, m2={})
+    plan = _choose_plan(answers, ids, held, t=1)
+    assert plan.senders == ["a", "b", "c", "d"]  # each named by at least two statements
+    assert plan.statements == ["m0", "m1", "m2"] and plan.dealers is None
+
+
+def test_a_committed_plan_is_continued_with_the_same_statements() -> None:
+    held = {"m0": frozenset("abc"), "m1": frozenset("abc"), "m2": frozenset("abcd")}
+    committed = {"senders": ["a", "b", "c"], "statements": ["m0", "m1"], "dealers": []}
+    answers, ids = answers_of(m0={"committed": committed}, m1={}, m2={})
+    plan = _choose_plan(answers, ids, held, t=1)
+    assert (plan.senders, plan.statements, plan.dealers) == (["a", "b", "c"], ["m0", "m1"], [])
+    # A commitment whose statements do not give its set cannot be continued.
+    bogus = {"senders": ["a", "b"], "statements": ["m0", "m1"], "dealers": []}
+    answers, ids = answers_of(m0={"committed": bogus}, m1={"committed": bogus}, m2={})
+    with pytest.raises(_Fail, match="none can be completed"):
+        _choose_plan(answers, ids, held, t=1)
 
 
 def test_reconstruction_cross_checks_a_third_partial_sum() -> None:
     secret = np.array([3, 1234, 99], dtype=np.uint64)
     shares = shamir_share(secret, 1, 3, FieldRNG())
     partials = {seat: shares[seat] for seat in range(3)}
-    assert np.array_equal(_reconstruct(partials, 1), secret)
+    assert np.array_equal(reconstruct_checked(partials, 1), secret)
     corrupted = dict(partials)
     corrupted[2] = corrupted[2].copy()
     corrupted[2][1] ^= np.uint64(1)
-    assert _reconstruct(corrupted, 1) is None
-    assert np.array_equal(_reconstruct({0: partials[0], 2: partials[2]}, 1), secret)
+    assert reconstruct_checked(corrupted, 1) is None
+    assert np.array_equal(reconstruct_checked({0: partials[0], 2: partials[2]}, 1), secret)

@@ -121,6 +121,6 @@ async def test_outbox_keeps_ciphertexts_until_pruned(storage: SQLiteStorage) -> 
     pending = await storage.pending_deliveries(min_round_end=50.0)
     assert [(d.member, d.ciphertext) for d in pending] == [("m2", b"ct-m2")]
     assert await storage.pending_deliveries(min_round_end=100.0) == []
-    await storage.prune(before=200.0)
+    await storage.prune(before=200.0, tombstones_before=0.0)
     assert await storage.deliveries("temp", 7) == []
     assert (await storage.get_contribution("temp", 7)) == contribution
