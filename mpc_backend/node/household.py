@@ -4,7 +4,10 @@ reading -> ``encode_report`` -> Shamir shares (degree t, one per committee seat,
 x = seat + 1) -> each share packed as little-endian uint64, HPKE-sealed to its
 committee member with the share context (federation, task, round, sender,
 recipient) -> one signed ``shares`` envelope per member (several tasks' shares
-can ride in one envelope) -> ``POST /peer/v1/shares``.
+can ride in one envelope) -> ``POST /peer/v1/shares``. A delivery counts as
+acknowledged only by the member's signed ack of exactly it: this household,
+each item's task, round and ciphertext hash (``ack_problem``); anything else,
+such as an ack a relay replays from another delivery, leaves it pending.
 
 The node keeps an outbox: before anything is sent, the sealed shares are
 committed to storage, so a retry (in the background until the round's window
@@ -107,17 +110,34 @@ def shares_envelope(
     )
 
 
-def check_ack(
-    answer: dict[str, Any], member: MemberInfo, federation_id: str, now: float | None = None
-) -> bool:
-    """Whether ``answer`` is the member's signed acknowledgement."""
+def ack_problem(
+    answer: dict[str, Any],
+    member: MemberInfo,
+    federation_id: str,
+    household: str,
+    sent: Sequence[tuple[str, int, bytes]],
+    now: float | None = None,
+) -> str | None:
+    """Why ``answer`` is not ``member``'s acknowledgement of exactly ``sent``; None if it is.
+
+    ``sent`` is the (task, round, ciphertext) items ``household`` delivered. A
+    valid ack is a fresh ``shares-ack`` signed by the member, naming this
+    household and listing exactly these items with each ciphertext's SHA-256:
+    an ack of another household's, round's or ciphertext's delivery, as a relay
+    could replay it, does not count.
+    """
     try:
-        verify_envelope(answer.get("ack"), lambda s: member.signing_public
-                        if s == member.node_id else None, "shares-ack", federation_id,
-                        MAX_MESSAGE_AGE_S, now=now)
-    except AuthError:
-        return False
-    return True
+        body = verify_envelope(answer.get("ack"), lambda s: member.signing_public
+                               if s == member.node_id else None, "shares-ack", federation_id,
+                               MAX_MESSAGE_AGE_S, now=now)
+    except AuthError as err:
+        return f"{type(err).__name__}: {err}"
+    if body.get("household") != household:
+        return f"it acknowledges shares from {body.get('household')!r}, not from this household"
+    expected = [[task, round_id, hashlib.sha256(ct).hexdigest()] for task, round_id, ct in sent]
+    if body.get("items") != expected:
+        return "it acknowledges other shares (another task, round or ciphertext)"
+    return None
 
 
 def round_of(spec: TaskSpec, now: float) -> int:
@@ -255,9 +275,10 @@ class ContributionService:
         if member is None:
             return False
 
+        sent = [(delivery.task, delivery.round, delivery.ciphertext)]
+
         def envelope() -> dict[str, Any]:
-            return shares_envelope(self.ctx.keys, roster.federation_id,
-                                   [(delivery.task, delivery.round, delivery.ciphertext)],
+            return shares_envelope(self.ctx.keys, roster.federation_id, sent,
                                    now=self.ctx.clock())
 
         try:
@@ -267,7 +288,13 @@ class ContributionService:
                 return False
             else:
                 answer = await self.ctx.peers.post(member.url, "/peer/v1/shares", envelope)
-            acked = check_ack(answer, member, roster.federation_id, self.ctx.clock())
+            problem = ack_problem(answer, member, roster.federation_id, self.ctx.node_id, sent,
+                                  self.ctx.clock())
+            if problem is not None:
+                log.warning("ignored an acknowledgement from %s (%s) for %s round %d: %s; the "
+                            "share stays pending and is sent again", member.name,
+                            member.node_id, delivery.task, delivery.round, problem)
+            acked = problem is None
         except (PeerError, NodeError) as err:
             log.info("share for %s round %d not delivered to %s: %s", delivery.task,
                      delivery.round, member.name, err)

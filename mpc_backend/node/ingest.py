@@ -6,9 +6,10 @@ well-formed items (400), known task (404), round window and committee seat
 (422), the HPKE ciphertext opens under the share context (403, logged without
 content), the plaintext is the right number of field elements (422). Then all
 items of the envelope are committed to storage atomically, and only then
-acknowledged with a signed ``shares-ack``. Per (task, round, sender) exactly one
-share is kept: the same ciphertext again is an idempotent 200, a different one
-409.
+acknowledged with a signed ``shares-ack`` naming the household and, per item,
+task, round and the SHA-256 of the ciphertext stored. Per (task, round, sender)
+exactly one share is kept: the same ciphertext again is an idempotent 200, a
+different one 409.
 
 Window: round r of a task with period p spans [r p, (r + 1) p); its shares are
 accepted from ``grace_s`` before it starts (clock skew) until ``grace_s`` after it
@@ -71,9 +72,12 @@ class IngestService:
             )
         if outcome is PutOutcome.STORED:
             self.accepted += len(records)
+        # Bound to this delivery: the household checks its own id and each item's
+        # ciphertext hash, so an ack cannot be passed off for another delivery.
         ack = sign_envelope(
             self.ctx.keys, "shares-ack", self.ctx.federation_id,
-            {"items": [[r.task, r.round] for r in records],
+            {"household": envelope["sender"],
+             "items": [[r.task, r.round, r.digest.hex()] for r in records],
              "duplicate": outcome is PutOutcome.DUPLICATE},
             now=now,
         )
