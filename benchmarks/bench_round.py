@@ -117,7 +117,7 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess]) -> dict[str
         for task_id in task_ids:
             await api(session, founder, "POST", "/tasks", {
                 **TASK, "task_id": task_id, "metric": task_id, "period_s": period,
-                "min_contributors": 2})
+                "min_contributors": 3})
         setup_s = time.perf_counter() - t0
         # Wait until every node has the final roster, then for the tasks' first round.
         for node in nodes:

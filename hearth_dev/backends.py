@@ -19,6 +19,9 @@ _LOGGER = logging.getLogger(__name__)
 
 BASE_PORT = 8731
 FEDERATION_NAME = "Demo street"
+# The least the backend allows (a mean over two tells each the other's reading): with the
+# default three households, every one of them must contribute for a round to be released.
+MIN_CONTRIBUTORS = 3
 
 # What the demo neighbourhood aggregates. Bucket edges sit on each task's resolution grid.
 TASKS: tuple[dict[str, str], ...] = (
@@ -85,13 +88,23 @@ def cli(*args: str) -> dict[str, Any]:
     return json.loads(done.stdout) if done.stdout.strip() else {}
 
 
-def wait_healthy(node: Node, timeout: float = 30.0) -> None:
+def wait_healthy(
+    node: Node, proc: subprocess.Popen[bytes], log_file: Path, timeout: float = 30.0
+) -> None:
+    """Until the node answers; a node that exits instead (e.g. it refuses data an older
+    version left in the demo dir) ends the wait with its last log line."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             with urllib.request.urlopen(f"{node.url}/api/v1/health", timeout=2):  # noqa: S310
                 return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if proc.poll() is not None:
+                lines = log_file.read_text(errors="replace").strip().splitlines()
+                raise RuntimeError(
+                    f"{node.name}'s node exited: {lines[-1] if lines else '(no output)'} "
+                    f"(log: {log_file}; to start the demo afresh, delete {node.data_dir.parent})"
+                ) from None
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{node.name}'s node did not answer on {node.url}") from None
             time.sleep(0.2)
@@ -111,16 +124,23 @@ def start_nodes(supervisor: Supervisor, root: Path, households: int, period: int
                 "--listen",
                 f"127.0.0.1:{node.port}",
             )
+    procs = [
         supervisor.start(
             node.name,
             [sys.executable, "-m", "mpc_backend", "serve", "--data-dir", str(node.data_dir)],
-            root / "logs" / f"node-{node.index + 1}.log",
+            _log_file(root, node),
         )
-    for node in nodes:
-        wait_healthy(node)
+        for node in nodes
+    ]
+    for node, proc in zip(nodes, procs, strict=True):
+        wait_healthy(node, proc, _log_file(root, node))
     _federate(nodes)
-    _add_tasks(nodes[0], period, min_contributors=2)
+    _add_tasks(nodes[0], period, min_contributors=MIN_CONTRIBUTORS)
     return nodes
+
+
+def _log_file(root: Path, node: Node) -> Path:
+    return root / "logs" / f"node-{node.index + 1}.log"
 
 
 def _federate(nodes: list[Node]) -> None:

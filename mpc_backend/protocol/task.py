@@ -30,6 +30,7 @@ _NEEDS_BUCKETS = frozenset({"histogram", "quantiles"})
 # Upper bound on reports per round; the field must hold this many maximal
 # reports plus noise without wrapping past P/2 (decoding reads > P/2 as negative).
 MAX_CONTRIBUTORS = 100_000
+MIN_CONTRIBUTORS = 3
 MAX_BUCKET_EDGES = 256
 MIN_PERIOD_S = 10
 
@@ -130,10 +131,12 @@ class TaskSpec:
             raise ValueError(
                 f"period_s must be at least {MIN_PERIOD_S} seconds, got {self.period_s}"
             )
-        if self.min_contributors < 2:
+        if self.min_contributors < MIN_CONTRIBUTORS:
+            # With two, each contributor subtracts its own reading from a released mean.
             raise ValueError(
-                f"min_contributors must be at least 2, got {self.min_contributors}: an aggregate "
-                "of one household is that household's reading"
+                f"min_contributors must be at least {MIN_CONTRIBUTORS}, got "
+                f"{self.min_contributors}: a released mean over two contributors tells each the "
+                f"other's reading; use at least {MIN_CONTRIBUTORS}"
             )
         if self.min_contributors > MAX_CONTRIBUTORS:
             raise ValueError(f"min_contributors must be at most {MAX_CONTRIBUTORS}")

@@ -48,7 +48,7 @@ def make_spec(**overrides: Any) -> TaskSpec:
         "stats": ALL_STATS,
         "buckets": [0, 15, 18, 19.5, 21, 24, 30, 50],
         "period_s": 3600,
-        "min_contributors": 2,
+        "min_contributors": 3,
     }
     data.update(overrides)
     return TaskSpec.from_dict(data)

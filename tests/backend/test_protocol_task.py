@@ -86,7 +86,9 @@ def test_derive_task_id_refuses_names_without_letters() -> None:
         ({"buckets": list(range(-19, 50)) * 4}, "at most 256 edges"),
         ({"period_s": 5}, "period_s must be at least 10 seconds"),
         ({"period_s": 60.5}, "period_s must be a whole number"),
-        ({"min_contributors": 1}, "min_contributors must be at least 2.*one household"),
+        ({"min_contributors": 1}, "min_contributors must be at least 3, got 1"),
+        ({"min_contributors": 2}, "at least 3, got 2: a released mean over two contributors "
+                                  "tells each the other's reading; use at least 3"),
         ({"min_contributors": True}, "min_contributors must be a whole number"),
         ({"dp_epsilon": 0}, "dp_epsilon must be > 0"),
         ({"dp_epsilon": -1.0}, "dp_epsilon must be > 0"),
@@ -102,6 +104,10 @@ def test_derive_task_id_refuses_names_without_letters() -> None:
 def test_invalid_specs_name_the_field(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TaskSpec.from_dict(spec_dict(**overrides))
+
+
+def test_three_contributors_is_the_least_accepted() -> None:
+    assert TaskSpec.from_dict(spec_dict(min_contributors=3)).min_contributors == 3
 
 
 def test_missing_fields_are_listed() -> None:
