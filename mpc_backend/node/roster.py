@@ -33,7 +33,7 @@ from mpc_backend.crypto import (
 )
 from mpc_backend.crypto.keys import NodeKeys
 from mpc_backend.crypto.sealing import PUBLIC_BYTES
-from mpc_backend.protocol import Member, TaskSpec, assign_committees
+from mpc_backend.protocol import Member, TaskSpec, select_committee
 
 ROSTER_CONTEXT = b"hearth/roster/v1\x00"
 
@@ -182,8 +182,9 @@ class Roster:
     def committee(self, task_id: str, round_id: int) -> list[MemberInfo]:
         """The committee of (task, round) in seat order (seat i holds Shamir x = i + 1).
 
-        Computed over the members and the tasks (same period and k) that existed
-        when the round started; raises ValueError if too few members can serve.
+        Computed over the members that had joined when the round started, so a
+        later join never moves an open round's committee; raises ValueError if
+        too few members can serve.
         """
         key = (task_id, round_id)
         if key not in self._committees:
@@ -194,14 +195,7 @@ class Roster:
                 for m in self.members
                 if m.joined_at <= start
             ]
-            peers = [
-                t.spec.task_id
-                for t in self.tasks
-                if t.spec.period_s == spec.period_s and t.spec.k == spec.k and t.added_at <= start
-            ]
-            if task_id not in peers:
-                peers.append(task_id)
-            self._committees[key] = assign_committees(members, peers, round_id, spec.k)[task_id]
+            self._committees[key] = select_committee(members, task_id, round_id, spec.k)
         return [self.by_id[n] for n in self._committees[key]]
 
     def with_changes(
