@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mpc_backend import __version__
+from mpc_backend.node.config import CAPACITY_MEANING, MAX_CAPACITY, MIN_CAPACITY
 
 _DURATION = re.compile(r"(\d+)([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -131,12 +132,29 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_federation_create(args: argparse.Namespace) -> int:
-    answer = _client(args).request("POST", "/federation", {"name": args.name})
+    answer = _client(args).request("POST", "/federation", {
+        "name": args.name, "allow_classical_hpke": args.allow_classical_hpke})
     if args.json:
         _print_json(answer)
     else:
         print(f"created federation {answer['name']} ({answer['federation']}); "
               "this node is its founder")
+        if answer["hpke_policy"] != "hybrid":
+            print("  members with classical (not post-quantum) HPKE are admitted")
+    return 0
+
+
+def cmd_member_capacity(args: argparse.Namespace) -> int:
+    from urllib.parse import quote  # noqa: PLC0415
+
+    answer = _client(args).request("POST", f"/members/{quote(args.member, safe='')}/capacity",
+                                   {"capacity": args.capacity})
+    if args.json:
+        _print_json(answer)
+    else:
+        print(f"capacity of {answer['name']} ({answer['node_id']}) is {answer['capacity']:g} "
+              f"from now on (roster v{answer['roster_version']}); rounds already running keep "
+              "their committees")
     return 0
 
 
@@ -171,6 +189,10 @@ def cmd_task_add(args: argparse.Namespace) -> int:
         spec["dp_epsilon"] = args.dp_epsilon
     if args.id:
         spec["task_id"] = args.id
+    if args.k is not None:
+        spec["k"] = args.k
+    if args.t is not None:
+        spec["t"] = args.t
     answer = _client(args).request("POST", "/tasks", spec)
     if args.json:
         _print_json(answer)
@@ -264,8 +286,9 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"{fed['members_online']}/{fed['members']} members online")
     for m in answer["members"]:
         state = {True: "online", False: "OFFLINE", None: "-"}[m["online"]]
-        print(f"  {m['name']:<20} {m['node_id']} {state}"
-              + (" founder" if m["founder"] else "") + (" input-only" if m["input_only"] else ""))
+        print(f"  {m['name']:<20} {m['node_id']} {state} capacity {m['capacity']:g}"
+              + (" founder" if m["founder"] else "") + (" input-only" if m["input_only"] else "")
+              + (" classical-HPKE" if m.get("post_quantum") is False else ""))
     for t in answer["tasks"]:
         last = t["last_round"]
         last_text = f"last round {last['round']}: {last['status']}" if last else "no rounds yet"
@@ -315,10 +338,12 @@ def _add_setup_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     _data_dir(p)
     p.add_argument("--name", required=True, help="this household's name as members see it")
     p.add_argument("--listen", required=True, help="HOST:PORT to listen on, e.g. 127.0.0.1:8731")
-    p.add_argument("--public-url", help="URL other members reach this node at "
-                                        "(default: http://LISTEN)")
+    p.add_argument("--public-url", help="URL other members reach this node at, "
+                                        "http(s)://HOST[:PORT] with no path, query or "
+                                        "user:password@ (default: http://LISTEN)")
     p.add_argument("--capacity", type=float, default=1.0,
-                   help="relative compute capacity for committee seats (default 1)")
+                   help=f"relative compute capacity for committee seats, {MIN_CAPACITY:g} to "
+                        f"{MAX_CAPACITY:g}: {CAPACITY_MEANING} (default 1)")
     p.add_argument("--input-only", action="store_true",
                    help="contribute readings but never sit on a committee")
     p.add_argument("--tls-cert", help="TLS certificate (PEM) for a non-loopback listen address")
@@ -343,12 +368,17 @@ def _add_setup_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """federation create, invite, join."""
+    """federation create, invite, join, member capacity."""
     p = sub.add_parser("federation", help="federation administration")
     fsub = p.add_subparsers(dest="federation_command", required=True, metavar="ACTION")
     fp = fsub.add_parser("create", help="found a federation (this node becomes its authority)")
     _data_dir(fp)
     fp.add_argument("--name", required=True, help="the neighbourhood's name")
+    fp.add_argument("--allow-classical-hpke", action="store_true",
+                    help="admit members whose HPKE is classical X25519 only (cryptography "
+                         "without ML-KEM); their shares could be read by a future quantum "
+                         "computer, and status shows them as not post-quantum. By default "
+                         "every member needs the post-quantum MLKEM768-X25519 suite")
     _json_flag(fp)
     fp.set_defaults(func=cmd_federation_create)
 
@@ -364,6 +394,21 @@ def _add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("token", help="the invite token from the founder")
     _json_flag(p)
     p.set_defaults(func=cmd_join)
+
+    p = sub.add_parser("member", help="member administration (founder only)")
+    msub = p.add_subparsers(dest="member_command", required=True, metavar="ACTION")
+    mp = msub.add_parser(
+        "capacity", help="change a member's capacity (founder only)",
+        description=f"Set a member's capacity in the signed roster, {MIN_CAPACITY:g} to "
+                    f"{MAX_CAPACITY:g}: {CAPACITY_MEANING}. Rounds that already started keep "
+                    "their committees; later rounds use the new value.")
+    _data_dir(mp)
+    mp.add_argument("member", metavar="NODE_ID_OR_NAME",
+                    help="the member's node id, or its name if no other member has it")
+    mp.add_argument("capacity", metavar="VALUE", type=float,
+                    help=f"the new capacity, {MIN_CAPACITY:g} to {MAX_CAPACITY:g}")
+    _json_flag(mp)
+    mp.set_defaults(func=cmd_member_capacity)
 
 
 
@@ -388,9 +433,17 @@ def _add_task_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     tp.add_argument("--buckets", type=_number_list, help="histogram bucket edges, e.g. 18,20,22")
     tp.add_argument("--period", type=int, required=True, help="round length in seconds (>= 10)")
     tp.add_argument("--min-contributors", type=int, required=True,
-                    help="no result is released with fewer contributors")
+                    help="no result is released with fewer contributors; at least 3, as a "
+                         "mean over two contributors tells each the other's reading")
     tp.add_argument("--dp-epsilon", type=float,
                     help="add differential-privacy noise with this epsilon")
+    tp.add_argument("--k", type=int, metavar="SEATS",
+                    help="committee size: hubs that hold shares of each reading; up to "
+                         "k - t - 1 of them may be offline at the close (default: 5 once "
+                         "five hubs accept compute work, else 3)")
+    tp.add_argument("--t", type=int, metavar="THRESHOLD",
+                    help="t + 1 colluding committee hubs are needed to see a reading, t or "
+                         "fewer learn nothing (default: 2 with k = 5, else 1)")
     _json_flag(tp)
     tp.set_defaults(func=cmd_task_add)
     tp = tsub.add_parser("list", help="list the federation's tasks")

@@ -64,6 +64,7 @@ def make_local_app(node: Node, token: str) -> web.Application:
     app.router.add_post("/federation", create_federation)
     app.router.add_post("/invites", create_invite)
     app.router.add_post("/join", join)
+    app.router.add_post("/members/{member}/capacity", set_capacity)
     app.on_shutdown.append(_close_streams)
     return app
 
@@ -175,9 +176,11 @@ async def _close_streams(app: web.Application) -> None:
 
 async def create_federation(request: web.Request) -> web.Response:
     body = await read_object(request, LOCAL_BODY_LIMIT)
-    roster = await request.app[NODE_KEY].federation.create(body.get("name"))
+    roster = await request.app[NODE_KEY].federation.create(
+        body.get("name"), body.get("allow_classical_hpke", False))
     return web.json_response(
-        {"federation": roster.federation_id, "name": roster.name, "roster_version": roster.version},
+        {"federation": roster.federation_id, "name": roster.name, "roster_version": roster.version,
+         "hpke_policy": roster.hpke_policy},
         status=201,
     )
 
@@ -203,3 +206,12 @@ async def join(request: web.Request) -> web.Response:
         "members": len(roster.members),
         "founder": roster.founder_member.name,
     })
+
+
+async def set_capacity(request: web.Request) -> web.Response:
+    body = await read_object(request, LOCAL_BODY_LIMIT)
+    if "capacity" not in body:
+        raise BadRequest("missing field 'capacity'", field="capacity")
+    answer = await request.app[NODE_KEY].federation.set_capacity(
+        request.match_info["member"], body["capacity"])
+    return web.json_response(answer)

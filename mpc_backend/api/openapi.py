@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from mpc_backend import __version__
+from mpc_backend.node.config import MAX_CAPACITY, MIN_CAPACITY
+from mpc_backend.node.federation import MAX_TASKS, MAX_TASKS_PER_PROPOSER
+from mpc_backend.protocol.task import MIN_CONTRIBUTORS
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -25,7 +28,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         404: "Unknown task, or this node is not in a federation",
         409: "Conflict (already a member, duplicate contribution, task exists)",
         413: "Request body too large",
-        422: "Well-formed but not acceptable now (value out of range, round not open)",
+        422: f"Well-formed but not acceptable (value out of range, round not open, capacity "
+             f"outside {MIN_CAPACITY:g}-{MAX_CAPACITY:g}, HPKE suite not allowed, too many tasks)",
         502: "A peer (e.g. the founder) refused or failed",
         503: "Too few committee members reachable",
     }
@@ -64,7 +68,9 @@ _SCHEMAS: dict[str, Any] = {
             "buckets": {"type": "array", "items": {"type": "number"},
                         "description": "histogram bucket edges, increasing"},
             "period_s": {"type": "integer", "minimum": 10},
-            "min_contributors": {"type": "integer", "minimum": 2},
+            "min_contributors": {"type": "integer", "minimum": MIN_CONTRIBUTORS,
+                                 "description": "a mean over two contributors tells each the "
+                                                "other's reading"},
             "dp_epsilon": {"type": ["number", "null"]},
             "k": {"type": "integer", "default": 3},
             "t": {"type": "integer", "default": 1},
@@ -133,6 +139,9 @@ _PATHS: dict[str, Any] = {
         },
         "post": {
             "summary": "Propose a task (the founder publishes it in the roster)",
+            "description": f"At most {MAX_TASKS} tasks per federation and "
+                           f"{MAX_TASKS_PER_PROPOSER} per proposing member (422 too_many_tasks); "
+                           "tasks cannot be removed yet.",
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/TaskSpec"}}}},
             "responses": {"201": _json({"type": "object"}, "Published"),
@@ -176,9 +185,18 @@ _PATHS: dict[str, Any] = {
     "/api/v1/federation": {"post": {
         "summary": "Create a federation with this node as founder",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}},
-        "responses": {"201": _json({"type": "object"}, "Created"),
-                      **_errors(400, 401, 409, 413)},
+            "type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"},
+                "allow_classical_hpke": {
+                    "type": "boolean", "default": False,
+                    "description": "admit members whose HPKE suite is classical X25519 (shown "
+                                   "as not post-quantum); by default every member needs "
+                                   "MLKEM768-X25519 (422 weak_hpke_suite otherwise)"}}}}}},
+        "responses": {"201": _json({"type": "object", "properties": {
+            "federation": {"type": "string"}, "name": {"type": "string"},
+            "roster_version": {"type": "integer"},
+            "hpke_policy": {"enum": ["hybrid", "any"]}}}, "Created"),
+            **_errors(400, 401, 409, 413, 422)},
     }},
     "/api/v1/invites": {"post": {
         "summary": "Issue a one-time invite token (founder only)",
@@ -193,7 +211,24 @@ _PATHS: dict[str, Any] = {
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["token"],
             "properties": {"token": {"type": "string"}}}}}},
-        "responses": {"200": _json({"type": "object"}), **_errors(400, 401, 409, 413, 422, 502)},
+        "responses": {"200": _json({"type": "object"}),
+                      **_errors(400, 401, 403, 409, 413, 422, 502)},
+    }},
+    "/api/v1/members/{member}/capacity": {"post": {
+        "summary": "Change a member's capacity (founder only); later rounds use it",
+        "description": f"Capacity weighs a member's chance of a committee seat: "
+                       f"{MIN_CAPACITY:g} to {MAX_CAPACITY:g}, 1 for an ordinary hub. Rounds "
+                       "that started before the change keep the capacity they started with.",
+        "parameters": [{"name": "member", "in": "path", "required": True,
+                        "schema": {"type": "string"},
+                        "description": "node id, or a member name used by one member only"}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["capacity"], "properties": {"capacity": {
+                "type": "number", "minimum": MIN_CAPACITY, "maximum": MAX_CAPACITY}}}}}},
+        "responses": {"200": _json({"type": "object", "properties": {
+            "node_id": {"type": "string"}, "name": {"type": "string"},
+            "capacity": {"type": "number"}, "roster_version": {"type": "integer"}}}),
+            **_errors(400, 401, 403, 404, 413, 422)},
     }},
 }
 

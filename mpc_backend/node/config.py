@@ -23,6 +23,22 @@ from urllib.parse import urlsplit
 CONFIG_FILE_NAME = "config.json"
 TOKEN_FILE_NAME = "api_token"  # noqa: S105 - a file name, not a secret
 
+# Capacity weighs a hub's chance of a committee seat. Bounded so that no member can
+# claim seats by declaring a huge capacity: privacy holds only while fewer than t + 1
+# members of a committee collude, so seats must stay spread over the members.
+MIN_CAPACITY = 0.5
+MAX_CAPACITY = 2.0
+CAPACITY_MEANING = (
+    f"a small hint of how much committee work a hub can take next to an ordinary hub (1), "
+    f"from {MIN_CAPACITY:g} for a weak hub to {MAX_CAPACITY:g} for a strong one; a hub that "
+    "should never compute uses --input-only instead"
+)
+URL_FORM = (
+    "use http://HOST[:PORT] or https://HOST[:PORT], e.g. http://192.168.1.20:8731, "
+    "without a path, query, fragment or user:password@"
+)
+MAX_URL_LENGTH = 300
+
 
 class ConfigError(Exception):
     """The data dir's settings are missing or invalid; the message says what to do."""
@@ -88,16 +104,15 @@ class NodeConfig:
             raise ConfigError("name must not be empty")
         if not 0 <= self.listen_port <= 65535:
             raise ConfigError(f"listen port {self.listen_port} is not a TCP port")
-        if not self.capacity > 0:
-            raise ConfigError(f"capacity must be > 0, got {self.capacity}")
+        problem = capacity_problem(self.capacity)
+        if problem is not None:
+            raise ConfigError(problem)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("give both --tls-cert and --tls-key, or neither")
         if self.public_url is not None:
-            parts = urlsplit(self.public_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(
-                    f"public URL {self.public_url!r} must look like http://HOST:PORT"
-                )
+            problem = url_problem(self.public_url)
+            if problem is not None:
+                raise ConfigError(f"public URL (--public-url) {problem}")
         if not is_loopback(self.listen_host) and not (self.tls or self.insecure_listen):
             raise ConfigError(
                 f"listening on {self.listen_host} exposes the node beyond this machine; "
@@ -156,6 +171,45 @@ class NodeConfig:
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"settings are invalid ({err})") from None
+
+
+def capacity_problem(capacity: float) -> str | None:
+    """Why ``capacity`` is not an acceptable member capacity, or None if it is."""
+    if MIN_CAPACITY <= capacity <= MAX_CAPACITY:  # also false for NaN
+        return None
+    return (f"capacity {capacity:g} is outside the allowed range {MIN_CAPACITY:g} to "
+            f"{MAX_CAPACITY:g}; capacity is {CAPACITY_MEANING}")
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not a member URL other hubs can call, or None if it is.
+
+    Peers append ``/peer/v1/...`` to it, so anything beyond scheme, host and port
+    would be dropped or mangled; userinfo would put a password into every roster.
+    """
+    problem = _url_problem(url)
+    return None if problem is None else f"{url!r} {problem}; {URL_FORM}"
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # e.g. an unclosed [IPv6 bracket or a port beyond 65535
+        return "is not a valid URL or has an invalid port"
+    checks = (
+        (len(url) > MAX_URL_LENGTH, f"is longer than {MAX_URL_LENGTH} characters"),
+        (any(ch.isspace() or not ch.isprintable() for ch in url),
+         "contains spaces or control characters"),
+        (parts.scheme not in ("http", "https"), "is not an http or https URL"),
+        ("@" in parts.netloc, "carries a user name or password"),
+        (not parts.hostname, "has no host"),
+        (port == 0, "has port 0"),
+        (parts.path not in ("", "/"), f"has a path ({parts.path})"),
+        (bool(parts.query) or "?" in url, "has a query"),
+        (bool(parts.fragment) or "#" in url, "has a fragment"),
+    )
+    return next((problem for failed, problem in checks if failed), None)
 
 
 def is_loopback(host: str) -> bool:

@@ -11,9 +11,17 @@ roster and pushes it to every member. The joiner accepts it only if the
 founder's keys match the fingerprint in the token, and pins the founder key.
 
 The founder is the only authority in this version: it alone publishes rosters
-(members and tasks); any member may propose a task, which the founder
-validates and publishes. Roster changes arriving together (a burst of joins)
-are coalesced into one new version.
+(members, their capacities, tasks); any member may propose a task, which the
+founder validates and publishes. Roster changes arriving together (a burst of
+joins) are coalesced into one new version.
+
+Membership policy at join (issue #9, a member may run a modified node): the
+declared capacity must lie in ``MIN_CAPACITY``..``MAX_CAPACITY`` so no joiner
+buys committee seats with it (the founder may adjust it later), the URL must be
+a plain ``http(s)://HOST[:PORT]``, and the HPKE suite must satisfy the roster's
+``hpke_policy``. Refused joins do not use up the invite, so the joiner can fix
+its setup and try again. Tasks are capped per federation and per proposer:
+they cannot be removed yet, and every one costs every member work each round.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mpc_backend.crypto import (
@@ -36,21 +44,57 @@ from mpc_backend.crypto import (
     parse_invite,
     sign_envelope,
 )
+from mpc_backend.crypto.sealing import SUITE_HYBRID
 from mpc_backend.protocol import TaskSpec
+from mpc_backend.protocol.committee import default_committee
 from mpc_backend.storage import InviteStatus
 
+from .config import ConfigError, capacity_problem
 from .context import NodeContext
-from .errors import BadGateway, BadRequest, Conflict, Forbidden, NodeError, Unprocessable
+from .errors import (
+    BadGateway,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NodeError,
+    NotFound,
+    Unprocessable,
+)
 from .peers import PeerError, PeerRejected
-from .roster import MemberInfo, Roster, RosterError, RosterTask, sign_roster, verify_roster
+from .roster import (
+    HPKE_POLICY_ANY,
+    HPKE_POLICY_HYBRID,
+    CapacityError,
+    MemberInfo,
+    Roster,
+    RosterError,
+    RosterTask,
+    sign_roster,
+    verify_roster,
+)
 
 log = logging.getLogger("mpc_backend.federation")
 
 FOUNDER_KEY_META = "founder_signing_public"
 MAX_INVITE_TTL_S = 30 * 24 * 3600
+# Every task costs every member work each round and tasks cannot be removed yet.
+MAX_TASKS = 64
+MAX_TASKS_PER_PROPOSER = 16
 _COALESCE_S = 0.05
+_UPGRADE_HPKE = ("upgrade to cryptography >= 47 built with ML-KEM and re-initialise the node "
+                 "(mpc-backend init in a new data dir)")
 
-Mutation = Callable[[Roster], tuple[list[MemberInfo], list[RosterTask]]]
+
+@dataclass(frozen=True)
+class Changes:
+    """What one roster mutation adds or replaces."""
+
+    members: tuple[MemberInfo, ...] = ()
+    tasks: tuple[RosterTask, ...] = ()
+    updated: tuple[MemberInfo, ...] = ()  # existing members, by node id
+
+
+Mutation = Callable[[Roster], Changes]
 
 
 class FederationService:
@@ -70,7 +114,16 @@ class FederationService:
         if wire is None or pinned is None:
             return
         self.ctx.founder_public = b64url_decode(pinned)
-        self.ctx.signed_roster = verify_roster(wire, self.ctx.founder_public)
+        try:
+            self.ctx.signed_roster = verify_roster(wire, self.ctx.founder_public)
+        except RosterError as err:
+            # e.g. a federation from an earlier version whose tasks or members this
+            # version refuses (min_contributors below 3, capacity out of range).
+            raise ConfigError(
+                f"the federation roster stored in {self.ctx.data_dir} is not acceptable to "
+                f"this version ({err}); the federation has to be created anew: move the "
+                "data dir aside, then init, create or join again"
+            ) from None
 
     async def refresh_from_founder(self) -> None:
         """Catch up on roster versions pushed while this node was down."""
@@ -90,7 +143,8 @@ class FederationService:
             log.warning("could not refresh the roster from the founder: %s", err)
 
     # -- founder: create / invite -----------------------------------------------
-    async def create(self, name: str) -> Roster:
+    async def create(self, name: str, allow_classical_hpke: bool = False) -> Roster:
+        """Found a federation; by default every member must use the post-quantum HPKE suite."""
         if self.ctx.signed_roster is not None:
             raise Conflict(
                 f"this node is already in federation {self.ctx.roster.name!r}",
@@ -98,7 +152,17 @@ class FederationService:
             )
         if not isinstance(name, str) or not name.strip() or len(name) > 100:
             raise BadRequest("name must be 1-100 characters", field="name")
+        if not isinstance(allow_classical_hpke, bool):
+            raise BadRequest("allow_classical_hpke must be true or false",
+                             field="allow_classical_hpke")
         me = self.ctx.me()
+        if not allow_classical_hpke and me.hpke_suite != SUITE_HYBRID:
+            raise Unprocessable(
+                f"this node's HPKE suite is {me.hpke_suite}, not the post-quantum "
+                f"{SUITE_HYBRID} a federation requires by default; {_UPGRADE_HPKE}, or create "
+                "the federation with --allow-classical-hpke",
+                field="allow_classical_hpke", code="weak_hpke_suite",
+            )
         now = self.ctx.clock()
         roster = Roster(
             federation_id=secrets.token_hex(16),
@@ -107,13 +171,15 @@ class FederationService:
             issued_at=now,
             founder=me.node_id,
             members=(replace(me, joined_at=now),),
+            hpke_policy=HPKE_POLICY_ANY if allow_classical_hpke else HPKE_POLICY_HYBRID,
         )
         signed = sign_roster(self.ctx.keys, roster)
         self.ctx.founder_public = self.ctx.keys.signing_public
         await self.ctx.storage.set_meta(FOUNDER_KEY_META, b64url_encode(self.ctx.founder_public))
         await self._store(signed.wire(), roster.version)
         self.ctx.signed_roster = signed
-        log.info("created federation %s (%s)", roster.name, roster.federation_id)
+        log.info("created federation %s (%s), HPKE policy %s", roster.name,
+                 roster.federation_id, roster.hpke_policy)
         return roster
 
     def _require_founder(self, what: str) -> None:
@@ -164,7 +230,10 @@ class FederationService:
         try:
             answer = await self.ctx.peers.post(invite.founder_url, "/peer/v1/join", request)
         except PeerRejected as err:
-            raise BadGateway(f"the founder refused the join: {err.peer_message}") from None
+            # Keep the founder's status and code (bad_capacity, weak_hpke_suite, ...).
+            error = NodeError(f"the founder refused the join: {err.peer_message}")
+            error.status, error.code = err.status, err.code
+            raise error from None
         except PeerError as err:
             raise BadGateway(f"could not reach the founder: {err}") from None
         try:
@@ -190,10 +259,16 @@ class FederationService:
 
     # -- founder: handling peers -------------------------------------------------
     async def handle_join(self, envelope: Any, remote: str | None) -> dict[str, Any]:
-        member_data = envelope.get("body", {}).get("member") if isinstance(envelope, dict) else None
+        claimed = envelope.get("body") if isinstance(envelope, dict) else None
+        member_data = claimed.get("member") if isinstance(claimed, dict) else None
         try:
             candidate = MemberInfo.from_dict(member_data)
+        except CapacityError as err:
+            log.warning("refused a join from %s: %s", _claimed(member_data), err)
+            raise Unprocessable(str(err), field="body.member.capacity",
+                                code="bad_capacity") from None
         except RosterError as err:
+            log.warning("refused a join from %s: %s", _claimed(member_data), err)
             raise BadRequest(str(err), field="body.member") from None
 
         def lookup(sender: str) -> bytes | None:
@@ -205,6 +280,16 @@ class FederationService:
         secret = body.get("secret")
         if not isinstance(secret, str):
             raise BadRequest("secret must be a string", field="body.secret")
+        if not self.ctx.roster.admits_suite(candidate.hpke_suite):
+            log.warning("refused a join from %r (%s): HPKE suite %s, the federation requires %s",
+                        candidate.name, candidate.node_id, candidate.hpke_suite, SUITE_HYBRID)
+            raise Unprocessable(
+                f"this federation requires the post-quantum HPKE suite {SUITE_HYBRID}, and "
+                f"this node uses {candidate.hpke_suite}; {_UPGRADE_HPKE}, or ask the founder "
+                "for a federation that allows classical HPKE (federation create "
+                "--allow-classical-hpke)",
+                field="body.member.hpke_suite", code="weak_hpke_suite",
+            )
         status = await self.ctx.storage.consume_invite(
             hash_secret(secret), self.ctx.clock(), candidate.node_id
         )
@@ -220,16 +305,56 @@ class FederationService:
             )
         self.ctx.replay.check_and_add(envelope["sender"], envelope["nonce"], self.ctx.clock())
 
-        def admit(roster: Roster) -> tuple[list[MemberInfo], list[RosterTask]]:
+        def admit(roster: Roster) -> Changes:
             if roster.member(candidate.node_id) is not None:
-                return [], []
-            joined = replace(candidate, joined_at=self.ctx.clock())
-            return [joined], []
+                return Changes()
+            return Changes(members=(replace(candidate, joined_at=self.ctx.clock()),))
 
         roster = await self._mutate(admit)
         log.info("admitted %s (%s) as member", candidate.name, candidate.node_id)
         return {"roster": self.ctx.signed_roster.wire() if self.ctx.signed_roster else None,
                 "version": roster.version}
+
+    # -- founder: capacities ------------------------------------------------------
+    async def set_capacity(self, member_ref: str, capacity: Any) -> dict[str, Any]:
+        """Change a member's capacity (by node id or unique name) from now on.
+
+        Rounds that started before keep the capacity they started with.
+        """
+        self._require_founder("change capacities")
+        if isinstance(capacity, bool) or not isinstance(capacity, int | float):
+            raise BadRequest("capacity must be a number", field="capacity")
+        problem = capacity_problem(float(capacity))
+        if problem is not None:
+            raise Unprocessable(problem, field="capacity", code="bad_capacity")
+        node_id = self._resolve_member(member_ref).node_id
+
+        def change(roster: Roster) -> Changes:
+            member = roster.by_id[node_id]
+            if member.capacity == capacity:
+                return Changes()
+            return Changes(updated=(member.with_capacity(float(capacity), self.ctx.clock()),))
+
+        roster = await self._mutate(change)
+        member = roster.by_id[node_id]
+        log.info("capacity of %s (%s) is now %g (roster v%d)", member.name, node_id,
+                 member.capacity, roster.version)
+        return {"node_id": node_id, "name": member.name, "capacity": member.capacity,
+                "roster_version": roster.version}
+
+    def _resolve_member(self, ref: str) -> MemberInfo:
+        roster = self.ctx.roster
+        member = roster.member(ref)
+        if member is not None:
+            return member
+        named = [m for m in roster.members if m.name == ref]
+        if len(named) > 1:
+            raise BadRequest(f"{len(named)} members are named {ref!r}; give the node id",
+                             field="member", code="ambiguous_member")
+        if not named:
+            raise NotFound(f"no member with node id or name {ref!r}", field="member",
+                           code="unknown_member")
+        return named[0]
 
     async def handle_roster_push(self, envelope: Any, remote: str | None) -> dict[str, Any]:
         founder = self.ctx.roster.founder
@@ -272,6 +397,10 @@ class FederationService:
 
     # -- tasks -------------------------------------------------------------------
     async def propose_task(self, spec_data: Any) -> dict[str, Any]:
+        if isinstance(spec_data, dict) and "k" not in spec_data and "t" not in spec_data:
+            eligible = sum(1 for m in self.ctx.roster.members if not m.input_only)
+            k, t = default_committee(eligible)
+            spec_data = {**spec_data, "k": k, "t": t}
         spec = _parse_spec(spec_data)
         if self.ctx.is_founder:
             return await self._publish_task(spec, self.ctx.node_id)
@@ -304,17 +433,18 @@ class FederationService:
     async def _publish_task(self, spec: TaskSpec, proposer: str) -> dict[str, Any]:
         added: list[RosterTask] = []
 
-        def add(roster: Roster) -> tuple[list[MemberInfo], list[RosterTask]]:
+        def add(roster: Roster) -> Changes:
             existing = roster.task(spec.task_id)
             if existing is not None:
                 if existing.spec == spec:
                     added.append(existing)
-                    return [], []
+                    return Changes()
                 raise Conflict(
                     f"task {spec.task_id!r} already exists with different settings; "
                     "pick another metric name or task id",
                     field="task_id", code="task_exists",
                 )
+            _check_task_caps(roster, proposer)
             eligible = [m for m in roster.members if not m.input_only]
             if len(eligible) < spec.k:
                 raise Unprocessable(
@@ -324,7 +454,7 @@ class FederationService:
                 )
             task = RosterTask(spec, self.ctx.clock(), proposer)
             added.append(task)
-            return [], [task]
+            return Changes(tasks=(task,))
 
         roster = await self._mutate(add)
         task = added[0]
@@ -349,20 +479,22 @@ class FederationService:
             current = self.ctx.roster
             new_members: list[MemberInfo] = []
             new_tasks: list[RosterTask] = []
+            updated: dict[str, MemberInfo] = {}
             applied: list[asyncio.Future[Roster]] = []
             draft = current
             for mutation, future in batch:
                 try:
-                    members, tasks = mutation(draft)
+                    changes = mutation(draft)
                 except NodeError as err:
                     future.set_exception(err)
                     continue
-                new_members += members
-                new_tasks += tasks
+                new_members += changes.members
+                new_tasks += changes.tasks
+                updated.update((m.node_id, m) for m in changes.updated)
                 draft = current.with_changes(members=new_members, tasks=new_tasks,
-                                             issued_at=self.ctx.clock())
+                                             updated=updated.values(), issued_at=self.ctx.clock())
                 applied.append(future)
-            if new_members or new_tasks:
+            if new_members or new_tasks or updated:
                 for member in new_members:  # joiners get this version in their answer
                     self._pushed[member.node_id] = draft.version
                 signed = sign_roster(self.ctx.keys, draft)
@@ -422,6 +554,30 @@ class FederationService:
             self._push_failures[member.node_id] = self._push_failures.get(member.node_id, 0) + 1
             log.info("roster v%d not yet delivered to %s: %s", version, member.name, err)
             return False
+
+
+def _check_task_caps(roster: Roster, proposer: str) -> None:
+    if len(roster.tasks) >= MAX_TASKS:
+        raise Unprocessable(
+            f"the federation already has {MAX_TASKS} tasks, the most it may hold; tasks "
+            "cannot be removed yet",
+            code="too_many_tasks",
+        )
+    if sum(t.proposed_by == proposer for t in roster.tasks) >= MAX_TASKS_PER_PROPOSER:
+        member = roster.member(proposer)
+        raise Unprocessable(
+            f"{member.name if member else proposer} has already proposed "
+            f"{MAX_TASKS_PER_PROPOSER} tasks, the most one member may; tasks cannot be "
+            "removed yet",
+            code="too_many_tasks",
+        )
+
+
+def _claimed(member: Any) -> str:
+    """Who a join request says it is (unverified: for the log only)."""
+    if not isinstance(member, dict):
+        return "a malformed member record"
+    return f"{str(member.get('name'))[:100]!r} ({str(member.get('node_id'))[:64]})"
 
 
 def _parse_spec(data: Any) -> TaskSpec:

@@ -11,6 +11,18 @@ Members and tasks carry the founder's time they were added (``joined_at``,
 existed when the round started, so a roster change mid-round never moves a
 round's committee: changes take effect at the next round boundary, and one
 roster version is enough to compute any round's committee (v1 has no removal).
+For the same reason a member keeps its earlier capacities with the time each
+ended (``capacity_at`` gives the one in force when a round started).
+
+Membership policy, enforced when a member record is read: capacity within
+``MIN_CAPACITY``..``MAX_CAPACITY`` (a seat-weight hint, never a lever for seats)
+and a plain ``http(s)://HOST[:PORT]`` URL. The roster's ``hpke_policy`` says
+whether joiners need the post-quantum hybrid HPKE suite (the default) or may
+use classical X25519; the founder applies it at join.
+
+Fields added after v1 (``hpke_policy``, ``earlier_capacities``) are written only
+when they differ from their default, so older nodes re-serialise such rosters
+unchanged; a ``SignedRoster`` keeps the exact JSON its signature covers.
 """
 
 from __future__ import annotations
@@ -20,7 +32,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
 
 from mpc_backend.crypto import (
     BadSignatureError,
@@ -32,14 +43,28 @@ from mpc_backend.crypto import (
     verify_signature,
 )
 from mpc_backend.crypto.keys import NodeKeys
-from mpc_backend.crypto.sealing import PUBLIC_BYTES
+from mpc_backend.crypto.sealing import PUBLIC_BYTES, SUITE_HYBRID
 from mpc_backend.protocol import Member, TaskSpec, select_committee
 
+from .config import (
+    MAX_CAPACITY,  # noqa: F401 - re-exported: the bounds belong to the membership policy
+    MIN_CAPACITY,  # noqa: F401
+    capacity_problem,
+    url_problem,
+)
+
 ROSTER_CONTEXT = b"hearth/roster/v1\x00"
+HPKE_POLICY_HYBRID = "hybrid"  # every member must use SUITE_HYBRID (post-quantum)
+HPKE_POLICY_ANY = "any"  # classical X25519 members are admitted, and shown as such
+HPKE_POLICIES = (HPKE_POLICY_HYBRID, HPKE_POLICY_ANY)
 
 
 class RosterError(ValueError):
     """A roster or member record is malformed or not authentic."""
+
+
+class CapacityError(RosterError):
+    """A member record declares a capacity outside MIN_CAPACITY..MAX_CAPACITY."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +78,9 @@ class MemberInfo:
     capacity: float
     input_only: bool
     joined_at: float = 0.0
+    # Capacities in force before the current one, oldest first, as (until, capacity):
+    # a round that started before ``until`` keeps the capacity it started with.
+    earlier_capacities: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if node_id_of(self.signing_public) != self.node_id:
@@ -65,11 +93,16 @@ class MemberInfo:
                     f"member {self.name}: only input-only members may have no public URL"
                 )
         else:
-            parts = urlsplit(self.url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise RosterError(f"member {self.name}: URL {self.url!r} is not http(s)")
-        if not (math.isfinite(self.capacity) and self.capacity > 0):
-            raise RosterError(f"member {self.name}: capacity must be > 0")
+            problem = url_problem(self.url)
+            if problem is not None:
+                raise RosterError(f"member {self.name}: URL {problem}")
+        for capacity in (self.capacity, *(c for _, c in self.earlier_capacities)):
+            problem = capacity_problem(capacity)
+            if problem is not None:
+                raise CapacityError(f"member {self.name}: {problem}")
+        ends = [until for until, _ in self.earlier_capacities]
+        if not all(map(math.isfinite, ends)) or ends != sorted(ends):
+            raise RosterError(f"member {self.name}: earlier capacities must be in time order")
         if self.hpke_suite not in PUBLIC_BYTES:
             raise RosterError(f"member {self.name}: unknown HPKE suite {self.hpke_suite!r}; "
                               f"expected one of {sorted(PUBLIC_BYTES)}")
@@ -81,6 +114,23 @@ class MemberInfo:
     def fingerprint(self) -> str:
         return fingerprint_of(self.signing_public, self.hpke_suite, self.hpke_public)
 
+    @property
+    def post_quantum(self) -> bool:
+        """Shares sealed to this member stay private against a future quantum adversary."""
+        return self.hpke_suite == SUITE_HYBRID
+
+    def capacity_at(self, time: float) -> float:
+        """The capacity in force for a round that started at ``time``."""
+        for until, capacity in self.earlier_capacities:
+            if time < until:
+                return capacity
+        return self.capacity
+
+    def with_capacity(self, capacity: float, since: float) -> MemberInfo:
+        """This member with ``capacity`` from ``since`` on; earlier rounds keep the old one."""
+        return replace(self, capacity=capacity,
+                       earlier_capacities=(*self.earlier_capacities, (since, self.capacity)))
+
     @classmethod
     def of_keys(
         cls, keys: NodeKeys, name: str, url: str | None, capacity: float, input_only: bool
@@ -89,7 +139,7 @@ class MemberInfo:
                    keys.hpke_suite, capacity, input_only)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "node_id": self.node_id,
             "name": self.name,
             "url": self.url,
@@ -100,25 +150,33 @@ class MemberInfo:
             "input_only": self.input_only,
             "joined_at": float(self.joined_at),
         }
+        if self.earlier_capacities:
+            data["earlier_capacities"] = [[float(u), float(c)] for u, c in self.earlier_capacities]
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> MemberInfo:
         if not isinstance(data, dict):
             raise RosterError("member must be a JSON object")
         try:
-            return cls(
-                node_id=str(data["node_id"]),
-                name=str(data["name"]),
-                url=None if data.get("url") is None else str(data["url"]),
-                signing_public=b64url_decode(data["signing_public"]),
-                hpke_public=b64url_decode(data["hpke_public"]),
-                hpke_suite=str(data["hpke_suite"]),
-                capacity=float(data["capacity"]),
-                input_only=bool(data["input_only"]),
-                joined_at=float(data.get("joined_at", 0.0)),
-            )
+            fields = {
+                "node_id": str(data["node_id"]),
+                "name": str(data["name"]),
+                "url": None if data.get("url") is None else str(data["url"]),
+                "signing_public": b64url_decode(data["signing_public"]),
+                "hpke_public": b64url_decode(data["hpke_public"]),
+                "hpke_suite": str(data["hpke_suite"]),
+                "capacity": float(data["capacity"]),
+                "input_only": bool(data["input_only"]),
+                "joined_at": float(data.get("joined_at", 0.0)),
+                "earlier_capacities": tuple(
+                    (float(until), float(capacity))
+                    for until, capacity in data.get("earlier_capacities", ())
+                ),
+            }
         except (KeyError, TypeError, ValueError) as err:
             raise RosterError(f"member record is malformed: {err}") from None
+        return cls(**fields)  # its own checks raise RosterError with their message
 
 
 @dataclass(frozen=True)
@@ -153,9 +211,19 @@ class Roster:
     founder: str
     members: tuple[MemberInfo, ...]
     tasks: tuple[RosterTask, ...] = ()
+    hpke_policy: str = HPKE_POLICY_HYBRID
     _committees: dict[tuple[str, int], list[str]] = field(
         default_factory=dict, compare=False, repr=False
     )
+
+    def __post_init__(self) -> None:
+        if self.hpke_policy not in HPKE_POLICIES:
+            raise RosterError(f"unknown HPKE policy {self.hpke_policy!r}; "
+                              f"expected one of {', '.join(HPKE_POLICIES)}")
+
+    def admits_suite(self, suite: str) -> bool:
+        """Whether this federation's HPKE policy lets a member with ``suite`` join."""
+        return self.hpke_policy == HPKE_POLICY_ANY or suite == SUITE_HYBRID
 
     @cached_property
     def by_id(self) -> dict[str, MemberInfo]:
@@ -203,19 +271,23 @@ class Roster:
         *,
         members: Iterable[MemberInfo] = (),
         tasks: Iterable[RosterTask] = (),
+        updated: Iterable[MemberInfo] = (),
         issued_at: float,
     ) -> Roster:
+        """The next version: ``members`` and ``tasks`` appended, ``updated`` replacing
+        the members with their node ids."""
+        changed = {m.node_id: m for m in updated}
         return replace(
             self,
             version=self.version + 1,
             issued_at=issued_at,
-            members=self.members + tuple(members),
+            members=tuple(changed.get(m.node_id, m) for m in self.members + tuple(members)),
             tasks=self.tasks + tuple(tasks),
             _committees={},
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "federation": self.federation_id,
             "name": self.name,
             "version": self.version,
@@ -224,6 +296,9 @@ class Roster:
             "members": [m.to_dict() for m in self.members],
             "tasks": [t.to_dict() for t in self.tasks],
         }
+        if self.hpke_policy != HPKE_POLICY_HYBRID:
+            data["hpke_policy"] = self.hpke_policy
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> Roster:
@@ -240,6 +315,7 @@ class Roster:
                 founder=str(data["founder"]),
                 members=members,
                 tasks=tasks,
+                hpke_policy=str(data.get("hpke_policy", HPKE_POLICY_HYBRID)),
             )
         except (KeyError, TypeError) as err:
             raise RosterError(f"roster is malformed: missing or wrong {err}") from None
@@ -256,13 +332,17 @@ class Roster:
 class SignedRoster:
     roster: Roster
     sig: bytes
+    # The exact JSON the signature covers: forwarded and stored as received, so a
+    # roster from a newer founder (fields this version does not know) still verifies.
+    signed: dict[str, Any] = field(compare=False, repr=False)
 
     def wire(self) -> dict[str, Any]:
-        return {"roster": self.roster.to_dict(), "sig": b64url_encode(self.sig)}
+        return {"roster": self.signed, "sig": b64url_encode(self.sig)}
 
 
 def sign_roster(keys: NodeKeys, roster: Roster) -> SignedRoster:
-    return SignedRoster(roster, keys.sign(ROSTER_CONTEXT + canonical_json(roster.to_dict())))
+    data = roster.to_dict()
+    return SignedRoster(roster, keys.sign(ROSTER_CONTEXT + canonical_json(data)), data)
 
 
 def verify_roster(wire: Any, founder_public: bytes | None = None) -> SignedRoster:
@@ -282,4 +362,4 @@ def verify_roster(wire: Any, founder_public: bytes | None = None) -> SignedRoste
         verify_signature(key, ROSTER_CONTEXT + canonical_json(wire["roster"]), sig)
     except (ValueError, BadSignatureError) as err:
         raise RosterError(f"roster signature invalid: {err}") from None
-    return SignedRoster(roster, sig)
+    return SignedRoster(roster, sig, wire["roster"])

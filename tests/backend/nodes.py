@@ -133,7 +133,7 @@ class NodeProcess:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """A CLI command against this node: ``--data-dir`` goes after the command words."""
-        words = 2 if args[0] in ("federation", "task") else 1
+        words = 2 if args[0] in ("federation", "task", "member") else 1
         return cli(*args[:words], "--data-dir", str(self.data_dir), *args[words:], check=check)
 
     def cli_json(self, *args: str) -> Any:

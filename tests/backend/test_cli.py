@@ -15,6 +15,7 @@ from tests.backend.nodes import NodeProcess, cli, free_port
 COMMANDS = [
     ["init"], ["serve"], ["federation", "create"], ["invite"], ["join"], ["task", "add"],
     ["task", "list"], ["contribute"], ["results"], ["status"], ["token"],
+    ["member", "capacity"],
 ]
 
 
@@ -55,6 +56,40 @@ def test_init_writes_private_files_and_refuses_twice(tmp_path: Path) -> None:
                 f"127.0.0.1:{port}", check=False)
     assert again.returncode == 1
     assert again.stderr.strip() == f"error: {data} is already initialised; use another --data-dir"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--capacity", "1e12"], "error: capacity 1e+12 is outside the allowed range 0.5 to 2; "
+                                 "capacity is a small hint of how much committee work"),
+        (["--capacity", "0"], "error: capacity 0 is outside the allowed range 0.5 to 2"),
+        (["--public-url", "http://hub.lan:8731/hearth?x=1"],
+         "error: public URL (--public-url) 'http://hub.lan:8731/hearth?x=1' has a path"),
+        (["--public-url", "http://admin:pw@hub.lan:8731"], "carries a user name or password"),
+    ],
+)
+def test_init_refuses_capacity_and_url_outside_the_policy(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    data = tmp_path / "node"
+    proc = cli("init", "--data-dir", str(data), "--name", "Home", "--listen",
+               f"127.0.0.1:{free_port()}", *args, check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert says in proc.stderr
+    assert not data.exists(), "nothing is written for a refused init"
+
+
+def test_capacity_and_hpke_help_say_what_they_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    for words in (["init"], ["federation", "create"], ["member", "capacity"],
+                  ["task", "add"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*words, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "0.5 to 2: a small hint of how much committee work" in out
+    assert "--allow-classical-hpke" in out and "post-quantum MLKEM768-X25519" in out
+    assert "NODE_ID_OR_NAME" in out
+    assert "at least 3, as a mean over two contributors tells each the other's reading" in out
 
 
 def test_non_loopback_listen_needs_tls_or_explicit_insecure(tmp_path: Path) -> None:
@@ -122,11 +157,24 @@ def test_cli_flow_on_two_nodes_reports_errors_in_one_line(tmp_path: Path) -> Non
         reused = joiner.cli("join", token, check=False)
         assert reused.returncode == 1 and "already in federation" in reused.stderr
         # Only two members can take compute work: a k=3 task is refused with the reason.
-        proc = joiner.cli("task", "add", "--metric", "t", "--min", "0", "--max", "10",
-                          "--resolution", "1", "--stats", "mean", "--period", "60",
-                          "--min-contributors", "2", check=False)
+        task = ("task", "add", "--metric", "t", "--min", "0", "--max", "10",
+                "--resolution", "1", "--stats", "mean", "--period", "60")
+        proc = joiner.cli(*task, "--min-contributors", "3", check=False)
         assert proc.returncode == 1 and proc.stderr.count("\n") == 1
         assert "only 2 member(s) accept compute work" in proc.stderr
+        proc = joiner.cli(*task, "--min-contributors", "2", check=False)
+        assert proc.returncode == 1
+        assert "a released mean over two contributors tells each the other's reading" in (
+            proc.stderr)
+        # The founder sets capacities, by name or node id; members may not.
+        changed = founder.cli("member", "capacity", "j", "1.5")
+        assert changed.stdout.startswith(f"capacity of j ({joiner.node_id}) is 1.5 from now on")
+        proc = founder.cli("member", "capacity", joiner.node_id, "5", check=False)
+        assert proc.returncode == 1 and "outside the allowed range 0.5 to 2" in proc.stderr
+        proc = joiner.cli("member", "capacity", "f", "2", check=False)
+        assert proc.returncode == 1 and "only the founder (f) can change capacities" in (
+            proc.stderr)
+        assert "capacity 1.5" in founder.cli("status").stdout
         proc = joiner.cli("invite", check=False)
         assert proc.returncode == 1 and "only the founder" in proc.stderr
         status = joiner.cli_json("status")
