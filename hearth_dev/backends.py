@@ -101,8 +101,10 @@ def wait_healthy(
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             if proc.poll() is not None:
                 lines = log_file.read_text(errors="replace").strip().splitlines()
+                # The CLI's one-line "error: ..." says why; noise may follow it on exit.
+                errors = [line for line in lines if line.startswith("error: ")] or lines
                 raise RuntimeError(
-                    f"{node.name}'s node exited: {lines[-1] if lines else '(no output)'} "
+                    f"{node.name}'s node exited: {errors[-1] if errors else '(no output)'} "
                     f"(log: {log_file}; to start the demo afresh, delete {node.data_dir.parent})"
                 ) from None
             if time.monotonic() > deadline:
