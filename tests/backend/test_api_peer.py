@@ -157,15 +157,16 @@ async def test_forged_results_and_rosters_are_refused(
 ) -> None:
     member = trio[1].node.ctx
     round_id = int(clock() // PERIOD)
+    clock.advance(PERIOD)  # results are taken for ended rounds only
     committee_ids = [m.node_id for m in member.roster.committee("temp", round_id)]
     doc = {"federation": member.federation_id, "task": "temp", "metric": "m", "unit": "",
            "round": round_id, "round_start": 0.0, "round_end": 1.0, "status": "released",
            "reason": None, "contributors": 99, "statistics": {"count": 99},
            "dp_epsilon": None, "committee": committee_ids, "coordinator": committee_ids[0],
            "released_at": clock()}
-    # Signed by a member, but with a signature that is not the coordinator's.
-    envelope = sign_envelope(member.keys, "result", member.federation_id,
-                             {"result": {"result": doc, "sig": b64url_encode(b"\0" * 64)}},
+    # Pushed by a member, but with a committee signature that is not that member's.
+    forged = {"result": doc, "sigs": {committee_ids[0]: b64url_encode(b"\0" * 64)}}
+    envelope = sign_envelope(member.keys, "result", member.federation_id, {"result": forged},
                              now=clock())
     as_member = (member.keys, clock)
     status, body = await post(http, trio[2], "/results", envelope, signer=as_member)
