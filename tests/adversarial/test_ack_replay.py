@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 PERIOD = 20
 TIMING = ("--grace", "1", "--takeover", "4", "--peer-timeout", "1.5", "--peer-attempts", "2")
 TASK_ARGS = ("--unit", "°C", "--min", "-20", "--max", "40", "--resolution", "0.01",
-             "--stats", "count,sum,mean", "--period", str(PERIOD), "--min-contributors", "2")
+             "--stats", "count,sum,mean", "--period", str(PERIOD), "--min-contributors", "3")
 
 
 @pytest.fixture(scope="module")
