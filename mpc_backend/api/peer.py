@@ -2,15 +2,15 @@
 
 Requests are authenticated before their body is read. Every route but
 ``/join`` requires the ``Hearth-*`` headers (``mpc_backend.node.peers``), checked
-in this order, each refusal a 403 logged with sender and address, never the
-body: the sender is a roster member, the time is within the message age window,
-the signature over path, time and body digest verifies under the member's
-roster key, and that signature was not seen before (else 409). Only then is the
-body read, up to the route's limit (413 beyond) and hashed on the way; one that
-does not match the signed digest is refused (403). Then it is parsed (large
-bodies in a worker thread) and the service checks the signed envelope inside as
-before. A joining node is no member yet: ``/join`` takes 64 KiB at most and is
-checked by its envelope alone.
+in this order: the sender is a roster member, the time is within the message
+age window, the signature over path, time and body digest verifies under the
+member's roster key (each a 403, logged with sender and address, never the
+body), and that signature was not seen before (409). Only then is the body
+read, up to the route's limit (413 beyond) and hashed on the way; one that does
+not match the signed digest is refused (403). Then it is parsed (large bodies
+in a worker thread) and the service checks the signed envelope inside. A
+joining node is no member yet: ``/join`` takes 64 KiB at most and is checked
+by its envelope alone.
 
 Answers that carry protocol data are signed envelopes too. Body limits are per
 route: share batches are small, a roster of a large federation is not.
