@@ -43,7 +43,8 @@ sys.path.insert(0, str(REPO))
 
 from mpc_backend.arith import FieldRNG  # noqa: E402
 from mpc_backend.crypto import NodeKeys, parse_invite, sign_envelope  # noqa: E402
-from mpc_backend.node.household import check_ack, seal_report, shares_envelope  # noqa: E402
+from mpc_backend.node.household import ack_problem, seal_report, shares_envelope  # noqa: E402
+from mpc_backend.node.peers import request_headers  # noqa: E402
 from mpc_backend.node.roster import MemberInfo, verify_roster  # noqa: E402
 from tests.backend.nodes import NodeProcess, free_port  # noqa: E402
 
@@ -127,8 +128,10 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess]) -> dict[str
                     break
                 await asyncio.sleep(0.1)
         federation_id = (await api(session, founder, "GET", "/status"))["federation"]["id"]
-        fetch = sign_envelope(households[0], "roster-fetch", federation_id, {})
-        async with session.post(f"{founder.url}/peer/v1/roster/fetch", json=fetch) as resp:
+        fetch = json.dumps(sign_envelope(households[0], "roster-fetch", federation_id, {})).encode()
+        headers = request_headers(households[0], "/peer/v1/roster/fetch", fetch, time.time())
+        async with session.post(f"{founder.url}/peer/v1/roster/fetch", data=fetch,
+                                headers=headers) as resp:
             roster = verify_roster((await resp.json())["roster"]).roster
         first = max(t["first_round"] for t in tasks["tasks"])
         await asyncio.sleep(max(0.0, first * period - time.time() + 0.2))
@@ -151,7 +154,7 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess]) -> dict[str
                 for member, ct in zip(committees[j], sealed, strict=True):
                     per_member.setdefault(member.node_id, []).append((spec.task_id, round_id, ct))
             for member_id, items in per_member.items():
-                envelopes.append((h, {"member": member_id,
+                envelopes.append((h, {"member": member_id, "items": items,
                                       "env": shares_envelope(keys, roster.federation_id, items)}))
         client_cpu = time.process_time() - c0
         seal_wall = time.perf_counter() - w0
@@ -164,21 +167,25 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess]) -> dict[str
         accepted = dict.fromkeys(url_of, 0)
         failures = 0
 
-        async def send(item: dict[str, Any]) -> None:
+        async def send(h: int, item: dict[str, Any]) -> None:
             nonlocal failures
+            body = json.dumps(item["env"]).encode()
+            headers = request_headers(households[h], "/peer/v1/shares", body, time.time())
             async with sem_send:
                 async with session.post(f"{url_of[item['member']]}/peer/v1/shares",
-                                        json=item["env"]) as resp:
+                                        data=body, headers=headers) as resp:
                     answer = await resp.json()
-                if resp.status == 200 and check_ack(answer, member_of[item["member"]],
-                                                    roster.federation_id):
+                if resp.status == 200 and ack_problem(
+                    answer, member_of[item["member"]], roster.federation_id,
+                    households[h].node_id, item["items"],
+                ) is None:
                     accepted[item["member"]] += len(item["env"]["body"]["items"])
                 else:
                     failures += 1
 
         sem_send = asyncio.Semaphore(args.concurrency)
         s0 = time.perf_counter()
-        await asyncio.gather(*(send(e) for _, e in envelopes))
+        await asyncio.gather(*(send(h, e) for h, e in envelopes))
         send_s = time.perf_counter() - s0
         if time.time() > (round_id + 1) * period + GRACE_S:
             raise RuntimeError("sending took longer than the round; raise --period")

@@ -16,8 +16,9 @@ founder validates and publishes. Roster changes arriving together (a burst of
 joins) are coalesced into one new version.
 
 Membership policy at join (issue #9, a member may run a modified node): the
-declared capacity must lie in ``MIN_CAPACITY``..``MAX_CAPACITY`` so no joiner
-buys committee seats with it (the founder may adjust it later), the URL must be
+declared capacity must lie in ``MIN_CAPACITY``..``JOIN_MAX_CAPACITY`` so no joiner
+buys committee seats with it (only the founder may raise it, up to
+``MAX_CAPACITY``, and its roster shows the change to everyone), the URL must be
 a plain ``http(s)://HOST[:PORT]``, and the HPKE suite must satisfy the roster's
 ``hpke_policy``. Refused joins do not use up the invite, so the joiner can fix
 its setup and try again. Tasks are capped per federation and per proposer:
@@ -49,7 +50,7 @@ from mpc_backend.protocol import TaskSpec
 from mpc_backend.protocol.committee import default_committee
 from mpc_backend.storage import InviteStatus
 
-from .config import ConfigError, capacity_problem
+from .config import MAX_CAPACITY, ConfigError, capacity_problem
 from .context import NodeContext
 from .errors import (
     BadGateway,
@@ -81,6 +82,9 @@ MAX_INVITE_TTL_S = 30 * 24 * 3600
 MAX_TASKS = 64
 MAX_TASKS_PER_PROPOSER = 16
 _COALESCE_S = 0.05
+# Declared by the joiner itself: at most an equal share of seats. A higher weight is
+# the founder's decision alone, visible to every member in the signed roster.
+JOIN_MAX_CAPACITY = 1.0
 _UPGRADE_HPKE = ("upgrade to cryptography >= 47 built with ML-KEM and re-initialise the node "
                  "(mpc-backend init in a new data dir)")
 
@@ -280,6 +284,15 @@ class FederationService:
         secret = body.get("secret")
         if not isinstance(secret, str):
             raise BadRequest("secret must be a string", field="body.secret")
+        if candidate.capacity > JOIN_MAX_CAPACITY:
+            log.warning("refused a join from %r (%s): declared capacity %g", candidate.name,
+                        candidate.node_id, candidate.capacity)
+            raise Unprocessable(
+                f"a joining hub may declare a capacity of at most {JOIN_MAX_CAPACITY:g} (it "
+                f"declared {candidate.capacity:g}); re-run init with a lower --capacity, and "
+                f"ask the founder to raise it (up to {MAX_CAPACITY:g}) once you have joined",
+                field="body.member.capacity", code="bad_capacity",
+            )
         if not self.ctx.roster.admits_suite(candidate.hpke_suite):
             log.warning("refused a join from %r (%s): HPKE suite %s, the federation requires %s",
                         candidate.name, candidate.node_id, candidate.hpke_suite, SUITE_HYBRID)

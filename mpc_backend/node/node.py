@@ -66,8 +66,8 @@ class Node:
 
     async def start(self) -> None:
         await self.ctx.storage.open()
-        await self.ctx.peers.start()
         await self.federation.load()
+        await self.ctx.peers.start()
         for loop in (
             self.rounds.scheduler_loop,
             self.household.retry_loop,
@@ -160,6 +160,8 @@ class Node:
                 "url": m.url,
                 "capacity": m.capacity,
                 "input_only": m.input_only,
+                "hpke_suite": m.hpke_suite,
+                "post_quantum": m.post_quantum,
                 "founder": m.node_id == roster.founder,
                 "online": online.get(m.node_id),
             }
@@ -196,6 +198,7 @@ class Node:
                 "founder": roster.founder,
                 "is_founder": ctx.is_founder,
                 "roster_version": roster.version,
+                "hpke_policy": roster.hpke_policy,
                 "members": len(roster.members),
                 "members_online": sum(1 for v in online.values() if v),
             },

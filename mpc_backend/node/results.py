@@ -52,7 +52,7 @@ from .errors import BadRequest, Conflict, Forbidden
 from .misbehaviour import MisbehaviourLog
 from .peers import PeerError
 from .roster import MemberInfo
-from .timeline import decision_deadline, iso, round_end
+from .timeline import CLOCK_SKEW_S, decision_deadline, iso, round_end
 
 log = logging.getLogger("mpc_backend.results")
 
@@ -182,8 +182,8 @@ class ResultService:
             raise Forbidden("result names another committee than the round's", code="auth_failed")
         signers = _valid_signers(committee, doc, sigs)
         if status == "failed":
-            deadline = decision_deadline(spec, round_id, self.ctx.config.timing)
-            if not signers or now < deadline:
+            deadline = decision_deadline(spec, round_id)
+            if not signers or now < deadline - CLOCK_SKEW_S:
                 raise Forbidden("a failed outcome is accepted only from a committee member, "
                                 "after the round's decision deadline", code="auth_failed")
         elif len(signers) < spec.t + 1:

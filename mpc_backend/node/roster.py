@@ -259,7 +259,7 @@ class Roster:
             spec = self.tasks_by_id[task_id].spec
             start = round_id * spec.period_s
             members = [
-                Member(m.node_id, m.capacity, m.input_only)
+                Member(m.node_id, m.capacity_at(start), m.input_only)
                 for m in self.members
                 if m.joined_at <= start
             ]

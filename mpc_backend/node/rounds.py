@@ -6,9 +6,9 @@ committee). Seat 0 normally closes it; if it is down, seat 1 takes over, and so
 on. A member asked by another coordinator holds its own attempt back for one
 ``takeover_s`` per coordinator (a claim is honoured once: re-asking does not
 extend it). Whatever happens, at the decision deadline
-(``timeline.decision_deadline``: round end + grace + (k + 2) x takeover) every
-member still holding the round's shares decides "failed" by itself, deletes the
-shares and refuses every further step of that round.
+(``timeline.decision_deadline``: two periods after the round's end, the same for
+every member) every member still holding the round's shares decides "failed" by
+itself, deletes the shares and refuses every further step of that round.
 
 The close, driven by the coordinator (all calls signed, with timeouts and
 bounded retries; the decisions are the pure functions of
@@ -18,9 +18,9 @@ bounded retries; the decisions are the pure functions of
    statement, once per round, kept as a tombstone) and stops accepting shares.
    Fewer than t + 1 statements: the round cannot complete.
 2. The contributor set S is the set of senders named by at least t + 1 of the
-   statements (if members already committed to a set, the same statements are
-   sent again so the same S results). ``|S| < min_contributors``: the answering
-   members co-sign an "insufficient" outcome.
+   statements at hand (members committed to another set sit this round out; a
+   commitment to S itself fixes the DP dealers). ``|S| < min_contributors``:
+   the answering members co-sign an "insufficient" outcome.
 3. With DP: t + 1 or more members deal Shamir shares of discrete-Laplace noise.
 4. ``partial``: each member that holds all of S checks the forwarded statements
    itself (``check_contributor_set``: S is what they determine, and any sender it
@@ -162,7 +162,7 @@ class RoundService:
                 continue
             if self.ctx.node_id not in seats:
                 continue
-            if now >= decision_deadline(rtask.spec, round_id, timing):
+            if now >= decision_deadline(rtask.spec, round_id):
                 await self._expire(rtask.spec, round_id)
                 continue
             start = round_end(rtask.spec, round_id) + timing.grace_s
@@ -181,8 +181,7 @@ class RoundService:
     async def _expire(self, spec: TaskSpec, round_id: int) -> None:
         """The deadline passed undecided: record "failed" (which deletes the shares) and push."""
         key = (spec.task_id, round_id)
-        timing = self.ctx.config.timing
-        allowed = decision_deadline(spec, round_id, timing) - round_end(spec, round_id)
+        allowed = decision_deadline(spec, round_id) - round_end(spec, round_id)
         reason = self._reasons.pop(key, None) or (
             f"not released within {allowed:.0f} s of the round's end")
         doc = self._doc(spec, round_id, "failed", reason=reason)
@@ -501,11 +500,11 @@ class RoundService:
                         round_id, sender)
             raise Forbidden("sender and receiver must both sit on the round's committee",
                             code="not_on_committee")
-        spec, now, timing = rtask.spec, self.ctx.clock(), self.ctx.config.timing
+        spec, now = rtask.spec, self.ctx.clock()
         if now < round_end(spec, round_id):
             raise Unprocessable(f"round {round_id} of {task_id!r} has not ended yet",
                                 field="body.round", code="round_open")
-        if now >= decision_deadline(spec, round_id, timing):
+        if now >= decision_deadline(spec, round_id):
             raise Unprocessable(f"round {round_id} of {task_id!r} is past its decision deadline",
                                 field="body.round", code="round_expired")
         if sender != self.ctx.node_id and not body.get("peek"):
@@ -641,9 +640,10 @@ class RoundService:
 
     async def _refuse_set(self, requester: str, spec: TaskSpec, round_id: int,
                           why: str) -> NodeError:
-        await self.misbehaviour.report(
-            requester, "contributor_set_refused",
-            f"{spec.task_id} round {round_id}: {why}")
+        if requester != self.ctx.node_id:
+            await self.misbehaviour.report(
+                requester, "contributor_set_refused",
+                f"{spec.task_id} round {round_id}: {why}")
         return Unprocessable(f"refused to sum this contributor set: {why}",
                              field="body.senders", code="contributor_set_refused")
 
@@ -819,35 +819,30 @@ def _committed_elsewhere(body: dict[str, Any], plan: _Plan) -> bool:
 def _choose_plan(answers: dict[int, _Answer], ids: list[str], held: Held, t: int) -> _Plan:
     """The statements, contributor set and DP dealers to close with.
 
-    Without commitments: every statement at hand. Members that committed fix the
-    plan: of the committed plans whose statements are at hand (so they can be
-    sent again and give the same set), the one the most members can finish
-    (committed to it, or uncommitted and holding all of it) is continued.
+    Always every statement at hand and the set they determine: that is what each
+    member's own check (after its cross-check) insists on, so no other set can be
+    finished by honest members. A commitment to another set, say one a lying
+    member made to its own chosen set, only takes that member out of the group.
+    Members already committed to this very set fix its DP dealers.
     """
-    plans: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], list[str]] = {}
-    for seat, answer in answers.items():
+    senders = contributor_set(held, t)
+    dealer_sets: dict[tuple[str, ...], int] = {}
+    for answer in answers.values():
         committed = answer.body.get("committed")
-        if isinstance(committed, dict):
-            plan = tuple(tuple(committed.get(k) or ()) for k in ("senders", "statements",
-                                                                  "dealers"))
-            plans.setdefault(plan, []).append(ids[seat])  # type: ignore[arg-type]
-    if not plans:
-        return _Plan(contributor_set(held, t), sorted(held), None)
-    committed_members = {m for members in plans.values() for m in members}
-    ranked = []
-    for (senders, statements, dealers), members in plans.items():
-        if not set(statements) <= set(held):
-            continue
-        if contributor_set({m: held[m] for m in statements}, t) != list(senders):
-            continue
-        joinable = [m for m in held if m not in committed_members and set(senders) <= held[m]]
-        ranked.append((len(members) + len(joinable), len(members), len(senders), senders,
-                       statements, dealers))
-    if not ranked or max(ranked)[0] < t + 1:
-        raise _Fail(f"committee members committed to {len(plans)} contributor set(s) and none "
-                    f"can be completed by {t + 1} reachable members")
-    _, _, _, senders, statements, dealers = max(ranked)
-    return _Plan(list(senders), list(statements), list(dealers))
+        if isinstance(committed, dict) and committed.get("senders") == senders:
+            dealers = tuple(committed.get("dealers") or ())
+            dealer_sets[dealers] = dealer_sets.get(dealers, 0) + 1
+    if not dealer_sets:
+        return _Plan(senders, sorted(held), None)
+    # Two dealer sets for one contributor set: continue the one more members hold.
+    dealers = max(dealer_sets, key=lambda d: (dealer_sets[d], d))
+    return _Plan(senders, sorted(held), list(dealers))
+
+
+def _complete_deal(answer: dict[str, Any], ids: list[str]) -> bool:
+    """Whether a noise answer carries a sealed share for every committee member."""
+    deal = answer.get("deal")
+    return isinstance(deal, dict) and all(isinstance(deal.get(i), str) for i in ids)
 
 
 def _sorted_ids(value: Any, name: str) -> list[str]:
@@ -859,9 +854,3 @@ def _sorted_ids(value: Any, name: str) -> list[str]:
         raise BadRequest(f"{name} must be a sorted list of distinct node ids",
                          field=f"body.{name}")
     return value
-
-
-def _complete_deal(answer: dict[str, Any], ids: list[str]) -> bool:
-    """Whether a noise answer carries a sealed share for every committee member."""
-    deal = answer.get("deal")
-    return isinstance(deal, dict) and all(isinstance(deal.get(i), str) for i in ids)

@@ -6,8 +6,6 @@ import datetime as dt
 
 from mpc_backend.protocol import TaskSpec
 
-from .config import Timing
-
 
 def iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace(
@@ -19,11 +17,17 @@ def round_end(spec: TaskSpec, round_id: int) -> float:
     return float((round_id + 1) * spec.period_s)
 
 
-def decision_deadline(spec: TaskSpec, round_id: int, timing: Timing) -> float:
-    """When a round must be released or failed, fixed by the task and the timing alone.
+def decision_deadline(spec: TaskSpec, round_id: int) -> float:
+    """When a round must be released or failed: two periods after its end.
 
-    ``round end + grace + (k + 2) x takeover``: every one of the k seats gets its
-    turn to close (seat i starts i x takeover after seat 0), and the last one
-    has three takeover periods to finish. No request moves it.
+    Fixed by the task alone, so every member agrees on it whatever its own timing
+    settings, and no request moves it. Two periods leave every committee seat its
+    turn to close with the default timing (seat i starts grace + i x takeover
+    after the end) for periods of five minutes and more.
     """
-    return round_end(spec, round_id) + timing.grace_s + (spec.k + 2) * timing.takeover_s
+    return round_end(spec, round_id) + 2 * spec.period_s
+
+
+# Members' clocks differ a little: a failure decided at the deadline by a member
+# whose clock runs this much ahead is still accepted (and not taken for an attack).
+CLOCK_SKEW_S = 5.0

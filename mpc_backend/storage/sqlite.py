@@ -448,7 +448,7 @@ class SQLiteStorage(Storage):
     async def mark_delivery(self, task: str, round_id: int, member: str, acked: bool) -> None:
         await self._tx_async(
             lambda db: db.execute(
-                "UPDATE deliveries SET acked = ?, attempts = attempts + 1 "
+                "UPDATE deliveries SET acked = MAX(acked, ?), attempts = attempts + 1 "
                 "WHERE task = ? AND round = ? AND member = ?",
                 (int(acked), task, round_id, member),
             )

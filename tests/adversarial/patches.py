@@ -6,8 +6,11 @@ really attempted (a defence that is never exercised proves nothing).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +47,161 @@ def classical_hpke() -> None:
                         secrets.token_bytes(SEED_BYTES))
 
     server.load_keys = load
+
+
+# -- round-close attacks (a committee member) -------------------------------------------------
+# These reach the node's RoundService through a patched constructor, then act from a loop
+# spawned by the patched scheduler: the rest of the node stays the honest code.
+
+def _attach(act: Callable[[Any], Awaitable[None]]) -> None:
+    """Run ``act(round_service)`` beside the honest scheduler loop."""
+    from mpc_backend.node import rounds  # noqa: PLC0415
+
+    honest_loop = rounds.RoundService.scheduler_loop
+
+    async def scheduler_loop(self: Any) -> None:
+        await asyncio.gather(honest_loop(self), act(self))
+
+    rounds.RoundService.scheduler_loop = scheduler_loop  # type: ignore[method-assign]
+
+
+async def _each_round_end(service: Any, lead_s: float) -> AsyncIterator[tuple[Any, int]]:
+    """Yield (task spec, round) ``lead_s`` after each round of every task ends."""
+    seen: set[tuple[str, int]] = set()
+    while True:
+        await asyncio.sleep(0.05)
+        if service.ctx.signed_roster is None:
+            continue
+        now = service.ctx.clock()
+        for rtask in service.ctx.roster.tasks:
+            spec = rtask.spec
+            round_id = int((now - lead_s) // spec.period_s) - 1
+            key = (spec.task_id, round_id)
+            if round_id >= rtask.first_round() and key not in seen:
+                seen.add(key)
+                try:
+                    seats = [m.node_id for m in service.ctx.roster.committee(*key)]
+                except ValueError:
+                    continue
+                if service.ctx.node_id in seats:
+                    yield spec, round_id
+
+
+def capture_set() -> None:
+    """Choose the contributor set: sign a held statement naming only min_contributors - 1
+    victims and itself, forward it with t honest statements (so the rule yields exactly that
+    set), and ask the committee for partial sums right at the round's end."""
+    from mpc_backend.node import rounds  # noqa: PLC0415
+
+    async def own_statement(self: Any, spec: Any, round_id: int) -> dict[str, Any]:
+        stored = await self.ctx.storage.get_held_statement(spec.task_id, round_id)
+        if stored is None:
+            held = await self.ctx.storage.held_senders(spec.task_id, round_id)
+            victims = sorted(s for s in held if s != self.ctx.node_id)
+            lie = sorted([*victims[: spec.min_contributors - 1], self.ctx.node_id])
+            wire = rounds.sign_held(self.ctx.keys, self.ctx.federation_id, spec.task_id,
+                                    round_id, lie)
+            stored = await self.ctx.storage.put_held_statement(spec.task_id, round_id, wire,
+                                                               self.ctx.clock())
+            log.warning("EVIL capture_set: signed a held statement naming %d senders", len(lie))
+        return stored
+
+    honest_collect = rounds.RoundService._collect_statements
+
+    async def collect(self: Any, spec: Any, round_id: int, committee: Any,
+                      answers: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        wires, held = await honest_collect(self, spec, round_id, committee, answers)
+        me = self.ctx.node_id
+        keep = [me, *[m for m in sorted(held) if m != me][: spec.t]]
+        log.warning("EVIL capture_set: forwarding %d of %d statements", len(keep), len(held))
+        return {m: wires[m] for m in keep if m in wires}, {m: held[m] for m in keep if m in held}
+
+    async def close_early(service: Any) -> None:
+        async for spec, round_id in _each_round_end(service, 0.2):
+            try:
+                await service.close_round(spec.task_id, round_id)
+            except Exception as err:
+                log.warning("EVIL capture_set: close of %s round %d: %r", spec.task_id,
+                            round_id, err)
+
+    rounds.RoundService._own_statement = own_statement  # type: ignore[method-assign]
+    rounds.RoundService._collect_statements = collect  # type: ignore[method-assign]
+    _attach(close_early)
+
+
+def stall() -> None:
+    """Keep every round undecided: from the round's end, ask each committee member for its
+    held statement every half second (refreshing a coordinator's claim) and never go on."""
+    from mpc_backend.crypto import sign_envelope  # noqa: PLC0415
+
+    async def nag(service: Any, spec: Any, round_id: int) -> None:
+        committee = service.ctx.roster.committee(spec.task_id, round_id)
+        body = {"task": spec.task_id, "round": round_id}
+        for _ in range(int(60 / 0.5)):
+            for member in committee:
+                if member.node_id == service.ctx.node_id or member.url is None:
+                    continue
+
+                def envelope() -> dict[str, Any]:
+                    return sign_envelope(service.ctx.keys, "round-held",
+                                         service.ctx.federation_id, body,
+                                         now=service.ctx.clock())
+                with contextlib.suppress(Exception):
+                    await service.ctx.peers.post(member.url, "/peer/v1/round/held", envelope,
+                                                 attempts=1)
+            log.warning("EVIL stall: refreshed claims on %s round %d", spec.task_id, round_id)
+            await asyncio.sleep(0.5)
+
+    async def stall_all(service: Any) -> None:
+        async for spec, round_id in _each_round_end(service, 0.05):
+            asyncio.get_running_loop().create_task(nag(service, spec, round_id))
+
+    async def no_close(self: Any, task_id: str, round_id: int) -> None:
+        return None  # the staller never closes a round itself
+
+    from mpc_backend.node import rounds  # noqa: PLC0415
+
+    rounds.RoundService.close_round = no_close  # type: ignore[method-assign]
+    _attach(stall_all)
+
+
+def forge_results(contributors: int = 40, mean: float = 35.0) -> None:
+    """Push a result signed by itself alone ("40 contributors, mean 35.0") for the round that
+    just ended, for the round now open and for one three rounds ahead; and ask the honest
+    members to co-sign a doctored document for the ended round."""
+    from mpc_backend.crypto import sign_envelope  # noqa: PLC0415
+    from mpc_backend.node import results as results_mod  # noqa: PLC0415
+
+    async def forge(service: Any) -> None:
+        async for spec, round_id in _each_round_end(service, 0.1):
+            for target in (round_id, round_id + 1, round_id + 4):
+                doc = service._doc(spec, target, "released", contributors=contributors,
+                                   statistics={"count": contributors, "mean": mean},
+                                   senders=[f"{i:032x}" for i in range(contributors)])
+                wire = {"result": doc,
+                        "sigs": {service.ctx.node_id: results_mod.sign_result(service.ctx, doc)}}
+                for member in service.ctx.roster.members:
+                    if member.url is None or member.node_id == service.ctx.node_id:
+                        continue
+
+                    def push(w: dict[str, Any] = wire) -> dict[str, Any]:
+                        return sign_envelope(service.ctx.keys, "result",
+                                             service.ctx.federation_id, {"result": w},
+                                             now=service.ctx.clock())
+                    try:
+                        await service.ctx.peers.post(member.url, "/peer/v1/results", push,
+                                                     attempts=1)
+                    except Exception as err:
+                        log.warning("EVIL forge_results: %s refused round %d: %s",
+                                    member.name, target, err)
+            committee = service.ctx.roster.committee(spec.task_id, round_id)
+            doc = service._doc(spec, round_id, "released", contributors=contributors,
+                               statistics={"count": contributors, "mean": mean},
+                               senders=[f"{i:032x}" for i in range(contributors)])
+            answers = await service._ask_all(
+                [m for m in committee if m.node_id != service.ctx.node_id], "sign",
+                {"task": spec.task_id, "round": round_id, "doc": doc, "partials": {}})
+            log.warning("EVIL forge_results: %d member(s) co-signed the doctored result",
+                        len(answers))
+
+    _attach(forge)

@@ -112,7 +112,8 @@ async def test_results_list_and_stream(
     assert event["event"] == "result" and result["status"] == "released"
     assert result["statistics"]["mean"] == pytest.approx(20.5)
     status, listed = await call(http, live, "GET", "/results?task=temp")
-    assert status == 200 and listed["results"][0]["signature"] == result["signature"]
+    assert status == 200 and listed["results"][0]["signed_by"] == result["signed_by"]
+    assert len(result["signed_by"]) >= 2 and listed["results"][0]["seq"] == result["seq"]
     status, body = await call(http, live, "GET", f"/results?task=temp&since={result['seq']}")
     assert status == 200 and body["results"] == []
     status, body = await call(http, live, "GET", "/results?task=nope")

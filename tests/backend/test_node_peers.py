@@ -41,10 +41,13 @@ async def test_retry_after_a_lost_answer_succeeds(
     round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
     into_grace(clock, round_id)
     coordinator, slow_member, _ = seated(trio, "temp", round_id)
-    calls = slow_first_answer(slow_member, step, monkeypatch)
     committee = coordinator.node.ctx.roster.committee("temp", round_id)
+    held = await coordinator.node.rounds._ask_all(committee, "held",
+                                                  {"task": "temp", "round": round_id})
+    calls = slow_first_answer(slow_member, step, monkeypatch)
     body = {"task": "temp", "round": round_id,
-            "senders": sorted(live.node_id for live in trio)}
+            "senders": sorted(live.node_id for live in trio),
+            "statements": [a.body["statement"] for a in held.values()]}
     answers = await coordinator.node.rounds._ask_all(committee, step, body)
     assert len(calls) == 2, "the member got a retry"
     assert sorted(answers) == [0, 1, 2], "the slow member's retried answer counts"
@@ -52,4 +55,4 @@ async def test_retry_after_a_lost_answer_succeeds(
         # The retry returns the partial sum the first attempt committed.
         commit = await slow_member.node.ctx.storage.get_commit("temp", round_id)
         assert commit is not None
-        assert b64url_decode(answers[1]["partial"]) == commit.partial
+        assert b64url_decode(answers[1].body["partial"]) == commit.partial

@@ -173,11 +173,6 @@ def test_with_changes_replaces_updated_members_in_place() -> None:
     assert newer.by_id[other.node_id].capacity_at(4999.0) == 1.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Roster.committee weighs members by m.capacity; it must use m.capacity_at(start) "
-           "so that a capacity change never moves a round that had already started",
-)
 def test_a_capacity_change_never_moves_a_started_rounds_committee() -> None:
     members = tuple(
         replace(MemberInfo.of_keys(NodeKeys.generate(), f"hub{i}", f"http://127.0.0.1:{i + 1}",

@@ -13,7 +13,7 @@ from mpc_backend.node import rounds
 from mpc_backend.node.cosign import reconstruct_checked
 from mpc_backend.node.errors import Unprocessable
 from mpc_backend.node.node import KEEP_ROUND_STATE_S
-from mpc_backend.node.rounds import _Answer, _choose_plan, _Fail
+from mpc_backend.node.rounds import _Answer, _choose_plan
 from mpc_backend.node.timeline import decision_deadline
 from tests.backend.conftest import PERIOD, FakeClock, LiveNode
 
@@ -177,7 +177,7 @@ async def test_an_undecided_round_fails_at_its_deadline_and_drops_its_shares(
     spec = trio[0].node.ctx.roster.task("temp").spec  # type: ignore[union-attr]
     for live in trio:  # every close attempt is held back until the deadline
         live.node.rounds._failures[("temp", round_id)] = (1, float("inf"))
-    clock.now = decision_deadline(spec, round_id, trio[0].node.ctx.config.timing) + 0.1
+    clock.now = decision_deadline(spec, round_id) + 0.1
     result = await wait_result(trio[0])
     assert result["status"] == "failed" and "not released within" in result["reason"]
     for live in trio:
@@ -201,17 +201,18 @@ def test_a_fresh_plan_uses_every_statement() -> None:
     assert plan.statements == ["m0", "m1", "m2"] and plan.dealers is None
 
 
-def test_a_committed_plan_is_continued_with_the_same_statements() -> None:
-    held = {"m0": frozenset("abc"), "m1": frozenset("abc"), "m2": frozenset("abcd")}
-    committed = {"senders": ["a", "b", "c"], "statements": ["m0", "m1"], "dealers": []}
-    answers, ids = answers_of(m0={"committed": committed}, m1={}, m2={})
+def test_a_commitment_to_another_set_does_not_steer_the_plan() -> None:
+    """A member (say a liar) committed to its own chosen set: the plan stays the set every
+    statement determines, and only a commitment to that same set fixes the DP dealers."""
+    held = {"m0": frozenset("abc"), "m1": frozenset("abc"), "m2": frozenset("ab")}
+    chosen = {"senders": ["a", "b"], "statements": ["m2", "m0"], "dealers": []}
+    answers, ids = answers_of(m0={}, m1={}, m2={"committed": chosen})
     plan = _choose_plan(answers, ids, held, t=1)
-    assert (plan.senders, plan.statements, plan.dealers) == (["a", "b", "c"], ["m0", "m1"], [])
-    # A commitment whose statements do not give its set cannot be continued.
-    bogus = {"senders": ["a", "b"], "statements": ["m0", "m1"], "dealers": []}
-    answers, ids = answers_of(m0={"committed": bogus}, m1={"committed": bogus}, m2={})
-    with pytest.raises(_Fail, match="none can be completed"):
-        _choose_plan(answers, ids, held, t=1)
+    assert (plan.senders, plan.statements, plan.dealers) == (["a", "b", "c"],
+                                                             ["m0", "m1", "m2"], None)
+    same = {"senders": ["a", "b", "c"], "statements": ["m0", "m1"], "dealers": ["m0", "m1"]}
+    answers, ids = answers_of(m0={"committed": same}, m1={}, m2={"committed": chosen})
+    assert _choose_plan(answers, ids, held, t=1).dealers == ["m0", "m1"]
 
 
 def test_reconstruction_cross_checks_a_third_partial_sum() -> None:

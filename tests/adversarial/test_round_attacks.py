@@ -1,0 +1,91 @@
+"""A committee member attacks the round close; the honest members' result must not move.
+
+Each test restarts ``mallory`` (a member, on the committee of the attacked
+round) with one patched function, lets every household contribute known
+values, and checks what the honest members end with: the exact statistics over
+every contributor (or a visible failure where that is the only safe outcome),
+and the attack recorded against mallory in their ``status``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .conftest import (
+    Federation,
+    contribute_where_mallory_sits,
+    outcome,
+    reports_about,
+)
+
+pytestmark = pytest.mark.slow
+
+VALUES = [20.51, 21.27, 19.73, 22.09]  # houses 0-2 and mallory's own honest reading
+
+
+def assert_exact(result: dict[str, object]) -> None:
+    """Released over all four households, equal to numpy's statistics on the readings."""
+    assert result["status"] == "released", result
+    assert result["contributors"] == len(VALUES)
+    stats = result["statistics"]
+    assert isinstance(stats, dict)
+    assert stats["count"] == len(VALUES)
+    assert stats["mean"] == pytest.approx(np.mean(VALUES), abs=0.005)
+    assert stats["stddev"] == pytest.approx(np.std(VALUES), abs=0.01)
+    assert len(result["signed_by"]) >= 2  # type: ignore[arg-type]
+
+
+def test_a_coordinator_cannot_choose_the_contributor_set(federation: Federation) -> None:
+    """Mallory signs a held statement naming two victims and itself, forwards it with one
+    honest statement so the rule yields exactly {victim, victim, mallory}, commits to that
+    set itself and asks for partial sums before anyone else closes.
+
+    The honest members refuse and name mallory. Mallory's own commitment to its set then
+    stops them releasing theirs (they cannot tell it from an honest member's that missed
+    deliveries, and two released sums would tell a household's reading), so the round
+    fails visibly: no statistic over any set but all four households is ever released.
+    """
+    federation.restart_mallory("capture_set")
+    round_id, committee = contribute_where_mallory_sits(federation, "capture", VALUES)
+    honest_seats = [n for n in federation.honest if n.node_id in committee]
+    for node in federation.honest:
+        result = outcome(node, "capture", round_id)
+        if result["status"] != "failed":
+            assert_exact(result)
+        assert result["statistics"] is None or result["contributors"] == len(VALUES)
+    log = federation.mallory.log_text()
+    assert "EVIL capture_set: forwarding 2 of" in log, "the attack was not attempted"
+    # Mallory forwarded one honest statement: that member was asked, refused and named it.
+    refused = [n for n in honest_seats
+               if reports_about(n, federation.mallory.node_id).get("contributor_set_refused")]
+    assert refused, "no honest committee member recorded the refused set"
+    assert all("misbehaviour by member mallory" in n.log_text() for n in refused)
+
+
+def test_stalling_cannot_extend_a_round_past_its_deadline(federation: Federation) -> None:
+    """Mallory refreshes a coordinator's claim every half second and never closes. Each
+    claim is honoured once, so the honest seats close in their turn and release."""
+    federation.restart_mallory("stall")
+    round_id, _ = contribute_where_mallory_sits(federation, "stall", VALUES)
+    for node in federation.honest:
+        result = outcome(node, "stall", round_id)
+        assert_exact(result)
+    assert "EVIL stall: refreshed claims" in federation.mallory.log_text()
+
+
+def test_a_forged_result_is_refused_and_the_real_one_released(federation: Federation) -> None:
+    """Mallory pushes "40 contributors, mean 35.0" signed by itself for the ended round, the
+    open one and one three rounds ahead, and asks the others to co-sign a doctored document.
+    Nobody stores or signs it; the ended round still releases the real statistics."""
+    federation.restart_mallory("forge_results")
+    round_id, _ = contribute_where_mallory_sits(federation, "forge", VALUES)
+    for node in federation.honest:
+        assert_exact(outcome(node, "forge", round_id))
+        rounds_stored = {r["round"] for r in node.cli_json("results", "--task", "forge",
+                                                            "--limit", "50")["results"]}
+        assert round_id + 4 not in rounds_stored
+        kinds = reports_about(node, federation.mallory.node_id)
+        assert kinds.get("forged_result", 0) >= 3, (node.name, kinds)
+    log = federation.mallory.log_text()
+    assert "EVIL forge_results: 0 member(s) co-signed the doctored result" in log
