@@ -19,6 +19,7 @@ TASK_ARGS = (
     "--unit", "°C", "--min", "-1000", "--max", "1000", "--resolution", "0.001",
     "--stats", "count,sum,mean,variance,stddev,histogram,quantiles",
     "--buckets", "18,20,22,24", "--period", str(PERIOD), "--min-contributors", "3",
+    "--k", "3", "--t", "1",
 )
 TASKS = ("temp", "kill_one", "kill_two", "restart", "hang")
 
