@@ -1,15 +1,17 @@
-"""Round benchmark: 3 real committee nodes on loopback, N simulated households, M tasks.
+"""Round benchmark: K real committee nodes on loopback, N simulated households, M tasks.
 
-    python benchmarks/bench_round.py --households 1000 --tasks 10 [--json]
+    python benchmarks/bench_round.py --households 1000 --tasks 10 [--committee 5] [--json]
 
-The committee is three ``mpc-backend serve`` processes. Households are
+The committee is K ``mpc-backend serve`` processes (default 3, threshold t = 1; with
+5, t = 2), and every round closes with held statements, partial sums and t + 1
+co-signatures. Households are
 in-process clients that do exactly what a household node does: they join
 through invites (signed join requests to the founder), then per round encode
 each reading, Shamir-share it, HPKE-seal one share per committee member and
 sign one envelope per member carrying all M tasks' shares. The benchmark
 prints:
 
-* client cost per report: encode + share + 3 seals (+ the envelope signatures
+* client cost per report: encode + share + K seals (+ the envelope signatures
   amortised over the tasks), single core;
 * contribution throughput: reports accepted per committee node per second while
   all households send concurrently (every report needs a signature check, an
@@ -81,7 +83,7 @@ async def join_household(session: aiohttp.ClientSession, founder: NodeProcess,
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-round-"))
     nodes = [NodeProcess(f"committee{i}", root / f"c{i}", free_port(), root / f"c{i}.log")
-             for i in range(3)]
+             for i in range(args.committee)]
     for node in nodes:
         node.init("--grace", str(GRACE_S), "--takeover", "20")
         node.start()
@@ -118,7 +120,7 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess]) -> dict[str
         for task_id in task_ids:
             await api(session, founder, "POST", "/tasks", {
                 **TASK, "task_id": task_id, "metric": task_id, "period_s": period,
-                "min_contributors": 3})
+                "min_contributors": 3, "k": args.committee, "t": (args.committee - 1) // 2})
         setup_s = time.perf_counter() - t0
         # Wait until every node has the final roster, then for the tasks' first round.
         for node in nodes:
@@ -216,6 +218,7 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess]) -> dict[str
     return {
         "households": n,
         "tasks": m,
+        "committee": args.committee,
         "period_s": period,
         "hpke_suite": households[0].hpke_suite,
         "setup_s": round(setup_s, 2),
@@ -247,6 +250,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=10)
+    parser.add_argument("--committee", type=int, default=3, choices=(3, 5),
+                        help="committee nodes k (threshold t = 1 for 3, 2 for 5)")
     parser.add_argument("--period", type=int, help="round length (default: sized to the load)")
     parser.add_argument("--concurrency", type=int, default=48, help="requests in flight")
     parser.add_argument("--json", action="store_true")
@@ -258,7 +263,8 @@ def main() -> None:
         return
     rows = [
         ("households x tasks", f"{figures['households']} x {figures['tasks']} "
-                               f"(period {figures['period_s']} s, {figures['hpke_suite']})"),
+                               f"(period {figures['period_s']} s, {figures['hpke_suite']}, "
+                               f"k = {figures['committee']})"),
         ("client cost per report", f"{figures['client_ms_per_report']} ms"),
         ("accepted reports/s per committee node",
          ", ".join(f"{v}" for v in figures["reports_per_s_per_node"].values())),

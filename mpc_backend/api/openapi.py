@@ -109,8 +109,10 @@ _SCHEMAS: dict[str, Any] = {
             "dp_epsilon": {"type": ["number", "null"]},
             "committee": {"type": "array", "items": {"type": "string"}},
             "released_at": {"type": "string", "format": "date-time"},
-            "signed_by": {"type": "string"},
-            "signature": {"type": "string"},
+            "signed_by": {"type": "array", "items": {"type": "string"},
+                          "description": "committee members whose signatures the node "
+                                         "checked: t + 1 or more for released and "
+                                         "insufficient, one for failed (at the deadline)"},
             "seq": {"type": "integer", "description": "local sequence number, for since="},
         },
     },
