@@ -54,10 +54,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
         cluster.add("mallory", *QUICK_TIMING)
         for node in cluster.nodes:
             node.start()
-        founder = cluster.nodes[0]
-        founder.cli("federation", "create", "--name", "Elm Street")
-        for node in cluster.nodes[1:]:
-            node.cli("join", founder.cli("invite", "--expires", "10m").stdout.strip())
+        founder = cluster.federate("Elm Street")
         for task in TASKS:
             founder.cli("task", "add", "--metric", "indoor temperature", "--id", task,
                         "--k", "3", "--t", "1", *TASK_ARGS)

@@ -44,10 +44,7 @@ def neighbourhood(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cl
         cluster.nodes.append(member)
         for node in cluster.nodes:
             node.start()
-        founder = cluster.nodes[0]
-        founder.cli("federation", "create", "--name", "Relay Lane")
-        for node in cluster.nodes[1:]:
-            node.cli("join", founder.cli("invite", "--expires", "10m").stdout.strip())
+        founder = cluster.federate("Relay Lane")
         founder.cli("task", "add", "--metric", "indoor temperature", "--id", "temp", *TASK_ARGS)
         first = wait_for(lambda: all(n.cli_json("task", "list")["tasks"] for n in cluster.nodes)
                          and founder.cli_json("task", "list")["tasks"][0], 20,

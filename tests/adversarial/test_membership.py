@@ -30,10 +30,7 @@ def street(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         for i in range(3):
             cluster.add(f"house{i}").start()
-        founder = cluster.nodes[0]
-        founder.cli("federation", "create", "--name", "Elm Street")
-        for node in cluster.nodes[1:]:
-            node.cli("join", founder.cli("invite", "--expires", "10m").stdout.strip())
+        cluster.federate("Elm Street")
         yield cluster
     finally:
         cluster.close()
@@ -69,6 +66,12 @@ def test_a_join_declaring_a_huge_capacity_is_refused(street: Cluster) -> None:
     error = refused_join(street, "greedy", "declare_member", capacity=1e12)
     assert error.startswith("error: the founder refused the join: member greedy: capacity "
                             "1e+12 is outside the allowed range 0.5 to 2")
+
+
+def test_a_joiner_cannot_give_itself_the_founders_top_capacity(street: Cluster) -> None:
+    """2 is in range, but only the founder may raise a member above 1 (visibly, in the roster)."""
+    error = refused_join(street, "eager", "declare_member", capacity=2.0)
+    assert "a joining hub may declare a capacity of at most 1 (it declared 2)" in error
 
 
 def test_init_and_the_founder_refuse_a_url_with_a_path_or_query(

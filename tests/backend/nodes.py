@@ -172,6 +172,17 @@ class Cluster:
     def by_id(self, node_id: str) -> NodeProcess:
         return next(n for n in self.nodes if n.node_id == node_id)
 
+    def federate(self, name: str) -> NodeProcess:
+        """The first node founds federation ``name``; every other node joins with an invite.
+
+        All nodes must be serving. Returns the founder.
+        """
+        founder = self.nodes[0]
+        founder.cli("federation", "create", "--name", name)
+        for node in self.nodes[1:]:
+            node.cli("join", founder.cli("invite", "--expires", "10m").stdout.strip())
+        return founder
+
     def close(self) -> None:
         for node in self.nodes:
             if node.proc is not None and node.proc.poll() is None:

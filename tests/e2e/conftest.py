@@ -34,11 +34,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             cluster.add(f"house{i}", *TIMING)
         for node in cluster.nodes:
             node.start()
-        founder = cluster.nodes[0]
-        founder.cli("federation", "create", "--name", "Elm Street")
-        for node in cluster.nodes[1:]:
-            token = founder.cli("invite", "--expires", "10m").stdout.strip()
-            node.cli("join", token)
+        cluster.federate("Elm Street")
         # Any member proposes; the founder publishes.
         for i, task in enumerate(TASKS):
             cluster.nodes[i % 5].cli("task", "add", "--metric", "indoor temperature",
