@@ -215,6 +215,7 @@ def cmd_task_list(args: argparse.Namespace) -> int:
               f"every {spec['period_s']} s, stats {','.join(spec['stats'])}, "
               f"min {spec['min_contributors']} contributors"
               + (f", DP epsilon {spec['dp_epsilon']}" if spec.get("dp_epsilon") else ""))
+        print(f"  {task['privacy']}")
     if not answer["tasks"]:
         print("no tasks yet; add one with: mpc-backend task add ...")
     return 0

@@ -85,6 +85,9 @@ _SCHEMAS: dict[str, Any] = {
             "proposed_by": {"type": "string"},
             "first_round": {"type": "integer"},
             "first_round_starts_at": {"type": "number"},
+            "privacy": {"type": "string",
+                        "description": "what the committee size k and threshold t mean, "
+                                       "in plain words"},
         },
     },
     "Result": {

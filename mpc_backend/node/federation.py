@@ -615,4 +615,13 @@ def task_view(task: RosterTask) -> dict[str, Any]:
         "proposed_by": task.proposed_by,
         "first_round": task.first_round(),
         "first_round_starts_at": task.first_round() * spec.period_s,
+        "privacy": committee_in_words(spec),
     }
+
+
+def committee_in_words(spec: TaskSpec) -> str:
+    """What k and t mean for the households, in plain words."""
+    offline = spec.k - spec.t - 1
+    return (f"each reading is split among {spec.k} committee hubs: {spec.t + 1} of them "
+            f"colluding could see it, {spec.t} or fewer learn nothing; {offline} may be "
+            f"offline at the close")

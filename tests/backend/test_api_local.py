@@ -128,6 +128,11 @@ async def test_tasks_and_federation_errors(
     member = trio[1]
     status, body = await call(http, member, "GET", "/tasks")
     assert status == 200 and [t["task"] for t in body["tasks"]] == ["temp"]
+    # Proposed without k and t: three compute members give 3 seats, threshold 1, in words.
+    assert (body["tasks"][0]["spec"]["k"], body["tasks"][0]["spec"]["t"]) == (3, 1)
+    assert body["tasks"][0]["privacy"] == (
+        "each reading is split among 3 committee hubs: 2 of them colluding could see it, 1 or "
+        "fewer learn nothing; 1 may be offline at the close")
     bad = {"metric": "co2", "low": 400, "high": 300, "resolution": 1, "stats": ["mean"],
            "period_s": 60, "min_contributors": 3}
     status, body = await call(http, member, "POST", "/tasks", bad)

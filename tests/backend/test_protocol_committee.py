@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpc_backend.protocol import Member, select_committee
+from mpc_backend.protocol.committee import default_committee
 
 TASKS = [f"task_{j}" for j in range(10)]
 
@@ -185,3 +186,9 @@ def test_a_committee_depends_only_on_members_task_and_round() -> None:
         alone = select_committee(members, "temp", r, 3)
         assert alone == select_committee(list(reversed(members)), "temp", r, 3)
         assert len(set(alone)) == 3
+
+
+@pytest.mark.parametrize(("eligible", "expected"), [(3, (3, 1)), (4, (3, 1)), (5, (5, 2)),
+                                                    (40, (5, 2))])
+def test_default_committee_fits_the_federation(eligible: int, expected: tuple[int, int]) -> None:
+    assert default_committee(eligible) == expected
