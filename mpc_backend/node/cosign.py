@@ -67,11 +67,19 @@ def check_released(
     evidence: Any,
     federation: str,
     now: float,
+    required: Sequence[int] = (),
 ) -> None:
-    """ValueError unless ``doc`` is what the signed partial sums ``evidence`` reconstruct."""
+    """ValueError unless ``doc`` is what the signed partial sums ``evidence`` reconstruct.
+
+    ``required``: seats whose partial sums must be among those used (members that hold
+    the whole set and answered this member), so that no colluder's partial is the only
+    other point of the polynomial while an honest one could have pinned it.
+    """
     digest = senders_digest(commit.senders)
     if doc.get("senders_digest") != digest or doc.get("contributors") != len(commit.senders):
         raise ValueError("the result is over another contributor set")
+    if doc.get("dealers") != list(commit.dealers):
+        raise ValueError("the result names other DP noise dealers")
     if not isinstance(evidence, dict):
         raise ValueError("partials must map seats to signed partial sums")
     partials = {
@@ -81,11 +89,17 @@ def check_released(
     mine = [m.node_id for m in committee].index(me)
     if mine not in partials or pack_elements(partials[mine]) != commit.partial:
         raise ValueError("this member's own partial sum is not among those used")
+    left_out = sorted(set(required) - set(partials))
+    if left_out:
+        raise ValueError(f"the partial sums of seat(s) {left_out}, which hold the whole set "
+                         "and answer, are not among those used")
     if len(partials) < spec.t + 1:
         raise ValueError(f"{len(partials)} partial sums; t + 1 = {spec.t + 1} are needed")
     total = reconstruct_checked(partials, spec.t)
     if total is None:
         raise ValueError("the partial sums do not lie on one polynomial")
+    if spec.dp_epsilon is None and int(total[0]) != len(commit.senders):
+        raise ValueError("the reconstructed count is not the number of contributors")
     try:
         stats = decode_aggregate(spec, total, noisy=spec.dp_epsilon is not None)
     except ValueError:

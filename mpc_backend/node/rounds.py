@@ -287,6 +287,9 @@ class RoundService:
         if total is None:
             raise _Fail("committee partial sums are inconsistent (corrupted share or faulty "
                         "member)")
+        if spec.dp_epsilon is None and int(total[0]) != len(plan.senders):
+            raise _Fail("aggregate is inconsistent: a contribution was malformed or a "
+                        "committee member is faulty")
         try:
             stats = decode_aggregate(spec, total, noisy=spec.dp_epsilon is not None)
         except ValueError as err:
@@ -297,7 +300,7 @@ class RoundService:
             raise _Fail("aggregate is inconsistent: a contribution was malformed or a "
                         "committee member is faulty") from None
         doc = self._doc(spec, round_id, "released", contributors=len(plan.senders),
-                        statistics=stats, senders=plan.senders)
+                        statistics=stats, senders=plan.senders, dealers=dealers)
         evidence = {str(seat): replies[seat].envelope for seat in partials}
         await self._co_sign(spec, committee, [committee[s] for s in partials], doc,
                             {**base, "partials": evidence})
@@ -355,6 +358,7 @@ class RoundService:
         contributors: int | None = None,
         statistics: dict[str, Any] | None = None,
         senders: Sequence[str] | None = None,
+        dealers: Sequence[str] = (),
     ) -> dict[str, Any]:
         assert status in STATUSES
         return {
@@ -372,6 +376,7 @@ class RoundService:
             "dp_epsilon": spec.dp_epsilon,
             "committee": [m.node_id for m in self.ctx.roster.committee(spec.task_id, round_id)],
             "senders_digest": None if senders is None else senders_digest(senders),
+            "dealers": list(dealers),
             "coordinator": self.ctx.node_id,
             "released_at": self.ctx.clock(),
         }
@@ -531,11 +536,13 @@ class RoundService:
 
     async def handle_held(self, envelope: Any, remote: str | None) -> dict[str, Any]:
         _, spec, round_id, _ = await self._request(envelope, "held", remote)
-        base = {"task": spec.task_id, "round": round_id}
+        answer: dict[str, Any] = {"task": spec.task_id, "round": round_id}
         result = await self.ctx.storage.get_result(spec.task_id, round_id)
         if result is not None:
-            return self._reply("held", {**base, "result": result.doc})
-        answer = {**base, "statement": await self._own_statement(spec, round_id)}
+            answer["result"] = result.doc
+        # Statement and commitment even once decided: a stored result must never hide
+        # what this member summed from another member's cross-check.
+        answer["statement"] = await self._own_statement(spec, round_id)
         commit = await self.ctx.storage.get_commit(spec.task_id, round_id)
         if commit is not None:
             answer["committed"] = {"senders": list(commit.senders),
@@ -559,7 +566,8 @@ class RoundService:
                 ))
                 for seat, m in enumerate(committee)
             }
-            deal = await self.ctx.storage.put_noise_deal(spec.task_id, round_id, deal)
+            deal = await self.ctx.storage.put_noise_deal(spec.task_id, round_id, deal,
+                                                         self.ctx.clock())
         return self._reply("noise", {**body, "deal": deal})
 
     async def _check_noise(
@@ -713,47 +721,53 @@ class RoundService:
         makes two honest members asked for different sets unable to both release.
         """
         me = self.ctx.node_id
-        seats = [seat for seat, m in enumerate(committee) if m.node_id != me]
-        timing = self.ctx.config.timing
-        answers = await self._ask_all(
-            [committee[s] for s in seats], "held",
-            {"task": spec.task_id, "round": round_id, "peek": True},
-            seats=seats, attempts=1, timeout_s=timing.peer_timeout_s / 3)
         merged = dict(held)
-        for seat, answer in answers.items():
-            member = committee[seat]
-            if isinstance(answer.body.get("result"), dict):
-                continue
-            try:
-                signer, senders = self._verify_statement(answer.body.get("statement"), spec,
-                                                         round_id, committee)
-            except StatementError as err:
-                await self.misbehaviour.report(member.node_id, "bad_signature", str(err))
-                continue
-            if signer != member.node_id:
-                continue
-            if signer in held and held[signer] != senders:
+        for member, (senders, answer) in (await self._peek(spec, round_id, committee)).items():
+            name = self.ctx.roster.by_id[member].name
+            if member in held and held[member] != senders:
                 await self.misbehaviour.report(
-                    signer, "equivocation",
+                    member, "equivocation",
                     f"signed two different held statements for {spec.task_id} round {round_id}")
-                raise Conflict(f"{member.name} signed two different held statements for this "
+                raise Conflict(f"{name} signed two different held statements for this "
                                "round; not releasing a partial sum", code="equivocation")
-            merged[signer] = senders
-            committed = answer.body.get("committed")
-            if isinstance(committed, dict) and (
-                committed.get("senders") != list(commit.senders)
-                or committed.get("dealers") != list(commit.dealers)
-            ):
-                log.warning("%s round %d: %s committed to another contributor set; not "
-                            "releasing a partial sum", spec.task_id, round_id, member.name)
-                raise Conflict(f"{member.name} committed to another contributor set for this "
-                               "round", code="conflicting_commitment")
+            merged[member] = senders
+            if not _same_sum(answer, commit):
+                log.warning("%s round %d: %s committed to or holds a result over another "
+                            "contributor set; not releasing a partial sum", spec.task_id,
+                            round_id, name)
+                raise Conflict(f"{name} committed to another contributor set for this round",
+                               code="conflicting_commitment")
         try:
             check_contributor_set(me, merged, list(commit.senders), spec.k, spec.t)
         except SetRefused as err:
             raise await self._refuse_set(
                 requester, spec, round_id,
                 f"with the statements it left out: {err}") from None
+
+    async def _peek(
+        self, spec: TaskSpec, round_id: int, committee: list[MemberInfo]
+    ) -> dict[str, tuple[frozenset[str], dict[str, Any]]]:
+        """{member: (its held statement, its whole answer)} of the other committee members
+        that answer one short attempt; a bad statement is recorded and left out."""
+        me = self.ctx.node_id
+        seats = [seat for seat, m in enumerate(committee) if m.node_id != me]
+        answers = await self._ask_all(
+            [committee[s] for s in seats], "held",
+            {"task": spec.task_id, "round": round_id, "peek": True},
+            seats=seats, attempts=1, timeout_s=self.ctx.config.timing.peer_timeout_s / 3)
+        seen: dict[str, tuple[frozenset[str], dict[str, Any]]] = {}
+        for seat, answer in answers.items():
+            member = committee[seat].node_id
+            try:
+                signer, senders = self._verify_statement(answer.body.get("statement"), spec,
+                                                         round_id, committee)
+                if signer != member:
+                    raise StatementError("answered with another member's statement")
+            except StatementError as err:
+                await self.misbehaviour.report(member, "bad_signature", str(err))
+                continue
+            seen[member] = (senders, answer.body)
+        return seen
 
     async def handle_sign(self, envelope: Any, remote: str | None) -> dict[str, Any]:
         body, spec, round_id, committee = await self._request(envelope, "sign", remote)
@@ -784,6 +798,8 @@ class RoundService:
         check_frame(doc, self._doc(spec, round_id, "released"), requester)
         me = self.ctx.node_id
         if doc.get("status") == "insufficient":
+            if await self.ctx.storage.get_commit(spec.task_id, round_id) is not None:
+                raise ValueError("this member already summed a contributor set for the round")
             held = await self._statements_of(body.get("statements"), spec, round_id, committee,
                                              requester)
             own = await self._own_statement(spec, round_id)
@@ -804,8 +820,32 @@ class RoundService:
         commit = await self.ctx.storage.get_commit(spec.task_id, round_id)
         if commit is None:
             raise ValueError("this member computed no partial sum for the round")
+        # Every member that can be reached and holds the whole set must have its partial
+        # among those used: with exactly t + 1, a colluder's partial could be solved for
+        # any total; an honest extra one pins the polynomial.
+        required = [committee.index(self.ctx.roster.by_id[m])
+                    for m, (senders, _) in (await self._peek(spec, round_id, committee)).items()
+                    if senders >= set(commit.senders)]
         check_released(spec, committee, self.ctx.node_id, commit, doc, body.get("partials"),
-                       self.ctx.federation_id, self.ctx.clock())
+                       self.ctx.federation_id, self.ctx.clock(), required)
+
+
+def _same_sum(answer: dict[str, Any], commit: RoundCommit) -> bool:
+    """Whether a member's held answer is consistent with our commitment: no commitment to
+    another set or dealers, and no stored result over another set."""
+    committed = answer.get("committed")
+    if isinstance(committed, dict) and (committed.get("senders") != list(commit.senders)
+                                        or committed.get("dealers") != list(commit.dealers)):
+        return False
+    result = answer.get("result")
+    if isinstance(result, dict) and isinstance(result.get("result"), dict):
+        doc = result["result"]
+        if doc.get("status") == "released" and (
+            doc.get("senders_digest") != senders_digest(commit.senders)
+            or doc.get("dealers") != list(commit.dealers)
+        ):
+            return False
+    return True
 
 
 def _committed_elsewhere(body: dict[str, Any], plan: _Plan) -> bool:

@@ -33,6 +33,9 @@ MAX_CONTRIBUTORS = 100_000
 MIN_CONTRIBUTORS = 3
 MAX_BUCKET_EDGES = 256
 MIN_PERIOD_S = 10
+# A round is decided two periods after its end; round tombstones are kept 30 days, so a
+# week keeps every decision inside that memory.
+MAX_PERIOD_S = 7 * 86400
 
 _TASK_ID = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
 _REQUIRED = ("metric", "low", "high", "resolution", "stats", "period_s", "min_contributors")
@@ -127,9 +130,10 @@ class TaskSpec:
         object.__setattr__(self, "_levels", levels)
         self._validate_stats()
         self._validate_buckets()
-        if self.period_s < MIN_PERIOD_S:
+        if not MIN_PERIOD_S <= self.period_s <= MAX_PERIOD_S:
             raise ValueError(
-                f"period_s must be at least {MIN_PERIOD_S} seconds, got {self.period_s}"
+                f"period_s must be {MIN_PERIOD_S} seconds to {MAX_PERIOD_S // 86400} days, "
+                f"got {self.period_s}"
             )
         if self.min_contributors < MIN_CONTRIBUTORS:
             # With two, each contributor subtracts its own reading from a released mean.
@@ -149,10 +153,11 @@ class TaskSpec:
             raise ValueError(
                 f"t must be at least 1 (any t members together learn nothing), got {self.t}"
             )
-        if self.k < self.t + 1:
+        if self.k < 2 * self.t + 1:
             raise ValueError(
-                f"k ({self.k}) must be at least t + 1 = {self.t + 1} so the committee "
-                "can reconstruct"
+                f"k ({self.k}) must be at least 2t + 1 = {2 * self.t + 1}: with fewer seats, "
+                f"t colluding members' statements could prove an honest household unsummable "
+                f"and leave it out of the sum"
             )
         self._validate_headroom()
 

@@ -177,7 +177,7 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def put_noise_deal(
-        self, task: str, round_id: int, deal: dict[str, str]
+        self, task: str, round_id: int, deal: dict[str, str], now: float
     ) -> dict[str, str]:
         """Store unless one exists; returns whichever deal is now stored."""
 
@@ -246,8 +246,8 @@ class Storage(abc.ABC):
     # -- housekeeping -----------------------------------------------------
     @abc.abstractmethod
     async def prune(self, before: float, tombstones_before: float) -> None:
-        """Forget outbox ciphertexts and noise deals from before ``before``, and
-        commitments and held statements (the tombstones) from before ``tombstones_before``."""
+        """Forget outbox ciphertexts from before ``before``, and commitments, held
+        statements and noise deals (the tombstones) from before ``tombstones_before``."""
 
     @abc.abstractmethod
     async def forget_contributions(self, ended_before: float) -> None:

@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -291,13 +290,13 @@ class SQLiteStorage(Storage):
         return json.loads(rows[0][0]) if rows else None
 
     async def put_noise_deal(
-        self, task: str, round_id: int, deal: dict[str, str]
+        self, task: str, round_id: int, deal: dict[str, str], now: float
     ) -> dict[str, str]:
         await self._tx_async(
             lambda db: db.execute(
                 "INSERT INTO noise_deals (task, round, deal, created_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (task, round) DO NOTHING",
-                (task, round_id, json.dumps(deal), time.time()),
+                (task, round_id, json.dumps(deal), now),
             )
         )
         stored = await self.get_noise_deal(task, round_id)
@@ -469,7 +468,7 @@ class SQLiteStorage(Storage):
             )
             db.execute("DELETE FROM commits WHERE committed_at < ?", (tombstones_before,))
             db.execute("DELETE FROM held_statements WHERE created_at < ?", (tombstones_before,))
-            db.execute("DELETE FROM noise_deals WHERE created_at < ?", (before,))
+            db.execute("DELETE FROM noise_deals WHERE created_at < ?", (tombstones_before,))
 
         await self._tx_async(prune)
 

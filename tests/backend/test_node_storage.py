@@ -91,8 +91,8 @@ async def test_commitments_and_noise_deals_are_first_wins(storage: SQLiteStorage
     first = RoundCommit("temp", 7, ("a", "b"), b"p1", "c1", 1.0)
     assert await storage.put_commit(first) == first
     assert await storage.put_commit(RoundCommit("temp", 7, ("a",), b"p2", "c2", 2.0)) == first
-    assert await storage.put_noise_deal("temp", 7, {"m": "x"}) == {"m": "x"}
-    assert await storage.put_noise_deal("temp", 7, {"m": "y"}) == {"m": "x"}
+    assert await storage.put_noise_deal("temp", 7, {"m": "x"}, 1.0) == {"m": "x"}
+    assert await storage.put_noise_deal("temp", 7, {"m": "y"}, 2.0) == {"m": "x"}
 
 
 async def test_invites_are_one_time_and_expire(storage: SQLiteStorage) -> None:
