@@ -7,8 +7,8 @@ aiohttp session talks to it. It does no cryptography and no rounds: the test
 publishes results with ``publish``, computing their statistics itself from
 plaintext values, and records misbehaviour with ``report_misbehaviour``.
 ``test_real_backend.py`` checks the same integration code against real
-``mpc-backend serve`` processes, and ``test_fake_matches_real`` compares this
-double's answers with a real node's, field by field.
+``mpc-backend serve`` processes, and its ``test_fake_backend_matches_the_real_api``
+compares this double's answers with a real node's, field by field.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ POWER_TASK: dict[str, Any] = {
     "stats": ["count", "sum", "mean"],
     "buckets": [],
     "period_s": 300,
-    "min_contributors": 2,
+    "min_contributors": 4,
     "dp_epsilon": None,
     "k": 3,
     "t": 1,
@@ -105,6 +105,13 @@ def plain_statistics(spec: dict[str, Any], values: list[float]) -> dict[str, Any
                     below += c
             stats["quantiles"] = quantiles
     return stats
+
+
+def committee_in_words(spec: dict[str, Any]) -> str:
+    """The task's "privacy" line in /status: what k and t mean, as the node words it."""
+    k, t = spec["k"], spec["t"]
+    return (f"each reading is split among {k} committee hubs: {t + 1} of them colluding "
+            f"could see it, {t} or fewer learn nothing; {k - t - 1} may be offline at the close")
 
 
 @dataclass
@@ -185,6 +192,9 @@ class FakeBackend:
         """Store a round outcome and push it to open streams; statistics from ``values``."""
         spec = self.spec(task)
         released = status == "released"
+        # As the real node: never released below the task's minimum.
+        assert not released or len(values or ()) >= spec["min_contributors"], values
+        committee = [self.node_id, *OTHER_IDS][: spec["k"]]
         result = {
             "task": task,
             "metric": spec["metric"],
@@ -197,10 +207,10 @@ class FakeBackend:
             "contributors": len(values) if values is not None else None,
             "statistics": plain_statistics(spec, values) if released and values else None,
             "dp_epsilon": None,
-            "committee": [self.node_id, "1" * 32, "2" * 32],
+            "committee": committee,
             "released_at": iso((round_id + 1) * spec["period_s"] + 2),
-            "signed_by": self.node_id,
-            "signature": "c2lnbmF0dXJl",
+            # Co-signed by t + 1 of the committee; a failure at the deadline by one member.
+            "signed_by": sorted(committee[: 1 if status == "failed" else spec["t"] + 1]),
             "seq": len(self.results) + 1,
         }
         self.results.append(result)
@@ -269,6 +279,7 @@ class FakeBackend:
             tasks.append({
                 "task": spec["task_id"], "spec": spec, "added_at": 0.0,
                 "proposed_by": self.node_id, "first_round": 0, "first_round_starts_at": 0,
+                "privacy": committee_in_words(spec),
                 "current_round": current,
                 "round_ends_at": iso((current + 1) * spec["period_s"]),
                 "committee": [self.node_id], "on_committee": True,
@@ -280,7 +291,10 @@ class FakeBackend:
         status = {
             "identity": identity,
             "federation": {"id": "f" * 32, "name": self.federation, "founder": self.node_id,
-                           "is_founder": True, "roster_version": 4, "members": self.members,
+                           "is_founder": True, "roster_version": 4,
+                           # Members with classical keys are only admitted under "any".
+                           "hpke_policy": "any" if self.classical else "hybrid",
+                           "members": self.members,
                            "members_online": self.members_online},
             "members": [
                 {"node_id": node_id, "name": f"house{i}", "url": f"http://127.0.0.1:{9000 + i}",

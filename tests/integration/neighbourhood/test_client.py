@@ -81,7 +81,7 @@ async def test_status_missing_fields(serve: Callable) -> None:
 )
 async def test_malformed_results(serve: Callable, change: dict, match: str) -> None:
     fake = FakeBackend()
-    good = fake.publish("indoor_temperature", 3, [20.0, 21.0])
+    good = fake.publish("indoor_temperature", 3, [20.0, 21.0, 20.5])
     client = await serve("results", _reply(json.dumps({"results": [good | change]})))
     with pytest.raises(UnexpectedAnswer, match=match):
         await client.results()
@@ -105,7 +105,7 @@ async def test_refusals_keep_the_backends_reason(serve: Callable) -> None:
 async def test_stream_skips_what_it_does_not_know(serve: Callable) -> None:
     """Comments, other events and multi-line data are SSE; a broken payload is an error."""
     fake = FakeBackend()
-    result = fake.publish("indoor_temperature", 3, [20.0, 21.0])
+    result = fake.publish("indoor_temperature", 3, [20.0, 21.0, 20.5])
     text = json.dumps(result, indent=1)  # several data: lines, joined by newlines
 
     async def stream(request: web.Request) -> web.StreamResponse:
@@ -124,7 +124,7 @@ async def test_stream_skips_what_it_does_not_know(serve: Callable) -> None:
     with pytest.raises(UnexpectedAnswer, match="malformed JSON"):
         async for item in client.stream_results(0):
             seen.append(item)
-    assert [(r.task, r.round, r.contributors) for r in seen] == [("indoor_temperature", 3, 2)]
+    assert [(r.task, r.round, r.contributors) for r in seen] == [("indoor_temperature", 3, 3)]
     assert seen[0].statistics is not None
     assert seen[0].statistics.mean == pytest.approx(20.5)
 

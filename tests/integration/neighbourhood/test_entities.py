@@ -104,7 +104,7 @@ async def test_units_and_classes_follow_the_task(
     hass: HomeAssistant, backend: FakeBackend, entry: MockConfigEntry
 ) -> None:
     backend.tasks = [dict(POWER_TASK)]
-    readings = [420.0, 1310.0, 95.0]
+    readings = [420.0, 1310.0, 95.0, 2480.0]
     backend.publish("power", 7, readings)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -242,10 +242,10 @@ async def test_backend_down_and_back(
     assert len(warnings) == 1
     assert "unavailable" in warnings[0].getMessage()
 
-    backend.publish("indoor_temperature", 101, [20.0, 22.0])  # released while we were away
+    backend.publish("indoor_temperature", 101, [20.0, 22.0, 21.0])  # released while away
     await backend.start()
     await wait_for(hass, lambda: hass.states.get(CONNECTIVITY).state == STATE_ON, timeout=15)
-    await wait_for(hass, lambda: hass.states.get(CONTRIBUTORS).state == "2", timeout=15)
+    await wait_for(hass, lambda: hass.states.get(CONTRIBUTORS).state == "3", timeout=15)
     assert value(hass, MEAN) == pytest.approx(21.0)
     assert [e.data["round"] for e in events] == [101]
     await coordinator.async_refresh()

@@ -48,7 +48,7 @@ async def test_opt_in_to_two_tasks(
         {"value": "power", "label": "Household power (W)"},
     ]
     assert result["description_placeholders"] == {
-        "minimums": "Indoor temperature (°C): 3, Household power (W): 2"
+        "minimums": "Indoor temperature (°C): 3, Household power (W): 4"
     }
 
     result = await hass.config_entries.options.async_configure(
