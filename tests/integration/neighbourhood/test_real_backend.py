@@ -1,16 +1,20 @@
 """Against real ``mpc-backend serve`` processes on 127.0.0.1: no doubles anywhere.
 
-A federation of three nodes (a committee needs three) with a 10 s task; two of
-them belong to simulated Home Assistant households, each a neighbourhood entry
-in this Home Assistant with its own source sensor. The households' readings go
-through the whole path (state -> period mean -> backend -> secret shares ->
-committee -> released round -> result stream -> entity) and the entities must
-show the statistics of the plaintext values, computed here independently.
+A federation of three nodes (a committee needs three) with a 10 s task that
+needs three contributors; two of them belong to simulated Home Assistant
+households, each a neighbourhood entry in this Home Assistant with its own source
+sensor, and the third household posts its reading to its node's local API. The
+HA households' readings go through the whole path (state -> period mean ->
+backend -> secret shares -> committee -> co-signed released round -> result
+stream -> entity) and the entities must show the statistics of the plaintext
+values, computed here independently.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import math
 import socket
 import statistics
@@ -51,8 +55,9 @@ TIMING = ("--grace", "1", "--takeover", "4", "--peer-timeout", "1.5", "--peer-at
 TASK_ARGS = (
     "--metric", "indoor_temperature", "--unit", "°C", "--min", "-20", "--max", "40",
     "--resolution", "0.01", "--stats", "count,mean,stddev,histogram,quantiles",
-    "--buckets", "18,20,22,24", "--period", str(PERIOD), "--min-contributors", "2",
+    "--buckets", "18,20,22,24", "--period", str(PERIOD), "--min-contributors", "3",
 )
+EDGES = (-20.0, 18.0, 20.0, 22.0, 24.0, 40.0)  # --min, --buckets, --max
 CELSIUS = {ATTR_UNIT_OF_MEASUREMENT: "°C", ATTR_DEVICE_CLASS: "temperature"}
 
 
@@ -103,7 +108,7 @@ async def test_client_against_a_real_node(hass: HomeAssistant, street: Cluster,
         assert [t.spec.task_id for t in status.tasks] == [TASK]
         spec = status.tasks[0].spec
         assert (spec.unit, spec.low, spec.high, spec.period_s, spec.min_contributors) == (
-            "°C", -20.0, 40.0, PERIOD, 2
+            "°C", -20.0, 40.0, PERIOD, 3
         )
 
         with pytest.raises(InvalidAuth):
@@ -125,14 +130,22 @@ async def test_client_against_a_real_node(hass: HomeAssistant, street: Cluster,
 async def test_fake_backend_matches_the_real_api(hass: HomeAssistant, street: Cluster,
                                                  socket_enabled: None) -> None:
     """The double used by the fast tests answers in the real node's shapes."""
-    house0, house1 = street.nodes[:2]
+    house0, house1, house2 = street.nodes[:3]
     await _sleep_to_next_round()
     code, real_reading = house0.api("POST", "/readings", {"task": TASK, "value": 21.5})
     assert code == 200, real_reading
-    assert house1.api("POST", "/readings", {"task": TASK, "value": 19.0})[0] == 200
+    for house, value in ((house1, 19.0), (house2, 22.75)):
+        code, answer = house.api("POST", "/readings", {"task": TASK, "value": value})
+        assert (code, answer.get("round")) == (200, real_reading["round"]), answer
     real_result = await _wait_for_result(house0, TASK, real_reading["round"])
-    assert real_result["status"] == "released"
-    assert real_result["statistics"]["mean"] == pytest.approx(statistics.fmean([21.5, 19.0]))
+    assert real_result["status"] == "released", real_result
+    assert real_result["contributors"] == 3
+    assert real_result["statistics"]["mean"] == pytest.approx(
+        statistics.fmean([21.5, 19.0, 22.75])
+    )
+    # Co-signed by at least t + 1 = 2 of its committee (the fake signs with exactly 2).
+    assert set(real_result["signed_by"]) <= set(real_result["committee"])
+    assert len(real_result["signed_by"]) >= 2
 
     fake = FakeBackend()
     await fake.start()
@@ -183,20 +196,31 @@ async def _wait_for_result(node: NodeProcess, task: str, round_id: int) -> dict[
     raise AssertionError(f"no result for {task} round {round_id} within {4 * PERIOD} s")
 
 
-async def test_two_households_see_their_aggregate(
+async def test_three_households_see_their_aggregate(
     hass: HomeAssistant, street: Cluster, socket_enabled: None
 ) -> None:
-    """Two homes' period means come back as the neighbourhood's mean and spread."""
+    """Three homes' period means come back as the neighbourhood's mean and spread.
+
+    Houses 0 and 1 are Home Assistant entries; house 2 posts its reading to its own
+    node's local API in the same round (a task needs three contributors).
+    """
     houses = street.nodes[:2]
+    house2 = street.nodes[2]
     sources = ["sensor.house0_temperature", "sensor.house1_temperature"]
     hass.states.async_set(sources[0], "20.0", CELSIUS)
     hass.states.async_set(sources[1], "23.0", CELSIUS)
-    entries: list[NeighbourhoodConfigEntry] = [
-        neighbourhood_entry(hass, node.url, token(node), node.node_id, {TASK: source})
-        for node, source in zip(houses, sources, strict=True)
-    ]
-    assert await async_setup_component(hass, DOMAIN, {})  # sets up both entries
-    await hass.async_block_till_done()
+    entries: list[NeighbourhoodConfigEntry] = []
+    for node, source in zip(houses, sources, strict=True):
+        entries.append(
+            neighbourhood_entry(hass, node.url, token(node), node.node_id, {TASK: source})
+        )
+        # One at a time, so house 0's entities get the plain entity ids (set up together,
+        # whichever entry registers first would).
+        if len(entries) == 1:
+            assert await async_setup_component(hass, DOMAIN, {})
+        else:
+            assert await hass.config_entries.async_setup(entries[-1].entry_id)
+        await hass.async_block_till_done()
     assert [entry.state for entry in entries] == [ConfigEntryState.LOADED] * 2
     events: list[Event] = []
     hass.bus.async_listen(EVENT_RESULT, events.append)
@@ -215,7 +239,15 @@ async def test_two_households_see_their_aggregate(
     await hass.async_block_till_done()
     assert contributor.samples == [20.0, 21.0]
 
-    household_means = [statistics.fmean([20.0, 21.0]), 23.0]
+    # House 2 contributes 18.5 to the same round once it has begun (off the event loop:
+    # the node answers after the committee acknowledged its shares).
+    await asyncio.sleep(target_round * PERIOD - time.time() + 0.3)
+    code, receipt = await hass.async_add_executor_job(
+        house2.api, "POST", "/readings", {"task": TASK, "value": 18.5}
+    )
+    assert (code, receipt.get("round")) == (200, target_round), receipt
+
+    household_means = [statistics.fmean([20.0, 21.0]), 23.0, 18.5]
     node_id = houses[0].node_id
     registry = er.async_get(hass)
     entity = {
@@ -223,6 +255,9 @@ async def test_two_households_see_their_aggregate(
         for key in ("mean", "stddev", "contributors", "p50")
     }
     assert entity["mean"] == "sensor.neighbourhood_indoor_temperature_mean"
+    assert registry.async_get_entity_id(
+        "sensor", DOMAIN, f"{houses[1].node_id}_{TASK}_mean"
+    ) == "sensor.neighbourhood_indoor_temperature_mean_2"
 
     deadline = time.monotonic() + 4 * PERIOD
     while time.monotonic() < deadline:
@@ -231,20 +266,32 @@ async def test_two_households_see_their_aggregate(
             break
         await asyncio.sleep(0.25)
     else:
-        raise AssertionError(f"round {target_round} was not released within {4 * PERIOD} s")
+        _, recent = houses[0].api("GET", f"/results?task={TASK}&limit=3")
+        raise AssertionError(
+            f"round {target_round} was not released within {4 * PERIOD} s: {recent}"
+        )
 
-    assert int(hass.states.get(entity["contributors"]).state) == 2
+    assert int(hass.states.get(entity["contributors"]).state) == len(household_means)
     mean = float(hass.states.get(entity["mean"]).state)
     assert mean == pytest.approx(statistics.fmean(household_means), abs=0.005)
     stddev = float(hass.states.get(entity["stddev"]).state)
     assert stddev == pytest.approx(statistics.pstdev(household_means), abs=0.005)
     assert hass.states.get(entity["mean"]).attributes[ATTR_UNIT_OF_MEASUREMENT] == "°C"
     histogram = hass.states.get(entity["contributors"]).attributes["histogram"]
-    assert [b["count"] for b in histogram] == [0, 0, 1, 1, 0]  # 20.5 and 23.0
+    expected_counts = [0] * (len(EDGES) - 1)
+    for value in household_means:  # bin j holds EDGES[j] <= value < EDGES[j + 1]
+        expected_counts[bisect.bisect_right(EDGES, value) - 1] += 1
+    assert expected_counts == [0, 1, 1, 1, 0]  # 18.5, 20.5 and 23.0
+    assert [b["count"] for b in histogram] == expected_counts
+    assert [(b["low"], b["high"]) for b in histogram] == list(itertools.pairwise(EDGES))
+    # The median is interpolated inside its histogram bin: rank 0.5 * 3 = 1.5, one value
+    # lies below 20 and one in [20, 22), so it is halfway through that bin.
+    assert float(hass.states.get(entity["p50"]).state) == pytest.approx(21.0, abs=0.005)
     released = [e.data for e in events if e.data["round"] == target_round]
     assert len(released) == 2  # one per household entry, both for the same round
     assert {e["config_entry_id"] for e in released} == {entry.entry_id for entry in entries}
     assert released[0]["statistics"]["mean"] == pytest.approx(mean, abs=0.005)
+    assert released[0]["contributors"] == len(household_means)
 
     for entry in entries:
         assert await hass.config_entries.async_unload(entry.entry_id)
