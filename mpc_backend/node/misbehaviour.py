@@ -23,7 +23,6 @@ KINDS = (
     "equivocation",  # two different signed held statements for one round
     "contributor_set_refused",  # asked to sum a set the held statements do not determine
     "forged_result",  # a result without t + 1 committee signatures, early, or not matching
-    "inconsistent_partial",  # partial sums that do not lie on one polynomial
 )
 
 

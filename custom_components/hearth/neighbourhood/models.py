@@ -27,8 +27,6 @@ MISBEHAVIOUR_KINDS = (
     "equivocation",
     "contributor_set_refused",
     "forged_result",
-    "inconsistent_partial",
-    "late_request",
 )
 
 

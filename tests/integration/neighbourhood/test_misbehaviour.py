@@ -50,7 +50,8 @@ async def test_sensor_shows_the_reports(
 ) -> None:
     backend.report_misbehaviour(2, "bad_signature", "held set signature does not verify", JAN_1)
     backend.report_misbehaviour(2, "forged_result", "result not co-signed by t+1", JAN_1 + 60)
-    backend.report_misbehaviour(1, "late_request", "partial asked for after close", JAN_1 + 30)
+    backend.report_misbehaviour(1, "equivocation", "signed two different held statements",
+                                JAN_1 + 30)
     backend.classical = {"house1"}
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -64,8 +65,8 @@ async def test_sensor_shows_the_reports(
         {"name": "house2", "node_id": "2" * 32, "count": 2,
          "kinds": {"bad_signature": 1, "forged_result": 1}, "last_kind": "forged_result",
          "last_detail": "result not co-signed by t+1", "last_seen": "2026-01-01T00:01:00+00:00"},
-        {"name": "house1", "node_id": "1" * 32, "count": 1, "kinds": {"late_request": 1},
-         "last_kind": "late_request", "last_detail": "partial asked for after close",
+        {"name": "house1", "node_id": "1" * 32, "count": 1, "kinds": {"equivocation": 1},
+         "last_kind": "equivocation", "last_detail": "signed two different held statements",
          "last_seen": "2026-01-01T00:00:30+00:00"},
     ]
     assert state.attributes["last_kind"] == "forged_result"
@@ -159,7 +160,7 @@ async def test_an_ignored_issue_stays_ignored_until_new_reports(
     await refresh(hass, loaded)  # the same count, polled again
     assert issues(hass)[first].dismissed_version is not None
 
-    backend.report_misbehaviour(1, "inconsistent_partial", "", JAN_1 + 60)
+    backend.report_misbehaviour(1, "forged_result", "", JAN_1 + 60)
     await refresh(hass, loaded)
     assert list(issues(hass)) == [issue_id(loaded.entry_id, 2)]
     assert issues(hass)[issue_id(loaded.entry_id, 2)].dismissed_version is None
@@ -168,7 +169,7 @@ async def test_an_ignored_issue_stays_ignored_until_new_reports(
 async def test_the_issue_goes_with_the_entry(
     hass: HomeAssistant, backend: FakeBackend, loaded: MockConfigEntry
 ) -> None:
-    backend.report_misbehaviour(2, "late_request", "", JAN_1)
+    backend.report_misbehaviour(2, "equivocation", "", JAN_1)
     await refresh(hass, loaded)
     assert issues(hass)
     await hass.config_entries.async_remove(loaded.entry_id)
@@ -212,7 +213,7 @@ async def test_many_members_and_sparse_reports(
     """The title names three members; a report without kinds falls back to its last kind."""
     members: list[dict[str, Any]] = [
         {"node_id": f"{i}" * 32, "name": f"house{i}", "count": 6 - i, "kinds": {},
-         "last_kind": "late_request"}
+         "last_kind": "equivocation"}
         for i in range(1, 5)
     ]
     members.append({"node_id": "9" * 32, "name": "house9", "count": 1})
@@ -221,7 +222,7 @@ async def test_many_members_and_sparse_reports(
     placeholders = issues(hass)[issue_id(loaded.entry_id, 15)].translation_placeholders
     assert placeholders["members"] == "house1, house2, house3 +2"
     lines = placeholders["reports"].splitlines()
-    assert lines[0] == "- **house1**: Request after the round closed (5)"
+    assert lines[0] == "- **house1**: Contradictory signed messages (5)"
     assert lines[-1] == "- **house9** (1)"
     state = hass.states.get(SENSOR)
     assert state.state == "15"
@@ -265,9 +266,9 @@ GOOD_MEMBER: dict[str, Any] = {
         ({"total": 2, "members": [GOOD_MEMBER | {"kinds": ["forged_result"]}]},
          (2, [("house1", 2, {})])),
         ({"total": 2, "members": [
-            GOOD_MEMBER | {"kinds": {"forged_result": "2", "late_request": 1, "x": True,
+            GOOD_MEMBER | {"kinds": {"forged_result": "2", "equivocation": 1, "x": True,
                                      "y": 0}}]},
-         (2, [("house1", 2, {"late_request": 1})])),
+         (2, [("house1", 2, {"equivocation": 1})])),
     ],
 )
 def test_malformed_misbehaviour_is_tolerated(block: Any, expected: Any) -> None:
