@@ -92,6 +92,7 @@ def capture_set() -> None:
     victims and itself, forward it with t honest statements (so the rule yields exactly that
     set), and ask the committee for partial sums right at the round's end."""
     from mpc_backend.node import rounds  # noqa: PLC0415
+    from mpc_backend.node.statements import sign_held  # noqa: PLC0415
 
     async def own_statement(self: Any, spec: Any, round_id: int) -> dict[str, Any]:
         stored = await self.ctx.storage.get_held_statement(spec.task_id, round_id)
@@ -99,7 +100,7 @@ def capture_set() -> None:
             held = await self.ctx.storage.held_senders(spec.task_id, round_id)
             victims = sorted(s for s in held if s != self.ctx.node_id)
             lie = sorted([*victims[: spec.min_contributors - 1], self.ctx.node_id])
-            wire = rounds.sign_held(self.ctx.keys, self.ctx.federation_id, spec.task_id,
+            wire = sign_held(self.ctx.keys, self.ctx.federation_id, spec.task_id,
                                     round_id, lie)
             stored = await self.ctx.storage.put_held_statement(spec.task_id, round_id, wire,
                                                                self.ctx.clock())

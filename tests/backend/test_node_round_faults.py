@@ -15,11 +15,13 @@ import aiohttp
 import numpy as np
 import pytest
 
+from mpc_backend.arith import FieldRNG
 from mpc_backend.crypto import b64url_encode, seal_share, share_aad, sign_envelope
-from mpc_backend.node import rounds
+from mpc_backend.node import round_steps, rounds
 from mpc_backend.node.errors import Conflict, Unavailable, Unprocessable
 from mpc_backend.node.household import seal_vector, shares_envelope
-from mpc_backend.node.rounds import noise_context
+from mpc_backend.node.round_steps import noise_context
+from mpc_backend.node.statements import sign_held
 from mpc_backend.node.timeline import decision_deadline
 from mpc_backend.node.wire import pack_elements
 from mpc_backend.protocol import encode_report
@@ -53,7 +55,7 @@ def counted_noise(monkeypatch: pytest.MonkeyPatch) -> None:
         dealt.append(int(noise[0]))
         return noise
 
-    monkeypatch.setattr(rounds, "noise_vector", fake_noise)
+    monkeypatch.setattr(round_steps, "noise_vector", fake_noise)
 
 
 async def contribute_dp(trio: list[LiveNode], values: list[float]) -> int:
@@ -305,7 +307,7 @@ async def test_an_equivocating_member_is_named_and_stops_the_release(
     statements = await statements_of(first, "temp", round_id)
     everyone = sorted(live.node_id for live in trio)
     # ``third`` signs a second, different statement (it holds all three, claims two more).
-    forged = rounds.sign_held(third.node.ctx.keys, third.node.ctx.federation_id, "temp",
+    forged = sign_held(third.node.ctx.keys, third.node.ctx.federation_id, "temp",
                               round_id, sorted([*everyone, "0" * 32]))
     swapped = [forged if s["statement"]["member"] == third.node_id else s for s in statements]
     with pytest.raises(Conflict) as err:
@@ -390,7 +392,7 @@ async def test_a_malformed_contribution_fails_the_round_without_publishing_sums(
     vector[0] = 2  # claims to be two households
     committee = ctx.roster.committee("temp", round_id)
     sealed = seal_vector(ctx.keys, ctx.federation_id, spec, round_id, committee, vector,
-                         rounds.FieldRNG())
+                         FieldRNG())
     for member, ciphertext in zip(committee, sealed, strict=True):
         await by_id(trio, member.node_id).node.ingest.handle_shares(
             shares_envelope(ctx.keys, ctx.federation_id, [("temp", round_id, ciphertext)],

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from mpc_backend.arith import FieldRNG, shamir_share
-from mpc_backend.node import rounds
+from mpc_backend.crypto import sign_envelope
+from mpc_backend.node import round_steps
 from mpc_backend.node.cosign import reconstruct_checked
 from mpc_backend.node.errors import Unprocessable
 from mpc_backend.node.node import KEEP_ROUND_STATE_S
-from mpc_backend.node.rounds import _Answer, _choose_plan
+from mpc_backend.node.round_steps import _Answer
+from mpc_backend.node.rounds import _choose_plan
 from mpc_backend.node.timeline import decision_deadline
 from tests.backend.conftest import PERIOD, FakeClock, LiveNode
 
@@ -84,7 +86,7 @@ async def test_dp_noise_is_the_sum_of_every_members_own_noise(
         dealt.append(noise)
         return noise
 
-    monkeypatch.setattr(rounds, "noise_vector", fake_noise)
+    monkeypatch.setattr(round_steps, "noise_vector", fake_noise)
     roster = trio[0].node.ctx.roster
     spec = roster.task("temp").spec  # type: ignore[union-attr]
     noisy = {**spec.to_dict(), "task_id": "temp_dp", "dp_epsilon": 1.0}
@@ -112,7 +114,7 @@ async def held_statements(coordinator: Any, round_id: int) -> list[dict[str, Any
 
 def partial_request(coordinator: Any, round_id: int, senders: list[str],
                     statements: list[dict[str, Any]], now: float) -> dict[str, Any]:
-    return rounds.sign_envelope(coordinator.ctx.keys, "round-partial",
+    return sign_envelope(coordinator.ctx.keys, "round-partial",
                                 coordinator.ctx.federation_id,
                                 {"task": "temp", "round": round_id, "senders": senders,
                                  "statements": statements}, now=now)
