@@ -30,11 +30,11 @@ from mpc_backend import __version__
 from mpc_backend.crypto import BadSignatureError, b64url_decode
 from mpc_backend.crypto.envelope import verify_request
 from mpc_backend.node.context import MAX_MESSAGE_AGE_S, NodeContext
-from mpc_backend.node.errors import Conflict, Forbidden
+from mpc_backend.node.errors import Conflict, Forbidden, NodeError
 from mpc_backend.node.node import Node
 from mpc_backend.node.peers import DIGEST_HEADER, SENDER_HEADER, SIGNATURE_HEADER, TIME_HEADER
 
-from .errors import decode_json, error_middleware, read_body
+from .errors import decode_json, error_middleware, error_response, read_body
 
 SHARES_BODY_LIMIT = 1024 * 1024
 ROUND_BODY_LIMIT = 4 * 1024 * 1024
@@ -68,23 +68,37 @@ def make_peer_app(node: Node) -> web.Application:
 
 def _route(
     pick: Callable[[Node], Service], limit: int, *, members_only: bool = True
-) -> Callable[[web.Request], Awaitable[web.Response]]:
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """A POST handler: authenticate, read at most ``limit`` bytes, parse, hand to the service.
 
     ``pick`` runs per request, so a service's handler can be replaced at run time.
     """
 
-    async def handler(request: web.Request) -> web.Response:
+    async def handler(request: web.Request) -> web.StreamResponse:
         node = request.app[NODE_KEY]
-        if members_only:
-            raw = await _read_signed(request, node.ctx, limit)
-        else:
-            raw = await read_body(request, limit)
+        try:
+            if members_only:
+                raw = await _read_signed(request, node.ctx, limit)
+            else:
+                raw = await read_body(request, limit)
+        except NodeError as err:
+            return await _refuse_unread(request, err)
         envelope = await decode_json(raw)
         answer = await pick(node)(envelope, request.remote)
         return web.json_response(answer)
 
     return handler
+
+
+async def _refuse_unread(request: web.Request, err: NodeError) -> web.StreamResponse:
+    """Answer a refusal, then drop the connection: aiohttp would otherwise go on reading
+    (and discarding) the unread body for up to ten seconds after the answer."""
+    response = error_response(err.status, err.code, err.message, err.field)
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()  # also skips the lingering read
+    return response
 
 
 async def _read_signed(request: web.Request, ctx: NodeContext, limit: int) -> bytes:

@@ -220,3 +220,18 @@ async def test_large_bodies_parse_like_json_loads_without_stalling_the_loop() ->
     task.cancel()
     assert len(value) == 1_000_001
     assert ticks >= 10, f"the event loop ran only {ticks} times during the parse"
+
+
+async def test_a_refused_upload_is_cut_off_not_drained(trio: list[LiveNode]) -> None:
+    """After refusing an unread body the node closes the connection at once, instead of
+    reading and discarding the rest of an attacker's 16 MiB for seconds."""
+    target = trio[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
+    writer.write(b"POST /peer/v1/results HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                 b"\r\nContent-Length: %d\r\n\r\n" % (16 * MiB) + b"0" * 65536)
+    await writer.drain()
+    async with asyncio.timeout(2):
+        answer = await reader.read()  # everything up to the node's close
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:80]
+    assert b"auth_failed" in answer
