@@ -455,6 +455,14 @@ class CommitteeMember:
             [committee[s] for s in seats], "held",
             {"task": spec.task_id, "round": round_id, "peek": True},
             seats=seats, attempts=1, timeout_s=self.ctx.config.timing.peer_timeout_s / 3)
+        return await self._statements_in(answers, spec, round_id, committee)
+
+    async def _statements_in(
+        self, answers: dict[int, _Answer], spec: TaskSpec, round_id: int,
+        committee: Sequence[MemberInfo],
+    ) -> dict[str, tuple[frozenset[str], dict[str, Any]]]:
+        """{member: (senders, answer body)} for the held answers whose statement is the
+        answering member's own and authentic; anything else is that member's misbehaviour."""
         seen: dict[str, tuple[frozenset[str], dict[str, Any]]] = {}
         for seat, answer in answers.items():
             member = committee[seat].node_id
@@ -462,7 +470,7 @@ class CommitteeMember:
                 signer, senders = self._verify_statement(answer.body.get("statement"), spec,
                                                          round_id, committee)
                 if signer != member:
-                    raise StatementError("answered with another member's statement")
+                    raise StatementError("answered held with another member's statement")
             except StatementError as err:
                 await self.misbehaviour.report(member, "bad_signature", str(err))
                 continue

@@ -63,7 +63,6 @@ from .misbehaviour import MisbehaviourLog
 from .results import ResultService, sign_result
 from .roster import MemberInfo
 from .round_steps import CommitteeMember, Held, _Abort, _Answer
-from .statements import StatementError
 from .timeline import decision_deadline, round_end
 from .wire import unpack_elements
 
@@ -274,21 +273,10 @@ class RoundService(CommitteeMember):
         self, spec: TaskSpec, round_id: int, committee: list[MemberInfo],
         answers: dict[int, _Answer],
     ) -> tuple[dict[str, Any], Held]:
-        """The authentic held statements among ``answers``; a bad one is misbehaviour."""
-        wires: dict[str, Any] = {}
-        held: Held = {}
-        for seat, answer in answers.items():
-            member = committee[seat].node_id
-            try:
-                signer, senders = self._verify_statement(answer.body.get("statement"), spec,
-                                                         round_id, committee)
-                if signer != member:
-                    raise StatementError("answered held with another member's statement")
-            except StatementError as err:
-                await self.misbehaviour.report(member, "bad_signature", str(err))
-                continue
-            wires[member], held[member] = answer.body["statement"], senders
-        return wires, held
+        """The authentic held statements among ``answers``: (wire forms, sender sets)."""
+        seen = await self._statements_in(answers, spec, round_id, committee)
+        return ({m: body["statement"] for m, (_, body) in seen.items()},
+                {m: senders for m, (senders, _) in seen.items()})
 
     async def _co_sign(
         self,

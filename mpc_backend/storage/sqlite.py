@@ -20,7 +20,8 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
 
 from .base import (
     Contribution,
@@ -35,6 +36,9 @@ from .base import (
 )
 
 DB_FILE_NAME = "node.sqlite3"
+# Per-round values written once and then handed out unchanged (a member's noise deal, its
+# held statement): table -> JSON column. SQL names come from here, never from input.
+_ONCE: Final = MappingProxyType({"noise_deals": "deal", "held_statements": "statement"})
 _T = TypeVar("_T")
 
 _SCHEMA = """
@@ -283,45 +287,41 @@ class SQLiteStorage(Storage):
         assert stored is not None
         return stored
 
-    async def get_noise_deal(self, task: str, round_id: int) -> dict[str, str] | None:
+    async def _get_once(self, table: str, task: str, round_id: int) -> Any:
         rows = await self._query(
-            "SELECT deal FROM noise_deals WHERE task = ? AND round = ?", (task, round_id)
+            f"SELECT {_ONCE[table]} FROM {table} WHERE task = ? AND round = ?",  # noqa: S608
+            (task, round_id),
         )
         return json.loads(rows[0][0]) if rows else None
+
+    async def _put_once(self, table: str, task: str, round_id: int, value: Any, now: float) -> Any:
+        """Store ``value`` for (task, round) unless one is stored; return the stored one."""
+        await self._tx_async(
+            lambda db: db.execute(
+                f"INSERT INTO {table} (task, round, {_ONCE[table]}, created_at) "  # noqa: S608
+                "VALUES (?, ?, ?, ?) ON CONFLICT (task, round) DO NOTHING",
+                (task, round_id, json.dumps(value), now),
+            )
+        )
+        stored = await self._get_once(table, task, round_id)
+        assert stored is not None
+        return stored
+
+    async def get_noise_deal(self, task: str, round_id: int) -> dict[str, str] | None:
+        return await self._get_once("noise_deals", task, round_id)
 
     async def put_noise_deal(
         self, task: str, round_id: int, deal: dict[str, str], now: float
     ) -> dict[str, str]:
-        await self._tx_async(
-            lambda db: db.execute(
-                "INSERT INTO noise_deals (task, round, deal, created_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (task, round) DO NOTHING",
-                (task, round_id, json.dumps(deal), now),
-            )
-        )
-        stored = await self.get_noise_deal(task, round_id)
-        assert stored is not None
-        return stored
+        return await self._put_once("noise_deals", task, round_id, deal, now)
 
     async def get_held_statement(self, task: str, round_id: int) -> dict[str, Any] | None:
-        rows = await self._query(
-            "SELECT statement FROM held_statements WHERE task = ? AND round = ?", (task, round_id)
-        )
-        return json.loads(rows[0][0]) if rows else None
+        return await self._get_once("held_statements", task, round_id)
 
     async def put_held_statement(
         self, task: str, round_id: int, statement: dict[str, Any], now: float
     ) -> dict[str, Any]:
-        await self._tx_async(
-            lambda db: db.execute(
-                "INSERT INTO held_statements (task, round, statement, created_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (task, round) DO NOTHING",
-                (task, round_id, json.dumps(statement), now),
-            )
-        )
-        stored = await self.get_held_statement(task, round_id)
-        assert stored is not None
-        return stored
+        return await self._put_once("held_statements", task, round_id, statement, now)
 
     # -- misbehaviour -------------------------------------------------------
     async def add_misbehaviour(self, record: Misbehaviour) -> None:
