@@ -67,6 +67,7 @@ class Node:
     async def start(self) -> None:
         await self.ctx.storage.open()
         await self.federation.load()
+        await self.rounds.restore()
         await self.ctx.peers.start()
         for loop in (
             self.rounds.scheduler_loop,

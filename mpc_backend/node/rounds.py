@@ -151,6 +151,14 @@ class RoundService(CommitteeMember):
         doc = self._doc(spec, round_id, "failed", reason=reason)
         await self.results.publish(doc, {self.ctx.node_id: sign_result(self.ctx, doc)})
 
+    async def restore(self) -> None:
+        """After a restart: rounds this member already signed a held statement for take no
+        more shares (the statement is final; a share acked after it would never be summed)."""
+        now = self.ctx.clock()
+        for key in await self.ctx.storage.rounds_holding_shares():
+            if await self.ctx.storage.get_held_statement(*key) is not None:
+                self.closing.setdefault(key, now)
+
     def forget_before(self, before: float) -> None:
         """Drop in-memory round bookkeeping older than ``before`` (rounds long decided)."""
         for key in [k for k, began in self.closing.items() if began < before]:

@@ -404,3 +404,31 @@ async def test_a_malformed_contribution_fails_the_round_without_publishing_sums(
     assert result["reason"] == ("aggregate is inconsistent: a contribution was malformed or a "
                                 "committee member is faulty")
     assert not any(ch.isdigit() for ch in result["reason"])
+
+
+async def test_a_restarted_member_takes_no_share_after_its_held_statement(
+    trio: list[LiveNode], clock: FakeClock, tmp_path: Any
+) -> None:
+    """The statement is final: a share acknowledged after it would never be summed, and the
+    household would wrongly believe it counted. A restart must not forget that."""
+    from tests.backend.conftest import start_node, stop_node  # noqa: PLC0415
+
+    for live, value in zip(trio[:2], [20.0, 21.0], strict=True):
+        await live.node.household.contribute("temp", value)
+    round_id = int(clock() // PERIOD)
+    into_grace(clock, round_id)  # the round ended; late shares are still accepted
+    await statements_of(trio[0], "temp", round_id)  # every member signs its statement
+    index = 2
+    await stop_node(trio[index])
+    trio[index] = await start_node(tmp_path / f"n{index}", f"house{index}", clock)
+    restarted = trio[index].node
+    ctx = restarted.ctx  # its own household's share arrives late, inside the grace
+    spec = ctx.roster.task("temp").spec  # type: ignore[union-attr]
+    committee = ctx.roster.committee("temp", round_id)
+    sealed = seal_vector(ctx.keys, ctx.federation_id, spec, round_id, committee,
+                         encode_report(spec, 19.0), FieldRNG())
+    ct = sealed[[m.node_id for m in committee].index(ctx.node_id)]
+    late = shares_envelope(ctx.keys, ctx.federation_id, [("temp", round_id, ct)], now=clock())
+    with pytest.raises(Unprocessable) as err:
+        await restarted.ingest.handle_shares(late, "test")
+    assert err.value.code == "outside_round_window"
