@@ -97,21 +97,25 @@ def clock() -> FakeClock:
     return FakeClock(1_800_000_000.0 - 5.0)
 
 
-@pytest.fixture
-async def trio(tmp_path: Path, clock: FakeClock) -> AsyncIterator[list[LiveNode]]:
+async def federation_of(
+    size: int, tmp_path: Path, clock: FakeClock, **task: Any
+) -> AsyncIterator[list[LiveNode]]:
+    """``size`` nodes in one federation with task ``temp`` (``TASK`` updated by ``task``);
+    the clock is moved into the task's first round."""
     nodes: list[LiveNode] = []
     try:
-        for i in range(3):
+        for i in range(size):
             nodes.append(await start_node(tmp_path / f"n{i}", f"house{i}", clock))
         founder = nodes[0].node.federation
         await founder.create("Test Street")
         for live in nodes[1:]:
             invite = await founder.invite(600)
             await live.node.federation.join(invite["token"])
-        await nodes[1].node.federation.propose_task(dict(TASK))
+        await nodes[1].node.federation.propose_task({**TASK, **task})
         for live in nodes:  # wait for the roster push to land everywhere
             for _ in range(100):
-                if live.node.ctx.roster.task("temp") is not None:
+                roster = live.node.ctx.roster
+                if roster.task("temp") is not None and len(roster.members) == size:
                     break
                 await asyncio.sleep(0.02)
         clock.now = math.ceil(clock.now / PERIOD) * PERIOD + 1.0  # the task's first round
@@ -119,6 +123,12 @@ async def trio(tmp_path: Path, clock: FakeClock) -> AsyncIterator[list[LiveNode]
     finally:
         for live in nodes:
             await stop_node(live)
+
+
+@pytest.fixture
+async def trio(tmp_path: Path, clock: FakeClock) -> AsyncIterator[list[LiveNode]]:
+    async for nodes in federation_of(3, tmp_path, clock):
+        yield nodes
 
 
 @pytest.fixture

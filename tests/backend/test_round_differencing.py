@@ -14,8 +14,6 @@ protocol's own messages with its own keys, the honest members run unmodified.
 
 from __future__ import annotations
 
-import asyncio
-import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,31 +28,14 @@ from mpc_backend.node.statements import sign_held
 from mpc_backend.node.wire import pack_elements, unpack_elements
 from mpc_backend.protocol import decode_aggregate, encode_report, vector_length
 from mpc_backend.protocol.contributors import senders_digest
-from tests.backend.conftest import PERIOD, TASK, TIMING, FakeClock, LiveNode, start_node, stop_node
+from tests.backend.conftest import PERIOD, TIMING, FakeClock, LiveNode, federation_of
 
 
 @pytest.fixture
 async def quad(tmp_path: Path, clock: FakeClock) -> AsyncIterator[list[LiveNode]]:
-    nodes: list[LiveNode] = []
-    try:
-        for i in range(4):
-            nodes.append(await start_node(tmp_path / f"n{i}", f"house{i}", clock))
-        founder = nodes[0].node.federation
-        await founder.create("Test Street")
-        for live in nodes[1:]:
-            await live.node.federation.join((await founder.invite(600))["token"])
-        await nodes[1].node.federation.propose_task({**TASK, "k": 3, "t": 1})
-        for live in nodes:
-            for _ in range(100):
-                roster = live.node.ctx.roster
-                if roster.task("temp") is not None and len(roster.members) == 4:
-                    break
-                await asyncio.sleep(0.02)
-        clock.now = math.ceil(clock.now / PERIOD) * PERIOD + 1.0
+    """Four households, three of them on each committee (one victim outside it)."""
+    async for nodes in federation_of(4, tmp_path, clock, k=3, t=1):
         yield nodes
-    finally:
-        for live in nodes:
-            await stop_node(live)
 
 
 def by_id(nodes: list[LiveNode], node_id: str) -> LiveNode:
