@@ -576,6 +576,7 @@ async def test_options_streaming_duty_cycle(hass: HomeAssistant) -> None:
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options["scan_interval"] == 300
+    await hass.async_block_till_done()  # the reload it schedules must finish inside the test
 
 
 async def test_options_scd4x_temperature_offset_range(hass: HomeAssistant) -> None:
@@ -592,6 +593,7 @@ async def test_options_scd4x_temperature_offset_range(hass: HomeAssistant) -> No
         result["flow_id"], _options_input(60, values)
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
 
 
 @pytest.mark.parametrize(
