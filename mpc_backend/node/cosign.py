@@ -11,7 +11,7 @@ by the cross-check of every extra partial against the first t + 1.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,13 @@ from mpc_backend.storage import RoundCommit
 from .context import MAX_MESSAGE_AGE_S
 from .roster import MemberInfo
 from .wire import pack_elements, unpack_elements
+
+
+def excluded_doc(excluded: Mapping[str, str] | Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+    """The result document's signed verdicts: each excluded household and why, sorted."""
+    items = excluded.items() if isinstance(excluded, Mapping) else excluded
+    return [{"household": h, "verdict": v} for h, v in sorted(items)]
+
 
 _FIXED = ("federation", "task", "metric", "unit", "round", "round_start", "round_end",
           "dp_epsilon", "committee")
@@ -80,6 +87,8 @@ def check_released(
         raise ValueError("the result is over another contributor set")
     if doc.get("dealers") != list(commit.dealers):
         raise ValueError("the result names other DP noise dealers")
+    if doc.get("excluded") != excluded_doc(commit.excluded):
+        raise ValueError("the result names other excluded reports than this member's verdicts")
     if not isinstance(evidence, dict):
         raise ValueError("partials must map seats to signed partial sums")
     partials = {

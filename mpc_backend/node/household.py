@@ -1,13 +1,14 @@
 """The household side of a round: turn one reading into sealed shares and deliver them.
 
-reading -> ``encode_report`` -> Shamir shares (degree t, one per committee seat,
-x = seat + 1) -> each share packed as little-endian uint64, HPKE-sealed to its
-committee member with the share context (federation, task, round, sender,
-recipient) -> one signed ``shares`` envelope per member (several tasks' shares
-can ride in one envelope) -> ``POST /peer/v1/shares``. A delivery counts as
-acknowledged only by the member's signed ack of exactly it: this household,
-each item's task, round and ciphertext hash (``ack_problem``); anything else,
-such as an ack a relay replays from another delivery, leaves it pending.
+reading -> ``encode_report`` -> ``validity.prove`` (report || witness || proof) ->
+Shamir shares (degree t, one per committee seat, x = seat + 1) -> each share packed
+as little-endian uint64, HPKE-sealed to its committee member with the share context
+(federation, task, round, sender, recipient) -> one signed ``shares`` envelope per
+member (several tasks' shares can ride in one envelope) -> ``POST /peer/v1/shares``.
+A delivery counts as acknowledged only by the member's signed ack of exactly it:
+this household, each item's task, round and ciphertext hash (``ack_problem``);
+anything else, such as an ack a relay replays from another delivery, leaves it
+pending.
 
 The node keeps an outbox: before anything is sent, the sealed shares are
 committed to storage, so a retry (in the background until the round's window
@@ -45,6 +46,7 @@ from mpc_backend.crypto import (
     verify_envelope,
 )
 from mpc_backend.protocol import TaskSpec, encode_report
+from mpc_backend.protocol.validity import prove
 from mpc_backend.storage import Contribution, Delivery
 
 from .context import MAX_MESSAGE_AGE_S, NodeContext
@@ -81,8 +83,9 @@ def seal_vector(
     vector: np.ndarray,
     rng: FieldRNG,
 ) -> list[bytes]:
-    """Shamir-share an encoded report and seal one share to each committee seat."""
-    shares = shamir_share(vector, spec.t, len(committee), rng)
+    """Prove an encoded report valid, Shamir-share it with its proof and seal one share to
+    each committee seat."""
+    shares = shamir_share(prove(spec, vector, rng), spec.t, len(committee), rng)
     return [
         seal_share(
             member.hpke_public,

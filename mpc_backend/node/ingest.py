@@ -1,15 +1,15 @@
 """The committee side of a round: accept sealed shares from households.
 
-For each ``shares`` envelope, in this order (cheapest check first):
-signature by a roster member and freshness (403), nonce not seen before (409),
-well-formed items (400), known task (404), round window and committee seat
-(422), the HPKE ciphertext opens under the share context (403, logged without
-content), the plaintext is the right number of field elements (422). Then all
+For each ``shares`` envelope, in this order (cheapest check first): signature by a
+roster member and freshness (403), nonce not seen before (409), well-formed items
+(400), known task (404), round window and committee seat (422), the HPKE ciphertext
+opens under the share context (403, logged without content), the plaintext is the
+right number of field elements for the report and its validity proof (422). Then all
 items of the envelope are committed to storage atomically, and only then
-acknowledged with a signed ``shares-ack`` naming the household and, per item,
-task, round and the SHA-256 of the ciphertext stored. Per (task, round, sender)
-exactly one share is kept: the same ciphertext again is an idempotent 200, a
-different one 409.
+acknowledged with a signed ``shares-ack`` naming the household and, per item, task,
+round and the SHA-256 of the ciphertext stored. Per (task, round, sender) exactly
+one share is kept: the same ciphertext again is an idempotent 200, a different one
+409.
 
 Window: round r of a task with period p spans [r p, (r + 1) p); its shares are
 accepted from ``grace_s`` before it starts (clock skew) until ``grace_s`` after it
@@ -23,7 +23,7 @@ import logging
 from typing import Any
 
 from mpc_backend.crypto import DecryptionError, b64url_decode, share_aad, sign_envelope
-from mpc_backend.protocol import vector_length
+from mpc_backend.protocol.validity import shared_length
 from mpc_backend.storage import PutOutcome, ShareRecord
 
 from .context import NodeContext
@@ -130,11 +130,13 @@ class IngestService:
                         round_id, err)
             raise Forbidden(str(err), field=f"{where}.ct", code="decryption_failed") from None
         try:
-            unpack_elements(plaintext, vector_length(spec))
+            unpack_elements(plaintext, shared_length(spec))
         except ValueError as err:
             log.warning("rejected a malformed share from %s for %s round %d: %s", sender,
                         task_id, round_id, err)
-            raise Unprocessable(f"malformed share: {err}", field=f"{where}.ct",
-                                code="malformed_share") from None
+            raise Unprocessable(
+                f"malformed share: {err}; a share carries the report and its validity proof "
+                f"({shared_length(spec)} field elements for {task_id!r})",
+                field=f"{where}.ct", code="malformed_share") from None
         return ShareRecord(task_id, round_id, sender, hashlib.sha256(ciphertext).digest(),
                            plaintext, now)

@@ -58,6 +58,12 @@ log = logging.getLogger("mpc_backend.results")
 
 RESULT_CONTEXT = b"hearth/result/v1\x00"
 STATUSES = ("released", "insufficient", "failed")
+_VERDICT_KINDS = {"invalid": "invalid_report", "inconsistent": "inconsistent_report"}
+_VERDICT_TEXT = {
+    "invalid": "its report failed its validity proof",
+    "inconsistent": "its shares did not agree across the committee (it sent inconsistent "
+                    "shares, or a committee member misreported its verifier share)",
+}
 
 
 def public_view(record: ResultRecord) -> dict[str, Any]:
@@ -75,6 +81,7 @@ def public_view(record: ResultRecord) -> dict[str, Any]:
         "statistics": doc.get("statistics"),
         "dp_epsilon": doc.get("dp_epsilon"),
         "committee": doc["committee"],
+        "excluded": doc.get("excluded") or [],
         "released_at": iso(doc["released_at"]),
         "signed_by": sorted(record.doc.get("sigs") or {}),
         "seq": record.seq,
@@ -199,12 +206,27 @@ class ResultService:
         if outcome is PutOutcome.STORED:
             log.info("round %d of %s: %s%s", record.round, record.task, record.status,
                      f" ({doc.get('reason')})" if doc.get("reason") else "")
+            await self._record_verdicts(doc)
             for queue in list(self._subscribers):
                 if queue.full():
                     self._subscribers.discard(queue)  # a stalled reader; it reconnects with since
                 else:
                     queue.put_nowait(record)
         return outcome, record
+
+    async def _record_verdicts(self, doc: dict[str, Any]) -> None:
+        """A co-signed result's verdicts on excluded reports go to the misbehaviour log."""
+        if doc["status"] == "failed":
+            return
+        for entry in doc.get("excluded") or ():
+            household, verdict = entry.get("household"), entry.get("verdict")
+            if verdict not in _VERDICT_KINDS or self.ctx.roster.member(household) is None:
+                continue
+            await self.misbehaviour.report(
+                household, _VERDICT_KINDS[verdict],
+                f"{doc['task']} round {doc['round']}: left out of the result, "
+                f"{_VERDICT_TEXT[verdict]} (verdict co-signed by "
+                f"{len(doc.get('committee') or ())}-member committee's quorum)")
 
     async def drain(self) -> None:
         if self._pushes:

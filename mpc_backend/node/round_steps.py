@@ -1,14 +1,21 @@
 """What a committee member answers when a round closes, and how members ask each other.
 
-The steps (``held``, ``noise``, ``partial``, ``sign``) are handlers of signed peer
-requests; the decisions they rest on are the pure functions of
-``protocol.contributors`` and ``node.cosign``. ``RoundService`` (``rounds.py``)
-adds the scheduling and the coordinator on top of this class. A member:
+The steps (``held``, ``reveal``, ``verify``, ``noise``, ``partial``, ``sign``) are
+handlers of signed peer requests; the decisions they rest on are the pure functions
+of ``protocol.contributors``, ``protocol.validity`` and ``node.cosign``.
+``RoundService`` (``rounds.py``) adds the scheduling and the coordinator on top of
+this class. A member:
 
-* signs one held statement per round and hands out that same one for ever;
+* signs one held statement per round and hands out that same one for ever; it
+  commits to a secret seed for the round's validity checks;
+* reveals that seed for one set of statements only (the first it is asked for), so
+  the verifier's randomness is fixed before anyone can see it and choose their own;
+* computes its shares of every report's verifier message for that randomness;
 * deals its own DP noise once per round;
-* sums a contributor set only if the forwarded statements determine it and it leaves
-  out no household this member holds that could be summed; commits to it for ever,
+* sums a contributor set only if the forwarded statements determine it, less exactly
+  the reports the signed verifier shares (its own among them) judge invalid, and it
+  leaves out no other household this member holds that could be summed; commits to it
+  for ever,
   then asks the other members for their statements, commitments and results before
   releasing the partial sum;
 * co-signs a result only if it is what the signed partial sums reconstruct, its own
@@ -20,7 +27,9 @@ Anything caught on the way is recorded as the asking member's misbehaviour.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +42,7 @@ from mpc_backend.crypto import (
     DecryptionError,
     b64url_decode,
     b64url_encode,
+    canonical_json,
     seal_share,
     share_aad,
     sign_envelope,
@@ -45,16 +55,25 @@ from mpc_backend.protocol.contributors import (
     contributor_set,
     senders_digest,
 )
+from mpc_backend.protocol.validity import (
+    VALID,
+    VERIFIER_WIDTH,
+    joint_seed,
+    judge,
+    query,
+    shared_length,
+    verifier_shares,
+)
 from mpc_backend.storage import RoundCommit
 
 from .context import MAX_MESSAGE_AGE_S, NodeContext
-from .cosign import check_frame, check_released
+from .cosign import check_frame, check_released, excluded_doc
 from .errors import BadRequest, Conflict, Forbidden, NodeError, NotFound, Unprocessable
 from .misbehaviour import MisbehaviourLog
 from .peers import PeerError, PeerRejected
 from .results import STATUSES, sign_result
 from .roster import MemberInfo
-from .statements import StatementError, sign_held, verify_held
+from .statements import StatementError, seed_commitment, sign_held, verify_held
 from .timeline import decision_deadline, round_end
 from .wire import pack_elements, unpack_elements
 
@@ -62,6 +81,19 @@ log = logging.getLogger("mpc_backend.rounds")
 
 Handler = Callable[[Any, str | None], Awaitable[dict[str, Any]]]
 Held = dict[str, frozenset[str]]
+Excluded = dict[str, str]  # household -> verdict ("invalid" or "inconsistent")
+
+
+def statements_digest(wires: Sequence[Any]) -> str:
+    """Names one set of held statements, whatever order they were forwarded in."""
+    return hashlib.sha256(b"\n".join(sorted(canonical_json(w) for w in wires))).hexdigest()
+
+
+def full_set(committed: dict[str, Any]) -> list[str]:
+    """The contributor set a commitment was made from: the summed and the excluded senders."""
+    excluded = [e[0] for e in committed.get("excluded") or ()]
+    return sorted([*committed.get("senders", ()), *excluded])
+
 
 def noise_context(task_id: str) -> str:
     """Share context for noise shares: never equal to a real task id (those have no '/')."""
@@ -98,6 +130,7 @@ class CommitteeMember:
         statistics: dict[str, Any] | None = None,
         senders: Sequence[str] | None = None,
         dealers: Sequence[str] = (),
+        excluded: Excluded | None = None,
     ) -> dict[str, Any]:
         assert status in STATUSES
         return {
@@ -116,6 +149,7 @@ class CommitteeMember:
             "committee": [m.node_id for m in self.ctx.roster.committee(spec.task_id, round_id)],
             "senders_digest": None if senders is None else senders_digest(senders),
             "dealers": list(dealers),
+            "excluded": excluded_doc(excluded or {}),
             "coordinator": self.ctx.node_id,
             "released_at": self.ctx.clock(),
         }
@@ -182,7 +216,8 @@ class CommitteeMember:
         return verify_held(wire, keys.get, self.ctx.federation_id, spec.task_id, round_id)
 
     def handlers(self) -> dict[str, Handler]:
-        return {"held": self.handle_held, "noise": self.handle_noise,
+        return {"held": self.handle_held, "reveal": self.handle_reveal,
+                "verify": self.handle_verify, "noise": self.handle_noise,
                 "partial": self.handle_partial, "sign": self.handle_sign}
 
     async def _request(
@@ -228,11 +263,19 @@ class CommitteeMember:
         stored = await storage.get_held_statement(spec.task_id, round_id)
         if stored is None:
             senders = await storage.held_senders(spec.task_id, round_id)
+            seed = await self._verify_seed(spec, round_id)
             wire = sign_held(self.ctx.keys, self.ctx.federation_id, spec.task_id, round_id,
-                             senders)
+                             senders, seed_commitment(seed))
             stored = await storage.put_held_statement(spec.task_id, round_id, wire,
                                                       self.ctx.clock())
         return stored
+
+    async def _verify_seed(self, spec: TaskSpec, round_id: int) -> bytes:
+        """This member's secret contribution to the round's verifier randomness (stored
+        before the statement that commits to it, so a restart keeps the same one)."""
+        stored = await self.ctx.storage.put_verify_seed(
+            spec.task_id, round_id, secrets.token_bytes(32).hex(), self.ctx.clock())
+        return bytes.fromhex(stored)
 
     async def handle_held(self, envelope: Any, remote: str | None) -> dict[str, Any]:
         _, spec, round_id, _ = await self._request(envelope, "held", remote)
@@ -247,7 +290,8 @@ class CommitteeMember:
         if commit is not None:
             answer["committed"] = {"senders": list(commit.senders),
                                    "statements": list(commit.statements),
-                                   "dealers": list(commit.dealers)}
+                                   "dealers": list(commit.dealers),
+                                   "excluded": [list(e) for e in commit.excluded]}
         return self._reply("held", answer)
 
     async def handle_noise(self, envelope: Any, remote: str | None) -> dict[str, Any]:
@@ -269,6 +313,142 @@ class CommitteeMember:
             deal = await self.ctx.storage.put_noise_deal(spec.task_id, round_id, deal,
                                                          self.ctx.clock())
         return self._reply("noise", {**body, "deal": deal})
+
+    async def _own_in(self, held: Held, spec: TaskSpec, round_id: int) -> bool:
+        own = await self._own_statement(spec, round_id)
+        return held.get(self.ctx.node_id) == frozenset(own["statement"]["senders"])
+
+    async def handle_reveal(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        """Reveal this member's verification seed, for the first set of statements asked for
+        only: the randomness is then fixed before any member can see a seed and pick its own."""
+        body, spec, round_id, committee = await self._request(envelope, "reveal", remote)
+        wires = body.get("statements")
+        held = await self._statements_of(wires, spec, round_id, committee, envelope["sender"])
+        if not await self._own_in(held, spec, round_id):
+            raise Unprocessable("the statements must include this member's own",
+                                field="body.statements", code="own_statement_missing")
+        digest = statements_digest(wires)
+        binding = await self.ctx.storage.put_verify_binding(
+            spec.task_id, round_id, {"statements": digest, "members": sorted(held)},
+            self.ctx.clock())
+        if binding["statements"] != digest:
+            raise Conflict("this member revealed its verification seed for another set of "
+                           "held statements this round", code="committed_elsewhere")
+        seed = await self._verify_seed(spec, round_id)
+        return self._reply("reveal", {"task": spec.task_id, "round": round_id,
+                                      "statements": digest, "seed": seed.hex()})
+
+    async def _joint(
+        self, spec: TaskSpec, round_id: int, wires: Any, held: Held, seeds: Any
+    ) -> bytes:
+        """The verifier randomness of the statements ``wires``: every signer's revealed seed,
+        checked against its commitment; this member must have revealed for these statements."""
+        binding = await self.ctx.storage.get_verify_binding(spec.task_id, round_id)
+        if binding is None or binding["statements"] != statements_digest(wires):
+            raise Conflict("this member revealed its verification seed for another set of "
+                           "held statements (or none)", code="committed_elsewhere")
+        if not isinstance(seeds, dict) or set(seeds) != set(held):
+            raise BadRequest("seeds must map every statement's member to its revealed seed",
+                             field="body.seeds")
+        commits = {w["statement"]["member"]: w["statement"]["verify_commit"] for w in wires}
+        revealed: dict[str, bytes] = {}
+        for member, text in seeds.items():
+            try:
+                seed = bytes.fromhex(text) if isinstance(text, str) else b""
+            except ValueError:
+                seed = b""
+            if seed_commitment(seed) != commits[member]:
+                raise BadRequest(f"the seed given for {member} does not open its commitment",
+                                 field="body.seeds")
+            revealed[member] = seed
+        return joint_seed(self.ctx.federation_id, spec.task_id, round_id, revealed)
+
+    async def _my_verifier(
+        self, spec: TaskSpec, round_id: int, senders: list[str], joint: bytes
+    ) -> np.ndarray:
+        try:
+            rows = await self.ctx.storage.load_shares(spec.task_id, round_id, senders)
+        except KeyError as err:
+            raise Conflict(f"cannot verify this set: {err.args[0]}",
+                           code="missing_share") from None
+        matrix = np.frombuffer(b"".join(rows), dtype="<u8").astype(np.uint64).reshape(
+            len(rows), shared_length(spec))
+        return verifier_shares(query(spec, joint), matrix)
+
+    async def handle_verify(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        """This member's shares of every report's verifier message, for the contributor set
+        the statements determine and the randomness their revealed seeds give."""
+        body, spec, round_id, committee = await self._request(envelope, "verify", remote)
+        wires = body.get("statements")
+        held = await self._statements_of(wires, spec, round_id, committee, envelope["sender"])
+        if not await self._own_in(held, spec, round_id):
+            raise Unprocessable("the statements must include this member's own",
+                                field="body.statements", code="own_statement_missing")
+        joint = await self._joint(spec, round_id, wires, held, body.get("seeds"))
+        senders = contributor_set(held, spec.t)
+        if not set(senders) <= held[self.ctx.node_id]:
+            raise Unprocessable("this member does not hold every report of the set",
+                                field="body.statements", code="missing_share")
+        shares = await self._my_verifier(spec, round_id, senders, joint)
+        return self._reply("verify", {"task": spec.task_id, "round": round_id,
+                                      "senders_digest": senders_digest(senders),
+                                      "joint": joint.hex(),
+                                      "verifier": b64url_encode(pack_elements(shares))})
+
+    async def _judged(
+        self,
+        spec: TaskSpec,
+        round_id: int,
+        committee: list[MemberInfo],
+        held: Held,
+        body: dict[str, Any],
+    ) -> tuple[list[str], Excluded, set[int]]:
+        """(S, excluded, seats) from the forwarded verifier shares: S is the set the statements
+        determine, ``excluded`` the reports of S the signed verifier shares judge invalid or
+        inconsistent, ``seats`` whose shares were used. ValueError names a broken rule."""
+        wires = body.get("statements")
+        joint = await self._joint(spec, round_id, wires, held, body.get("seeds"))
+        senders = contributor_set(held, spec.t)
+        digest = senders_digest(senders)
+        evidence = body.get("verifications")
+        if not isinstance(evidence, dict):
+            raise ValueError("verifications must map seats to signed verifier shares")
+        shares: dict[int, np.ndarray] = {}
+        for seat_text, signed in evidence.items():
+            seat = int(seat_text) if isinstance(seat_text, str) and seat_text.isdigit() else -1
+            if not 0 <= seat < len(committee):
+                raise ValueError(f"no committee seat {seat_text!r}")
+            member = committee[seat]
+            try:
+                reply = verify_envelope(
+                    signed, lambda s, m=member: m.signing_public if s == m.node_id else None,
+                    "round-verify-reply", self.ctx.federation_id, MAX_MESSAGE_AGE_S,
+                    now=self.ctx.clock())
+            except AuthError as err:
+                raise ValueError(f"the verifier shares of {member.name} are not authentic: "
+                                 f"{err}") from None
+            if (reply.get("task"), reply.get("round"), reply.get("senders_digest"),
+                    reply.get("joint")) != (spec.task_id, round_id, digest, joint.hex()):
+                raise ValueError(f"the verifier shares of {member.name} are for another set "
+                                 "or randomness")
+            try:
+                shares[seat] = unpack_elements(
+                    b64url_decode(reply.get("verifier", "")), len(senders) * VERIFIER_WIDTH,
+                ).reshape(len(senders), VERIFIER_WIDTH)
+            except (ValueError, TypeError):
+                raise ValueError(f"the verifier shares of {member.name} are malformed") from None
+        me = self.ctx.node_id
+        if set(senders) <= held[me]:
+            mine = [m.node_id for m in committee].index(me)
+            own = await self._my_verifier(spec, round_id, senders, joint)
+            if mine not in shares or not np.array_equal(shares[mine], own):
+                raise ValueError("this member's own verifier shares are not among those used")
+        if len(shares) < spec.t + 1:
+            raise ValueError(f"{len(shares)} members' verifier shares; t + 1 = {spec.t + 1} "
+                             "are needed")
+        verdicts = judge(shares, spec.t) if senders else []
+        excluded = {s: v for s, v in zip(senders, verdicts, strict=True) if v != VALID}
+        return senders, excluded, set(shares)
 
     async def _check_noise(
         self, spec: TaskSpec, round_id: int, dealers: list[str], noise: dict[str, Any]
@@ -303,8 +483,8 @@ class CommitteeMember:
             raise Conflict(f"cannot sum this set: {err.args[0]}", code="missing_share") from None
         length = vector_length(spec)
         matrix = np.frombuffer(b"".join(rows), dtype="<u8").astype(np.uint64).reshape(
-            len(rows), length)
-        total = field_sum_rows(matrix)
+            len(rows), shared_length(spec))
+        total = field_sum_rows(np.ascontiguousarray(matrix[:, :length]))
         dealers = {m.node_id for m in committee}
         for dealer, sealed in noise.items():
             if dealer not in dealers or not isinstance(sealed, str):
@@ -373,13 +553,17 @@ class CommitteeMember:
             raise BadRequest(f"task {spec.task_id!r} has no DP noise", field="body.noise")
         held = await self._statements_of(body.get("statements"), spec, round_id, committee,
                                          requester)
-        own = await self._own_statement(spec, round_id)
-        if held.get(me) != frozenset(own["statement"]["senders"]):
+        if not await self._own_in(held, spec, round_id):
             raise await self._refuse_set(requester, spec, round_id,
                                          "the request does not carry this member's statement")
         try:
-            check_contributor_set(me, held, senders, spec.k, spec.t)
-        except SetRefused as err:
+            full, excluded, verified_by = await self._judged(spec, round_id, committee, held,
+                                                             body)
+            check_contributor_set(me, held, full, spec.k, spec.t)
+            if senders != [s for s in full if s not in excluded]:
+                raise SetRefused("the set is not the verified reports of the one the held "
+                                 f"statements determine ({len(excluded)} failed verification)")
+        except ValueError as err:  # SetRefused included
             raise await self._refuse_set(requester, spec, round_id, str(err)) from None
         key = (spec.task_id, round_id)
         commit = await self.ctx.storage.get_commit(*key)
@@ -390,6 +574,7 @@ class CommitteeMember:
             commit = await self.ctx.storage.put_commit(RoundCommit(
                 spec.task_id, round_id, tuple(senders), pack_elements(partial), requester,
                 self.ctx.clock(), tuple(dealers), tuple(sorted(held)),
+                tuple(sorted(excluded.items())),
             ))
         if list(commit.senders) != senders or list(commit.dealers) != dealers:
             raise Conflict(
@@ -397,7 +582,7 @@ class CommitteeMember:
                 "another contributor set or other noise dealers",
                 code="committed_elsewhere",
             )
-        await self._cross_check(spec, round_id, committee, held, commit, requester)
+        await self._cross_check(spec, round_id, committee, held, commit, requester, verified_by)
         return self._reply("partial", {"task": spec.task_id, "round": round_id,
                                        "senders_digest": senders_digest(senders),
                                        "dealers": dealers,
@@ -411,16 +596,21 @@ class CommitteeMember:
         held: Held,
         commit: RoundCommit,
         requester: str,
+        verified_by: set[int],
     ) -> None:
         """After committing, look at the other members before releasing the partial sum.
 
         Asks every other committee member (one short attempt each) for its held
         statement and commitment. Refuses if one signed a statement different
         from the forwarded one, committed to another set, or holds a statement
-        the coordinator left out that changes the set. Committing first is what
-        makes two honest members asked for different sets unable to both release.
+        the coordinator left out that changes the set, or if a member that holds
+        the whole set and answers has no verifier shares among those used (with
+        exactly t + 1, a colluder's could be solved for any verdict). Committing
+        first is what makes two honest members asked for different sets unable to
+        both release.
         """
         me = self.ctx.node_id
+        full = sorted([*commit.senders, *(h for h, _ in commit.excluded)])
         merged = dict(held)
         for member, (senders, answer) in (await self._peek(spec, round_id, committee)).items():
             name = self.ctx.roster.by_id[member].name
@@ -431,6 +621,11 @@ class CommitteeMember:
                 raise Conflict(f"{name} signed two different held statements for this "
                                "round; not releasing a partial sum", code="equivocation")
             merged[member] = senders
+            seat = [m.node_id for m in committee].index(member)
+            if senders >= set(full) and seat not in verified_by:
+                raise Conflict(f"{name} holds every report of the set but its verifier shares "
+                               "were not used; not releasing a partial sum",
+                               code="verification_incomplete")
             if not _same_sum(answer, commit):
                 log.warning("%s round %d: %s committed to or holds a result over another "
                             "contributor set; not releasing a partial sum", spec.task_id,
@@ -438,7 +633,7 @@ class CommitteeMember:
                 raise Conflict(f"{name} committed to another contributor set for this round",
                                code="conflicting_commitment")
         try:
-            check_contributor_set(me, merged, list(commit.senders), spec.k, spec.t)
+            check_contributor_set(me, merged, full, spec.k, spec.t)
         except SetRefused as err:
             raise await self._refuse_set(
                 requester, spec, round_id,
@@ -510,16 +705,21 @@ class CommitteeMember:
                 raise ValueError("this member already summed a contributor set for the round")
             held = await self._statements_of(body.get("statements"), spec, round_id, committee,
                                              requester)
-            own = await self._own_statement(spec, round_id)
-            if held.get(me) != frozenset(own["statement"]["senders"]):
+            if not await self._own_in(held, spec, round_id):
                 raise ValueError("the statements leave out this member's own")
             senders = contributor_set(held, spec.t)
+            excluded: Excluded = {}
+            if "verifications" in body:  # too few reports left once the invalid ones are out
+                senders, excluded, _ = await self._judged(spec, round_id, committee, held, body)
             try:
                 check_contributor_set(me, held, senders, spec.k, spec.t, must_hold=False)
             except SetRefused as err:
                 raise ValueError(str(err)) from None
-            if doc.get("contributors") != len(senders) or len(senders) >= spec.min_contributors:
+            counted = len(senders) - len(excluded)
+            if doc.get("contributors") != counted or counted >= spec.min_contributors:
                 raise ValueError("the contributor count does not make the round insufficient")
+            if doc.get("excluded") != excluded_doc(excluded):
+                raise ValueError("the excluded reports are not what the verifier shares judge")
             if doc.get("statistics") is not None or doc.get("senders_digest") is not None:
                 raise ValueError("an insufficient outcome carries no statistics")
             return

@@ -21,17 +21,24 @@ bounded retries; the decisions are the pure functions of
    statements at hand (members committed to another set sit this round out; a
    commitment to S itself fixes the DP dealers). ``|S| < min_contributors``:
    the answering members co-sign an "insufficient" outcome.
-3. With DP: t + 1 or more members deal Shamir shares of discrete-Laplace noise.
-4. ``partial``: each member that holds all of S checks the forwarded statements
-   itself (``check_contributor_set``: S is what they determine, and any sender it
-   holds that S leaves out is provably unsummable), commits to S for ever, then
+3. ``reveal`` and ``verify``: every member whose statement is used reveals the seed
+   its statement committed to (once, for that set of statements only); the seeds
+   give the verifier's randomness (``protocol.validity``), and every member holding
+   all of S returns its signed shares of each report's verifier message. Any t + 1
+   reconstruct each report's verdict, the rest cross-check it: reports that fail
+   their proof, or whose shares disagree, leave S and are named in the result.
+4. With DP: t + 1 or more members deal Shamir shares of discrete-Laplace noise.
+5. ``partial``: each member that holds all of S checks the forwarded statements and
+   verifier shares itself (``check_contributor_set``: S is what they determine, and
+   any sender it holds that S leaves out is provably unsummable or judged invalid by
+   the verifier shares, its own among them), commits to S for ever, then
    asks the other committee members for their statements and commitments: a
    member that signed two different statements, a commitment to another set, or
    a statement that changes S stops it from releasing its partial sum. Because
    it commits before it looks, of two honest members asked for different sets at
    least one sees the other's commitment, so at most one set's sum is ever
    released by honest members.
-5. ``sign``: any t + 1 partial sums reconstruct the total (the others
+6. ``sign``: any t + 1 partial sums reconstruct the total (the others
    cross-check it); the coordinator sends the decoded result and the signed
    partial sums to the members that computed them, and each signs only if its
    own partial is among them and they reconstruct exactly the published
@@ -56,13 +63,15 @@ from mpc_backend.arith import FieldRNG
 from mpc_backend.crypto import b64url_decode
 from mpc_backend.protocol import TaskSpec, decode_aggregate, vector_length
 from mpc_backend.protocol.contributors import answering_members, contributor_set, senders_digest
+from mpc_backend.protocol.validity import VALID, VERIFIER_WIDTH, joint_seed, judge
 
 from .context import NodeContext
 from .cosign import reconstruct_checked
 from .misbehaviour import MisbehaviourLog
 from .results import ResultService, sign_result
 from .roster import MemberInfo
-from .round_steps import CommitteeMember, Held, _Abort, _Answer
+from .round_steps import CommitteeMember, Excluded, Held, _Abort, _Answer, full_set
+from .statements import seed_commitment
 from .timeline import decision_deadline, round_end
 from .wire import unpack_elements
 
@@ -220,15 +229,23 @@ class RoundService(CommitteeMember):
         plan = _choose_plan(answers, ids, held, spec.t)
         chosen = {m: held[m] for m in plan.statements}
         statements = [wires[m] for m in plan.statements]
+        signers = [committee[ids.index(m)] for m in sorted(chosen)]
         if len(plan.senders) < spec.min_contributors:
-            signers = [committee[ids.index(m)] for m in sorted(chosen)]
-            doc = self._doc(spec, round_id, "insufficient", contributors=len(plan.senders),
-                            reason=f"{len(plan.senders)} contributors, at least "
-                                   f"{spec.min_contributors} needed")
-            await self._co_sign(spec, committee, signers, doc, {**base, "statements": statements})
+            await self._insufficient(spec, round_id, committee, signers, plan.senders, {},
+                                     {**base, "statements": statements})
             return
-        group = [ids.index(m) for m in answering_members(chosen, plan.senders)
-                 if not _committed_elsewhere(answers[ids.index(m)].body, plan)]
+        verifiers = [ids.index(m) for m in answering_members(chosen, plan.senders)]
+        seeds, verifications, excluded = await self._verify(spec, committee, base, plan,
+                                                             statements, verifiers)
+        senders = [s for s in plan.senders if s not in excluded]
+        evidence = {**base, "statements": statements, "seeds": seeds,
+                    "verifications": verifications}
+        if len(senders) < spec.min_contributors:
+            await self._insufficient(spec, round_id, committee, signers, senders, excluded,
+                                     evidence)
+            return
+        group = [seat for seat in verifiers
+                 if not _committed_elsewhere(answers[seat].body, plan)]
         noise: dict[str, dict[str, str]] = {}
         dealers: list[str] = []
         if spec.dp_epsilon is not None:
@@ -236,13 +253,25 @@ class RoundService(CommitteeMember):
                                                              group, plan.dealers)
 
         def partial_body(member: MemberInfo) -> dict[str, Any]:
-            return {**base, "senders": plan.senders, "statements": statements,
-                    "dealers": dealers,
+            return {**evidence, "senders": senders, "dealers": dealers,
                     "noise": {dealer: deal[member.node_id] for dealer, deal in noise.items()}}
 
         replies = await self._ask_all([committee[s] for s in group], "partial", partial_body,
                                       seats=group)
-        digest = senders_digest(plan.senders)
+        partials, stats = self._reconstruct(spec, round_id, committee, senders, replies)
+        doc = self._doc(spec, round_id, "released", contributors=len(senders),
+                        statistics=stats, senders=senders, dealers=dealers, excluded=excluded)
+        evidence = {str(seat): replies[seat].envelope for seat in partials}
+        await self._co_sign(spec, committee, [committee[s] for s in partials], doc,
+                            {**base, "partials": evidence})
+
+    def _reconstruct(
+        self, spec: TaskSpec, round_id: int, committee: list[MemberInfo], senders: list[str],
+        replies: dict[int, _Answer],
+    ) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
+        """(partial sums used, decoded statistics) from the members' partial-sum replies."""
+        quorum = spec.t + 1
+        digest = senders_digest(senders)
         partials: dict[int, np.ndarray] = {}
         for seat, reply in replies.items():
             try:
@@ -259,7 +288,7 @@ class RoundService(CommitteeMember):
         if total is None:
             raise _Fail("committee partial sums are inconsistent (corrupted share or faulty "
                         "member)")
-        if spec.dp_epsilon is None and int(total[0]) != len(plan.senders):
+        if spec.dp_epsilon is None and int(total[0]) != len(senders):
             raise _Fail("aggregate is inconsistent: a contribution was malformed or a "
                         "committee member is faulty")
         try:
@@ -271,11 +300,75 @@ class RoundService(CommitteeMember):
                         spec.task_id, round_id, checks)
             raise _Fail("aggregate is inconsistent: a contribution was malformed or a "
                         "committee member is faulty") from None
-        doc = self._doc(spec, round_id, "released", contributors=len(plan.senders),
-                        statistics=stats, senders=plan.senders, dealers=dealers)
-        evidence = {str(seat): replies[seat].envelope for seat in partials}
-        await self._co_sign(spec, committee, [committee[s] for s in partials], doc,
-                            {**base, "partials": evidence})
+        return partials, stats
+
+    async def _insufficient(
+        self, spec: TaskSpec, round_id: int, committee: list[MemberInfo],
+        signers: list[MemberInfo], senders: list[str], excluded: Excluded,
+        body: dict[str, Any],
+    ) -> None:
+        valid = "valid " if excluded else ""
+        doc = self._doc(spec, round_id, "insufficient", contributors=len(senders),
+                        reason=f"{len(senders)} {valid}contributors, at least "
+                               f"{spec.min_contributors} needed", excluded=excluded)
+        await self._co_sign(spec, committee, signers, doc, body)
+
+    async def _verify(
+        self,
+        spec: TaskSpec,
+        committee: list[MemberInfo],
+        base: dict[str, Any],
+        plan: _Plan,
+        statements: list[Any],
+        verifiers: list[int],
+    ) -> tuple[dict[str, str], dict[str, Any], Excluded]:
+        """(revealed seeds, {seat: signed verifier shares}, excluded reports) of the plan."""
+        ids = [m.node_id for m in committee]
+        signers = [ids.index(m) for m in plan.statements]
+        reveals = await self._ask_all([committee[s] for s in signers], "reveal",
+                                      {**base, "statements": statements}, seats=signers)
+        commits = {w["statement"]["member"]: w["statement"]["verify_commit"] for w in statements}
+        seeds: dict[str, str] = {}
+        for seat, answer in reveals.items():
+            text = answer.body.get("seed")
+            try:
+                if seed_commitment(bytes.fromhex(text)) == commits[ids[seat]]:
+                    seeds[ids[seat]] = text
+            except (TypeError, ValueError):
+                pass
+        missing = [committee[ids.index(m)].name for m in plan.statements if m not in seeds]
+        if missing:
+            raise _Fail(f"{', '.join(missing)} did not reveal the verification seed its held "
+                        "statement committed to")
+        joint = joint_seed(self.ctx.federation_id, spec.task_id, base["round"],
+                           {m: bytes.fromhex(text) for m, text in seeds.items()})
+        replies = await self._ask_all([committee[s] for s in verifiers], "verify",
+                                      {**base, "statements": statements, "seeds": seeds},
+                                      seats=verifiers)
+        digest, count = senders_digest(plan.senders), len(plan.senders)
+        shares: dict[int, np.ndarray] = {}
+        for seat, reply in replies.items():
+            try:
+                if (reply.body["senders_digest"], reply.body["joint"]) != (digest, joint.hex()):
+                    raise ValueError("verifier shares for another set or randomness")
+                shares[seat] = unpack_elements(b64url_decode(reply.body["verifier"]),
+                                               count * VERIFIER_WIDTH).reshape(count, -1)
+            except (KeyError, ValueError, TypeError) as err:
+                log.warning("bad verifier shares from seat %d: %s", seat, err)
+        if len(shares) < spec.t + 1:
+            raise _Fail(f"only {len(shares)} of {len(committee)} committee members returned "
+                        "verifier shares")
+        verdicts = judge(shares, spec.t) if count else []
+        excluded = {s: v for s, v in zip(plan.senders, verdicts, strict=True) if v != VALID}
+        if excluded:
+            names = [f"{self._name(h)} ({v})" for h, v in sorted(excluded.items())]
+            log.warning("%s round %d: left out %d report(s) that failed verification: %s",
+                        spec.task_id, base["round"], len(excluded), ", ".join(names))
+        return seeds, {str(seat): replies[seat].envelope for seat in shares}, excluded
+
+    def _name(self, node_id: str) -> str:
+        info = self.ctx.roster.member(node_id)
+        return info.name if info else node_id
 
     async def _collect_statements(
         self, spec: TaskSpec, round_id: int, committee: list[MemberInfo],
@@ -351,7 +444,7 @@ class RoundService(CommitteeMember):
 def _committed_elsewhere(body: dict[str, Any], plan: _Plan) -> bool:
     committed = body.get("committed")
     return isinstance(committed, dict) and (
-        committed.get("senders") != plan.senders
+        full_set(committed) != plan.senders
         or (plan.dealers is not None and committed.get("dealers") != plan.dealers)
     )
 
@@ -369,7 +462,7 @@ def _choose_plan(answers: dict[int, _Answer], ids: list[str], held: Held, t: int
     dealer_sets: dict[tuple[str, ...], int] = {}
     for answer in answers.values():
         committed = answer.body.get("committed")
-        if isinstance(committed, dict) and committed.get("senders") == senders:
+        if isinstance(committed, dict) and full_set(committed) == senders:
             dealers = tuple(committed.get("dealers") or ())
             dealer_sets[dealers] = dealer_sets.get(dealers, 0) + 1
     if not dealer_sets:

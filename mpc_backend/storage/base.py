@@ -75,6 +75,7 @@ class RoundCommit:
     committed_at: float
     dealers: tuple[str, ...] = ()  # DP noise dealers whose shares the partial includes
     statements: tuple[str, ...] = ()  # members whose held statements determined ``senders``
+    excluded: tuple[tuple[str, str], ...] = ()  # (household, verdict) left out by verification
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,22 @@ class Storage(abc.ABC):
         self, task: str, round_id: int, statement: dict[str, Any], now: float
     ) -> dict[str, Any]:
         """Store unless one exists; returns whichever statement is now stored."""
+
+    @abc.abstractmethod
+    async def get_verify_seed(self, task: str, round_id: int) -> str | None: ...
+
+    @abc.abstractmethod
+    async def put_verify_seed(self, task: str, round_id: int, seed: str, now: float) -> str:
+        """Store this member's secret verification seed (hex) unless one exists; return it."""
+
+    @abc.abstractmethod
+    async def get_verify_binding(self, task: str, round_id: int) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def put_verify_binding(
+        self, task: str, round_id: int, binding: dict[str, Any], now: float
+    ) -> dict[str, Any]:
+        """Store the statements this member revealed its seed for, unless stored; return it."""
 
     # -- misbehaviour -----------------------------------------------------
     @abc.abstractmethod

@@ -38,7 +38,8 @@ from .base import (
 DB_FILE_NAME = "node.sqlite3"
 # Per-round values written once and then handed out unchanged (a member's noise deal, its
 # held statement): table -> JSON column. SQL names come from here, never from input.
-_ONCE: Final = MappingProxyType({"noise_deals": "deal", "held_statements": "statement"})
+_ONCE: Final = MappingProxyType({"noise_deals": "deal", "held_statements": "statement",
+                                 "verify_seeds": "seed", "verify_bindings": "binding"})
 _T = TypeVar("_T")
 
 _SCHEMA = """
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS shares (
 CREATE TABLE IF NOT EXISTS commits (
     task TEXT NOT NULL, round INTEGER NOT NULL, senders TEXT NOT NULL, partial BLOB NOT NULL,
     coordinator TEXT NOT NULL, committed_at REAL NOT NULL, dealers TEXT NOT NULL DEFAULT '[]',
-    statements TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (task, round));
+    statements TEXT NOT NULL DEFAULT '[]', excluded TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (task, round));
 CREATE TABLE IF NOT EXISTS noise_deals (
     task TEXT NOT NULL, round INTEGER NOT NULL, deal TEXT NOT NULL, created_at REAL NOT NULL,
     PRIMARY KEY (task, round));
@@ -63,6 +65,12 @@ CREATE TABLE IF NOT EXISTS results (
     status TEXT NOT NULL, doc TEXT NOT NULL, received_at REAL NOT NULL, UNIQUE (task, round));
 CREATE TABLE IF NOT EXISTS held_statements (
     task TEXT NOT NULL, round INTEGER NOT NULL, statement TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (task, round));
+CREATE TABLE IF NOT EXISTS verify_seeds (
+    task TEXT NOT NULL, round INTEGER NOT NULL, seed TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (task, round));
+CREATE TABLE IF NOT EXISTS verify_bindings (
+    task TEXT NOT NULL, round INTEGER NOT NULL, binding TEXT NOT NULL, created_at REAL NOT NULL,
     PRIMARY KEY (task, round));
 CREATE TABLE IF NOT EXISTS misbehaviour (
     id INTEGER PRIMARY KEY AUTOINCREMENT, member TEXT NOT NULL, kind TEXT NOT NULL,
@@ -109,7 +117,8 @@ class SQLiteStorage(Storage):
         conn.execute("PRAGMA secure_delete=ON")
         conn.executescript(_SCHEMA)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(commits)")}
-        for column in ("dealers", "statements"):  # databases from before they were recorded
+        # databases from before these were recorded
+        for column in ("dealers", "statements", "excluded"):
             if column not in columns:
                 conn.execute(f"ALTER TABLE commits ADD COLUMN {column} TEXT NOT NULL DEFAULT '[]'")
         self._conn = conn
@@ -260,26 +269,29 @@ class SQLiteStorage(Storage):
     # -- commitments and noise ----------------------------------------------
     async def get_commit(self, task: str, round_id: int) -> RoundCommit | None:
         rows = await self._query(
-            "SELECT senders, partial, coordinator, committed_at, dealers, statements FROM commits "
+            "SELECT senders, partial, coordinator, committed_at, dealers, statements, excluded "
+            "FROM commits "
             "WHERE task = ? AND round = ?",
             (task, round_id),
         )
         if not rows:
             return None
-        senders, partial, coordinator, committed_at, dealers, statements = rows[0]
+        senders, partial, coordinator, committed_at, dealers, statements, excluded = rows[0]
         return RoundCommit(task, round_id, tuple(json.loads(senders)), partial, coordinator,
                            committed_at, tuple(json.loads(dealers)),
-                           tuple(json.loads(statements)))
+                           tuple(json.loads(statements)),
+                           tuple((h, v) for h, v in json.loads(excluded)))
 
     async def put_commit(self, commit: RoundCommit) -> RoundCommit:
         def put(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO commits (task, round, senders, partial, coordinator, committed_at, "
-                "dealers, statements) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "dealers, statements, excluded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (task, round) DO NOTHING",
                 (commit.task, commit.round, json.dumps(list(commit.senders)), commit.partial,
                  commit.coordinator, commit.committed_at, json.dumps(list(commit.dealers)),
-                 json.dumps(list(commit.statements))),
+                 json.dumps(list(commit.statements)),
+                 json.dumps([list(e) for e in commit.excluded])),
             )
 
         await self._tx_async(put)
@@ -322,6 +334,20 @@ class SQLiteStorage(Storage):
         self, task: str, round_id: int, statement: dict[str, Any], now: float
     ) -> dict[str, Any]:
         return await self._put_once("held_statements", task, round_id, statement, now)
+
+    async def get_verify_seed(self, task: str, round_id: int) -> str | None:
+        return await self._get_once("verify_seeds", task, round_id)
+
+    async def put_verify_seed(self, task: str, round_id: int, seed: str, now: float) -> str:
+        return await self._put_once("verify_seeds", task, round_id, seed, now)
+
+    async def get_verify_binding(self, task: str, round_id: int) -> dict[str, Any] | None:
+        return await self._get_once("verify_bindings", task, round_id)
+
+    async def put_verify_binding(
+        self, task: str, round_id: int, binding: dict[str, Any], now: float
+    ) -> dict[str, Any]:
+        return await self._put_once("verify_bindings", task, round_id, binding, now)
 
     # -- misbehaviour -------------------------------------------------------
     async def add_misbehaviour(self, record: Misbehaviour) -> None:
@@ -468,7 +494,9 @@ class SQLiteStorage(Storage):
             )
             db.execute("DELETE FROM commits WHERE committed_at < ?", (tombstones_before,))
             db.execute("DELETE FROM held_statements WHERE created_at < ?", (tombstones_before,))
-            db.execute("DELETE FROM noise_deals WHERE created_at < ?", (tombstones_before,))
+            for table in ("noise_deals", "verify_seeds", "verify_bindings"):
+                db.execute(f"DELETE FROM {table} WHERE created_at < ?",  # noqa: S608
+                           (tombstones_before,))
 
         await self._tx_async(prune)
 

@@ -92,7 +92,7 @@ def capture_set() -> None:
     victims and itself, forward it with t honest statements (so the rule yields exactly that
     set), and ask the committee for partial sums right at the round's end."""
     from mpc_backend.node import rounds  # noqa: PLC0415
-    from mpc_backend.node.statements import sign_held  # noqa: PLC0415
+    from mpc_backend.node.statements import seed_commitment, sign_held  # noqa: PLC0415
 
     async def own_statement(self: Any, spec: Any, round_id: int) -> dict[str, Any]:
         stored = await self.ctx.storage.get_held_statement(spec.task_id, round_id)
@@ -100,8 +100,9 @@ def capture_set() -> None:
             held = await self.ctx.storage.held_senders(spec.task_id, round_id)
             victims = sorted(s for s in held if s != self.ctx.node_id)
             lie = sorted([*victims[: spec.min_contributors - 1], self.ctx.node_id])
+            seed = await self._verify_seed(spec, round_id)
             wire = sign_held(self.ctx.keys, self.ctx.federation_id, spec.task_id,
-                                    round_id, lie)
+                             round_id, lie, seed_commitment(seed))
             stored = await self.ctx.storage.put_held_statement(spec.task_id, round_id, wire,
                                                                self.ctx.clock())
             log.warning("EVIL capture_set: signed a held statement naming %d senders", len(lie))
@@ -206,3 +207,66 @@ def forge_results(contributors: int = 40, mean: float = 35.0) -> None:
                         len(answers))
 
     _attach(forge)
+
+
+# -- household attacks: a report the household's own node should never have produced ---------
+
+def lying_household() -> None:
+    """Replace the encoded report before it is proved and shared, per task (the task id names
+    the lie), and prove the altered report as well as a prover can: the circuit's witness
+    is taken from q's low bits whatever q is, so the proof is honest about a dishonest input.
+    ``*_shares`` tasks keep the report but hand one seat a share off the polynomial."""
+    import numpy as np  # noqa: PLC0415
+
+    from mpc_backend.arith import P  # noqa: PLC0415
+    from mpc_backend.node import household  # noqa: PLC0415
+    from mpc_backend.protocol import validity  # noqa: PLC0415
+
+    honest_prove, honest_witness = validity.prove, validity._witness
+    honest_share = household.shamir_share
+
+    def any_witness(circ: Any, report: Any) -> Any:
+        if circ.q is None:
+            return np.zeros(0, np.uint64)
+        q = int(report[circ.q])
+        values = [q, q + circ.offset] if circ.offset else [q]
+        return np.array([(v >> i) & 1 for v in values for i in range(circ.bits)], np.uint64)
+
+    def lie(spec: Any, vector: Any) -> Any:
+        layout = validity.circuit(spec)
+        out = vector.copy()
+        kind = spec.task_id.removeprefix("liar_")
+        if kind in ("count", "dp"):
+            out[layout.count] = 1000  # the reading as a thousand households
+        elif kind in ("range", "negative"):
+            q = 2 * spec.levels if kind == "range" else P - 800
+            out[layout.q] = q
+            out[layout.q2] = q * q % P
+        elif kind == "squares":
+            out[layout.q2] = (int(out[layout.q2]) + 12345) % P
+        elif kind == "buckets":
+            for index in layout.buckets:
+                out[index] = 1
+        if kind != "shares":
+            log.warning("EVIL lying_household: %s report for %s", kind, spec.task_id)
+        return out
+
+    off_polynomial = {"next": False}  # seal_vector shares right after it proves
+
+    def prove(spec: Any, vector: Any, rng: Any) -> Any:
+        off_polynomial["next"] = spec.task_id == "liar_shares"
+        validity._witness = any_witness
+        try:
+            return honest_prove(spec, lie(spec, vector), rng)
+        finally:
+            validity._witness = honest_witness
+
+    def shamir_share(vector: Any, t: int, k: int, rng: Any) -> Any:
+        shares = honest_share(vector, t, k, rng)
+        if off_polynomial["next"]:
+            shares[k - 1][0] = (int(shares[k - 1][0]) + 1) % P
+            log.warning("EVIL lying_household: a share off the polynomial")
+        return shares
+
+    household.prove = prove
+    household.shamir_share = shamir_share

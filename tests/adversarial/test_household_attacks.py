@@ -1,0 +1,114 @@
+"""A household lies in its report; the committee's validity check leaves it out by name.
+
+Mallory is an ordinary household here (it may or may not sit on a committee; as a
+member it is honest). Its node replaces the encoded report before proving and
+sharing it (``patches.lying_household``), one lie per task, the lies the
+issue's attacker tried. Honest households report 19, 20 and 21. For every lie the
+honest members release exactly the three honest readings' statistics, the
+co-signed result names mallory as excluded, and their ``status`` records it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from tests.backend.conftest import _loopback_sockets  # noqa: F401 - autouse here too
+from tests.backend.nodes import Cluster, NodeProcess, allow_loopback_sockets
+
+from .conftest import HONEST_TIMING, PERIOD, outcome, reports_about
+
+pytestmark = pytest.mark.slow
+
+HONEST = [19.0, 20.0, 21.0]
+TASK_ARGS = ("--unit", "°C", "--min", "-20", "--max", "40", "--resolution", "0.01",
+             "--stats", "count,mean,stddev,histogram", "--buckets", "18,20,22",
+             "--period", str(PERIOD), "--min-contributors", "3", "--k", "3", "--t", "1")
+# task -> (the lie, the verdict the committee reaches)
+LIES = {
+    "liar_count": ("count 1000, value 40", "invalid"),
+    "liar_range": ("q twice the task's range", "invalid"),
+    "liar_negative": ("negative q (P - 800)", "invalid"),
+    "liar_squares": ("q^2 inconsistent with q", "invalid"),
+    "liar_buckets": ("every histogram bucket set", "invalid"),
+    "liar_shares": ("one seat's share off the polynomial", "inconsistent"),
+}
+DP_TASK = "liar_dp"
+
+
+@pytest.fixture(scope="module")
+def street(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    allow_loopback_sockets()
+    cluster = Cluster(tmp_path_factory.mktemp("household-attacks"))
+    try:
+        for name in ("house0", "house1", "house2", "mallory"):
+            cluster.add(name, *HONEST_TIMING)
+        cluster.nodes[3].patch = "lying_household"
+        for node in cluster.nodes:
+            node.start()
+        founder = cluster.federate("Elm Street")
+        for task in LIES:
+            founder.cli("task", "add", "--metric", "indoor temperature", "--id", task,
+                        *TASK_ARGS)
+        founder.cli("task", "add", "--metric", "indoor temperature", "--id", DP_TASK,
+                    "--dp-epsilon", "4", *TASK_ARGS)
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def lied_round(street: Cluster) -> int:
+    """Every household contributes to every task in one round; mallory lies in each."""
+    now = time.time()
+    time.sleep((math.floor(now / PERIOD) + 1) * PERIOD - now + 0.3)
+    rounds = set()
+    for task in [*LIES, DP_TASK]:
+        for node, value in zip(street.nodes, [*HONEST, 40.0], strict=True):
+            rounds.add(node.cli_json("contribute", "--task", task, "--value",
+                                     str(value))["round"])
+    assert len(rounds) == 1, "contributions straddled a round"
+    return rounds.pop()
+
+
+def honest_nodes(street: Cluster) -> list[NodeProcess]:
+    return street.nodes[:3]
+
+
+@pytest.mark.parametrize("task", list(LIES))
+def test_a_lying_household_is_left_out_and_named(
+    street: Cluster, lied_round: int, task: str
+) -> None:
+    """Released over the three honest households exactly; mallory excluded with its verdict."""
+    mallory = street.nodes[3]
+    lie, verdict = LIES[task]
+    told = ("EVIL lying_household: a share off the polynomial" if task == "liar_shares"
+            else f"EVIL lying_household: {task.removeprefix('liar_')} report for {task}")
+    for node in honest_nodes(street):
+        result = outcome(node, task, lied_round)
+        assert result["status"] == "released", (lie, result)
+        assert result["contributors"] == 3
+        assert result["excluded"] == [{"household": mallory.node_id, "verdict": verdict}]
+        stats = result["statistics"]
+        assert stats["count"] == 3
+        assert stats["mean"] == pytest.approx(np.mean(HONEST), abs=0.005)
+        assert stats["stddev"] == pytest.approx(np.std(HONEST), abs=0.01)
+        assert [b["count"] for b in stats["histogram"]] == [0, 1, 2, 0]
+    assert told in mallory.log_text(), f"the lie ({lie}) was not told"
+    kind = f"{verdict}_report"
+    assert all(reports_about(n, mallory.node_id).get(kind) for n in honest_nodes(street))
+
+
+def test_the_lie_cannot_ride_on_dp_noise(street: Cluster, lied_round: int) -> None:
+    """On a DP task the thousand-fold count is left out too: the noisy count stays near 3."""
+    mallory = street.nodes[3]
+    for node in honest_nodes(street):
+        result = outcome(node, DP_TASK, lied_round)
+        assert result["status"] == "released", result
+        assert result["contributors"] == 3
+        assert result["excluded"] == [{"household": mallory.node_id, "verdict": "invalid"}]
+        assert abs(result["statistics"]["count"] - 3) < 3  # the lie would make it ~1003
