@@ -3,22 +3,25 @@
     python benchmarks/bench_round.py --households 1000 --tasks 10 [--committee 5] [--json]
 
 The committee is K ``mpc-backend serve`` processes (default 3, threshold t = 1; with
-5, t = 2), and every round closes with held statements, partial sums and t + 1
-co-signatures. Households are
-in-process clients that do exactly what a household node does: they join
-through invites (signed join requests to the founder), then per round encode
-each reading, Shamir-share it, HPKE-seal one share per committee member and
-sign one envelope per member carrying all M tasks' shares. The benchmark
-prints:
+5, t = 2), and every round closes with held statements, verification, partial sums
+and t + 1 co-signatures. Households are in-process clients that do exactly what a
+household node does: they join through invites (signed join requests to the
+founder), then per round encode each reading, prove it valid, Shamir-share it with
+its proof, HPKE-seal one share per committee member and sign one envelope per member
+carrying all M tasks' shares. The benchmark prints:
 
-* client cost per report: encode + share + K seals (+ the envelope signatures
+* client cost per report: encode + prove + share + K seals (+ the envelope signatures
   amortised over the tasks), single core;
 * contribution throughput: reports accepted per committee node per second while
   all households send concurrently (every report needs a signature check, an
   HPKE open and a durable SQLite commit before its ack);
 * round-close latency: from the end of the round until every node holds all M
   signed results (includes the grace period);
-* peak RSS per node (VmHWM).
+* peak RSS per node (VmHWM);
+* what validity proofs cost per report, stage by stage (client: encode, prove, share,
+  seal, sign; committee: verifier shares, judgement, partial sum), beside the same
+  pipeline without proofs, for histogram tasks with 6 and 32 buckets
+  (``benchmarks/proof_costs.py``, measured in this run, one core).
 
 Released means are checked against the plaintext values.
 """
@@ -43,6 +46,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.proof_costs import histogram_task, measure, print_table  # noqa: E402
 from mpc_backend.arith import FieldRNG  # noqa: E402
 from mpc_backend.crypto import NodeKeys, parse_invite, sign_envelope  # noqa: E402
 from mpc_backend.node.household import ack_problem, seal_report, shares_envelope  # noqa: E402
@@ -258,6 +262,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the nodes' data dirs and logs")
     args = parser.parse_args()
     figures = asyncio.run(run(args))
+    figures["proof_costs"] = [measure(histogram_task(b), 1000, args.committee) for b in (6, 32)]
     if args.json:
         print(json.dumps(figures, indent=2))
         return
@@ -277,6 +282,8 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+    print()
+    print_table(figures["proof_costs"])
 
 
 if __name__ == "__main__":
