@@ -18,11 +18,14 @@ import aiohttp
 import numpy as np
 import pytest
 
-from mpc_backend.arith import FieldRNG
-from mpc_backend.crypto import NodeKeys, b64url_encode, sign_envelope
+from mpc_backend.arith import FieldRNG, shamir_share
+from mpc_backend.crypto import NodeKeys, b64url_encode, seal_share, share_aad, sign_envelope
 from mpc_backend.node.household import seal_report, shares_envelope
 from mpc_backend.node.peers import request_headers
 from mpc_backend.node.roster import sign_roster
+from mpc_backend.node.wire import pack_elements
+from mpc_backend.protocol import encode_report, vector_length
+from mpc_backend.protocol.validity import prove, shared_length
 from tests.backend.conftest import PERIOD, FakeClock, LiveNode
 from tests.backend.test_node_rounds import wait_result
 
@@ -239,3 +242,35 @@ async def test_refused_joins_leave_no_trace_in_the_replay_memory(
         status, body = await post(http, founder, "/join", envelope)
         assert status == 403 and body["error"]["code"] == "invite_unknown"
     assert not founder.node.ctx.replay.seen(stranger.node_id, envelope["nonce"])
+
+
+@pytest.mark.parametrize("cut", ["no_proof", "short_proof", "long_proof"])
+async def test_a_share_whose_proof_does_not_parse_is_422_and_stores_nothing(
+    trio: list[LiveNode], clock: FakeClock, http: aiohttp.ClientSession, cut: str,
+) -> None:
+    """A share must carry the report and its whole validity proof: a bare report (as a node
+    from before proofs would send), a proof one element short or one too long is refused
+    at ingest with a message that says so, and the sender's correct share is then taken."""
+    sender = trio[0]
+    ctx = sender.node.ctx
+    spec = ctx.roster.task("temp").spec  # type: ignore[union-attr]
+    round_id = int(clock() // PERIOD)
+    committee = ctx.roster.committee("temp", round_id)
+    target = by_id(trio, committee[1].node_id)
+    proved = prove(spec, encode_report(spec, 21.5), FieldRNG())
+    wrong = {"no_proof": proved[: vector_length(spec)], "short_proof": proved[:-1],
+             "long_proof": np.append(proved, proved[:1])}[cut]
+    share = shamir_share(wrong, spec.t, len(committee), FieldRNG())[1]
+    aad = share_aad(ctx.federation_id, "temp", round_id, ctx.node_id, committee[1].node_id)
+    sealed = seal_share(committee[1].hpke_public, committee[1].hpke_suite,
+                        pack_elements(share), aad)
+    status, body = await post(http, target, "/shares", shares_envelope(
+        ctx.keys, ctx.federation_id, [("temp", round_id, sealed)], now=clock()),
+        signer=(ctx.keys, clock))
+    assert status == 422 and body["error"]["code"] == "malformed_share"
+    assert f"its validity proof ({shared_length(spec)} field elements" in body["error"]["message"]
+    _, _, good = sealed_for(sender, trio, clock, 21.5)
+    status, body = await post(http, target, "/shares", shares_envelope(
+        ctx.keys, ctx.federation_id, [("temp", round_id, good[1])], now=clock()),
+        signer=(ctx.keys, clock))
+    assert status == 200 and body["ack"]["body"]["duplicate"] is False
