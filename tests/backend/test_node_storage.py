@@ -95,6 +95,34 @@ async def test_commitments_and_noise_deals_are_first_wins(storage: SQLiteStorage
     assert await storage.put_noise_deal("temp", 7, {"m": "y"}, 2.0) == {"m": "x"}
 
 
+async def test_verification_seeds_bindings_and_verdicts_are_kept_first_wins(
+    tmp_path: Path, storage: SQLiteStorage
+) -> None:
+    """A member's seed and the statements it revealed it for never change once stored, and
+    survive a restart; a commitment keeps its verdicts; housekeeping drops old ones."""
+    assert await storage.get_verify_seed("temp", 7) is None
+    assert await storage.put_verify_seed("temp", 7, "aa" * 32, 1.0) == "aa" * 32
+    assert await storage.put_verify_seed("temp", 7, "bb" * 32, 2.0) == "aa" * 32
+    binding = {"statements": "d1", "members": ["m0", "m1"]}
+    assert await storage.put_verify_binding("temp", 7, binding, 1.0) == binding
+    assert await storage.put_verify_binding("temp", 7, {"statements": "d2"}, 2.0) == binding
+    commit = RoundCommit("temp", 7, ("a", "b"), b"p", "c", 1.0, (), ("m0",),
+                         (("x", "invalid"), ("y", "inconsistent")))
+    assert await storage.put_commit(commit) == commit
+    await storage.close()
+    reopened = SQLiteStorage(tmp_path)
+    await reopened.open()
+    try:
+        assert await reopened.get_verify_seed("temp", 7) == "aa" * 32
+        assert await reopened.get_verify_binding("temp", 7) == binding
+        assert await reopened.get_commit("temp", 7) == commit
+        await reopened.prune(before=0.0, tombstones_before=1.5)
+        assert await reopened.get_verify_seed("temp", 7) is None
+        assert await reopened.get_verify_binding("temp", 7) is None
+    finally:
+        await reopened.close()
+
+
 async def test_invites_are_one_time_and_expire(storage: SQLiteStorage) -> None:
     await storage.add_invite("h1", expires_at=100.0)
     await storage.add_invite("h2", expires_at=100.0)
