@@ -32,7 +32,7 @@ values are (0, uniform, its square, uniform): independent of the reading.
 
 Soundness: an invalid input passes with probability at most (2M + 1) / (P - 2M - 1)
 per randomness (2M for the polynomial identity at r, 1 for the random
-combination of checks): below 2^-53 for every task Hearth accepts.
+combination of checks): below 2^-51 for every task Hearth accepts (M <= 346).
 """
 
 from __future__ import annotations
@@ -252,13 +252,15 @@ def verifier_shares(q: Query, shares: np.ndarray) -> np.ndarray:
     return out.T.copy()
 
 
-VALID, INVALID, INCONSISTENT = "valid", "invalid", "inconsistent"
+VALID, INVALID, INCONSISTENT, UNCHECKED = "valid", "invalid", "inconsistent", "unchecked"
 
 
 def judge(shares: Mapping[int, np.ndarray], t: int) -> list[str]:
-    """Per report: valid, invalid (its proof fails) or inconsistent (its shares do not
-    lie on one degree-t polynomial). ``shares``: {seat: (N, 4) verifier shares}, at
-    least t + 1 seats (x = seat + 1); seats past t + 1 cross-check the first."""
+    """Per report: valid; invalid (its proof fails); inconsistent (its shares do not lie
+    on one degree-t polynomial); or unchecked: it fails, but only t + 1 members' verifier
+    shares were at hand, so one of them lying cannot be ruled out and nobody is blamed.
+    ``shares``: {seat: (N, 4) verifier shares}, at least t + 1 seats (x = seat + 1);
+    seats past t + 1 cross-check the first."""
     seats = sorted(shares)
     if len(seats) < t + 1:
         raise ValueError(f"{len(seats)} verifier shares; t + 1 = {t + 1} are needed")
@@ -275,5 +277,6 @@ def judge(shares: Mapping[int, np.ndarray], t: int) -> list[str]:
         consistent &= (rebuild([*first[1:], extra]) == message).all(axis=1)
     fr, pr = message[:, 1], message[:, 2]
     passes = (message[:, 0] == 0) & (field_mul(fr, fr) == pr)
-    return [INCONSISTENT if not ok else VALID if good else INVALID
+    failed = INVALID if len(seats) > t + 1 else UNCHECKED
+    return [INCONSISTENT if not ok else VALID if good else failed
             for ok, good in zip(consistent, passes, strict=True)]
