@@ -111,6 +111,17 @@ _SCHEMAS: dict[str, Any] = {
             },
             "dp_epsilon": {"type": ["number", "null"]},
             "committee": {"type": "array", "items": {"type": "string"}},
+            "excluded": {
+                "type": "array",
+                "description": "reports the committee left out after checking their validity "
+                               "proofs: invalid (the proof failed), inconsistent (the shares "
+                               "disagreed: the household or a committee member misbehaved) or "
+                               "unchecked (it failed, but too few members could cross-check "
+                               "it to blame anyone); part of the co-signed result",
+                "items": {"type": "object", "properties": {
+                    "household": {"type": "string"},
+                    "verdict": {"enum": ["invalid", "inconsistent", "unchecked"]}}},
+            },
             "released_at": {"type": "string", "format": "date-time"},
             "signed_by": {"type": "array", "items": {"type": "string"},
                           "description": "committee members whose signatures the node "
