@@ -118,7 +118,9 @@ class NeighbourhoodCoordinator(DataUpdateCoordinator[NeighbourhoodData]):
         data = replace(base, online=True, status=status).with_results(results)
         self._note_online()
         self._announce(data, results)
-        await async_sync_misbehaviour_issue(self.hass, self.config_entry, status.misbehaviour)
+        await async_sync_misbehaviour_issue(
+            self.hass, self.config_entry, status.misbehaviour, status.node_id
+        )
         return data
 
     @callback

@@ -6,6 +6,12 @@ that total is above zero the Neighbourhood entry has one warning issue naming th
 members and what they did. The total is part of the issue id: an issue the household
 ignored stays ignored (across restarts too) until new reports arrive, and then a fresh
 one replaces it.
+
+Reports the committee left out of a round (an invalid or inconsistent report, named in
+the co-signed result) are recorded against the household that sent them. When they are
+all there is, the issue says so in its own words (a neighbour's report was left out,
+this home's statistics are unaffected); when this hub's own report was left out, it
+says that instead: the backend records the verdict against its own node too.
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.translation import async_get_translations
 
 from ..const import DOMAIN
-from .models import MemberMisbehaviour, Misbehaviour
+from .models import REPORT_KINDS, MemberMisbehaviour, Misbehaviour
 
-ISSUE_MISBEHAVIOUR = "misbehaviour"
+ISSUE_MISBEHAVIOUR = "misbehaviour"  # some member broke the protocol towards this node
+ISSUE_EXCLUDED_REPORTS = "excluded_reports"  # only reports left out, none of them this hub's
+ISSUE_OWN_REPORT = "own_report_excluded"  # this hub's own report was left out
 # The sensor's translated "last kind" states double as the issue's words for each kind.
 SENSOR_KEY = "misbehaviour_reports"
 KIND_ATTRIBUTE = "last_kind"
@@ -59,8 +67,23 @@ async def _kind_words(hass: HomeAssistant) -> dict[str, str]:
             if key.startswith(prefix)}
 
 
+def _kinds(member: MemberMisbehaviour) -> dict[str, int]:
+    return member.kinds or ({member.last_kind: member.count} if member.last_kind else {})
+
+
+def _translation_key(misbehaviour: Misbehaviour, node_id: str) -> tuple[str, str | None]:
+    """Which issue text fits the reports, and this hub's name if its own report is named."""
+    for member in misbehaviour.members:
+        if member.node_id == node_id and REPORT_KINDS & set(_kinds(member)):
+            return ISSUE_OWN_REPORT, member.name
+    kinds = {kind for member in misbehaviour.members for kind in _kinds(member)}
+    if kinds and kinds <= REPORT_KINDS:
+        return ISSUE_EXCLUDED_REPORTS, None
+    return ISSUE_MISBEHAVIOUR, None
+
+
 def _report_line(member: MemberMisbehaviour, words: dict[str, str]) -> str:
-    kinds = member.kinds or ({member.last_kind: member.count} if member.last_kind else {})
+    kinds = _kinds(member)
     if not kinds:
         return f"- **{markdown(member.name)}** ({member.count})"
     what = ", ".join(
@@ -71,7 +94,7 @@ def _report_line(member: MemberMisbehaviour, words: dict[str, str]) -> str:
 
 
 async def async_sync_misbehaviour_issue(
-    hass: HomeAssistant, entry: ConfigEntry, misbehaviour: Misbehaviour | None
+    hass: HomeAssistant, entry: ConfigEntry, misbehaviour: Misbehaviour | None, node_id: str
 ) -> None:
     """Raise, replace or withdraw the entry's issue to match the backend's reports.
 
@@ -86,6 +109,7 @@ async def async_sync_misbehaviour_issue(
     current = issue_id(entry.entry_id, misbehaviour.total)
     async_clear_misbehaviour_issues(hass, entry.entry_id, keep=current)
     words = await _kind_words(hass)
+    translation_key, own = _translation_key(misbehaviour, node_id)
     names = [plain(m.name) for m in misbehaviour.members]
     shown = ", ".join(names[:NAMES_IN_TITLE])
     if len(names) > NAMES_IN_TITLE:
@@ -97,12 +121,13 @@ async def async_sync_misbehaviour_issue(
         is_fixable=False,
         is_persistent=False,
         severity=ir.IssueSeverity.WARNING,
-        translation_key=ISSUE_MISBEHAVIOUR,
+        translation_key=translation_key,
         translation_placeholders={
             "title": plain(entry.title, 128),
             "members": shown or "?",
             "total": str(misbehaviour.total),
             "reports": "\n".join(_report_line(m, words) for m in misbehaviour.members),
+            **({"own": markdown(own)} if own is not None else {}),
         },
     )
 

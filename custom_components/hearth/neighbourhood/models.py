@@ -27,7 +27,11 @@ MISBEHAVIOUR_KINDS = (
     "equivocation",
     "contributor_set_refused",
     "forged_result",
+    "invalid_report",  # a household's report failed its validity proof: left out of a round
+    "inconsistent_report",  # a household's shares disagreed across the committee: left out
 )
+# Kinds about a household's own report (a co-signed verdict), not about a committee's acts.
+REPORT_KINDS = frozenset({"invalid_report", "inconsistent_report"})
 
 
 def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -321,6 +325,9 @@ class TaskResult:
     statistics: Statistics | None
     round_end: datetime
     released_at: datetime
+    # Reports the committee left out of the round, with its co-signed verdict on each:
+    # (household node id, "invalid" | "inconsistent"); empty from an older backend.
+    excluded: tuple[tuple[str, str], ...] = ()
 
     @property
     def released(self) -> bool:
@@ -343,6 +350,7 @@ class TaskResult:
                 statistics=None if stats is None else Statistics.from_json(stats),
                 round_end=_timestamp(data, "round_end"),
                 released_at=_timestamp(data, "released_at"),
+                excluded=_excluded(data.get("excluded")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise UnexpectedAnswer(f"malformed result from the backend: {err}") from err
@@ -359,7 +367,20 @@ class TaskResult:
             "statistics": None if self.statistics is None else self.statistics.as_dict(),
             "round_end": self.round_end.isoformat(),
             "released_at": self.released_at.isoformat(),
+            "excluded_reports": len(self.excluded),
         }
+
+
+def _excluded(entries: Any) -> tuple[tuple[str, str], ...]:
+    """A result's verdicts on left-out reports; an unreadable entry is skipped (they only
+    describe the round: the statistics and contributor count already leave them out)."""
+    return tuple(
+        (entry["household"], entry["verdict"])
+        for entry in (entries if isinstance(entries, list) else ())
+        if isinstance(entry, Mapping)
+        and isinstance(entry.get("household"), str)
+        and isinstance(entry.get("verdict"), str)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,7 +171,12 @@ class LastRoundSensor(NeighbourhoodEntity, SensorEntity):
         result = self.coordinator.data.latest.get(self.task_id)
         if result is None:
             return None
-        return {"round": result.round, "reason": result.reason}
+        return {
+            "round": result.round,
+            "reason": result.reason,
+            # Reports the committee left out (invalid or inconsistent), by co-signed verdict.
+            "excluded_reports": len(result.excluded),
+        }
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,7 +5,9 @@ mpc_backend/api/local.py (health, status, results, results/stream as
 server-sent events, readings), on a real loopback port so Home Assistant's own
 aiohttp session talks to it. It does no cryptography and no rounds: the test
 publishes results with ``publish``, computing their statistics itself from
-plaintext values, and records misbehaviour with ``report_misbehaviour``.
+plaintext values, and records misbehaviour with ``report_misbehaviour``; a result
+that leaves reports out (``excluded``) records its verdicts as misbehaviour, as the
+real node does when it stores a co-signed result.
 ``test_real_backend.py`` checks the same integration code against real
 ``mpc-backend serve`` processes, and its ``test_fake_backend_matches_the_real_api``
 compares this double's answers with a real node's, field by field.
@@ -28,6 +30,13 @@ NODE_ID = "0123456789abcdef0123456789abcdef"
 OTHER_IDS = ("1" * 32, "2" * 32)
 SUITE_HYBRID = "MLKEM768-X25519"
 SUITE_CLASSICAL = "X25519"
+# A co-signed result's verdict on a left-out report, and what the node logs it as.
+VERDICT_KINDS = {"invalid": "invalid_report", "inconsistent": "inconsistent_report"}
+VERDICT_TEXT = {
+    "invalid": "its report failed its validity proof",
+    "inconsistent": "its shares did not agree across the committee (it sent inconsistent "
+                    "shares, or a committee member misreported its verifier share)",
+}
 
 TEMP_TASK: dict[str, Any] = {
     "task_id": "indoor_temperature",
@@ -188,8 +197,13 @@ class FakeBackend:
         *,
         status: str = "released",
         reason: str | None = None,
+        excluded: dict[int, str] | None = None,
     ) -> dict[str, Any]:
-        """Store a round outcome and push it to open streams; statistics from ``values``."""
+        """Store a round outcome and push it to open streams; statistics from ``values``.
+
+        ``excluded`` maps member indexes (house{index}) to the committee's verdict on their
+        left-out report, "invalid" or "inconsistent"; ``values`` are the counted readings.
+        """
         spec = self.spec(task)
         released = status == "released"
         # As the real node: never released below the task's minimum.
@@ -208,12 +222,25 @@ class FakeBackend:
             "statistics": plain_statistics(spec, values) if released and values else None,
             "dp_epsilon": None,
             "committee": committee,
+            "excluded": sorted(
+                ({"household": self.member_ids()[i], "verdict": verdict}
+                 for i, verdict in (excluded or {}).items()),
+                key=lambda entry: entry["household"],
+            ),
             "released_at": iso((round_id + 1) * spec["period_s"] + 2),
             # Co-signed by t + 1 of the committee; a failure at the deadline by one member.
             "signed_by": sorted(committee[: 1 if status == "failed" else spec["t"] + 1]),
             "seq": len(self.results) + 1,
         }
         self.results.append(result)
+        if status != "failed" and self.misbehaviour is not None:
+            for i, verdict in sorted((excluded or {}).items()):
+                self.report_misbehaviour(
+                    i, VERDICT_KINDS[verdict],
+                    f"{task} round {round_id}: left out of the result, {VERDICT_TEXT[verdict]} "
+                    f"(verdict co-signed by {len(committee)}-member committee's quorum)",
+                    (round_id + 1) * spec["period_s"] + 2,
+                )
         for queue in list(self._streams):
             queue.put_nowait(result)
         return result

@@ -18,17 +18,27 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.json import json_dumps
+from homeassistant.helpers.translation import async_get_translations
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.hearth.const import DOMAIN
 from custom_components.hearth.diagnostics import async_get_config_entry_diagnostics
-from custom_components.hearth.neighbourhood.issues import issue_id, markdown, plain
-from custom_components.hearth.neighbourhood.models import Misbehaviour, NodeStatus
+from custom_components.hearth.neighbourhood.issues import (
+    ISSUE_EXCLUDED_REPORTS,
+    ISSUE_MISBEHAVIOUR,
+    ISSUE_OWN_REPORT,
+    issue_id,
+    markdown,
+    plain,
+)
+from custom_components.hearth.neighbourhood.models import Misbehaviour, NodeStatus, TaskResult
 
 from .conftest import wait_for
 from .fake_backend import FakeBackend, iso
 
 SENSOR = "sensor.neighbourhood_misbehaviour_reports"
+LAST_ROUND = "sensor.neighbourhood_indoor_temperature_last_round"
+TASK = "indoor_temperature"
 JAN_1 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
@@ -43,6 +53,15 @@ def issues(hass: HomeAssistant) -> dict[str, ir.IssueEntry]:
 async def refresh(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     await entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
+
+
+async def rendered(hass: HomeAssistant, issue: ir.IssueEntry) -> tuple[str, str]:
+    """The issue's title and description as the frontend shows them (in English)."""
+    strings = await async_get_translations(hass, "en", "issues", {DOMAIN})
+    prefix = f"component.{DOMAIN}.issues.{issue.translation_key}"
+    placeholders = issue.translation_placeholders or {}
+    return (strings[f"{prefix}.title"].format(**placeholders),
+            strings[f"{prefix}.description"].format(**placeholders))
 
 
 async def test_sensor_shows_the_reports(
@@ -338,3 +357,121 @@ def test_classical_members_from_status() -> None:
     assert NodeStatus.from_json(base | {"misbehaviour": {"total": 0}}).misbehaviour == (
         Misbehaviour(total=0, members=())
     )
+
+
+async def test_an_invalid_report_reads_as_a_neighbours_report_left_out(
+    hass: HomeAssistant, backend: FakeBackend, entry: MockConfigEntry
+) -> None:
+    """A household whose report failed its validity proof is named by the co-signed result;
+    the node logs it, and the issue says its report was left out, not that it forged."""
+    backend.publish(TASK, 100, [19.0, 21.5, 23.0], excluded={2: "invalid"})
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    state = hass.states.get(SENSOR)
+    assert state.state == "1"
+    assert state.attributes["members"] == [
+        {"name": "house2", "node_id": "2" * 32, "count": 1, "kinds": {"invalid_report": 1},
+         "last_kind": "invalid_report",
+         "last_detail": "indoor_temperature round 100: left out of the result, its report "
+                        "failed its validity proof (verdict co-signed by 3-member committee's "
+                        "quorum)",
+         "last_seen": iso(101 * 60 + 2).replace("Z", "+00:00")},
+    ]
+    assert state.attributes["last_kind"] == "invalid_report"
+    assert state.attributes["last_member"] == "house2"
+    # The round itself was released from the three valid reports, and says one was left out.
+    last_round = hass.states.get(LAST_ROUND)
+    assert last_round.state == "released"
+    assert last_round.attributes["excluded_reports"] == 1
+    assert hass.states.get("sensor.neighbourhood_indoor_temperature_contributors").state == "3"
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert diagnostics["latest"][TASK]["excluded_reports"] == 1
+
+    issue = issues(hass)[issue_id(entry.entry_id, 1)]
+    assert issue.translation_key == ISSUE_EXCLUDED_REPORTS
+    assert issue.severity is ir.IssueSeverity.WARNING
+    assert issue.translation_placeholders == {
+        "title": entry.title,
+        "members": "house2",
+        "total": "1",
+        "reports": "- **house2**: Invalid report (failed its validity proof) (1)",
+    }
+    title, description = await rendered(hass, issue)
+    assert title == "Elm Street (house0): a neighbour's report was left out (house2)"
+    assert "were left out of its results (1 so far):\n\n" \
+        "- **house2**: Invalid report (failed its validity proof) (1)\n\n" in description
+    assert "your own statistics are unaffected" in description
+    assert "forged" not in description.lower()
+
+    # An inconsistent report reads the same way, its label saying the shares disagreed.
+    backend.publish(TASK, 101, [20.0, 21.0, 22.0], excluded={1: "inconsistent"})
+    await refresh(hass, entry)
+    issue = issues(hass)[issue_id(entry.entry_id, 2)]
+    assert issue.translation_key == ISSUE_EXCLUDED_REPORTS
+    assert issue.translation_placeholders["reports"] == (
+        "- **house1**: Inconsistent report (shares disagreed) (1)\n"
+        "- **house2**: Invalid report (failed its validity proof) (1)"
+    )
+    assert hass.states.get(SENSOR).attributes["last_kind"] == "inconsistent_report"
+
+    # Once a member also broke the protocol, the general text (which mentions both) is back.
+    backend.report_misbehaviour(1, "forged_result", "", JAN_1)
+    await refresh(hass, entry)
+    issue = issues(hass)[issue_id(entry.entry_id, 3)]
+    assert issue.translation_key == ISSUE_MISBEHAVIOUR
+    _, description = await rendered(hass, issue)
+    assert "left out of its round" in description
+
+
+async def test_this_hubs_own_report_left_out(
+    hass: HomeAssistant, backend: FakeBackend, loaded: MockConfigEntry
+) -> None:
+    """The node records a verdict against itself too: the issue then says it is this hub's."""
+    backend.publish(TASK, 100, [19.0, 21.5, 23.0], excluded={0: "inconsistent", 2: "invalid"})
+    await refresh(hass, loaded)
+    issue = issues(hass)[issue_id(loaded.entry_id, 2)]
+    assert issue.translation_key == ISSUE_OWN_REPORT
+    assert issue.translation_placeholders["own"] == "house0"
+    title, description = await rendered(hass, issue)
+    assert title == "Elm Street (house0): this hub's report was left out of a round"
+    assert "this hub's own report (house0)" in description
+    assert "- **house0**: Inconsistent report (shares disagreed) (1)" in description
+    assert "- **house2**: Invalid report (failed its validity proof) (1)" in description
+    assert "a committee member misreported them" in description
+    assert "unaffected" not in description
+    assert hass.states.get(LAST_ROUND).attributes["excluded_reports"] == 2
+
+
+async def test_a_failed_round_records_no_verdicts(
+    hass: HomeAssistant, backend: FakeBackend, loaded: MockConfigEntry
+) -> None:
+    backend.publish(TASK, 100, status="failed", reason="deadline", excluded={2: "invalid"})
+    await refresh(hass, loaded)
+    assert hass.states.get(SENSOR).state == "0"
+    assert issues(hass) == {}
+
+
+RESULT: dict[str, Any] = {
+    "seq": 1, "task": TASK, "metric": TASK, "unit": "°C", "round": 7, "status": "released",
+    "reason": None, "contributors": 3, "statistics": {"count": 3},
+    "round_end": "2026-01-01T00:08:00Z", "released_at": "2026-01-01T00:08:02Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("excluded", "expected"),
+    [
+        (None, ()),  # an older backend: no key at all
+        ([], ()),
+        ("house2", ()),
+        ([{"household": "2" * 32, "verdict": "invalid"}], (("2" * 32, "invalid"),)),
+        ([{"household": "2" * 32}, 5, {"household": 3, "verdict": "invalid"},
+          {"household": "1" * 32, "verdict": "inconsistent"}], (("1" * 32, "inconsistent"),)),
+    ],
+)
+def test_excluded_reports_are_read_leniently(excluded: Any, expected: tuple) -> None:
+    data = RESULT if excluded is None else RESULT | {"excluded": excluded}
+    result = TaskResult.from_json(data)
+    assert result.excluded == expected
+    assert result.as_dict()["excluded_reports"] == len(expected)

@@ -40,11 +40,15 @@ from custom_components.hearth.neighbourhood.errors import (
     InvalidAuth,
     NotInFederation,
 )
+from custom_components.hearth.neighbourhood.models import MISBEHAVIOUR_KINDS
 from custom_components.hearth.neighbourhood.runtime import NeighbourhoodConfigEntry
+from mpc_backend.node import misbehaviour as backend_misbehaviour
+from mpc_backend.node import results as backend_results
+from mpc_backend.node.cosign import excluded_doc
 from tests.backend.nodes import Cluster, NodeProcess, free_port
 
 from .conftest import neighbourhood_entry
-from .fake_backend import FakeBackend
+from .fake_backend import OTHER_IDS, VERDICT_KINDS, VERDICT_TEXT, FakeBackend
 
 pytestmark = pytest.mark.slow
 
@@ -163,6 +167,25 @@ async def test_fake_backend_matches_the_real_api(hass: HomeAssistant, street: Cl
         assert keys(await _get(fake.url, "/status", "wrong")) == keys(real_error)
     finally:
         await fake.stop()
+
+
+def test_fake_verdicts_match_the_real_node() -> None:
+    """Reports left out of a round: the double names them, and logs them, as a node does.
+
+    (A real node leaves a report out only when a household cheats, which the adversarial
+    tests do by patching one; here the pieces the double copies are compared directly.)
+    """
+    assert set(MISBEHAVIOUR_KINDS) == set(backend_misbehaviour.KINDS)
+    assert backend_results._VERDICT_KINDS == VERDICT_KINDS
+    assert backend_results._VERDICT_TEXT == VERDICT_TEXT
+    fake = FakeBackend()
+    result = fake.publish(TASK, 1, [20.0, 21.0, 23.5], excluded={2: "invalid", 1: "inconsistent"})
+    assert result["excluded"] == excluded_doc({OTHER_IDS[1]: "invalid",
+                                               OTHER_IDS[0]: "inconsistent"})
+    assert fake.misbehaviour is not None
+    assert {m["name"]: m["kinds"] for m in fake.misbehaviour["members"]} == {
+        "house2": {"invalid_report": 1}, "house1": {"inconsistent_report": 1}
+    }
 
 
 async def _sleep_to_next_round() -> None:

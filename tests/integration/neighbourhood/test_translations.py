@@ -10,8 +10,12 @@ import yaml
 
 import custom_components.hearth.neighbourhood as neighbourhood
 from custom_components.hearth.neighbourhood.const import INTENT_GET_NEIGHBOURHOOD
-from custom_components.hearth.neighbourhood.issues import ISSUE_MISBEHAVIOUR
-from custom_components.hearth.neighbourhood.models import MISBEHAVIOUR_KINDS
+from custom_components.hearth.neighbourhood.issues import (
+    ISSUE_EXCLUDED_REPORTS,
+    ISSUE_MISBEHAVIOUR,
+    ISSUE_OWN_REPORT,
+)
+from custom_components.hearth.neighbourhood.models import MISBEHAVIOUR_KINDS, REPORT_KINDS
 from custom_components.hearth.neighbourhood.sensor import (
     AGGREGATES,
     MISBEHAVIOUR_SENSOR,
@@ -61,6 +65,9 @@ def test_entities_and_device_are_translated() -> None:
     for key in [d.translation_key for d in AGGREGATES] + ["last_round"]:
         assert "{metric}" in sensors[key]["name"]
     assert set(sensors["last_round"]["state"]) == {"released", "insufficient", "failed"}
+    assert set(sensors["last_round"]["state_attributes"]) == {
+        "round", "reason", "excluded_reports"
+    }
     assert STRINGS["entity"]["binary_sensor"]["backend"]["name"]
     assert STRINGS["device"]["neighbourhood"]["name"] == "Neighbourhood"
 
@@ -74,6 +81,18 @@ def test_misbehaviour_sensor_and_issue_are_translated() -> None:
     # Only Markdown-escaped placeholders in the (Markdown) description.
     assert set(re.findall(r"\{(\w+)\}", issue["description"])) == {"total", "reports"}
     assert "founder" in issue["description"]
+    # Reports left out: named as reports, not as a member's attack on this node.
+    assert set(MISBEHAVIOUR_KINDS) >= REPORT_KINDS
+    reports = STRINGS["issues"][ISSUE_EXCLUDED_REPORTS]
+    assert set(re.findall(r"\{(\w+)\}", reports["title"])) == {"title", "members"}
+    assert set(re.findall(r"\{(\w+)\}", reports["description"])) == {"total", "reports"}
+    assert "your own statistics are unaffected" in reports["description"]
+    own = STRINGS["issues"][ISSUE_OWN_REPORT]
+    assert set(re.findall(r"\{(\w+)\}", own["title"])) == {"title"}
+    assert set(re.findall(r"\{(\w+)\}", own["description"])) == {"own", "total", "reports"}
+    for text in (reports["description"], own["description"]):
+        assert "*invalid report*" in text and "*inconsistent report*" in text
+        assert "founder" in text
 
 
 def test_options_say_what_is_shared() -> None:
