@@ -117,12 +117,20 @@ def check_released(
         raise ValueError("the statistics are not what the partial sums reconstruct")
 
 
+def seat_number(text: Any) -> int:
+    """A committee seat from its decimal key ("0", "1", ...); -1 for anything else, so that
+    no two keys ("0", "00") name one seat."""
+    if isinstance(text, str) and text.isascii() and text.isdigit() and text == str(int(text)):
+        return int(text)
+    return -1
+
+
 def _seats(
     committee: Sequence[MemberInfo], evidence: dict[Any, Any]
 ) -> list[tuple[int, MemberInfo, Any]]:
     out = []
     for seat_text, signed in evidence.items():
-        seat = int(seat_text) if isinstance(seat_text, str) and seat_text.isdigit() else -1
+        seat = seat_number(seat_text)
         if not 0 <= seat < len(committee):
             raise ValueError(f"no committee seat {seat_text!r}")
         out.append((seat, committee[seat], signed))

@@ -24,7 +24,6 @@ KINDS = (
     "contributor_set_refused",  # asked to sum a set the held statements do not determine
     "forged_result",  # a result without t + 1 committee signatures, early, or not matching
     "invalid_report",  # a household's report failed its validity proof (co-signed verdict)
-    "inconsistent_report",  # a household's shares disagreed across the committee (verdict)
 )
 
 

@@ -58,12 +58,8 @@ log = logging.getLogger("mpc_backend.results")
 
 RESULT_CONTEXT = b"hearth/result/v1\x00"
 STATUSES = ("released", "insufficient", "failed")
-_VERDICT_KINDS = {"invalid": "invalid_report", "inconsistent": "inconsistent_report"}
-_VERDICT_TEXT = {
-    "invalid": "its report failed its validity proof",
-    "inconsistent": "its shares did not agree across the committee (it sent inconsistent "
-                    "shares, or a committee member misreported its verifier share)",
-}
+INVALID_REPORT_DETAIL = ("its report failed its validity proof and was left out of the result "
+                         "(a verdict co-signed by the round's committee)")
 
 
 def public_view(record: ResultRecord) -> dict[str, Any]:
@@ -215,18 +211,19 @@ class ResultService:
         return outcome, record
 
     async def _record_verdicts(self, doc: dict[str, Any]) -> None:
-        """A co-signed result's verdicts on excluded reports go to the misbehaviour log."""
+        """A co-signed result's "invalid" verdicts go to the misbehaviour log. Only those:
+        a proof that failed on the agreeing verifier shares of 2t + 1 members is certainly
+        the household's doing, an "inconsistent" or "unchecked" one may be a member's lie."""
         if doc["status"] == "failed":
             return
         for entry in doc.get("excluded") or ():
-            household, verdict = entry.get("household"), entry.get("verdict")
-            if verdict not in _VERDICT_KINDS or self.ctx.roster.member(household) is None:
+            if not isinstance(entry, dict) or entry.get("verdict") != "invalid":
                 continue
-            await self.misbehaviour.report(
-                household, _VERDICT_KINDS[verdict],
-                f"{doc['task']} round {doc['round']}: left out of the result, "
-                f"{_VERDICT_TEXT[verdict]} (verdict co-signed by "
-                f"{len(doc.get('committee') or ())}-member committee's quorum)")
+            household = entry.get("household")
+            if isinstance(household, str) and self.ctx.roster.member(household) is not None:
+                await self.misbehaviour.report(
+                    household, "invalid_report",
+                    f"{doc['task']} round {doc['round']}: {INVALID_REPORT_DETAIL}")
 
     async def drain(self) -> None:
         if self._pushes:

@@ -10,7 +10,9 @@ this class. A member:
   commits to a secret seed for the round's validity checks;
 * reveals that seed for one set of statements only (the first it is asked for), so
   the verifier's randomness is fixed before anyone can see it and choose their own;
-* computes its shares of every report's verifier message for that randomness;
+* computes its shares of every report's verifier message for that randomness, and
+  releases them only if no other member it can reach revealed for another set (two
+  verifier messages of one report would tell its reading);
 * deals its own DP noise once per round;
 * sums a contributor set only if the forwarded statements determine it, less exactly
   the reports the signed verifier shares (its own among them) judge invalid, and it
@@ -56,8 +58,8 @@ from mpc_backend.protocol.contributors import (
     senders_digest,
 )
 from mpc_backend.protocol.validity import (
-    VALID,
     VERIFIER_WIDTH,
+    excluded_reports,
     joint_seed,
     judge,
     query,
@@ -67,7 +69,7 @@ from mpc_backend.protocol.validity import (
 from mpc_backend.storage import RoundCommit
 
 from .context import MAX_MESSAGE_AGE_S, NodeContext
-from .cosign import check_frame, check_released, excluded_doc
+from .cosign import check_frame, check_released, excluded_doc, seat_number
 from .errors import BadRequest, Conflict, Forbidden, NodeError, NotFound, Unprocessable
 from .misbehaviour import MisbehaviourLog
 from .peers import PeerError, PeerRejected
@@ -286,6 +288,10 @@ class CommitteeMember:
         # Statement and commitment even once decided: a stored result must never hide
         # what this member summed from another member's cross-check.
         answer["statement"] = await self._own_statement(spec, round_id)
+        binding = await self.ctx.storage.get_verify_binding(spec.task_id, round_id)
+        if binding is not None:  # a later coordinator continues with these statements
+            answer["revealed_for"] = binding["statements"]
+            answer["bound_statements"] = binding["wires"]
         commit = await self.ctx.storage.get_commit(spec.task_id, round_id)
         if commit is not None:
             answer["committed"] = {"senders": list(commit.senders),
@@ -329,8 +335,7 @@ class CommitteeMember:
                                 field="body.statements", code="own_statement_missing")
         digest = statements_digest(wires)
         binding = await self.ctx.storage.put_verify_binding(
-            spec.task_id, round_id, {"statements": digest, "members": sorted(held)},
-            self.ctx.clock())
+            spec.task_id, round_id, {"statements": digest, "wires": wires}, self.ctx.clock())
         if binding["statements"] != digest:
             raise Conflict("this member revealed its verification seed for another set of "
                            "held statements this round", code="committed_elsewhere")
@@ -363,17 +368,28 @@ class CommitteeMember:
             revealed[member] = seed
         return joint_seed(self.ctx.federation_id, spec.task_id, round_id, revealed)
 
-    async def _my_verifier(
-        self, spec: TaskSpec, round_id: int, senders: list[str], joint: bytes
+    async def _stored_shares(
+        self, spec: TaskSpec, round_id: int, senders: list[str]
     ) -> np.ndarray:
+        """(len(senders), shared_length) shares this member holds; Conflict if one is missing
+        or is not a share with a proof (stored by a node from before validity proofs)."""
         try:
             rows = await self.ctx.storage.load_shares(spec.task_id, round_id, senders)
         except KeyError as err:
-            raise Conflict(f"cannot verify this set: {err.args[0]}",
-                           code="missing_share") from None
-        matrix = np.frombuffer(b"".join(rows), dtype="<u8").astype(np.uint64).reshape(
-            len(rows), shared_length(spec))
-        return verifier_shares(query(spec, joint), matrix)
+            raise Conflict(f"cannot use this set: {err.args[0]}", code="missing_share") from None
+        width = shared_length(spec)
+        if any(len(row) != 8 * width for row in rows):
+            raise Conflict(f"a stored share of round {round_id} of {spec.task_id!r} carries no "
+                           "validity proof (stored before this node checked proofs); the "
+                           "round cannot be verified", code="share_without_proof")
+        return np.frombuffer(b"".join(rows), dtype="<u8").astype(np.uint64).reshape(
+            len(rows), width)
+
+    async def _my_verifier(
+        self, spec: TaskSpec, round_id: int, senders: list[str], joint: bytes
+    ) -> np.ndarray:
+        return verifier_shares(query(spec, joint),
+                               await self._stored_shares(spec, round_id, senders))
 
     async def handle_verify(self, envelope: Any, remote: str | None) -> dict[str, Any]:
         """This member's shares of every report's verifier message, for the contributor set
@@ -389,11 +405,31 @@ class CommitteeMember:
         if not set(senders) <= held[self.ctx.node_id]:
             raise Unprocessable("this member does not hold every report of the set",
                                 field="body.statements", code="missing_share")
+        await self._one_randomness(spec, round_id, committee, statements_digest(wires))
         shares = await self._my_verifier(spec, round_id, senders, joint)
         return self._reply("verify", {"task": spec.task_id, "round": round_id,
                                       "senders_digest": senders_digest(senders),
                                       "joint": joint.hex(),
                                       "verifier": b64url_encode(pack_elements(shares))})
+
+    async def _one_randomness(
+        self, spec: TaskSpec, round_id: int, committee: list[MemberInfo], digest: str
+    ) -> None:
+        """Refuse to release verifier shares if another member revealed its seed for another
+        set of statements. Two verifier messages of one report under two randomnesses would
+        tell its reading (the proof's random seed cancels out); each member binds before it
+        looks, so of two honest members bound to different sets the later one sees the
+        other's binding and only one randomness ever gets honest verifier shares."""
+        for member, (_, answer) in (await self._peek(spec, round_id, committee)).items():
+            other = answer.get("revealed_for")
+            if isinstance(other, str) and other != digest:
+                name = self.ctx.roster.by_id[member].name
+                log.warning("%s round %d: %s revealed its verification seed for another set "
+                            "of held statements; not releasing verifier shares", spec.task_id,
+                            round_id, name)
+                raise Conflict(f"{name} revealed its verification seed for another set of held "
+                               "statements this round; not releasing verifier shares",
+                               code="bound_elsewhere")
 
     async def _judged(
         self,
@@ -415,7 +451,7 @@ class CommitteeMember:
             raise ValueError("verifications must map seats to signed verifier shares")
         shares: dict[int, np.ndarray] = {}
         for seat_text, signed in evidence.items():
-            seat = int(seat_text) if isinstance(seat_text, str) and seat_text.isdigit() else -1
+            seat = seat_number(seat_text)
             if not 0 <= seat < len(committee):
                 raise ValueError(f"no committee seat {seat_text!r}")
             member = committee[seat]
@@ -447,8 +483,7 @@ class CommitteeMember:
             raise ValueError(f"{len(shares)} members' verifier shares; t + 1 = {spec.t + 1} "
                              "are needed")
         verdicts = judge(shares, spec.t) if senders else []
-        excluded = {s: v for s, v in zip(senders, verdicts, strict=True) if v != VALID}
-        return senders, excluded, set(shares)
+        return senders, excluded_reports(senders, verdicts), set(shares)
 
     async def _check_noise(
         self, spec: TaskSpec, round_id: int, dealers: list[str], noise: dict[str, Any]
@@ -477,13 +512,8 @@ class CommitteeMember:
         senders: list[str],
         noise: Any,
     ) -> np.ndarray:
-        try:
-            rows = await self.ctx.storage.load_shares(spec.task_id, round_id, senders)
-        except KeyError as err:
-            raise Conflict(f"cannot sum this set: {err.args[0]}", code="missing_share") from None
         length = vector_length(spec)
-        matrix = np.frombuffer(b"".join(rows), dtype="<u8").astype(np.uint64).reshape(
-            len(rows), shared_length(spec))
+        matrix = await self._stored_shares(spec, round_id, senders)
         total = field_sum_rows(np.ascontiguousarray(matrix[:, :length]))
         dealers = {m.node_id for m in committee}
         for dealer, sealed in noise.items():
@@ -621,8 +651,7 @@ class CommitteeMember:
                 raise Conflict(f"{name} signed two different held statements for this "
                                "round; not releasing a partial sum", code="equivocation")
             merged[member] = senders
-            seat = [m.node_id for m in committee].index(member)
-            if senders >= set(full) and seat not in verified_by:
+            if _unused_verifiers({member: (senders, answer)}, committee, full, verified_by):
                 raise Conflict(f"{name} holds every report of the set but its verifier shares "
                                "were not used; not releasing a partial sum",
                                code="verification_incomplete")
@@ -710,7 +739,13 @@ class CommitteeMember:
             senders = contributor_set(held, spec.t)
             excluded: Excluded = {}
             if "verifications" in body:  # too few reports left once the invalid ones are out
-                senders, excluded, _ = await self._judged(spec, round_id, committee, held, body)
+                senders, excluded, verified_by = await self._judged(spec, round_id, committee,
+                                                                    held, body)
+                missing = _unused_verifiers(await self._peek(spec, round_id, committee),
+                                            committee, senders, verified_by)
+                if missing:
+                    raise ValueError(f"{missing[0]} holds every report of the set but its "
+                                     "verifier shares were not used")
             try:
                 check_contributor_set(me, held, senders, spec.k, spec.t, must_hold=False)
             except SetRefused as err:
@@ -736,6 +771,19 @@ class CommitteeMember:
                     if senders >= set(commit.senders)]
         check_released(spec, committee, self.ctx.node_id, commit, doc, body.get("partials"),
                        self.ctx.federation_id, self.ctx.clock(), required)
+
+
+def _unused_verifiers(
+    peeked: dict[str, tuple[frozenset[str], dict[str, Any]]],
+    committee: Sequence[MemberInfo],
+    senders: Sequence[str],
+    verified_by: set[int],
+) -> list[str]:
+    """Names of answering members that hold every report of ``senders`` but whose verifier
+    shares were not used: with exactly t + 1, a colluder's could be solved for any verdict."""
+    ids = [m.node_id for m in committee]
+    return [committee[ids.index(member)].name for member, (held, _) in peeked.items()
+            if held >= set(senders) and ids.index(member) not in verified_by]
 
 
 def _same_sum(answer: dict[str, Any], commit: RoundCommit) -> bool:

@@ -63,15 +63,23 @@ from mpc_backend.arith import FieldRNG
 from mpc_backend.crypto import b64url_decode
 from mpc_backend.protocol import TaskSpec, decode_aggregate, vector_length
 from mpc_backend.protocol.contributors import answering_members, contributor_set, senders_digest
-from mpc_backend.protocol.validity import VALID, VERIFIER_WIDTH, joint_seed, judge
+from mpc_backend.protocol.validity import VERIFIER_WIDTH, excluded_reports, joint_seed, judge
 
 from .context import NodeContext
 from .cosign import reconstruct_checked
 from .misbehaviour import MisbehaviourLog
 from .results import ResultService, sign_result
 from .roster import MemberInfo
-from .round_steps import CommitteeMember, Excluded, Held, _Abort, _Answer, full_set
-from .statements import seed_commitment
+from .round_steps import (
+    CommitteeMember,
+    Excluded,
+    Held,
+    _Abort,
+    _Answer,
+    full_set,
+    statements_digest,
+)
+from .statements import StatementError, seed_commitment
 from .timeline import decision_deadline, round_end
 from .wire import unpack_elements
 
@@ -226,6 +234,7 @@ class RoundService(CommitteeMember):
         wires, held = await self._collect_statements(spec, round_id, committee, answers)
         if len(held) < quorum:
             raise _Fail(f"only {len(held)} of {len(committee)} committee members reachable")
+        wires, held = self._bound_statements(spec, round_id, committee, answers) or (wires, held)
         plan = _choose_plan(answers, ids, held, spec.t)
         chosen = {m: held[m] for m in plan.statements}
         statements = [wires[m] for m in plan.statements]
@@ -359,7 +368,10 @@ class RoundService(CommitteeMember):
             raise _Fail(f"only {len(shares)} of {len(committee)} committee members returned "
                         "verifier shares")
         verdicts = judge(shares, spec.t) if count else []
-        excluded = {s: v for s, v in zip(plan.senders, verdicts, strict=True) if v != VALID}
+        try:
+            excluded = excluded_reports(plan.senders, verdicts)
+        except ValueError as err:
+            raise _Fail(str(err)) from None
         if excluded:
             names = [f"{self._name(h)} ({v})" for h, v in sorted(excluded.items())]
             log.warning("%s round %d: left out %d report(s) that failed verification: %s",
@@ -369,6 +381,32 @@ class RoundService(CommitteeMember):
     def _name(self, node_id: str) -> str:
         info = self.ctx.roster.member(node_id)
         return info.name if info else node_id
+
+    def _bound_statements(
+        self, spec: TaskSpec, round_id: int, committee: list[MemberInfo],
+        answers: dict[int, _Answer],
+    ) -> tuple[dict[str, Any], Held] | None:
+        """The statements members already revealed their seeds for (those most are bound
+        to), if authentic: a close taken over after the reveal must use exactly them."""
+        counts: dict[str, int] = {}
+        for answer in answers.values():
+            digest = answer.body.get("revealed_for")
+            if isinstance(digest, str):
+                counts[digest] = counts.get(digest, 0) + 1
+        for digest in sorted(counts, key=lambda d: (-counts[d], d)):
+            wires = next(a.body.get("bound_statements") for a in answers.values()
+                         if a.body.get("revealed_for") == digest)
+            try:
+                if not isinstance(wires, list) or statements_digest(wires) != digest:
+                    raise StatementError("bound statements do not match their digest")
+                verified = [self._verify_statement(w, spec, round_id, committee) for w in wires]
+            except StatementError as err:
+                log.warning("%s round %d: ignoring bound statements: %s", spec.task_id,
+                            round_id, err)
+                continue
+            return ({m: w for (m, _), w in zip(verified, wires, strict=True)},
+                    dict(verified))
+        return None
 
     async def _collect_statements(
         self, spec: TaskSpec, round_id: int, committee: list[MemberInfo],

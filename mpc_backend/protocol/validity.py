@@ -177,8 +177,9 @@ def joint_seed(federation: str, task: str, round_id: int, seeds: Mapping[str, by
     digest = hashlib.sha256(_JOINT_CONTEXT)
     for part in (federation, task, str(round_id)):
         digest.update(part.encode() + b"\x00")
-    for member in sorted(seeds):
-        digest.update(member.encode() + b"\x00" + seeds[member])
+    for member in sorted(seeds):  # length-prefixed: no two seed maps hash alike
+        for part in (member.encode(), seeds[member]):
+            digest.update(len(part).to_bytes(4, "big") + part)
     return digest.digest()
 
 
@@ -255,12 +256,18 @@ def verifier_shares(q: Query, shares: np.ndarray) -> np.ndarray:
 VALID, INVALID, INCONSISTENT, UNCHECKED = "valid", "invalid", "inconsistent", "unchecked"
 
 
+MAX_UNATTRIBUTED = 1
+"""Reports a round may leave out without pinning the failure on their households."""
+
+
 def judge(shares: Mapping[int, np.ndarray], t: int) -> list[str]:
-    """Per report: valid; invalid (its proof fails); inconsistent (its shares do not lie
-    on one degree-t polynomial); or unchecked: it fails, but only t + 1 members' verifier
-    shares were at hand, so one of them lying cannot be ruled out and nobody is blamed.
-    ``shares``: {seat: (N, 4) verifier shares}, at least t + 1 seats (x = seat + 1);
-    seats past t + 1 cross-check the first."""
+    """Per report: valid; invalid (its proof fails, on the agreeing verifier shares of at
+    least 2t + 1 members, so t liars among them could not have made it fail); inconsistent
+    (its verifier shares do not lie on one degree-t polynomial: the household sent
+    inconsistent shares, or a member misreported); or unchecked (it fails, on fewer than
+    2t + 1 members' shares, so lying members could be the cause). ``shares``: {seat:
+    (N, 4) verifier shares}, at least t + 1 seats (x = seat + 1); seats past t + 1
+    cross-check the first."""
     seats = sorted(shares)
     if len(seats) < t + 1:
         raise ValueError(f"{len(seats)} verifier shares; t + 1 = {t + 1} are needed")
@@ -277,6 +284,21 @@ def judge(shares: Mapping[int, np.ndarray], t: int) -> list[str]:
         consistent &= (rebuild([*first[1:], extra]) == message).all(axis=1)
     fr, pr = message[:, 1], message[:, 2]
     passes = (message[:, 0] == 0) & (field_mul(fr, fr) == pr)
-    failed = INVALID if len(seats) > t + 1 else UNCHECKED
+    failed = INVALID if len(seats) >= 2 * t + 1 else UNCHECKED
     return [INCONSISTENT if not ok else VALID if good else failed
             for ok, good in zip(consistent, passes, strict=True)]
+
+
+def excluded_reports(senders: Sequence[str], verdicts: Sequence[str]) -> dict[str, str]:
+    """{sender: verdict} of the reports a round leaves out: every invalid one, and at most
+    ``MAX_UNATTRIBUTED`` that cannot be pinned on their household. More than that is what
+    a member misreporting its verifier shares would cause to shrink the contributor set
+    down to a victim, so it is refused (ValueError) and the round cannot be released."""
+    out = {s: v for s, v in zip(senders, verdicts, strict=True) if v != VALID}
+    unattributed = sum(v != INVALID for v in out.values())
+    if unattributed > MAX_UNATTRIBUTED:
+        raise ValueError(
+            f"{unattributed} reports failed verification in a way that cannot be pinned on "
+            "their households (a committee member may be misreporting its verifier shares); "
+            f"at most {MAX_UNATTRIBUTED} may be left out, so the round is not released")
+    return out

@@ -563,17 +563,18 @@ def test_judge_needs_t_plus_1_seats() -> None:
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_a_failing_proof_is_unchecked_with_only_t_plus_1_seats(scheme: tuple[int, int]) -> None:
-    """With exactly t + 1 seats a failing proof cannot be blamed on the household (one
-    member may have lied): "unchecked"; one more seat makes it "invalid"; valid stays valid."""
+def test_a_failing_proof_is_invalid_only_on_2t_plus_1_seats(scheme: tuple[int, int]) -> None:
+    """On fewer than 2t + 1 agreeing seats a failing proof cannot be blamed on the household
+    (t lying members could have made it fail): "unchecked"; on 2t + 1 it is "invalid";
+    a valid one stays valid however many seats judge it."""
     t, k = scheme
     spec = SPECS["all"]
     bad, good = proved_corruptions("all")["bucket=2"], proved_corruptions("all")["honest control"]
     messages = verify(spec, share_all([bad, good], t, k))
-    for seats in itertools.combinations(range(k), t + 1):
-        assert judge({s: messages[s] for s in seats}, t) == [UNCHECKED, VALID], seats
-    for seats in itertools.combinations(range(k), t + 2):
-        assert judge({s: messages[s] for s in seats}, t) == [INVALID, VALID], seats
+    for size in range(t + 1, k + 1):
+        verdict = INVALID if size >= 2 * t + 1 else UNCHECKED
+        for seats in itertools.combinations(range(k), size):
+            assert judge({s: messages[s] for s in seats}, t) == [verdict, VALID], seats
 
 
 def test_verifier_shares_refuse_noncanonical_elements() -> None:
