@@ -5,6 +5,12 @@ same services the CLI uses) with task ``temp``; the clock starts just before
 the task's first round, and tests move it with ``clock.advance``. Background
 loops run in real time but decide by the fake clock, so a round closes as soon
 as the test moves the clock past its end.
+
+Tests that drive a close by hand give their ``partial`` (and "insufficient"
+``sign``) requests the verification evidence a coordinator gathers:
+``verification_evidence`` (honest reveal and verify steps) and
+``own_verifier_reply`` (a member's signed verifier shares for any seeds, as a
+colluding member can sign them whatever statements it revealed for).
 """
 
 from __future__ import annotations
@@ -21,9 +27,13 @@ import pytest
 from aiohttp import web
 
 from mpc_backend.api.server import make_app
-from mpc_backend.crypto import load_or_create_keys, new_api_token
+from mpc_backend.crypto import b64url_encode, load_or_create_keys, new_api_token, sign_envelope
 from mpc_backend.node.config import NodeConfig, Timing
 from mpc_backend.node.node import Node
+from mpc_backend.node.rounds import RoundService, _Plan
+from mpc_backend.node.wire import pack_elements
+from mpc_backend.protocol.contributors import answering_members, contributor_set, senders_digest
+from mpc_backend.protocol.validity import joint_seed
 from mpc_backend.storage import SQLiteStorage
 from tests.backend.nodes import allow_loopback_sockets, free_port
 
@@ -135,3 +145,37 @@ async def trio(tmp_path: Path, clock: FakeClock) -> AsyncIterator[list[LiveNode]
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+async def verification_evidence(
+    rounds: RoundService, task: str, round_id: int, statements: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """``{"seeds", "verifications"}`` for ``statements``, gathered as the coordinator
+    ``rounds`` gathers them: every signer reveals its seed (and binds itself to exactly
+    these statements), every member holding the whole set signs its verifier shares."""
+    spec = rounds.ctx.roster.tasks_by_id[task].spec
+    committee = rounds.ctx.roster.committee(task, round_id)
+    ids = [m.node_id for m in committee]
+    held = {w["statement"]["member"]: frozenset(w["statement"]["senders"]) for w in statements}
+    senders = contributor_set(held, spec.t)
+    verifiers = [ids.index(m) for m in answering_members(held, senders)]
+    seeds, verifications, _ = await rounds._verify(
+        spec, committee, {"task": task, "round": round_id},
+        _Plan(senders, sorted(held), None), statements, verifiers)
+    return {"seeds": seeds, "verifications": verifications}
+
+
+async def own_verifier_reply(
+    rounds: RoundService, task: str, round_id: int, senders: list[str], seeds: dict[str, str]
+) -> dict[str, Any]:
+    """The member ``rounds``'s signed verifier shares of ``senders`` (from its own shares) for
+    the randomness ``seeds`` give: what a colluding member can sign for any statements."""
+    ctx = rounds.ctx
+    spec = ctx.roster.tasks_by_id[task].spec
+    joint = joint_seed(ctx.federation_id, task, round_id,
+                       {m: bytes.fromhex(seed) for m, seed in seeds.items()})
+    shares = await rounds._my_verifier(spec, round_id, senders, joint)
+    return sign_envelope(ctx.keys, "round-verify-reply", ctx.federation_id,
+                         {"task": task, "round": round_id,
+                          "senders_digest": senders_digest(senders), "joint": joint.hex(),
+                          "verifier": b64url_encode(pack_elements(shares))}, now=ctx.clock())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,7 @@ def doc(statistics: dict[str, Any] | None = None, contributors: int = 3,
         assert total is not None
         statistics = decode_aggregate(SPEC, total, noisy=False)
     return {"senders_digest": senders_digest(SENDERS), "contributors": contributors,
-            "dealers": [], "statistics": statistics}
+            "dealers": [], "excluded": [], "statistics": statistics}
 
 
 def commit(seat: int, values: list[np.ndarray] = PARTIALS) -> RoundCommit:
@@ -98,10 +99,21 @@ def test_a_partial_off_the_polynomial_is_caught_by_an_extra_one() -> None:
 
 
 def test_another_contributor_set_or_count_is_refused() -> None:
+    """Or other DP noise dealers, or other excluded reports than this member committed with."""
     with pytest.raises(ValueError, match="over another contributor set"):
         check(doc(contributors=4), evidence(PARTIALS, [0, 1]))
     with pytest.raises(ValueError, match="other DP noise dealers"):
         check({**doc(), "dealers": ["x"]}, evidence(PARTIALS, [0, 1]))
+    blamed = [{"household": "d" * 32, "verdict": "invalid"}]
+    with pytest.raises(ValueError, match="other excluded reports"):
+        check({**doc(), "excluded": blamed}, evidence(PARTIALS, [0, 1]))
+    # The same verdict this member committed with is what it signs.
+    judged = replace(commit(1), excluded=(("d" * 32, "invalid"),))
+    check_released(SPEC, COMMITTEE, KEYS[1].node_id, judged, {**doc(), "excluded": blamed},
+                   evidence(PARTIALS, [0, 1]), FED, NOW, ())
+    with pytest.raises(ValueError, match="other excluded reports"):
+        check_released(SPEC, COMMITTEE, KEYS[1].node_id, judged, doc(),
+                       evidence(PARTIALS, [0, 1]), FED, NOW, ())
 
 
 def test_a_partial_signed_by_someone_else_is_refused() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mpc_backend.crypto import b64url_decode
-from tests.backend.conftest import TIMING, FakeClock, LiveNode
+from tests.backend.conftest import TIMING, FakeClock, LiveNode, verification_evidence
 from tests.backend.test_node_round_faults import into_grace, seated
 from tests.backend.test_node_rounds import contribute_all
 
@@ -44,10 +44,12 @@ async def test_retry_after_a_lost_answer_succeeds(
     committee = coordinator.node.ctx.roster.committee("temp", round_id)
     held = await coordinator.node.rounds._ask_all(committee, "held",
                                                   {"task": "temp", "round": round_id})
+    statements = [a.body["statement"] for a in held.values()]
+    evidence = await verification_evidence(coordinator.node.rounds, "temp", round_id, statements)
     calls = slow_first_answer(slow_member, step, monkeypatch)
     body = {"task": "temp", "round": round_id,
             "senders": sorted(live.node_id for live in trio),
-            "statements": [a.body["statement"] for a in held.values()]}
+            "statements": statements, **evidence}
     answers = await coordinator.node.rounds._ask_all(committee, step, body)
     assert len(calls) == 2, "the member got a retry"
     assert sorted(answers) == [0, 1, 2], "the slow member's retried answer counts"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,12 +23,20 @@ from mpc_backend.node import round_steps, rounds
 from mpc_backend.node.errors import Conflict, Unavailable, Unprocessable
 from mpc_backend.node.household import seal_vector, shares_envelope
 from mpc_backend.node.round_steps import noise_context
-from mpc_backend.node.statements import sign_held
+from mpc_backend.node.statements import seed_commitment, sign_held
 from mpc_backend.node.timeline import decision_deadline
 from mpc_backend.node.wire import pack_elements
 from mpc_backend.protocol import encode_report
+from mpc_backend.protocol.contributors import senders_digest
 from mpc_backend.storage import RoundCommit
-from tests.backend.conftest import PERIOD, TIMING, FakeClock, LiveNode
+from tests.backend.conftest import (
+    PERIOD,
+    TIMING,
+    FakeClock,
+    LiveNode,
+    federation_of,
+    verification_evidence,
+)
 from tests.backend.test_api_peer import by_id, post
 from tests.backend.test_node_rounds import contribute_all, wait_result
 
@@ -87,14 +97,16 @@ async def statements_of(coordinator: LiveNode, task: str, round_id: int) -> list
 
 def partial_request(
     coordinator: LiveNode, task: str, round_id: int, senders: list[str],
-    statements: list[dict[str, Any]],
+    statements: list[dict[str, Any]], evidence: dict[str, Any],
     deals: dict[str, dict[str, str]] | None = None, recipient: str | None = None,
 ) -> dict[str, Any]:
+    """``evidence``: the revealed seeds and signed verifier shares for ``statements``."""
     noise = {d: deal[recipient] for d, deal in (deals or {}).items()} if recipient else {}
     ctx = coordinator.node.ctx
     return sign_envelope(ctx.keys, "round-partial", ctx.federation_id,
                          {"task": task, "round": round_id, "senders": senders,
-                          "statements": statements, "dealers": sorted(noise), "noise": noise},
+                          "statements": statements, **evidence, "dealers": sorted(noise),
+                          "noise": noise},
                          now=ctx.clock())
 
 
@@ -123,12 +135,16 @@ async def deal_noise(coordinator: LiveNode, task: str, round_id: int) -> dict[st
     return {committee[seat].node_id: a.body["deal"] for seat, a in answers.items()}
 
 
-def take_down(live: LiveNode, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The node answers no round step (503), as if it were down for the close."""
+ROUND_STEPS = ("held", "reveal", "verify", "noise", "partial", "sign")
+
+
+def take_down(live: LiveNode, monkeypatch: pytest.MonkeyPatch,
+              steps: tuple[str, ...] = ROUND_STEPS) -> None:
+    """The node answers none of ``steps`` (503): by default as if it were down for the close."""
     async def down(envelope: Any, remote: str | None) -> dict[str, Any]:
         raise Unavailable("down for this test")
 
-    for step in ("held", "noise", "partial", "sign"):
+    for step in steps:
         monkeypatch.setattr(live.node.rounds, f"handle_{step}", down)
 
 
@@ -164,12 +180,15 @@ async def test_member_refuses_dp_partial_without_its_own_noise_or_too_few_dealer
     coordinator, member, third = seated(trio, "temp_dp", round_id)
     deals = await deal_noise(coordinator, "temp_dp", round_id)
     statements = await statements_of(coordinator, "temp_dp", round_id)
+    evidence = await verification_evidence(coordinator.node.rounds, "temp_dp", round_id,
+                                           statements)
     senders = sorted(live.node_id for live in trio)
     me = member.node_id
 
     def ask(dealers: dict[str, dict[str, str]]) -> Any:
         return member.node.rounds.handle_partial(
-            partial_request(coordinator, "temp_dp", round_id, senders, statements, dealers, me),
+            partial_request(coordinator, "temp_dp", round_id, senders, statements, evidence,
+                            dealers, me),
             "test")
 
     # Its own noise alone: one dealer, t + 1 = 2 needed.
@@ -209,9 +228,10 @@ async def test_partial_sum_over_fewer_than_min_contributors_is_refused(
     curious, member, _ = seated(trio, "temp", round_id)
     victim = next(live for live in trio if live not in (curious, member))
     statements = await statements_of(curious, "temp", round_id)
+    evidence = await verification_evidence(curious.node.rounds, "temp", round_id, statements)
     status, body = await post(http, member, "/round/partial",
                               partial_request(curious, "temp", round_id, [victim.node_id],
-                                              statements),
+                                              statements, evidence),
                               signer=(curious.node.ctx.keys, clock))
     assert status == 422, body
     assert body["error"]["field"] == "body.senders"
@@ -224,39 +244,44 @@ async def test_partial_sum_over_fewer_than_min_contributors_is_refused(
     assert result["statistics"]["mean"] == pytest.approx(np.mean(values), abs=0.005)
 
 
-@pytest.mark.parametrize("first_dealer_down", [True, False])
+@pytest.mark.parametrize("first", ["down", "not_dealing", "up"])
 async def test_takeover_continues_the_committed_noise_dealers(
     trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
-    first_dealer_down: bool, caplog: pytest.LogCaptureFixture,
+    first: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Seat 0 committed seat 1 with all three dealers' noise, then stopped; seat 1 takes over.
 
     The takeover must use exactly those dealers: if one of them is gone, the
     other members cannot add matching noise and the round fails rather than
-    release a total with mismatched noise.
+    release a total with mismatched noise. "down": seat 0 answers nothing (its held
+    statement and seed are gone too); "not_dealing": it still answers held, reveal and
+    verify, but deals, sums and signs no more, so the dealer check itself decides.
     """
     counted_noise(monkeypatch)
     await add_dp_task(trio, clock)
     round_id = await contribute_dp(trio, [20.0, 21.0, 22.0])
     into_grace(clock, round_id)
-    first, second, third = seated(trio, "temp_dp", round_id)
-    deals = await deal_noise(first, "temp_dp", round_id)
-    statements = await statements_of(first, "temp_dp", round_id)
+    seat0, second, third = seated(trio, "temp_dp", round_id)
+    deals = await deal_noise(seat0, "temp_dp", round_id)
+    statements = await statements_of(seat0, "temp_dp", round_id)
+    evidence = await verification_evidence(seat0.node.rounds, "temp_dp", round_id, statements)
     senders = sorted(live.node_id for live in trio)
     await second.node.rounds.handle_partial(
-        partial_request(first, "temp_dp", round_id, senders, statements, deals, second.node_id),
+        partial_request(seat0, "temp_dp", round_id, senders, statements, evidence, deals,
+                        second.node_id),
         "test")
 
     # A committed member refuses the same set with other dealers (its stored sum has all three).
     two = {d: deals[d] for d in (second.node_id, third.node_id)}
-    with pytest.raises(Conflict) as err:
+    with pytest.raises(Conflict, match="another contributor set or other noise dealers") as err:
         await second.node.rounds.handle_partial(
-            partial_request(first, "temp_dp", round_id, senders, statements, two,
+            partial_request(seat0, "temp_dp", round_id, senders, statements, evidence, two,
                             second.node_id), "test")
     assert err.value.code == "committed_elsewhere"
 
-    if first_dealer_down:
-        take_down(first, monkeypatch)
+    if first != "up":
+        take_down(seat0, monkeypatch, ROUND_STEPS if first == "down" else
+                  ("noise", "partial", "sign"))
         await second.node.rounds._close_guarded("temp_dp", round_id)
         for live in trio:  # no further attempts: the deadline decides
             live.node.rounds._failures[("temp_dp", round_id)] = (9, float("inf"))
@@ -265,14 +290,16 @@ async def test_takeover_continues_the_committed_noise_dealers(
         await second.node.rounds.close_round("temp_dp", round_id)
         result = await wait_result(second, "temp_dp")
         assert second.node_id in result["signed_by"] and len(result["signed_by"]) >= 2
-    if first_dealer_down:
-        # The committed plan needs the absent dealer's noise: fail, never release a total
-        # whose noise does not match.
-        assert result["status"] == "failed" and result["statistics"] is None
-        assert "noise dealers this round was committed to are not all reachable" in caplog.text
-    else:
+    if first == "up":
         assert result["status"] == "released"
         assert result["statistics"]["count"] == 3 + sum(NOISE_COUNTS)
+    else:
+        # The committed plan needs the absent dealer's noise: fail, never release a total
+        # whose noise does not match. (Seat 0 fully down: the takeover cannot even gather
+        # seat 0's statement and seed again, which fails the round earlier still.)
+        assert result["status"] == "failed" and result["statistics"] is None
+    if first == "not_dealing":
+        assert "noise dealers this round was committed to are not all reachable" in caplog.text
 
 
 async def test_a_member_that_sees_another_commitment_does_not_release_its_sum(
@@ -284,13 +311,14 @@ async def test_a_member_that_sees_another_commitment_does_not_release_its_sum(
     into_grace(clock, round_id)
     first, second, third = seated(trio, "temp", round_id)
     statements = await statements_of(first, "temp", round_id)
+    evidence = await verification_evidence(first.node.rounds, "temp", round_id, statements)
     everyone = sorted(live.node_id for live in trio)
     other = RoundCommit("temp", round_id, tuple(everyone[:2]), b"", first.node_id, clock(), (),
                         ())
     await third.node.ctx.storage.put_commit(other)
     with pytest.raises(Conflict) as err:
         await second.node.rounds.handle_partial(
-            partial_request(first, "temp", round_id, everyone, statements), "test")
+            partial_request(first, "temp", round_id, everyone, statements, evidence), "test")
     assert err.value.code == "conflicting_commitment"
     # It stays committed (a tombstone), so no other set can be asked of it either.
     commit = await second.node.ctx.storage.get_commit("temp", round_id)
@@ -306,13 +334,29 @@ async def test_an_equivocating_member_is_named_and_stops_the_release(
     first, second, third = seated(trio, "temp", round_id)
     statements = await statements_of(first, "temp", round_id)
     everyone = sorted(live.node_id for live in trio)
-    # ``third`` signs a second, different statement (it holds all three, claims two more).
+    # ``third`` signs a second, different statement (it holds all three, claims one more),
+    # committing to a seed of its choosing that it hands the coordinator to reveal.
+    seed = secrets.token_bytes(32)
     forged = sign_held(third.node.ctx.keys, third.node.ctx.federation_id, "temp",
-                              round_id, sorted([*everyone, "0" * 32]))
+                              round_id, sorted([*everyone, "0" * 32]), seed_commitment(seed))
     swapped = [forged if s["statement"]["member"] == third.node_id else s for s in statements]
-    with pytest.raises(Conflict) as err:
+    # The honest members reveal and verify for these statements; t + 1 verifier shares do.
+    committee = first.node.ctx.roster.committee("temp", round_id)
+    honest = [seat for seat, m in enumerate(committee) if m.node_id != third.node_id]
+    base = {"task": "temp", "round": round_id, "statements": swapped}
+    revealed = await first.node.rounds._ask_all([committee[s] for s in honest], "reveal", base,
+                                                seats=honest)
+    seeds = {committee[seat].node_id: a.body["seed"] for seat, a in revealed.items()}
+    seeds[third.node_id] = seed.hex()
+    verified = await first.node.rounds._ask_all([committee[s] for s in honest], "verify",
+                                                {**base, "seeds": seeds}, seats=honest)
+    assert sorted(verified) == honest
+    evidence = {"seeds": seeds,
+                "verifications": {str(seat): a.envelope for seat, a in verified.items()}}
+    with pytest.raises(Conflict, match=f"{third.node.ctx.config.name} signed two different "
+                                       "held statements") as err:
         await second.node.rounds.handle_partial(
-            partial_request(first, "temp", round_id, everyone, swapped), "test")
+            partial_request(first, "temp", round_id, everyone, swapped, evidence), "test")
     assert err.value.code == "equivocation"
     status = await second.node.status()
     named = {m["node_id"]: m for m in status["misbehaviour"]["members"]}
@@ -380,30 +424,66 @@ async def test_a_coordinator_holds_the_next_seat_back_once_and_cannot_stall_it(
     assert second.node_id in started
 
 
-async def test_a_malformed_contribution_fails_the_round_without_publishing_sums(
-    trio: list[LiveNode], clock: FakeClock
+@pytest.mark.parametrize("households", [3, 4])
+async def test_a_malformed_contribution_is_excluded_by_verification_and_never_summed(
+    tmp_path: Path, clock: FakeClock, households: int
 ) -> None:
-    """The failure reason goes to every member: it names no aggregate value."""
-    cheat = trio[0]
-    ctx = cheat.node.ctx
-    spec = ctx.roster.task("temp").spec  # type: ignore[union-attr]
-    round_id = int(clock() // PERIOD)
-    vector = encode_report(spec, 20.0)
-    vector[0] = 2  # claims to be two households
-    committee = ctx.roster.committee("temp", round_id)
-    sealed = seal_vector(ctx.keys, ctx.federation_id, spec, round_id, committee, vector,
-                         FieldRNG())
-    for member, ciphertext in zip(committee, sealed, strict=True):
-        await by_id(trio, member.node_id).node.ingest.handle_shares(
-            shares_envelope(ctx.keys, ctx.federation_id, [("temp", round_id, ciphertext)],
-                            now=clock()), "test")
-    for live, value in zip(trio[1:], [21.0, 22.0], strict=True):
-        await live.node.household.contribute("temp", value)
-    result = await run_to_deadline(trio, clock, "temp", round_id, trio[1])
-    assert result["status"] == "failed"
-    assert result["reason"] == ("aggregate is inconsistent: a contribution was malformed or a "
-                                "committee member is faulty")
-    assert not any(ch.isdigit() for ch in result["reason"])
+    """A report that fails its validity proof (it counts as two households) is left out of
+    the contributor set by the co-signed verdict, not summed: the round is still decided over
+    the valid reports (released with enough of them, else insufficient), the result names the
+    sender, every member records it, and no partial sum of it is ever computed."""
+    async for nodes in federation_of(households, tmp_path, clock):
+        cheat, honest = nodes[0], nodes[1:]
+        ctx = cheat.node.ctx
+        spec = ctx.roster.task("temp").spec  # type: ignore[union-attr]
+        round_id = int(clock() // PERIOD)
+        vector = encode_report(spec, 20.0)
+        vector[0] = 2  # claims to be two households
+        committee = ctx.roster.committee("temp", round_id)
+        sealed = seal_vector(ctx.keys, ctx.federation_id, spec, round_id, committee, vector,
+                             FieldRNG())
+        for member, ciphertext in zip(committee, sealed, strict=True):
+            await by_id(nodes, member.node_id).node.ingest.handle_shares(
+                shares_envelope(ctx.keys, ctx.federation_id, [("temp", round_id, ciphertext)],
+                                now=clock()), "test")
+        values = [21.0, 22.0, 24.0][: len(honest)]
+        for live, value in zip(honest, values, strict=True):
+            await live.node.household.contribute("temp", value)
+        valid = sorted(live.node_id for live in honest)
+        result = await run_to_deadline(nodes, clock, "temp", round_id, honest[0])
+        assert result["excluded"] == [{"household": cheat.node_id, "verdict": "invalid"}]
+        assert result["contributors"] == len(valid)
+        if len(valid) >= spec.min_contributors:
+            assert result["status"] == "released" and result["reason"] is None
+            assert result["statistics"]["count"] == len(valid)
+            assert result["statistics"]["mean"] == pytest.approx(np.mean(values), abs=0.005)
+        else:
+            assert result["status"] == "insufficient" and result["statistics"] is None
+            # The reason goes to every member: it names counts, no aggregate value.
+            assert result["reason"] == (f"{len(valid)} valid contributors, at least "
+                                        f"{spec.min_contributors} needed")
+        for live in nodes:  # one decision, on every member
+            seen = await wait_result(live)
+            assert (seen["round"], seen["status"], seen["excluded"], seen["signed_by"]) == (
+                round_id, result["status"], result["excluded"], result["signed_by"])
+        summed = 0
+        for member in committee:  # a partial sum only ever over the valid reports, if any
+            storage = by_id(nodes, member.node_id).node.ctx.storage
+            commit = await storage.get_commit("temp", round_id)
+            if result["status"] == "insufficient":
+                assert commit is None
+            elif commit is not None:
+                summed += 1
+                assert list(commit.senders) == valid
+                assert commit.excluded == ((cheat.node_id, "invalid"),)
+            record = await storage.get_result("temp", round_id)
+            assert record is not None
+            assert record.doc["result"]["senders_digest"] == (
+                senders_digest(valid) if result["status"] == "released" else None)
+        assert summed >= (spec.t + 1 if result["status"] == "released" else 0)
+        status = await honest[0].node.status()
+        named = {m["node_id"]: m for m in status["misbehaviour"]["members"]}
+        assert named[cheat.node_id]["kinds"].get("invalid_report") == 1
 
 
 async def test_a_restarted_member_takes_no_share_after_its_held_statement(

@@ -17,7 +17,14 @@ from mpc_backend.node.node import KEEP_ROUND_STATE_S
 from mpc_backend.node.round_steps import _Answer
 from mpc_backend.node.rounds import _choose_plan
 from mpc_backend.node.timeline import decision_deadline
-from tests.backend.conftest import PERIOD, FakeClock, LiveNode
+from tests.backend.conftest import (
+    PERIOD,
+    TIMING,
+    FakeClock,
+    LiveNode,
+    own_verifier_reply,
+    verification_evidence,
+)
 
 
 async def wait_result(live: LiveNode, task: str = "temp", timeout: float = 10.0) -> dict[str, Any]:
@@ -113,11 +120,17 @@ async def held_statements(coordinator: Any, round_id: int) -> list[dict[str, Any
 
 
 def partial_request(coordinator: Any, round_id: int, senders: list[str],
-                    statements: list[dict[str, Any]], now: float) -> dict[str, Any]:
+                    statements: list[dict[str, Any]], evidence: dict[str, Any],
+                    now: float) -> dict[str, Any]:
     return sign_envelope(coordinator.ctx.keys, "round-partial",
                                 coordinator.ctx.federation_id,
                                 {"task": "temp", "round": round_id, "senders": senders,
-                                 "statements": statements}, now=now)
+                                 "statements": statements, **evidence}, now=now)
+
+
+def into_grace(clock: FakeClock, round_id: int) -> None:
+    """Past the round's end, inside the grace: statements are signed, nobody closes yet."""
+    clock.now = (round_id + 1) * PERIOD + TIMING.grace_s / 2
 
 
 async def test_member_sums_only_the_set_the_statements_determine(
@@ -126,23 +139,50 @@ async def test_member_sums_only_the_set_the_statements_determine(
     """Sets the statements do not determine are refused, and the asker named for it."""
     coordinator = trio[0].node
     round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
-    clock.now = (round_id + 1) * PERIOD + 1.5  # past the grace: statements can be signed
+    into_grace(clock, round_id)
     statements = await held_statements(coordinator, round_id)
     assert len(statements) == 3
+    evidence = await verification_evidence(coordinator.rounds, "temp", round_id, statements)
     senders = sorted(live.node_id for live in trio)
     member = trio[1].node
-    mine = [s for s in statements if s["statement"]["member"] == member.ctx.node_id]
-    with pytest.raises(Unprocessable, match=r"1 held statement\(s\); at least t \+ 1 = 2"):
-        await member.rounds.handle_partial(
-            partial_request(coordinator, round_id, senders, mine, clock()), "test")
     padded = sorted([*senders, "f" * 32])
-    with pytest.raises(Unprocessable, match="not the one the held statements determine"):
+    with pytest.raises(Unprocessable, match="not the verified reports of the one the held "
+                                            r"statements determine \(0 failed") as err:
         await member.rounds.handle_partial(
-            partial_request(coordinator, round_id, padded, statements, clock()), "test")
+            partial_request(coordinator, round_id, padded, statements, evidence, clock()),
+            "test")
+    assert err.value.code == "contributor_set_refused"
     # The full set is answered, and the member stays committed to it.
     answer = await member.rounds.handle_partial(
-        partial_request(coordinator, round_id, senders, statements, clock()), "test")
+        partial_request(coordinator, round_id, senders, statements, evidence, clock()), "test")
     assert answer["reply"]["body"]["senders_digest"]
+    assert await member.ctx.storage.get_commit("temp", round_id) is not None
+
+    # Too few statements. A member reveals its seed for the first statements asked that carry
+    # its own, so here the next round: the coordinator gets it to reveal and verify for its
+    # own statement alone and vouches for the second verifier share itself. The evidence
+    # holds up; the member still refuses, for the number of statements.
+    round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
+    into_grace(clock, round_id)
+    statements = await held_statements(coordinator, round_id)
+    mine = [s for s in statements if s["statement"]["member"] == member.ctx.node_id]
+    committee = coordinator.ctx.roster.committee("temp", round_id)
+    ids = [m.node_id for m in committee]
+    seat, own_seat = ids.index(member.ctx.node_id), ids.index(coordinator.ctx.node_id)
+    base = {"task": "temp", "round": round_id, "statements": mine}
+    revealed = await coordinator.rounds._ask_all([committee[seat]], "reveal", base,
+                                                 seats=[seat])
+    seeds = {member.ctx.node_id: revealed[seat].body["seed"]}
+    verified = await coordinator.rounds._ask_all([committee[seat]], "verify",
+                                                 {**base, "seeds": seeds}, seats=[seat])
+    vouched = await own_verifier_reply(coordinator.rounds, "temp", round_id, [], seeds)
+    evidence = {"seeds": seeds, "verifications": {str(seat): verified[seat].envelope,
+                                                  str(own_seat): vouched}}
+    with pytest.raises(Unprocessable, match=r"1 held statement\(s\); at least t \+ 1 = 2") as err:
+        await member.rounds.handle_partial(
+            partial_request(coordinator, round_id, senders, mine, evidence, clock()), "test")
+    assert err.value.code == "contributor_set_refused"
+    assert await member.ctx.storage.get_commit("temp", round_id) is None
     status = await member.status()
     reports = status["misbehaviour"]
     assert reports["total"] >= 1
@@ -155,12 +195,13 @@ async def test_commitment_and_statement_outlive_housekeeping(
 ) -> None:
     """One sum per round for ever: tombstones survive the 24 h pruning of round state."""
     round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
-    clock.now = (round_id + 1) * PERIOD + 1.5
+    into_grace(clock, round_id)
     coordinator, member = trio[0].node, trio[1].node
     statements = await held_statements(coordinator, round_id)
+    evidence = await verification_evidence(coordinator.rounds, "temp", round_id, statements)
     senders = sorted(live.node_id for live in trio)
     await member.rounds.handle_partial(
-        partial_request(coordinator, round_id, senders, statements, clock()), "test")
+        partial_request(coordinator, round_id, senders, statements, evidence, clock()), "test")
     clock.advance(KEEP_ROUND_STATE_S * 2)
     await member.housekeep()
     assert await member.ctx.storage.get_commit("temp", round_id) is not None
@@ -168,7 +209,8 @@ async def test_commitment_and_statement_outlive_housekeeping(
     # Past the deadline the round takes no step at all, however it is asked.
     with pytest.raises(Unprocessable, match="past its decision deadline"):
         await member.rounds.handle_partial(
-            partial_request(coordinator, round_id, senders, statements, clock()), "test")
+            partial_request(coordinator, round_id, senders, statements, evidence, clock()),
+            "test")
 
 
 async def test_an_undecided_round_fails_at_its_deadline_and_drops_its_shares(

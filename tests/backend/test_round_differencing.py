@@ -6,7 +6,8 @@ protocol's own messages with its own keys, the honest members run unmodified.
 * Differencing: M signs two held statements (with and without victim V, whose share
   missed honest H2), gets H1 to sum the set with V, gets that result co-signed and
   stored at H1 alone, then asks H2 for the set without V. Subtracting the two sums
-  would give V's reading; H2 must see H1's commitment and refuse.
+  would give V's reading; H2 must see H1 (decided, and still showing its seed binding
+  and its commitment) and refuse.
 * A forged result: with exactly t + 1 partial sums, M can solve for its own partial so
   that the total is any value; H1 must refuse to sign while H2, which holds the whole
   set, is left out.
@@ -14,6 +15,7 @@ protocol's own messages with its own keys, the honest members run unmodified.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,20 @@ import pytest
 from mpc_backend.arith import P, shamir_reconstruct
 from mpc_backend.crypto import b64url_decode, b64url_encode, sign_envelope
 from mpc_backend.node.results import sign_result
-from mpc_backend.node.statements import sign_held
+from mpc_backend.node.round_steps import statements_digest
+from mpc_backend.node.statements import seed_commitment, sign_held
 from mpc_backend.node.wire import pack_elements, unpack_elements
 from mpc_backend.protocol import decode_aggregate, encode_report, vector_length
 from mpc_backend.protocol.contributors import senders_digest
-from tests.backend.conftest import PERIOD, TIMING, FakeClock, LiveNode, federation_of
+from tests.backend.conftest import (
+    PERIOD,
+    TIMING,
+    FakeClock,
+    LiveNode,
+    federation_of,
+    own_verifier_reply,
+    verification_evidence,
+)
 
 
 @pytest.fixture
@@ -59,7 +70,7 @@ async def push(m: LiveNode, target: LiveNode, wire: dict[str, Any]) -> None:
 
 
 async def test_a_decided_member_still_shows_its_commitment_so_no_second_sum(
-    quad: list[LiveNode], clock: FakeClock
+    quad: list[LiveNode], clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     round_id = int(clock() // PERIOD)
     readings = dict(zip((n.node_id for n in quad), [21.37, 18.93, 24.61, 33.33], strict=True))
@@ -79,8 +90,11 @@ async def test_a_decided_member_still_shows_its_commitment_so_no_second_sum(
     w1, w2 = held[1].body["statement"], held[2].body["statement"]
     with_v = sorted(readings)
     without_v = sorted(s for s in with_v if s != victim.node_id)
-    sig1 = sign_held(ctx.keys, ctx.federation_id, "temp", round_id, with_v)  # M equivocates
-    sig2 = sign_held(ctx.keys, ctx.federation_id, "temp", round_id, without_v)
+    seed = secrets.token_bytes(32)  # M's verification seed, committed to in both statements
+    sig1 = sign_held(ctx.keys, ctx.federation_id, "temp", round_id, with_v,  # M equivocates
+                     seed_commitment(seed))
+    sig2 = sign_held(ctx.keys, ctx.federation_id, "temp", round_id, without_v,
+                     seed_commitment(seed))
 
     async def two_faced_held(envelope: Any, remote: str | None) -> dict[str, Any]:
         await rounds._request(envelope, "held", remote)
@@ -89,10 +103,21 @@ async def test_a_decided_member_still_shows_its_commitment_so_no_second_sum(
 
     rounds.handle_held = two_faced_held  # type: ignore[method-assign]
 
-    def body(senders: list[str], statements: list[Any]) -> dict[str, Any]:
-        return {**base, "senders": senders, "statements": statements, "dealers": [], "noise": {}}
+    async def body(senders: list[str], statements: list[Any], seat: int) -> dict[str, Any]:
+        """A partial request to the honest member at ``seat``, with the verification evidence
+        M can muster: that member's seed and verifier shares (if it gives them), and M's own.
+        (Only t + 1 statements each time: a third signer would bind itself to the first set.)"""
+        step = {**base, "statements": statements}
+        revealed = await rounds._ask_all([committee[seat]], "reveal", step, seats=[seat])
+        seeds = {committee[seat].node_id: revealed[seat].body["seed"], m.node_id: seed.hex()}
+        verified = await rounds._ask_all([committee[seat]], "verify", {**step, "seeds": seeds},
+                                         seats=[seat])
+        verifications = {"0": await own_verifier_reply(rounds, "temp", round_id, senders, seeds),
+                         **{str(s): a.envelope for s, a in verified.items()}}
+        return {**step, "senders": senders, "seeds": seeds, "verifications": verifications,
+                "dealers": [], "noise": {}}
 
-    first = await rounds._ask_all([committee[1]], "partial", body(with_v, [w1, w2, sig1]),
+    first = await rounds._ask_all([committee[1]], "partial", await body(with_v, [w1, sig1], 1),
                                   seats=[1])
     assert 1 in first, "H1 sums the set every statement it sees determines"
     p_h1 = unpack_elements(b64url_decode(first[1].body["partial"]), vector_length(spec))
@@ -107,11 +132,24 @@ async def test_a_decided_member_still_shows_its_commitment_so_no_second_sum(
                                     h1.node_id: signed[1].body["signature"]}}
     await push(m, h1, wire)  # the decided result goes to H1 only
     assert await h1.node.ctx.storage.get_result("temp", round_id) is not None
-    second = await rounds._ask_all([committee[2]], "partial", body(without_v, [w2, sig2]),
+    # Decided, H1 still shows what it revealed its seed for and what it summed.
+    shown = (await rounds._ask_all([committee[1]], "held", {**base, "peek": True},
+                                   seats=[1]))[1].body
+    assert shown["revealed_for"] == statements_digest([w1, sig1])
+    assert shown["result"]["result"]["senders_digest"] == senders_digest(with_v)
+    assert shown["committed"]["senders"] == with_v
+    second = await rounds._ask_all([committee[2]], "partial", await body(without_v, [w2, sig2], 2),
                                    seats=[2])
     assert second == {}, "H2 released a second sum: the victim's reading is the difference"
-    # H2 committed first, then looked at H1 and refused: it can release nothing else either.
-    assert await h2.node.ctx.storage.get_commit("temp", round_id) is not None
+    # H2 looked at H1 before giving verifier shares for the second set, and refused them; so
+    # it refuses to sum that set at all (its own verifier shares must be among those used).
+    refusals = [r.getMessage() for r in caplog.records if " refused " in r.getMessage()]
+    name = h1.node.ctx.config.name
+    assert any("refused verify" in r and f"{name} revealed its verification seed for another "
+               "set" in r for r in refusals), refusals
+    assert any("refused partial" in r and "own verifier shares are not among" in r
+               for r in refusals), refusals
+    assert await h2.node.ctx.storage.get_commit("temp", round_id) is None
 
 
 async def test_a_colluder_cannot_solve_for_a_partial_that_forges_the_total(
@@ -128,10 +166,12 @@ async def test_a_colluder_cannot_solve_for_a_partial_that_forges_the_total(
     base = {"task": "temp", "round": round_id}
     held = await rounds._ask_all(committee, "held", base)
     statements = [a.body["statement"] for a in held.values()]
+    checked = await verification_evidence(rounds, "temp", round_id, statements)
     senders = sorted(c.node_id for c in committee)
     answer = await rounds._ask_all(
         [committee[1]], "partial",
-        {**base, "senders": senders, "statements": statements, "dealers": [], "noise": {}},
+        {**base, "senders": senders, "statements": statements, **checked, "dealers": [],
+         "noise": {}},
         seats=[1])
     p_h = [int(x) for x in unpack_elements(b64url_decode(answer[1].body["partial"]),
                                            vector_length(spec))]
@@ -148,5 +188,7 @@ async def test_a_colluder_cannot_solve_for_a_partial_that_forges_the_total(
                                    {**base, "doc": doc, "partials": evidence}, seats=[1])
     assert signed == {}, "the honest member co-signed a total pinned by the colluder alone"
     status = await by_id(trio, committee[1].node_id).node.status()
-    named = {r["node_id"]: r["kinds"] for r in status["misbehaviour"]["members"]}
-    assert named[m.node_id].get("forged_result") == 1
+    named = {r["node_id"]: r for r in status["misbehaviour"]["members"]}
+    assert named[m.node_id]["kinds"].get("forged_result") == 1
+    # Refused because H2, which holds the whole set, was left out (not for missing evidence).
+    assert "seat(s) [2]" in named[m.node_id]["last_detail"]
