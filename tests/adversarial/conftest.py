@@ -26,7 +26,7 @@ QUICK_TIMING = ("--grace", "0.1", "--takeover", "0.5", "--peer-timeout", "0.4",
 TASK_ARGS = ("--unit", "°C", "--min", "-20", "--max", "40", "--resolution", "0.01",
              "--stats", "count,mean,stddev,histogram", "--buckets", "18,20,22",
              "--period", str(PERIOD), "--min-contributors", "3")
-TASKS = ("capture", "stall", "forge")
+TASKS = ("capture", "stall", "forge", "split", "shrink")
 
 
 class Federation(Cluster):

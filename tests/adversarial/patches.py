@@ -209,6 +209,63 @@ def forge_results(contributors: int = 40, mean: float = 35.0) -> None:
     _attach(forge)
 
 
+def two_randomness() -> None:
+    """Try to read every report: at the round's end, before the honest close, ask each other
+    committee member to reveal its seed for a set of two statements (its own and mallory's)
+    and to verify under it, a different set (hence randomness) per member. Two verifier
+    messages of one report, with mallory's own verifier shares, would tell its reading."""
+    async def split(service: Any) -> None:
+        async for spec, round_id in _each_round_end(service, 0.2):
+            me = service.ctx.node_id
+            committee = service.ctx.roster.committee(spec.task_id, round_id)
+            base = {"task": spec.task_id, "round": round_id}
+            mine = await service._own_statement(spec, round_id)
+            seed = (await service._verify_seed(spec, round_id)).hex()
+            got = 0
+            others = [(seat, m) for seat, m in enumerate(committee) if m.node_id != me]
+            for seat, member in others:
+                held = await service._ask_all([member], "held", base, seats=[seat])
+                if seat not in held:
+                    continue
+                statements = [mine, held[seat].body["statement"]]
+                reveal = await service._ask_all([member], "reveal",
+                                                {**base, "statements": statements}, seats=[seat])
+                if seat not in reveal:
+                    continue
+                seeds = {me: seed, member.node_id: reveal[seat].body["seed"]}
+                verified = await service._ask_all(
+                    [member], "verify", {**base, "statements": statements, "seeds": seeds},
+                    seats=[seat])
+                got += seat in verified
+            log.warning("EVIL two_randomness: verifier shares from %d of %d members, each "
+                        "under its own randomness", got, len(others))
+
+    _attach(split)
+
+
+def lying_verifier() -> None:
+    """Misreport this member's verifier shares for every report but the first sender's and
+    its own, so that they look inconsistent and leave the set: shrinking it to a victim."""
+    import numpy as np  # noqa: PLC0415
+
+    from mpc_backend.arith import P  # noqa: PLC0415
+    from mpc_backend.node import round_steps  # noqa: PLC0415
+
+    honest = round_steps.CommitteeMember._my_verifier
+
+    async def my_verifier(self: Any, spec: Any, round_id: int, senders: list[str],
+                          joint: bytes) -> Any:
+        shares = honest(self, spec, round_id, senders, joint)
+        shares = np.array(await shares)
+        lied = [i for i, s in enumerate(senders) if i > 0 and s != self.ctx.node_id]
+        for i in lied:
+            shares[i, 3] = (int(shares[i, 3]) + 1) % P
+        log.warning("EVIL lying_verifier: misreported %d of %d reports", len(lied), len(senders))
+        return shares
+
+    round_steps.CommitteeMember._my_verifier = my_verifier  # type: ignore[method-assign]
+
+
 # -- household attacks: a report the household's own node should never have produced ---------
 
 def lying_household() -> None:

@@ -89,3 +89,39 @@ def test_a_forged_result_is_refused_and_the_real_one_released(federation: Federa
         assert kinds.get("forged_result", 0) >= 3, (node.name, kinds)
     log = federation.mallory.log_text()
     assert "EVIL forge_results: 0 member(s) co-signed the doctored result" in log
+
+
+def test_one_randomness_per_round_so_no_report_is_verified_twice(
+    federation: Federation,
+) -> None:
+    """Before the honest close, mallory asks each other committee member to reveal its seed
+    for a different two-statement set and to verify under it. The first that is asked
+    answers; every later one sees that member's binding to another set and refuses, so no
+    report's verifier message exists under two randomnesses (which would tell its reading).
+    The honest close then cannot gather t + 1 verifiers either: the round fails visibly."""
+    federation.restart_mallory("two_randomness")
+    round_id, committee = contribute_where_mallory_sits(federation, "split", VALUES)
+    honest_seats = [n for n in federation.honest if n.node_id in committee]
+    for node in federation.honest:
+        result = outcome(node, "split", round_id)
+        assert result["status"] in ("failed", "released"), result
+        if result["status"] == "released":
+            assert_exact(result)
+    log = federation.mallory.log_text()
+    assert "EVIL two_randomness: verifier shares from 1 of 2 members" in log, log[-2000:]
+    assert any("revealed its verification seed for another set" in n.log_text()
+               for n in honest_seats)
+
+
+def test_a_lying_verifier_cannot_shrink_the_set_to_a_victim(federation: Federation) -> None:
+    """Mallory, a committee member, misreports its verifier shares for every report but one
+    honest household's and its own, so that the others look inconsistent and leave the set,
+    leaving a victim with mallory. More than one report that cannot be pinned on its
+    household is never left out: no result over a shrunk set is released anywhere."""
+    federation.restart_mallory("lying_verifier")
+    round_id, _ = contribute_where_mallory_sits(federation, "shrink", VALUES)
+    for node in federation.honest:
+        result = outcome(node, "shrink", round_id)
+        assert result["status"] == "failed", result
+        assert result["excluded"] == []
+    assert "EVIL lying_verifier: misreported 2 of 4 reports" in federation.mallory.log_text()
