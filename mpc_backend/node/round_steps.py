@@ -119,6 +119,7 @@ class CommitteeMember:
     misbehaviour: MisbehaviourLog
     closing: dict[tuple[str, int], float]  # round -> when this member froze it
     _claims: dict[tuple[str, int], dict[str, float]]  # coordinator -> first request
+    _seen_seeds: dict[tuple[str, int], dict[str, str]]  # revealed seeds this member has seen
     _rng: FieldRNG
 
     def _doc(
@@ -292,6 +293,7 @@ class CommitteeMember:
         if binding is not None:  # a later coordinator continues with these statements
             answer["revealed_for"] = binding["statements"]
             answer["bound_statements"] = binding["wires"]
+            answer["seeds"] = self._seen_seeds.get((spec.task_id, round_id), {})
         commit = await self.ctx.storage.get_commit(spec.task_id, round_id)
         if commit is not None:
             answer["committed"] = {"senders": list(commit.senders),
@@ -333,6 +335,10 @@ class CommitteeMember:
         if not await self._own_in(held, spec, round_id):
             raise Unprocessable("the statements must include this member's own",
                                 field="body.statements", code="own_statement_missing")
+        if len(held) < spec.t + 1:  # such a set could never be summed: keep the reveal
+            raise Unprocessable(f"{len(held)} held statement(s); at least t + 1 = "
+                                f"{spec.t + 1} are needed", field="body.statements",
+                                code="too_few_statements")
         digest = statements_digest(wires)
         binding = await self.ctx.storage.put_verify_binding(
             spec.task_id, round_id, {"statements": digest, "wires": wires}, self.ctx.clock())
@@ -340,8 +346,30 @@ class CommitteeMember:
             raise Conflict("this member revealed its verification seed for another set of "
                            "held statements this round", code="committed_elsewhere")
         seed = await self._verify_seed(spec, round_id)
+        given = body.get("seeds")
+        self._remember_seeds(spec, round_id, wires,
+                             {**(given if isinstance(given, dict) else {}),
+                              self.ctx.node_id: seed.hex()})
         return self._reply("reveal", {"task": spec.task_id, "round": round_id,
                                       "statements": digest, "seed": seed.hex()})
+
+    def _remember_seeds(
+        self, spec: TaskSpec, round_id: int, wires: list[Any], seeds: dict[Any, Any]
+    ) -> dict[str, bytes]:
+        """Keep the seeds that open their members' commitments in ``wires`` (so that a
+        coordinator taking over can finish without a member that went down); return them."""
+        commits = {w["statement"]["member"]: w["statement"]["verify_commit"] for w in wires}
+        good: dict[str, bytes] = {}
+        for member, text in seeds.items():
+            try:
+                seed = bytes.fromhex(text) if isinstance(text, str) else b""
+            except ValueError:
+                continue
+            if member in commits and seed_commitment(seed) == commits[member]:
+                good[member] = seed
+        known = self._seen_seeds.setdefault((spec.task_id, round_id), {})
+        known.update({m: seed.hex() for m, seed in good.items()})
+        return good
 
     async def _joint(
         self, spec: TaskSpec, round_id: int, wires: Any, held: Held, seeds: Any
@@ -355,17 +383,11 @@ class CommitteeMember:
         if not isinstance(seeds, dict) or set(seeds) != set(held):
             raise BadRequest("seeds must map every statement's member to its revealed seed",
                              field="body.seeds")
-        commits = {w["statement"]["member"]: w["statement"]["verify_commit"] for w in wires}
-        revealed: dict[str, bytes] = {}
-        for member, text in seeds.items():
-            try:
-                seed = bytes.fromhex(text) if isinstance(text, str) else b""
-            except ValueError:
-                seed = b""
-            if seed_commitment(seed) != commits[member]:
-                raise BadRequest(f"the seed given for {member} does not open its commitment",
-                                 field="body.seeds")
-            revealed[member] = seed
+        revealed = self._remember_seeds(spec, round_id, wires, seeds)
+        wrong = sorted(set(seeds) - set(revealed))
+        if wrong:
+            raise BadRequest(f"the seed given for {wrong[0]} does not open its commitment",
+                             field="body.seeds")
         return joint_seed(self.ctx.federation_id, spec.task_id, round_id, revealed)
 
     async def _stored_shares(

@@ -79,7 +79,7 @@ from .round_steps import (
     full_set,
     statements_digest,
 )
-from .statements import StatementError, seed_commitment
+from .statements import StatementError
 from .timeline import decision_deadline, round_end
 from .wire import unpack_elements
 
@@ -113,6 +113,7 @@ class RoundService(CommitteeMember):
         self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._failures: dict[tuple[str, int], tuple[int, float]] = {}  # count, retry not before
         self._reasons: dict[tuple[str, int], str] = {}  # why closing failed, for the deadline
+        self._seen_seeds: dict[tuple[str, int], dict[str, str]] = {}
         self._rng = FieldRNG()
         self.closed = 0
 
@@ -183,6 +184,7 @@ class RoundService(CommitteeMember):
         self._claims = {k: c for k, c in self._claims.items() if max(c.values()) >= before}
         self._failures = {k: f for k, f in self._failures.items() if f[1] >= before}
         self._reasons = {k: r for k, r in self._reasons.items() if k in self._failures}
+        self._seen_seeds = {k: s for k, s in self._seen_seeds.items() if k in self.closing}
 
     async def drain(self) -> None:
         if self._running:
@@ -245,7 +247,7 @@ class RoundService(CommitteeMember):
             return
         verifiers = [ids.index(m) for m in answering_members(chosen, plan.senders)]
         seeds, verifications, excluded = await self._verify(spec, committee, base, plan,
-                                                             statements, verifiers)
+                                                             statements, verifiers, answers)
         senders = [s for s in plan.senders if s not in excluded]
         evidence = {**base, "statements": statements, "seeds": seeds,
                     "verifications": verifications}
@@ -254,7 +256,7 @@ class RoundService(CommitteeMember):
                                      evidence)
             return
         group = [seat for seat in verifiers
-                 if not _committed_elsewhere(answers[seat].body, plan)]
+                 if seat in answers and not _committed_elsewhere(answers[seat].body, plan)]
         noise: dict[str, dict[str, str]] = {}
         dealers: list[str] = []
         if spec.dp_epsilon is not None:
@@ -330,21 +332,31 @@ class RoundService(CommitteeMember):
         plan: _Plan,
         statements: list[Any],
         verifiers: list[int],
+        answers: dict[int, _Answer],
     ) -> tuple[dict[str, str], dict[str, Any], Excluded]:
-        """(revealed seeds, {seat: signed verifier shares}, excluded reports) of the plan."""
-        ids = [m.node_id for m in committee]
-        signers = [ids.index(m) for m in plan.statements]
-        reveals = await self._ask_all([committee[s] for s in signers], "reveal",
-                                      {**base, "statements": statements}, seats=signers)
-        commits = {w["statement"]["member"]: w["statement"]["verify_commit"] for w in statements}
-        seeds: dict[str, str] = {}
-        for seat, answer in reveals.items():
-            text = answer.body.get("seed")
-            try:
-                if seed_commitment(bytes.fromhex(text)) == commits[ids[seat]]:
-                    seeds[ids[seat]] = text
-            except (TypeError, ValueError):
-                pass
+        """(revealed seeds, {seat: signed verifier shares}, excluded reports) of the plan.
+
+        Seeds a member already saw (a close taken over) need not be revealed again, so a
+        member that went down after revealing does not stop the round; every verifier is
+        asked to reveal all the same, which binds it to these statements."""
+        ids, me = [m.node_id for m in committee], self.ctx.node_id
+        known: dict[str, Any] = {}
+        for answer in answers.values():
+            seen = answer.body.get("seeds")
+            if answer.body.get("revealed_for") == statements_digest(statements) and \
+                    isinstance(seen, dict):
+                known.update(seen)
+        seeds = {m: s.hex() for m, s in
+                 self._remember_seeds(spec, base["round"], statements,
+                                      known).items()}
+        ask = sorted({*verifiers, *(ids.index(m) for m in plan.statements if m not in seeds)})
+        for group in ([s for s in ask if ids[s] == me], [s for s in ask if ids[s] != me]):
+            reveals = await self._ask_all([committee[s] for s in group], "reveal",
+                                          {**base, "statements": statements, "seeds": seeds},
+                                          seats=group)
+            seeds.update({m: s.hex() for m, s in self._remember_seeds(
+                spec, base["round"], statements,
+                {ids[seat]: a.body.get("seed") for seat, a in reveals.items()}).items()})
         missing = [committee[ids.index(m)].name for m in plan.statements if m not in seeds]
         if missing:
             raise _Fail(f"{', '.join(missing)} did not reveal the verification seed its held "

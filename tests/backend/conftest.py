@@ -161,7 +161,7 @@ async def verification_evidence(
     verifiers = [ids.index(m) for m in answering_members(held, senders)]
     seeds, verifications, _ = await rounds._verify(
         spec, committee, {"task": task, "round": round_id},
-        _Plan(senders, sorted(held), None), statements, verifiers)
+        _Plan(senders, sorted(held), None), statements, verifiers, {})
     return {"seeds": seeds, "verifications": verifications}
 
 

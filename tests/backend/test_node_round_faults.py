@@ -295,11 +295,30 @@ async def test_takeover_continues_the_committed_noise_dealers(
         assert result["statistics"]["count"] == 3 + sum(NOISE_COUNTS)
     else:
         # The committed plan needs the absent dealer's noise: fail, never release a total
-        # whose noise does not match. (Seat 0 fully down: the takeover cannot even gather
-        # seat 0's statement and seed again, which fails the round earlier still.)
+        # whose noise does not match.
         assert result["status"] == "failed" and result["statistics"] is None
     if first == "not_dealing":
         assert "noise dealers this round was committed to are not all reachable" in caplog.text
+
+
+async def test_a_takeover_after_the_reveal_finishes_without_the_member_that_went_down(
+    trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seat 0 gathered every seed and verifier share, then went down. The others are bound
+    to its statement set and remember its seed (it came with the verify request), so seat 1
+    takes over with exactly that set and releases the exact statistics without seat 0."""
+    values = [20.0, 21.0, 23.5]
+    round_id = await contribute_all(trio, values)
+    into_grace(clock, round_id)
+    seat0, second, _ = seated(trio, "temp", round_id)
+    statements = await statements_of(seat0, "temp", round_id)
+    await verification_evidence(seat0.node.rounds, "temp", round_id, statements)
+    take_down(seat0, monkeypatch)
+    await second.node.rounds.close_round("temp", round_id)
+    result = await wait_result(second)
+    assert result["status"] == "released" and result["contributors"] == 3
+    assert result["statistics"]["mean"] == pytest.approx(np.mean(values), abs=0.005)
+    assert seat0.node_id not in result["signed_by"]
 
 
 async def test_a_member_that_sees_another_commitment_does_not_release_its_sum(

@@ -22,7 +22,6 @@ from tests.backend.conftest import (
     TIMING,
     FakeClock,
     LiveNode,
-    own_verifier_reply,
     verification_evidence,
 )
 
@@ -158,36 +157,21 @@ async def test_member_sums_only_the_set_the_statements_determine(
     assert answer["reply"]["body"]["senders_digest"]
     assert await member.ctx.storage.get_commit("temp", round_id) is not None
 
-    # Too few statements. A member reveals its seed for the first statements asked that carry
-    # its own, so here the next round: the coordinator gets it to reveal and verify for its
-    # own statement alone and vouches for the second verifier share itself. The evidence
-    # holds up; the member still refuses, for the number of statements.
+    # Too few statements: a set of one statement could never be summed, so the member does
+    # not even reveal its seed for it (which would bind it to that set for the round).
     round_id = await contribute_all(trio, [20.0, 21.0, 22.0])
     into_grace(clock, round_id)
     statements = await held_statements(coordinator, round_id)
     mine = [s for s in statements if s["statement"]["member"] == member.ctx.node_id]
-    committee = coordinator.ctx.roster.committee("temp", round_id)
-    ids = [m.node_id for m in committee]
-    seat, own_seat = ids.index(member.ctx.node_id), ids.index(coordinator.ctx.node_id)
-    base = {"task": "temp", "round": round_id, "statements": mine}
-    revealed = await coordinator.rounds._ask_all([committee[seat]], "reveal", base,
-                                                 seats=[seat])
-    seeds = {member.ctx.node_id: revealed[seat].body["seed"]}
-    verified = await coordinator.rounds._ask_all([committee[seat]], "verify",
-                                                 {**base, "seeds": seeds}, seats=[seat])
-    vouched = await own_verifier_reply(coordinator.rounds, "temp", round_id, [], seeds)
-    evidence = {"seeds": seeds, "verifications": {str(seat): verified[seat].envelope,
-                                                  str(own_seat): vouched}}
     with pytest.raises(Unprocessable, match=r"1 held statement\(s\); at least t \+ 1 = 2") as err:
-        await member.rounds.handle_partial(
-            partial_request(coordinator, round_id, senders, mine, evidence, clock()), "test")
-    assert err.value.code == "contributor_set_refused"
-    assert await member.ctx.storage.get_commit("temp", round_id) is None
+        await member.rounds.handle_reveal(sign_envelope(
+            coordinator.ctx.keys, "round-reveal", coordinator.ctx.federation_id,
+            {"task": "temp", "round": round_id, "statements": mine}, now=clock()), "test")
+    assert err.value.code == "too_few_statements"
+    assert await member.ctx.storage.get_verify_binding("temp", round_id) is None
     status = await member.status()
-    reports = status["misbehaviour"]
-    assert reports["total"] >= 1
-    named = {m["node_id"]: m for m in reports["members"]}
-    assert named[coordinator.ctx.node_id]["kinds"]["contributor_set_refused"] == 2
+    named = {m["node_id"]: m for m in status["misbehaviour"]["members"]}
+    assert named[coordinator.ctx.node_id]["kinds"]["contributor_set_refused"] == 1
 
 
 async def test_commitment_and_statement_outlive_housekeeping(
