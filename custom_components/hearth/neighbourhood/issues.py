@@ -7,11 +7,14 @@ members and what they did. The total is part of the issue id: an issue the house
 ignored stays ignored (across restarts too) until new reports arrive, and then a fresh
 one replaces it.
 
-Reports the committee left out of a round (an invalid or inconsistent report, named in
-the co-signed result) are recorded against the household that sent them. When they are
-all there is, the issue says so in its own words (a neighbour's report was left out,
-this home's statistics are unaffected); when this hub's own report was left out, it
-says that instead: the backend records the verdict against its own node too.
+A report the committee judged invalid (its validity proof failed on the agreeing
+verifier shares of 2t + 1 members, a verdict named in the co-signed result) is recorded
+against the household that sent it. When such reports are all there is, the issue says
+so in its own words (a neighbour's report was left out, this home's statistics are
+unaffected); when this hub's own report was judged invalid, it says that instead: the
+backend records the verdict against its own node too. Reports a round leaves out as
+"inconsistent" or "unchecked" are nobody's misbehaviour (a lying committee member could
+be the cause): they only count on the round's result, never here.
 """
 
 from __future__ import annotations

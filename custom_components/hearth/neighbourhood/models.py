@@ -28,10 +28,12 @@ MISBEHAVIOUR_KINDS = (
     "contributor_set_refused",
     "forged_result",
     "invalid_report",  # a household's report failed its validity proof: left out of a round
-    "inconsistent_report",  # a household's shares disagreed across the committee: left out
 )
 # Kinds about a household's own report (a co-signed verdict), not about a committee's acts.
-REPORT_KINDS = frozenset({"invalid_report", "inconsistent_report"})
+# Only an "invalid" verdict is logged against the household: a report left out as
+# "inconsistent" or "unchecked" may be a committee member's doing, so it shows only in the
+# round's count of excluded reports.
+REPORT_KINDS = frozenset({"invalid_report"})
 
 
 def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -326,7 +328,8 @@ class TaskResult:
     round_end: datetime
     released_at: datetime
     # Reports the committee left out of the round, with its co-signed verdict on each:
-    # (household node id, "invalid" | "inconsistent"); empty from an older backend.
+    # (household node id, "invalid" | "inconsistent" | "unchecked"); empty from an older
+    # backend. Only "invalid" ones are also in the misbehaviour reports.
     excluded: tuple[tuple[str, str], ...] = ()
 
     @property

@@ -174,7 +174,8 @@ class LastRoundSensor(NeighbourhoodEntity, SensorEntity):
         return {
             "round": result.round,
             "reason": result.reason,
-            # Reports the committee left out (invalid or inconsistent), by co-signed verdict.
+            # Reports the committee left out, whatever its co-signed verdict (invalid,
+            # inconsistent or unchecked); only invalid ones are anyone's misbehaviour.
             "excluded_reports": len(result.excluded),
         }
 

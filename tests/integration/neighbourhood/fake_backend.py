@@ -6,8 +6,9 @@ server-sent events, readings), on a real loopback port so Home Assistant's own
 aiohttp session talks to it. It does no cryptography and no rounds: the test
 publishes results with ``publish``, computing their statistics itself from
 plaintext values, and records misbehaviour with ``report_misbehaviour``; a result
-that leaves reports out (``excluded``) records its verdicts as misbehaviour, as the
-real node does when it stores a co-signed result.
+that leaves reports out (``excluded``) names them with their verdicts and records its
+"invalid" ones (only those) as misbehaviour, as the real node does when it stores a
+co-signed result.
 ``test_real_backend.py`` checks the same integration code against real
 ``mpc-backend serve`` processes, and its ``test_fake_backend_matches_the_real_api``
 compares this double's answers with a real node's, field by field.
@@ -30,13 +31,16 @@ NODE_ID = "0123456789abcdef0123456789abcdef"
 OTHER_IDS = ("1" * 32, "2" * 32)
 SUITE_HYBRID = "MLKEM768-X25519"
 SUITE_CLASSICAL = "X25519"
-# A co-signed result's verdict on a left-out report, and what the node logs it as.
-VERDICT_KINDS = {"invalid": "invalid_report", "inconsistent": "inconsistent_report"}
-VERDICT_TEXT = {
-    "invalid": "its report failed its validity proof",
-    "inconsistent": "its shares did not agree across the committee (it sent inconsistent "
-                    "shares, or a committee member misreported its verifier share)",
-}
+# A co-signed result's verdicts on the reports it leaves out (mpc_backend.protocol.validity).
+# Only "invalid" is pinned on the household; the others may be a committee member's lie,
+# and a round leaves out at most MAX_UNATTRIBUTED of them (more, and it is not released).
+VERDICT_INVALID = "invalid"
+VERDICTS = (VERDICT_INVALID, "inconsistent", "unchecked")
+MAX_UNATTRIBUTED = 1
+# What the node logs an "invalid" verdict as (mpc_backend.node.results).
+INVALID_REPORT_KIND = "invalid_report"
+INVALID_REPORT_DETAIL = ("its report failed its validity proof and was left out of the result "
+                         "(a verdict co-signed by the round's committee)")
 
 TEMP_TASK: dict[str, Any] = {
     "task_id": "indoor_temperature",
@@ -202,12 +206,17 @@ class FakeBackend:
         """Store a round outcome and push it to open streams; statistics from ``values``.
 
         ``excluded`` maps member indexes (house{index}) to the committee's verdict on their
-        left-out report, "invalid" or "inconsistent"; ``values`` are the counted readings.
+        left-out report, one of ``VERDICTS``; ``values`` are the counted readings.
         """
         spec = self.spec(task)
         released = status == "released"
         # As the real node: never released below the task's minimum.
         assert not released or len(values or ()) >= spec["min_contributors"], values
+        # As the real node: known verdicts only, and at most MAX_UNATTRIBUTED that are not
+        # "invalid" (a node refuses to release more, so no result names more).
+        verdicts = list((excluded or {}).values())
+        assert set(verdicts) <= set(VERDICTS), verdicts
+        assert sum(v != VERDICT_INVALID for v in verdicts) <= MAX_UNATTRIBUTED, verdicts
         committee = [self.node_id, *OTHER_IDS][: spec["k"]]
         result = {
             "task": task,
@@ -233,12 +242,15 @@ class FakeBackend:
             "seq": len(self.results) + 1,
         }
         self.results.append(result)
+        # As the node stores a co-signed result: its "invalid" verdicts (only those) go to
+        # the misbehaviour log; a failed round's verdicts are not trusted.
         if status != "failed" and self.misbehaviour is not None:
             for i, verdict in sorted((excluded or {}).items()):
+                if verdict != VERDICT_INVALID:
+                    continue
                 self.report_misbehaviour(
-                    i, VERDICT_KINDS[verdict],
-                    f"{task} round {round_id}: left out of the result, {VERDICT_TEXT[verdict]} "
-                    f"(verdict co-signed by {len(committee)}-member committee's quorum)",
+                    i, INVALID_REPORT_KIND,
+                    f"{task} round {round_id}: {INVALID_REPORT_DETAIL}",
                     (round_id + 1) * spec["period_s"] + 2,
                 )
         for queue in list(self._streams):

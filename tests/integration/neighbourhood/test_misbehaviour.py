@@ -34,7 +34,7 @@ from custom_components.hearth.neighbourhood.issues import (
 from custom_components.hearth.neighbourhood.models import Misbehaviour, NodeStatus, TaskResult
 
 from .conftest import wait_for
-from .fake_backend import FakeBackend, iso
+from .fake_backend import INVALID_REPORT_DETAIL, FakeBackend, iso
 
 SENSOR = "sensor.neighbourhood_misbehaviour_reports"
 LAST_ROUND = "sensor.neighbourhood_indoor_temperature_last_round"
@@ -373,9 +373,7 @@ async def test_an_invalid_report_reads_as_a_neighbours_report_left_out(
     assert state.attributes["members"] == [
         {"name": "house2", "node_id": "2" * 32, "count": 1, "kinds": {"invalid_report": 1},
          "last_kind": "invalid_report",
-         "last_detail": "indoor_temperature round 100: left out of the result, its report "
-                        "failed its validity proof (verdict co-signed by 3-member committee's "
-                        "quorum)",
+         "last_detail": f"indoor_temperature round 100: {INVALID_REPORT_DETAIL}",
          "last_seen": iso(101 * 60 + 2).replace("Z", "+00:00")},
     ]
     assert state.attributes["last_kind"] == "invalid_report"
@@ -399,21 +397,26 @@ async def test_an_invalid_report_reads_as_a_neighbours_report_left_out(
     }
     title, description = await rendered(hass, issue)
     assert title == "Elm Street (house0): a neighbour's report was left out (house2)"
-    assert "were left out of its results (1 so far):\n\n" \
+    assert "left out of its results (1 so far):\n\n" \
         "- **house2**: Invalid report (failed its validity proof) (1)\n\n" in description
+    assert "*invalid report* failed its validity proof" in description
     assert "your own statistics are unaffected" in description
     assert "forged" not in description.lower()
+    assert "inconsistent" not in description.lower()
 
-    # An inconsistent report reads the same way, its label saying the shares disagreed.
-    backend.publish(TASK, 101, [20.0, 21.0, 22.0], excluded={1: "inconsistent"})
+    # Another invalid report, from another household, joins the same text.
+    backend.publish(TASK, 101, [20.0, 21.0, 22.0], excluded={1: "invalid", 2: "unchecked"})
     await refresh(hass, entry)
+    assert set(issues(hass)) == {issue_id(entry.entry_id, 2)}
     issue = issues(hass)[issue_id(entry.entry_id, 2)]
     assert issue.translation_key == ISSUE_EXCLUDED_REPORTS
+    assert issue.translation_placeholders["members"] == "house1, house2"
     assert issue.translation_placeholders["reports"] == (
-        "- **house1**: Inconsistent report (shares disagreed) (1)\n"
+        "- **house1**: Invalid report (failed its validity proof) (1)\n"
         "- **house2**: Invalid report (failed its validity proof) (1)"
     )
-    assert hass.states.get(SENSOR).attributes["last_kind"] == "inconsistent_report"
+    assert hass.states.get(SENSOR).attributes["last_member"] == "house1"
+    assert hass.states.get(LAST_ROUND).attributes["excluded_reports"] == 2
 
     # Once a member also broke the protocol, the general text (which mentions both) is back.
     backend.report_misbehaviour(1, "forged_result", "", JAN_1)
@@ -421,14 +424,50 @@ async def test_an_invalid_report_reads_as_a_neighbours_report_left_out(
     issue = issues(hass)[issue_id(entry.entry_id, 3)]
     assert issue.translation_key == ISSUE_MISBEHAVIOUR
     _, description = await rendered(hass, issue)
-    assert "left out of its round" in description
+    assert "A report listed as invalid was left out of its round" in description
+    assert "inconsistent" not in description.lower()
+
+
+@pytest.mark.parametrize("verdict", ["inconsistent", "unchecked"])
+@pytest.mark.parametrize("house", [0, 2])
+async def test_reports_left_out_unattributed_are_nobodys_misbehaviour(
+    hass: HomeAssistant, backend: FakeBackend, loaded: MockConfigEntry, verdict: str, house: int
+) -> None:
+    """A report left out as inconsistent or unchecked may be a lying member's doing: it
+    counts on the round, but no household (this hub included) is reported for it."""
+    backend.publish(TASK, 100, [19.0, 21.5, 23.0], excluded={house: verdict})
+    await refresh(hass, loaded)
+    assert hass.states.get(LAST_ROUND).attributes["excluded_reports"] == 1
+    diagnostics = await async_get_config_entry_diagnostics(hass, loaded)
+    assert diagnostics["latest"][TASK]["excluded_reports"] == 1
+    state = hass.states.get(SENSOR)
+    assert state.state == "0"
+    assert state.attributes["members"] == []
+    assert issues(hass) == {}
+
+    # Alongside an invalid report, only that one is anyone's misbehaviour.
+    other = 1
+    backend.publish(TASK, 101, [19.0, 21.5, 23.0], excluded={house: verdict, other: "invalid"})
+    await refresh(hass, loaded)
+    assert hass.states.get(LAST_ROUND).attributes["excluded_reports"] == 2
+    state = hass.states.get(SENSOR)
+    assert state.state == "1"
+    assert [(m["name"], m["kinds"]) for m in state.attributes["members"]] == [
+        ("house1", {"invalid_report": 1})
+    ]
+    issue = issues(hass)[issue_id(loaded.entry_id, 1)]
+    assert issue.translation_key == ISSUE_EXCLUDED_REPORTS  # not this hub's, even if house0
+    assert issue.translation_placeholders["reports"] == (
+        "- **house1**: Invalid report (failed its validity proof) (1)"
+    )
 
 
 async def test_this_hubs_own_report_left_out(
     hass: HomeAssistant, backend: FakeBackend, loaded: MockConfigEntry
 ) -> None:
     """The node records a verdict against itself too: the issue then says it is this hub's."""
-    backend.publish(TASK, 100, [19.0, 21.5, 23.0], excluded={0: "inconsistent", 2: "invalid"})
+    backend.publish(TASK, 100, [19.0, 21.5, 23.0], excluded={0: "invalid", 2: "inconsistent"})
+    backend.publish(TASK, 101, [19.0, 21.5, 23.0], excluded={2: "invalid"})
     await refresh(hass, loaded)
     issue = issues(hass)[issue_id(loaded.entry_id, 2)]
     assert issue.translation_key == ISSUE_OWN_REPORT
@@ -436,11 +475,12 @@ async def test_this_hubs_own_report_left_out(
     title, description = await rendered(hass, issue)
     assert title == "Elm Street (house0): this hub's report was left out of a round"
     assert "this hub's own report (house0)" in description
-    assert "- **house0**: Inconsistent report (shares disagreed) (1)" in description
+    assert "- **house0**: Invalid report (failed its validity proof) (1)" in description
     assert "- **house2**: Invalid report (failed its validity proof) (1)" in description
-    assert "a committee member misreported them" in description
+    assert "this hub sent a reading the task does not allow" in description
+    assert "inconsistent" not in description.lower()
     assert "unaffected" not in description
-    assert hass.states.get(LAST_ROUND).attributes["excluded_reports"] == 2
+    assert hass.states.get(LAST_ROUND).attributes["excluded_reports"] == 1
 
 
 async def test_a_failed_round_records_no_verdicts(
@@ -450,6 +490,18 @@ async def test_a_failed_round_records_no_verdicts(
     await refresh(hass, loaded)
     assert hass.states.get(SENSOR).state == "0"
     assert issues(hass) == {}
+
+
+async def test_a_retired_kind_reads_as_misbehaviour(
+    hass: HomeAssistant, backend: FakeBackend, loaded: MockConfigEntry
+) -> None:
+    """A kind the integration does not know (say, one a backend no longer logs) is not
+    taken for a report left out: it shows by its slug, under the general text."""
+    backend.report_misbehaviour(2, "inconsistent_report", "", JAN_1)
+    await refresh(hass, loaded)
+    issue = issues(hass)[issue_id(loaded.entry_id, 1)]
+    assert issue.translation_key == ISSUE_MISBEHAVIOUR
+    assert issue.translation_placeholders["reports"] == "- **house2**: inconsistent report (1)"
 
 
 RESULT: dict[str, Any] = {
@@ -468,6 +520,9 @@ RESULT: dict[str, Any] = {
         ([{"household": "2" * 32, "verdict": "invalid"}], (("2" * 32, "invalid"),)),
         ([{"household": "2" * 32}, 5, {"household": 3, "verdict": "invalid"},
           {"household": "1" * 32, "verdict": "inconsistent"}], (("1" * 32, "inconsistent"),)),
+        ([{"household": "0" * 32, "verdict": "unchecked"},
+          {"household": "2" * 32, "verdict": "invalid"}],
+         (("0" * 32, "unchecked"), ("2" * 32, "invalid"))),
     ],
 )
 def test_excluded_reports_are_read_leniently(excluded: Any, expected: tuple) -> None:

@@ -40,15 +40,18 @@ from custom_components.hearth.neighbourhood.errors import (
     InvalidAuth,
     NotInFederation,
 )
-from custom_components.hearth.neighbourhood.models import MISBEHAVIOUR_KINDS
+from custom_components.hearth.neighbourhood.models import MISBEHAVIOUR_KINDS, REPORT_KINDS
 from custom_components.hearth.neighbourhood.runtime import NeighbourhoodConfigEntry
+from mpc_backend.api.openapi import openapi_document
 from mpc_backend.node import misbehaviour as backend_misbehaviour
-from mpc_backend.node import results as backend_results
 from mpc_backend.node.cosign import excluded_doc
+from mpc_backend.node.results import INVALID_REPORT_DETAIL
+from mpc_backend.protocol import validity
 from tests.backend.nodes import Cluster, NodeProcess, free_port
 
+from . import fake_backend
 from .conftest import neighbourhood_entry
-from .fake_backend import OTHER_IDS, VERDICT_KINDS, VERDICT_TEXT, FakeBackend
+from .fake_backend import NODE_ID, OTHER_IDS, FakeBackend, iso
 
 pytestmark = pytest.mark.slow
 
@@ -175,17 +178,43 @@ def test_fake_verdicts_match_the_real_node() -> None:
     (A real node leaves a report out only when a household cheats, which the adversarial
     tests do by patching one; here the pieces the double copies are compared directly.)
     """
+    # The kinds a node logs, and the one about a household's report, with its wording.
     assert set(MISBEHAVIOUR_KINDS) == set(backend_misbehaviour.KINDS)
-    assert backend_results._VERDICT_KINDS == VERDICT_KINDS
-    assert backend_results._VERDICT_TEXT == VERDICT_TEXT
-    fake = FakeBackend()
-    result = fake.publish(TASK, 1, [20.0, 21.0, 23.5], excluded={2: "invalid", 1: "inconsistent"})
-    assert result["excluded"] == excluded_doc({OTHER_IDS[1]: "invalid",
-                                               OTHER_IDS[0]: "inconsistent"})
-    assert fake.misbehaviour is not None
-    assert {m["name"]: m["kinds"] for m in fake.misbehaviour["members"]} == {
-        "house2": {"invalid_report": 1}, "house1": {"inconsistent_report": 1}
+    assert {fake_backend.INVALID_REPORT_KIND} == REPORT_KINDS
+    assert fake_backend.INVALID_REPORT_DETAIL == INVALID_REPORT_DETAIL
+    # The verdicts a result may carry, as the protocol judges them and the API documents.
+    assert fake_backend.VERDICT_INVALID == validity.INVALID
+    assert set(fake_backend.VERDICTS) == {
+        validity.INVALID, validity.INCONSISTENT, validity.UNCHECKED
     }
+    schema = openapi_document()["components"]["schemas"]["Result"]["properties"]["excluded"]
+    assert set(schema["items"]["properties"]["verdict"]["enum"]) == set(fake_backend.VERDICTS)
+    assert fake_backend.MAX_UNATTRIBUTED == validity.MAX_UNATTRIBUTED
+    # The double publishes exactly the sets of left-out reports a node would release.
+    households = (NODE_ID, *OTHER_IDS)
+    for verdicts in itertools.product((validity.VALID, *fake_backend.VERDICTS), repeat=3):
+        excluded = {i: v for i, v in enumerate(verdicts) if v != validity.VALID}
+        try:
+            expected = validity.excluded_reports(households, verdicts)
+        except ValueError:
+            with pytest.raises(AssertionError):
+                FakeBackend().publish(TASK, 1, [20.0, 21.0, 23.5], excluded=excluded)
+            continue
+        fake = FakeBackend()
+        result = fake.publish(TASK, 1, [20.0, 21.0, 23.5], excluded=excluded)
+        assert result["excluded"] == excluded_doc(expected)
+        # Only the invalid verdicts are logged, against their households.
+        assert fake.misbehaviour is not None
+        assert {m["node_id"]: m["kinds"] for m in fake.misbehaviour["members"]} == {
+            h: {"invalid_report": 1} for h, v in expected.items() if v == validity.INVALID
+        }
+    fake = FakeBackend()
+    fake.publish(TASK, 7, [20.0, 21.0, 23.5], excluded={1: "unchecked", 2: "invalid"})
+    assert fake.misbehaviour == {"total": 1, "members": [
+        {"node_id": OTHER_IDS[1], "name": "house2", "count": 1, "kinds": {"invalid_report": 1},
+         "last_kind": "invalid_report", "last_detail": f"{TASK} round 7: {INVALID_REPORT_DETAIL}",
+         "last_at": iso(8 * 60 + 2)},
+    ]}
 
 
 async def _sleep_to_next_round() -> None:

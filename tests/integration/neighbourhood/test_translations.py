@@ -81,7 +81,10 @@ def test_misbehaviour_sensor_and_issue_are_translated() -> None:
     # Only Markdown-escaped placeholders in the (Markdown) description.
     assert set(re.findall(r"\{(\w+)\}", issue["description"])) == {"total", "reports"}
     assert "founder" in issue["description"]
-    # Reports left out: named as reports, not as a member's attack on this node.
+    # Reports left out: named as reports, not as a member's attack on this node. Only an
+    # invalid verdict is anyone's misbehaviour (inconsistent or unchecked may be a lying
+    # member's doing): no text explains the others as a household's fault.
+    assert {"invalid_report"} == REPORT_KINDS
     assert set(MISBEHAVIOUR_KINDS) >= REPORT_KINDS
     reports = STRINGS["issues"][ISSUE_EXCLUDED_REPORTS]
     assert set(re.findall(r"\{(\w+)\}", reports["title"])) == {"title", "members"}
@@ -90,9 +93,12 @@ def test_misbehaviour_sensor_and_issue_are_translated() -> None:
     own = STRINGS["issues"][ISSUE_OWN_REPORT]
     assert set(re.findall(r"\{(\w+)\}", own["title"])) == {"title"}
     assert set(re.findall(r"\{(\w+)\}", own["description"])) == {"own", "total", "reports"}
-    for text in (reports["description"], own["description"]):
-        assert "*invalid report*" in text and "*inconsistent report*" in text
+    for text in (issue["description"], reports["description"], own["description"]):
+        assert "invalid" in text
+        assert "inconsistent" not in text.lower() and "unchecked" not in text.lower()
         assert "founder" in text
+    for text in (reports["description"], own["description"]):
+        assert "*invalid report* failed its validity proof" in text
 
 
 def test_options_say_what_is_shared() -> None:
