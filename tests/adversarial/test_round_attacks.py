@@ -9,6 +9,8 @@ and the attack recorded against mallory in their ``status``.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -124,4 +126,6 @@ def test_a_lying_verifier_cannot_shrink_the_set_to_a_victim(federation: Federati
         result = outcome(node, "shrink", round_id)
         assert result["status"] == "failed", result
         assert result["excluded"] == []
-    assert "EVIL lying_verifier: misreported 2 of 4 reports" in federation.mallory.log_text()
+    lied = re.findall(r"EVIL lying_verifier: misreported (\d) of 4 reports",
+                      federation.mallory.log_text())
+    assert lied and int(lied[0]) >= 2, "the lie was not told for two honest households"
