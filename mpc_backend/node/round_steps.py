@@ -281,7 +281,7 @@ class CommitteeMember:
         return bytes.fromhex(stored)
 
     async def handle_held(self, envelope: Any, remote: str | None) -> dict[str, Any]:
-        _, spec, round_id, _ = await self._request(envelope, "held", remote)
+        body, spec, round_id, _ = await self._request(envelope, "held", remote)
         answer: dict[str, Any] = {"task": spec.task_id, "round": round_id}
         result = await self.ctx.storage.get_result(spec.task_id, round_id)
         if result is not None:
@@ -290,10 +290,11 @@ class CommitteeMember:
         # what this member summed from another member's cross-check.
         answer["statement"] = await self._own_statement(spec, round_id)
         binding = await self.ctx.storage.get_verify_binding(spec.task_id, round_id)
-        if binding is not None:  # a later coordinator continues with these statements
+        if binding is not None:
             answer["revealed_for"] = binding["statements"]
-            answer["bound_statements"] = binding["wires"]
-            answer["seeds"] = self._seen_seeds.get((spec.task_id, round_id), {})
+            if not body.get("peek"):  # a coordinator continues with these statements
+                answer["bound_statements"] = binding["wires"]
+                answer["seeds"] = self._seen_seeds.get((spec.task_id, round_id), {})
         commit = await self.ctx.storage.get_commit(spec.task_id, round_id)
         if commit is not None:
             answer["committed"] = {"senders": list(commit.senders),
