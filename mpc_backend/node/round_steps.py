@@ -327,15 +327,23 @@ class CommitteeMember:
         own = await self._own_statement(spec, round_id)
         return held.get(self.ctx.node_id) == frozenset(own["statement"]["senders"])
 
-    async def handle_reveal(self, envelope: Any, remote: str | None) -> dict[str, Any]:
-        """Reveal this member's verification seed, for the first set of statements asked for
-        only: the randomness is then fixed before any member can see a seed and pick its own."""
-        body, spec, round_id, committee = await self._request(envelope, "reveal", remote)
+    async def _with_statements(
+        self, envelope: Any, step: str, remote: str | None
+    ) -> tuple[dict[str, Any], TaskSpec, int, list[MemberInfo], list[Any], Held]:
+        """A request forwarding held statements, this member's own among them."""
+        body, spec, round_id, committee = await self._request(envelope, step, remote)
         wires = body.get("statements")
         held = await self._statements_of(wires, spec, round_id, committee, envelope["sender"])
         if not await self._own_in(held, spec, round_id):
             raise Unprocessable("the statements must include this member's own",
                                 field="body.statements", code="own_statement_missing")
+        return body, spec, round_id, committee, wires, held
+
+    async def handle_reveal(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        """Reveal this member's verification seed, for the first set of statements asked for
+        only: the randomness is then fixed before any member can see a seed and pick its own."""
+        body, spec, round_id, _, wires, held = await self._with_statements(
+            envelope, "reveal", remote)
         if len(held) < spec.t + 1:  # such a set could never be summed: keep the reveal
             raise Unprocessable(f"{len(held)} held statement(s); at least t + 1 = "
                                 f"{spec.t + 1} are needed", field="body.statements",
@@ -417,12 +425,8 @@ class CommitteeMember:
     async def handle_verify(self, envelope: Any, remote: str | None) -> dict[str, Any]:
         """This member's shares of every report's verifier message, for the contributor set
         the statements determine and the randomness their revealed seeds give."""
-        body, spec, round_id, committee = await self._request(envelope, "verify", remote)
-        wires = body.get("statements")
-        held = await self._statements_of(wires, spec, round_id, committee, envelope["sender"])
-        if not await self._own_in(held, spec, round_id):
-            raise Unprocessable("the statements must include this member's own",
-                                field="body.statements", code="own_statement_missing")
+        body, spec, round_id, committee, wires, held = await self._with_statements(
+            envelope, "verify", remote)
         joint = await self._joint(spec, round_id, wires, held, body.get("seeds"))
         senders = contributor_set(held, spec.t)
         if not set(senders) <= held[self.ctx.node_id]:
