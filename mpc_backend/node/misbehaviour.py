@@ -1,7 +1,9 @@
-"""What this node caught other members doing: logged by name, stored, summed for ``status``.
+"""What this node caught members doing: logged by name, stored, summed for ``status``.
 
 Only authenticated messages lead here (a request or statement signed by a
-roster member), so a record names who did it. Details describe the act (which
+roster member, or a result co-signed by a committee whose verdict names a
+household's invalid report, this node's own included), so a record names who did
+it. Details describe the act (which
 round, which rule), never a reading or a share.
 """
 

@@ -45,6 +45,7 @@ from mpc_backend.crypto import (
     sign_envelope,
     verify_signature,
 )
+from mpc_backend.protocol.validity import INVALID
 from mpc_backend.storage import PutOutcome, ResultRecord
 
 from .context import NodeContext
@@ -217,7 +218,7 @@ class ResultService:
         if doc["status"] == "failed":
             return
         for entry in doc.get("excluded") or ():
-            if not isinstance(entry, dict) or entry.get("verdict") != "invalid":
+            if not isinstance(entry, dict) or entry.get("verdict") != INVALID:
                 continue
             household = entry.get("household")
             if isinstance(household, str) and self.ctx.roster.member(household) is not None:

@@ -1,10 +1,10 @@
 """What a committee member answers when a round closes, and how members ask each other.
 
-The steps (``held``, ``reveal``, ``verify``, ``noise``, ``partial``, ``sign``) are
-handlers of signed peer requests; the decisions they rest on are the pure functions
-of ``protocol.contributors``, ``protocol.validity`` and ``node.cosign``.
-``RoundService`` (``rounds.py``) adds the scheduling and the coordinator on top of
-this class. A member:
+The steps (``held``, ``noise``, ``partial``, ``sign``, and ``reveal`` and ``verify``
+from ``verification.py``) are handlers of signed peer requests; the decisions they
+rest on are the pure functions of ``protocol.contributors``, ``protocol.validity`` and
+``node.cosign``. ``RoundService`` (``rounds.py``) adds the scheduling and the
+coordinator on top of this class. A member:
 
 * signs one held statement per round and hands out that same one for ever; it
   commits to a secret seed for the round's validity checks;
@@ -15,11 +15,11 @@ this class. A member:
   verifier messages of one report would tell its reading);
 * deals its own DP noise once per round;
 * sums a contributor set only if the forwarded statements determine it, less exactly
-  the reports the signed verifier shares (its own among them) judge invalid, and it
-  leaves out no other household this member holds that could be summed; commits to it
-  for ever,
-  then asks the other members for their statements, commitments and results before
-  releasing the partial sum;
+  the reports the signed verifier shares (its own among them) judge invalid, or
+  inconsistent or unchecked (at most one such), and it leaves out no other household
+  this member holds that could be summed; commits to it for ever, then asks the other
+  members for their statements, commitments and results before releasing the partial
+  sum;
 * co-signs a result only if it is what the signed partial sums reconstruct, its own
   and those of every reachable member holding the whole set among them.
 
@@ -29,9 +29,7 @@ Anything caught on the way is recorded as the asking member's misbehaviour.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +42,6 @@ from mpc_backend.crypto import (
     DecryptionError,
     b64url_decode,
     b64url_encode,
-    canonical_json,
     seal_share,
     share_aad,
     sign_envelope,
@@ -57,19 +54,10 @@ from mpc_backend.protocol.contributors import (
     contributor_set,
     senders_digest,
 )
-from mpc_backend.protocol.validity import (
-    VERIFIER_WIDTH,
-    excluded_reports,
-    joint_seed,
-    judge,
-    query,
-    shared_length,
-    verifier_shares,
-)
 from mpc_backend.storage import RoundCommit
 
 from .context import MAX_MESSAGE_AGE_S, NodeContext
-from .cosign import check_frame, check_released, excluded_doc, seat_number
+from .cosign import check_frame, check_released, excluded_doc
 from .errors import BadRequest, Conflict, Forbidden, NodeError, NotFound, Unprocessable
 from .misbehaviour import MisbehaviourLog
 from .peers import PeerError, PeerRejected
@@ -77,24 +65,12 @@ from .results import STATUSES, sign_result
 from .roster import MemberInfo
 from .statements import StatementError, seed_commitment, sign_held, verify_held
 from .timeline import decision_deadline, round_end
+from .verification import Excluded, Held, VerifyingMember, unused_verifiers
 from .wire import pack_elements, unpack_elements
 
 log = logging.getLogger("mpc_backend.rounds")
 
 Handler = Callable[[Any, str | None], Awaitable[dict[str, Any]]]
-Held = dict[str, frozenset[str]]
-Excluded = dict[str, str]  # household -> verdict ("invalid" or "inconsistent")
-
-
-def statements_digest(wires: Sequence[Any]) -> str:
-    """Names one set of held statements, whatever order they were forwarded in."""
-    return hashlib.sha256(b"\n".join(sorted(canonical_json(w) for w in wires))).hexdigest()
-
-
-def full_set(committed: dict[str, Any]) -> list[str]:
-    """The contributor set a commitment was made from: the summed and the excluded senders."""
-    excluded = [e[0] for e in committed.get("excluded") or ()]
-    return sorted([*committed.get("senders", ()), *excluded])
 
 
 def noise_context(task_id: str) -> str:
@@ -112,7 +88,7 @@ class _Answer:
     envelope: dict[str, Any]  # the signed reply, forwarded as evidence where needed
 
 
-class CommitteeMember:
+class CommitteeMember(VerifyingMember):
     """The committee-member side of a round close (a base of ``RoundService``)."""
 
     ctx: NodeContext
@@ -235,7 +211,10 @@ class CommitteeMember:
         rtask = self.ctx.roster.task(task_id)
         if rtask is None:
             raise NotFound(f"unknown task {task_id!r}", field="body.task", code="unknown_task")
-        committee = self.ctx.roster.committee(task_id, round_id)
+        try:
+            committee = self.ctx.roster.committee(task_id, round_id)
+        except ValueError as err:  # too few members could serve that round
+            raise Unprocessable(str(err), field="body.round", code="no_committee") from None
         ids = [m.node_id for m in committee]
         sender = envelope["sender"]
         if sender not in ids or self.ctx.node_id not in ids:
@@ -273,13 +252,6 @@ class CommitteeMember:
                                                       self.ctx.clock())
         return stored
 
-    async def _verify_seed(self, spec: TaskSpec, round_id: int) -> bytes:
-        """This member's secret contribution to the round's verifier randomness (stored
-        before the statement that commits to it, so a restart keeps the same one)."""
-        stored = await self.ctx.storage.put_verify_seed(
-            spec.task_id, round_id, secrets.token_bytes(32).hex(), self.ctx.clock())
-        return bytes.fromhex(stored)
-
     async def handle_held(self, envelope: Any, remote: str | None) -> dict[str, Any]:
         body, spec, round_id, _ = await self._request(envelope, "held", remote)
         answer: dict[str, Any] = {"task": spec.task_id, "round": round_id}
@@ -294,7 +266,7 @@ class CommitteeMember:
             answer["revealed_for"] = binding["statements"]
             if not body.get("peek"):  # a coordinator continues with these statements
                 answer["bound_statements"] = binding["wires"]
-                answer["seeds"] = self._seen_seeds.get((spec.task_id, round_id), {})
+                answer["seeds"] = dict(self._seen_seeds.get((spec.task_id, round_id), {}))
         commit = await self.ctx.storage.get_commit(spec.task_id, round_id)
         if commit is not None:
             answer["committed"] = {"senders": list(commit.senders),
@@ -322,195 +294,6 @@ class CommitteeMember:
             deal = await self.ctx.storage.put_noise_deal(spec.task_id, round_id, deal,
                                                          self.ctx.clock())
         return self._reply("noise", {**body, "deal": deal})
-
-    async def _own_in(self, held: Held, spec: TaskSpec, round_id: int) -> bool:
-        own = await self._own_statement(spec, round_id)
-        return held.get(self.ctx.node_id) == frozenset(own["statement"]["senders"])
-
-    async def _with_statements(
-        self, envelope: Any, step: str, remote: str | None
-    ) -> tuple[dict[str, Any], TaskSpec, int, list[MemberInfo], list[Any], Held]:
-        """A request forwarding held statements, this member's own among them."""
-        body, spec, round_id, committee = await self._request(envelope, step, remote)
-        wires = body.get("statements")
-        held = await self._statements_of(wires, spec, round_id, committee, envelope["sender"])
-        if not await self._own_in(held, spec, round_id):
-            raise Unprocessable("the statements must include this member's own",
-                                field="body.statements", code="own_statement_missing")
-        return body, spec, round_id, committee, wires, held
-
-    async def handle_reveal(self, envelope: Any, remote: str | None) -> dict[str, Any]:
-        """Reveal this member's verification seed, for the first set of statements asked for
-        only: the randomness is then fixed before any member can see a seed and pick its own."""
-        body, spec, round_id, _, wires, held = await self._with_statements(
-            envelope, "reveal", remote)
-        if len(held) < spec.t + 1:  # such a set could never be summed: keep the reveal
-            raise Unprocessable(f"{len(held)} held statement(s); at least t + 1 = "
-                                f"{spec.t + 1} are needed", field="body.statements",
-                                code="too_few_statements")
-        digest = statements_digest(wires)
-        binding = await self.ctx.storage.put_verify_binding(
-            spec.task_id, round_id, {"statements": digest, "wires": wires}, self.ctx.clock())
-        if binding["statements"] != digest:
-            raise Conflict("this member revealed its verification seed for another set of "
-                           "held statements this round", code="committed_elsewhere")
-        seed = await self._verify_seed(spec, round_id)
-        given = body.get("seeds")
-        self._remember_seeds(spec, round_id, wires,
-                             {**(given if isinstance(given, dict) else {}),
-                              self.ctx.node_id: seed.hex()})
-        return self._reply("reveal", {"task": spec.task_id, "round": round_id,
-                                      "statements": digest, "seed": seed.hex()})
-
-    def _remember_seeds(
-        self, spec: TaskSpec, round_id: int, wires: list[Any], seeds: dict[Any, Any]
-    ) -> dict[str, bytes]:
-        """Keep the seeds that open their members' commitments in ``wires`` (so that a
-        coordinator taking over can finish without a member that went down); return them."""
-        commits = {w["statement"]["member"]: w["statement"]["verify_commit"] for w in wires}
-        good: dict[str, bytes] = {}
-        for member, text in seeds.items():
-            try:
-                seed = bytes.fromhex(text) if isinstance(text, str) else b""
-            except ValueError:
-                continue
-            if member in commits and seed_commitment(seed) == commits[member]:
-                good[member] = seed
-        known = self._seen_seeds.setdefault((spec.task_id, round_id), {})
-        known.update({m: seed.hex() for m, seed in good.items()})
-        return good
-
-    async def _joint(
-        self, spec: TaskSpec, round_id: int, wires: Any, held: Held, seeds: Any
-    ) -> bytes:
-        """The verifier randomness of the statements ``wires``: every signer's revealed seed,
-        checked against its commitment; this member must have revealed for these statements."""
-        binding = await self.ctx.storage.get_verify_binding(spec.task_id, round_id)
-        if binding is None or binding["statements"] != statements_digest(wires):
-            raise Conflict("this member revealed its verification seed for another set of "
-                           "held statements (or none)", code="committed_elsewhere")
-        if not isinstance(seeds, dict) or set(seeds) != set(held):
-            raise BadRequest("seeds must map every statement's member to its revealed seed",
-                             field="body.seeds")
-        revealed = self._remember_seeds(spec, round_id, wires, seeds)
-        wrong = sorted(set(seeds) - set(revealed))
-        if wrong:
-            raise BadRequest(f"the seed given for {wrong[0]} does not open its commitment",
-                             field="body.seeds")
-        return joint_seed(self.ctx.federation_id, spec.task_id, round_id, revealed)
-
-    async def _stored_shares(
-        self, spec: TaskSpec, round_id: int, senders: list[str]
-    ) -> np.ndarray:
-        """(len(senders), shared_length) shares this member holds; Conflict if one is missing
-        or is not a share with a proof (stored by a node from before validity proofs)."""
-        try:
-            rows = await self.ctx.storage.load_shares(spec.task_id, round_id, senders)
-        except KeyError as err:
-            raise Conflict(f"cannot use this set: {err.args[0]}", code="missing_share") from None
-        width = shared_length(spec)
-        if any(len(row) != 8 * width for row in rows):
-            raise Conflict(f"a stored share of round {round_id} of {spec.task_id!r} carries no "
-                           "validity proof (stored before this node checked proofs); the "
-                           "round cannot be verified", code="share_without_proof")
-        return np.frombuffer(b"".join(rows), dtype="<u8").astype(np.uint64).reshape(
-            len(rows), width)
-
-    async def _my_verifier(
-        self, spec: TaskSpec, round_id: int, senders: list[str], joint: bytes
-    ) -> np.ndarray:
-        return verifier_shares(query(spec, joint),
-                               await self._stored_shares(spec, round_id, senders))
-
-    async def handle_verify(self, envelope: Any, remote: str | None) -> dict[str, Any]:
-        """This member's shares of every report's verifier message, for the contributor set
-        the statements determine and the randomness their revealed seeds give."""
-        body, spec, round_id, committee, wires, held = await self._with_statements(
-            envelope, "verify", remote)
-        joint = await self._joint(spec, round_id, wires, held, body.get("seeds"))
-        senders = contributor_set(held, spec.t)
-        if not set(senders) <= held[self.ctx.node_id]:
-            raise Unprocessable("this member does not hold every report of the set",
-                                field="body.statements", code="missing_share")
-        await self._one_randomness(spec, round_id, committee, statements_digest(wires))
-        shares = await self._my_verifier(spec, round_id, senders, joint)
-        return self._reply("verify", {"task": spec.task_id, "round": round_id,
-                                      "senders_digest": senders_digest(senders),
-                                      "joint": joint.hex(),
-                                      "verifier": b64url_encode(pack_elements(shares))})
-
-    async def _one_randomness(
-        self, spec: TaskSpec, round_id: int, committee: list[MemberInfo], digest: str
-    ) -> None:
-        """Refuse to release verifier shares if another member revealed its seed for another
-        set of statements. Two verifier messages of one report under two randomnesses would
-        tell its reading (the proof's random seed cancels out); each member binds before it
-        looks, so of two honest members bound to different sets the later one sees the
-        other's binding and only one randomness ever gets honest verifier shares."""
-        for member, (_, answer) in (await self._peek(spec, round_id, committee)).items():
-            other = answer.get("revealed_for")
-            if isinstance(other, str) and other != digest:
-                name = self.ctx.roster.by_id[member].name
-                log.warning("%s round %d: %s revealed its verification seed for another set "
-                            "of held statements; not releasing verifier shares", spec.task_id,
-                            round_id, name)
-                raise Conflict(f"{name} revealed its verification seed for another set of held "
-                               "statements this round; not releasing verifier shares",
-                               code="bound_elsewhere")
-
-    async def _judged(
-        self,
-        spec: TaskSpec,
-        round_id: int,
-        committee: list[MemberInfo],
-        held: Held,
-        body: dict[str, Any],
-    ) -> tuple[list[str], Excluded, set[int]]:
-        """(S, excluded, seats) from the forwarded verifier shares: S is the set the statements
-        determine, ``excluded`` the reports of S the signed verifier shares judge invalid or
-        inconsistent, ``seats`` whose shares were used. ValueError names a broken rule."""
-        wires = body.get("statements")
-        joint = await self._joint(spec, round_id, wires, held, body.get("seeds"))
-        senders = contributor_set(held, spec.t)
-        digest = senders_digest(senders)
-        evidence = body.get("verifications")
-        if not isinstance(evidence, dict):
-            raise ValueError("verifications must map seats to signed verifier shares")
-        shares: dict[int, np.ndarray] = {}
-        for seat_text, signed in evidence.items():
-            seat = seat_number(seat_text)
-            if not 0 <= seat < len(committee):
-                raise ValueError(f"no committee seat {seat_text!r}")
-            member = committee[seat]
-            try:
-                reply = verify_envelope(
-                    signed, lambda s, m=member: m.signing_public if s == m.node_id else None,
-                    "round-verify-reply", self.ctx.federation_id, MAX_MESSAGE_AGE_S,
-                    now=self.ctx.clock())
-            except AuthError as err:
-                raise ValueError(f"the verifier shares of {member.name} are not authentic: "
-                                 f"{err}") from None
-            if (reply.get("task"), reply.get("round"), reply.get("senders_digest"),
-                    reply.get("joint")) != (spec.task_id, round_id, digest, joint.hex()):
-                raise ValueError(f"the verifier shares of {member.name} are for another set "
-                                 "or randomness")
-            try:
-                shares[seat] = unpack_elements(
-                    b64url_decode(reply.get("verifier", "")), len(senders) * VERIFIER_WIDTH,
-                ).reshape(len(senders), VERIFIER_WIDTH)
-            except (ValueError, TypeError):
-                raise ValueError(f"the verifier shares of {member.name} are malformed") from None
-        me = self.ctx.node_id
-        if set(senders) <= held[me]:
-            mine = [m.node_id for m in committee].index(me)
-            own = await self._my_verifier(spec, round_id, senders, joint)
-            if mine not in shares or not np.array_equal(shares[mine], own):
-                raise ValueError("this member's own verifier shares are not among those used")
-        if len(shares) < spec.t + 1:
-            raise ValueError(f"{len(shares)} members' verifier shares; t + 1 = {spec.t + 1} "
-                             "are needed")
-        verdicts = judge(shares, spec.t) if senders else []
-        return senders, excluded_reports(senders, verdicts), set(shares)
 
     async def _check_noise(
         self, spec: TaskSpec, round_id: int, dealers: list[str], noise: dict[str, Any]
@@ -614,8 +397,8 @@ class CommitteeMember:
             raise await self._refuse_set(requester, spec, round_id,
                                          "the request does not carry this member's statement")
         try:
-            full, excluded, verified_by = await self._judged(spec, round_id, committee, held,
-                                                             body)
+            full, excluded, verified_by = await self._judged(
+                spec, round_id, committee, body.get("statements"), held, body)
             check_contributor_set(me, held, full, spec.k, spec.t)
             if senders != [s for s in full if s not in excluded]:
                 raise SetRefused("the set is not the verified reports of the one the held "
@@ -633,10 +416,11 @@ class CommitteeMember:
                 self.ctx.clock(), tuple(dealers), tuple(sorted(held)),
                 tuple(sorted(excluded.items())),
             ))
-        if list(commit.senders) != senders or list(commit.dealers) != dealers:
+        if (list(commit.senders) != senders or list(commit.dealers) != dealers
+                or commit.excluded != tuple(sorted(excluded.items()))):
             raise Conflict(
                 f"this member already committed round {round_id} of {spec.task_id!r} to "
-                "another contributor set or other noise dealers",
+                "another contributor set, other verdicts or other noise dealers",
                 code="committed_elsewhere",
             )
         await self._cross_check(spec, round_id, committee, held, commit, requester, verified_by)
@@ -678,7 +462,7 @@ class CommitteeMember:
                 raise Conflict(f"{name} signed two different held statements for this "
                                "round; not releasing a partial sum", code="equivocation")
             merged[member] = senders
-            if _unused_verifiers({member: (senders, answer)}, committee, full, verified_by):
+            if unused_verifiers({member: (senders, answer)}, committee, full, verified_by):
                 raise Conflict(f"{name} holds every report of the set but its verifier shares "
                                "were not used; not releasing a partial sum",
                                code="verification_incomplete")
@@ -766,13 +550,13 @@ class CommitteeMember:
             senders = contributor_set(held, spec.t)
             excluded: Excluded = {}
             if "verifications" in body:  # too few reports left once the invalid ones are out
-                senders, excluded, verified_by = await self._judged(spec, round_id, committee,
-                                                                    held, body)
-                missing = _unused_verifiers(await self._peek(spec, round_id, committee),
-                                            committee, senders, verified_by)
-                if missing:
-                    raise ValueError(f"{missing[0]} holds every report of the set but its "
-                                     "verifier shares were not used")
+                senders, excluded, verified_by = await self._judged(
+                    spec, round_id, committee, body.get("statements"), held, body)
+                missing = unused_verifiers(await self._peek(spec, round_id, committee),
+                                           committee, senders, verified_by)
+                if missing:  # not the coordinator's doing: that member may just be slow
+                    raise Conflict(f"{missing[0]} holds every report of the set but its "
+                                   "verifier shares were not used", code="verification_incomplete")
             try:
                 check_contributor_set(me, held, senders, spec.k, spec.t, must_hold=False)
             except SetRefused as err:
@@ -798,19 +582,6 @@ class CommitteeMember:
                     if senders >= set(commit.senders)]
         check_released(spec, committee, self.ctx.node_id, commit, doc, body.get("partials"),
                        self.ctx.federation_id, self.ctx.clock(), required)
-
-
-def _unused_verifiers(
-    peeked: dict[str, tuple[frozenset[str], dict[str, Any]]],
-    committee: Sequence[MemberInfo],
-    senders: Sequence[str],
-    verified_by: set[int],
-) -> list[str]:
-    """Names of answering members that hold every report of ``senders`` but whose verifier
-    shares were not used: with exactly t + 1, a colluder's could be solved for any verdict."""
-    ids = [m.node_id for m in committee]
-    return [committee[ids.index(member)].name for member, (held, _) in peeked.items()
-            if held >= set(senders) and ids.index(member) not in verified_by]
 
 
 def _same_sum(answer: dict[str, Any], commit: RoundCommit) -> bool:

@@ -18,15 +18,17 @@ bounded retries; the decisions are the pure functions of
    statement, once per round, kept as a tombstone) and stops accepting shares.
    Fewer than t + 1 statements: the round cannot complete.
 2. The contributor set S is the set of senders named by at least t + 1 of the
-   statements at hand (members committed to another set sit this round out; a
-   commitment to S itself fixes the DP dealers). ``|S| < min_contributors``:
+   statements at hand, or of those t + 1 members already revealed their seeds for
+   (members committed to another set sit this round out; a commitment to S itself
+   fixes the DP dealers). ``|S| < min_contributors``:
    the answering members co-sign an "insufficient" outcome.
 3. ``reveal`` and ``verify``: every member whose statement is used reveals the seed
    its statement committed to (once, for that set of statements only); the seeds
    give the verifier's randomness (``protocol.validity``), and every member holding
    all of S returns its signed shares of each report's verifier message. Any t + 1
    reconstruct each report's verdict, the rest cross-check it: reports that fail
-   their proof, or whose shares disagree, leave S and are named in the result.
+   their proof leave S (and are listed in the result); so may one report whose
+   failure cannot be pinned on its household, and with more the round fails.
 4. With DP: t + 1 or more members deal Shamir shares of discrete-Laplace noise.
 5. ``partial``: each member that holds all of S checks the forwarded statements and
    verifier shares itself (``check_contributor_set``: S is what they determine, and
@@ -44,9 +46,10 @@ bounded retries; the decisions are the pure functions of
    own partial is among them and they reconstruct exactly the published
    statistics. t + 1 signatures make the result; it is pushed to every member.
 
-What a released DP result publishes: the noisy statistics, and also the exact
-number of contributors (``contributors``, the size of S), which is not noised;
-the noisy ``count`` statistic is what DP protects.
+What a released result publishes besides its statistics: the exact number of
+contributors (``contributors``, the size of S less the excluded reports), which DP
+does not noise (the noisy ``count`` statistic is what DP protects), and the excluded
+households with their verdicts.
 """
 
 from __future__ import annotations
@@ -70,17 +73,10 @@ from .cosign import reconstruct_checked
 from .misbehaviour import MisbehaviourLog
 from .results import ResultService, sign_result
 from .roster import MemberInfo
-from .round_steps import (
-    CommitteeMember,
-    Excluded,
-    Held,
-    _Abort,
-    _Answer,
-    full_set,
-    statements_digest,
-)
+from .round_steps import CommitteeMember, _Abort, _Answer
 from .statements import StatementError
 from .timeline import decision_deadline, round_end
+from .verification import Excluded, Held, statements_digest
 from .wire import unpack_elements
 
 log = logging.getLogger("mpc_backend.rounds")
@@ -237,6 +233,8 @@ class RoundService(CommitteeMember):
         if len(held) < quorum:
             raise _Fail(f"only {len(held)} of {len(committee)} committee members reachable")
         wires, held = self._bound_statements(spec, round_id, committee, answers) or (wires, held)
+        if len(held) < quorum:
+            raise _Fail(f"the statements this round is bound to are only {len(held)}")
         plan = _choose_plan(answers, ids, held, spec.t)
         chosen = {m: held[m] for m in plan.statements}
         statements = [wires[m] for m in plan.statements]
@@ -255,8 +253,8 @@ class RoundService(CommitteeMember):
             await self._insufficient(spec, round_id, committee, signers, senders, excluded,
                                      evidence)
             return
-        group = [seat for seat in verifiers
-                 if seat in answers and not _committed_elsewhere(answers[seat].body, plan)]
+        group = [seat for seat in verifiers if seat in answers
+                 and not _committed_elsewhere(answers[seat].body, plan, excluded)]
         noise: dict[str, dict[str, str]] = {}
         dealers: list[str] = []
         if spec.dp_epsilon is not None:
@@ -340,15 +338,13 @@ class RoundService(CommitteeMember):
         member that went down after revealing does not stop the round; every verifier is
         asked to reveal all the same, which binds it to these statements."""
         ids, me = [m.node_id for m in committee], self.ctx.node_id
-        known: dict[str, Any] = {}
-        for answer in answers.values():
+        digest, seeds = statements_digest(statements), {}
+        for answer in answers.values():  # each on its own: a junk seed must not hide a good one
             seen = answer.body.get("seeds")
-            if answer.body.get("revealed_for") == statements_digest(statements) and \
-                    isinstance(seen, dict):
-                known.update(seen)
-        seeds = {m: s.hex() for m, s in
-                 self._remember_seeds(spec, base["round"], statements,
-                                      known).items()}
+            if answer.body.get("revealed_for") == digest and isinstance(seen, dict):
+                seeds.update({m: s.hex() for m, s in
+                              self._remember_seeds(spec, base["round"], statements,
+                                                   seen).items()})
         ask = sorted({*verifiers, *(ids.index(m) for m in plan.statements if m not in seeds)})
         for group in ([s for s in ask if ids[s] == me], [s for s in ask if ids[s] != me]):
             reveals = await self._ask_all([committee[s] for s in group], "reveal",
@@ -379,9 +375,8 @@ class RoundService(CommitteeMember):
         if len(shares) < spec.t + 1:
             raise _Fail(f"only {len(shares)} of {len(committee)} committee members returned "
                         "verifier shares")
-        verdicts = judge(shares, spec.t) if count else []
         try:
-            excluded = excluded_reports(plan.senders, verdicts)
+            excluded = excluded_reports(plan.senders, judge(shares, spec.t))
         except ValueError as err:
             raise _Fail(str(err)) from None
         if excluded:
@@ -398,26 +393,33 @@ class RoundService(CommitteeMember):
         self, spec: TaskSpec, round_id: int, committee: list[MemberInfo],
         answers: dict[int, _Answer],
     ) -> tuple[dict[str, Any], Held] | None:
-        """The statements members already revealed their seeds for (those most are bound
-        to), if authentic: a close taken over after the reveal must use exactly them."""
-        counts: dict[str, int] = {}
-        for answer in answers.values():
+        """The statements members already revealed their seeds for, if authentic and
+        reported by t + 1 members or by this one (one member's claim alone must not steer
+        the close): a close taken over after the reveal must use exactly them."""
+        me = [m.node_id for m in committee].index(self.ctx.node_id)
+        claims: dict[str, list[int]] = {}
+        for seat, answer in answers.items():
             digest = answer.body.get("revealed_for")
             if isinstance(digest, str):
-                counts[digest] = counts.get(digest, 0) + 1
-        for digest in sorted(counts, key=lambda d: (-counts[d], d)):
-            wires = next(a.body.get("bound_statements") for a in answers.values()
-                         if a.body.get("revealed_for") == digest)
-            try:
-                if not isinstance(wires, list) or statements_digest(wires) != digest:
-                    raise StatementError("bound statements do not match their digest")
-                verified = [self._verify_statement(w, spec, round_id, committee) for w in wires]
-            except StatementError as err:
-                log.warning("%s round %d: ignoring bound statements: %s", spec.task_id,
-                            round_id, err)
+                claims.setdefault(digest, []).append(seat)
+        for digest, seats in sorted(claims.items(), key=lambda c: (-len(c[1]), c[0])):
+            if len(seats) < spec.t + 1 and me not in seats:
                 continue
-            return ({m: w for (m, _), w in zip(verified, wires, strict=True)},
-                    dict(verified))
+            for seat in seats:
+                wires = answers[seat].body.get("bound_statements")
+                try:
+                    if not isinstance(wires, list):
+                        raise StatementError("bound statements must be a list")
+                    verified = [self._verify_statement(w, spec, round_id, committee)
+                                for w in wires]
+                    if statements_digest(wires) != digest:
+                        raise StatementError("bound statements do not match their digest")
+                except StatementError as err:
+                    log.warning("%s round %d: ignoring the bound statements of seat %d: %s",
+                                spec.task_id, round_id, seat, err)
+                    continue
+                return ({m: w for (m, _), w in zip(verified, wires, strict=True)},
+                        dict(verified))
         return None
 
     async def _collect_statements(
@@ -491,10 +493,24 @@ class RoundService(CommitteeMember):
         return group, list(committed_dealers), noise if complete else {}
 
 
-def _committed_elsewhere(body: dict[str, Any], plan: _Plan) -> bool:
+def full_set(committed: dict[str, Any]) -> list[str] | None:
+    """The contributor set a member's commitment was made from (the summed and the
+    excluded senders); None if its answer does not describe one."""
+    senders, excluded = committed.get("senders"), committed.get("excluded") or []
+    if not (isinstance(senders, list) and all(isinstance(s, str) for s in senders)
+            and isinstance(excluded, list)
+            and all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str)
+                    for e in excluded)):
+        return None
+    return sorted([*senders, *(e[0] for e in excluded)])
+
+
+def _committed_elsewhere(body: dict[str, Any], plan: _Plan, excluded: Excluded) -> bool:
+    """Whether a member committed to another set, other verdicts or other DP dealers."""
     committed = body.get("committed")
     return isinstance(committed, dict) and (
         full_set(committed) != plan.senders
+        or committed.get("excluded") != [[h, v] for h, v in sorted(excluded.items())]
         or (plan.dealers is not None and committed.get("dealers") != plan.dealers)
     )
 
@@ -502,11 +518,12 @@ def _committed_elsewhere(body: dict[str, Any], plan: _Plan) -> bool:
 def _choose_plan(answers: dict[int, _Answer], ids: list[str], held: Held, t: int) -> _Plan:
     """The statements, contributor set and DP dealers to close with.
 
-    Always every statement at hand and the set they determine: that is what each
-    member's own check (after its cross-check) insists on, so no other set can be
-    finished by honest members. A commitment to another set, say one a lying
-    member made to its own chosen set, only takes that member out of the group.
-    Members already committed to this very set fix its DP dealers.
+    Every statement at hand (or, after a reveal, every bound statement) and the set
+    they determine: that is what each member's own check (after its cross-check)
+    insists on, so no other set can be finished by honest members. A commitment to
+    another set, say one a lying member made to its own chosen set, only takes that
+    member out of the group. Members already committed to this very set fix its DP
+    dealers.
     """
     senders = contributor_set(held, t)
     dealer_sets: dict[tuple[str, ...], int] = {}

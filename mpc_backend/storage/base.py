@@ -192,9 +192,6 @@ class Storage(abc.ABC):
         """Store unless one exists; returns whichever statement is now stored."""
 
     @abc.abstractmethod
-    async def get_verify_seed(self, task: str, round_id: int) -> str | None: ...
-
-    @abc.abstractmethod
     async def put_verify_seed(self, task: str, round_id: int, seed: str, now: float) -> str:
         """Store this member's secret verification seed (hex) unless one exists; return it."""
 

@@ -335,9 +335,6 @@ class SQLiteStorage(Storage):
     ) -> dict[str, Any]:
         return await self._put_once("held_statements", task, round_id, statement, now)
 
-    async def get_verify_seed(self, task: str, round_id: int) -> str | None:
-        return await self._get_once("verify_seeds", task, round_id)
-
     async def put_verify_seed(self, task: str, round_id: int, seed: str, now: float) -> str:
         return await self._put_once("verify_seeds", task, round_id, seed, now)
 
