@@ -240,6 +240,12 @@ def two_randomness() -> None:
             log.warning("EVIL two_randomness: verifier shares from %d of %d members, each "
                         "under its own randomness", got, len(others))
 
+    async def no_close(self: Any, task_id: str, round_id: int) -> None:
+        return None  # its own (quick) honest close must not beat the attack to the round
+
+    from mpc_backend.node import rounds  # noqa: PLC0415
+
+    rounds.RoundService.close_round = no_close  # type: ignore[method-assign]
     _attach(split)
 
 

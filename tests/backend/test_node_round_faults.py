@@ -273,7 +273,7 @@ async def test_takeover_continues_the_committed_noise_dealers(
 
     # A committed member refuses the same set with other dealers (its stored sum has all three).
     two = {d: deals[d] for d in (second.node_id, third.node_id)}
-    with pytest.raises(Conflict, match="another contributor set or other noise dealers") as err:
+    with pytest.raises(Conflict, match="other verdicts or other noise dealers") as err:
         await second.node.rounds.handle_partial(
             partial_request(seat0, "temp_dp", round_id, senders, statements, evidence, two,
                             second.node_id), "test")

@@ -99,13 +99,13 @@ async def test_verification_seeds_bindings_and_verdicts_are_kept_first_wins(
     tmp_path: Path, storage: SQLiteStorage
 ) -> None:
     """A member's seed and the statements it revealed it for never change once stored, and
-    survive a restart; a commitment keeps its verdicts; housekeeping drops old ones."""
-    assert await storage.get_verify_seed("temp", 7) is None
+    survive a restart; a commitment keeps its verdicts; housekeeping drops all three."""
     assert await storage.put_verify_seed("temp", 7, "aa" * 32, 1.0) == "aa" * 32
     assert await storage.put_verify_seed("temp", 7, "bb" * 32, 2.0) == "aa" * 32
-    binding = {"statements": "d1", "members": ["m0", "m1"]}
+    binding = {"statements": "d1", "wires": [{"statement": {"member": "m0"}, "sig": "s"}]}
     assert await storage.put_verify_binding("temp", 7, binding, 1.0) == binding
-    assert await storage.put_verify_binding("temp", 7, {"statements": "d2"}, 2.0) == binding
+    other = {"statements": "d2", "wires": []}
+    assert await storage.put_verify_binding("temp", 7, other, 2.0) == binding
     commit = RoundCommit("temp", 7, ("a", "b"), b"p", "c", 1.0, (), ("m0",),
                          (("x", "invalid"), ("y", "inconsistent")))
     assert await storage.put_commit(commit) == commit
@@ -113,12 +113,13 @@ async def test_verification_seeds_bindings_and_verdicts_are_kept_first_wins(
     reopened = SQLiteStorage(tmp_path)
     await reopened.open()
     try:
-        assert await reopened.get_verify_seed("temp", 7) == "aa" * 32
+        assert await reopened.put_verify_seed("temp", 7, "cc" * 32, 3.0) == "aa" * 32
         assert await reopened.get_verify_binding("temp", 7) == binding
         assert await reopened.get_commit("temp", 7) == commit
         await reopened.prune(before=0.0, tombstones_before=1.5)
-        assert await reopened.get_verify_seed("temp", 7) is None
         assert await reopened.get_verify_binding("temp", 7) is None
+        assert await reopened.get_commit("temp", 7) is None
+        assert await reopened.put_verify_seed("temp", 7, "dd" * 32, 4.0) == "dd" * 32
     finally:
         await reopened.close()
 

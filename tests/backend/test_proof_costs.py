@@ -14,4 +14,5 @@ def test_measure_reports_every_stage_for_proved_reports_that_verify() -> None:
     stages = row["us_per_report"]
     assert {"encode", "prove", "share", "seal", "sign", "verify_member",
             "judge_coordinator"} <= set(stages)
-    assert all(value >= 0 for value in stages.values())
+    # Sealing (an HPKE encapsulation per member) dwarfs sharing, whatever the machine.
+    assert stages["seal"] > stages["share"] > 0 and stages["prove"] > 0

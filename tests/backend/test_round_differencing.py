@@ -25,9 +25,10 @@ import pytest
 
 from mpc_backend.arith import P, shamir_reconstruct
 from mpc_backend.crypto import b64url_decode, b64url_encode, sign_envelope
+from mpc_backend.node.errors import Forbidden
 from mpc_backend.node.results import sign_result
-from mpc_backend.node.round_steps import statements_digest
 from mpc_backend.node.statements import seed_commitment, sign_held
+from mpc_backend.node.verification import statements_digest
 from mpc_backend.node.wire import pack_elements, unpack_elements
 from mpc_backend.protocol import decode_aggregate, encode_report, vector_length
 from mpc_backend.protocol.contributors import senders_digest
@@ -192,3 +193,30 @@ async def test_a_colluder_cannot_solve_for_a_partial_that_forges_the_total(
     assert named[m.node_id]["kinds"].get("forged_result") == 1
     # Refused because H2, which holds the whole set, was left out (not for missing evidence).
     assert "seat(s) [2]" in named[m.node_id]["last_detail"]
+
+
+async def test_a_member_off_the_committee_cannot_make_a_member_reveal(
+    quad: list[LiveNode], clock: FakeClock
+) -> None:
+    """A roster member outside the round's committee asks a committee member to reveal its
+    seed for the committee's own statements: 403, and the member stays unbound (else an
+    outsider could pin honest members to a set of its choosing and fail the round)."""
+    round_id = int(clock() // PERIOD)
+    for live in quad:
+        await live.node.household.contribute("temp", 20.0)
+    committee = quad[0].node.ctx.roster.committee("temp", round_id)
+    seated = [by_id(quad, m.node_id) for m in committee]
+    outsider = next(n for n in quad if n not in seated)
+    clock.now = (round_id + 1) * PERIOD + 0.5  # the round has ended, inside the grace
+    answers = await seated[0].node.rounds._ask_all(committee, "held",
+                                                   {"task": "temp", "round": round_id})
+    statements = [a.body["statement"] for a in answers.values()]
+    ctx = outsider.node.ctx
+    request = sign_envelope(ctx.keys, "round-reveal", ctx.federation_id,
+                            {"task": "temp", "round": round_id, "statements": statements},
+                            now=ctx.clock())
+    target = seated[1]
+    with pytest.raises(Forbidden) as err:
+        await target.node.rounds.handle_reveal(request, "test")
+    assert err.value.code == "not_on_committee"
+    assert await target.node.ctx.storage.get_verify_binding("temp", round_id) is None
