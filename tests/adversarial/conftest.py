@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,23 +46,32 @@ class Federation(Cluster):
         self.mallory.start()
 
 
-@pytest.fixture(scope="module")
-def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+@contextmanager
+def elm_street(root: Path, mallory_timing: tuple[str, ...],
+               mallory_patch: str | None = None) -> Iterator[Federation]:
+    """Three honest households and mallory (with ``mallory_patch``, if any), serving and
+    federated; every process stopped afterwards."""
     allow_loopback_sockets()
-    cluster = Federation(tmp_path_factory.mktemp("adversarial"))
+    cluster = Federation(root)
     try:
         for i in range(3):
             cluster.add(f"house{i}", *HONEST_TIMING)
-        cluster.add("mallory", *QUICK_TIMING)
+        cluster.add("mallory", *mallory_timing).patch = mallory_patch
         for node in cluster.nodes:
             node.start()
-        founder = cluster.federate("Elm Street")
-        for task in TASKS:
-            founder.cli("task", "add", "--metric", "indoor temperature", "--id", task,
-                        "--k", "3", "--t", "1", *TASK_ARGS)
+        cluster.federate("Elm Street")
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+    with elm_street(tmp_path_factory.mktemp("adversarial"), QUICK_TIMING) as cluster:
+        for task in TASKS:
+            cluster.nodes[0].cli("task", "add", "--metric", "indoor temperature", "--id",
+                                 task, "--k", "3", "--t", "1", *TASK_ARGS)
+        yield cluster
 
 
 def contribute_where_mallory_sits(

@@ -18,10 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from tests.backend.conftest import _loopback_sockets  # noqa: F401 - autouse here too
-from tests.backend.nodes import Cluster, NodeProcess, allow_loopback_sockets
+from tests.backend.nodes import Cluster, NodeProcess
 
-from .conftest import HONEST_TIMING, PERIOD, outcome, reports_about
+from .conftest import HONEST_TIMING, PERIOD, elm_street, outcome, reports_about
 
 pytestmark = pytest.mark.slow
 
@@ -43,23 +42,15 @@ DP_TASK = "liar_dp"
 
 @pytest.fixture(scope="module")
 def street(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    allow_loopback_sockets()
-    cluster = Cluster(tmp_path_factory.mktemp("household-attacks"))
-    try:
-        for name in ("house0", "house1", "house2", "mallory"):
-            cluster.add(name, *HONEST_TIMING)
-        cluster.nodes[3].patch = "lying_household"
-        for node in cluster.nodes:
-            node.start()
-        founder = cluster.federate("Elm Street")
+    with elm_street(tmp_path_factory.mktemp("household-attacks"), HONEST_TIMING,
+                    "lying_household") as cluster:
+        founder = cluster.nodes[0]
         for task in LIES:
             founder.cli("task", "add", "--metric", "indoor temperature", "--id", task,
                         *TASK_ARGS)
         founder.cli("task", "add", "--metric", "indoor temperature", "--id", DP_TASK,
                     "--dp-epsilon", "4", *TASK_ARGS)
         yield cluster
-    finally:
-        cluster.close()
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +108,9 @@ def test_the_lie_cannot_ride_on_dp_noise(street: Cluster, lied_round: int) -> No
         assert result["status"] == "released", result
         assert result["contributors"] == 3
         assert result["excluded"] == [{"household": mallory.node_id, "verdict": "invalid"}]
-        assert abs(result["statistics"]["count"] - 3) < 3  # the lie would make it ~1003
+        # Three dealers' discrete-Laplace(1) noise: beyond 50 with odds below e^-45; the lie
+        # would make it about 1003.
+        assert abs(result["statistics"]["count"] - 3) < 50
 
 
 def test_only_proven_lies_are_recorded_as_misbehaviour(street: Cluster, lied_round: int) -> None:
