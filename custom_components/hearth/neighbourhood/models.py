@@ -4,7 +4,8 @@ Parsing is strict about the fields Home Assistant relies on and ignores the rest
 so a newer backend that adds fields keeps working; a missing or mistyped field
 raises UnexpectedAnswer, which the client reports like an unreachable backend.
 Optional, diagnostic-only parts of /status (misbehaviour reports, members' HPKE
-suites) are read leniently instead: unreadable, they count as not reported.
+suites, the relay's connection) are read leniently instead: unreadable, they count as
+not reported.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from homeassistant.util import dt as dt_util
 
@@ -216,6 +218,55 @@ def _classical_members(members: Any) -> tuple[str, ...] | None:
     return tuple(classical) if known else None
 
 
+def _public_url(url: str) -> str:
+    """The URL without user name or password (a broker URL may one day carry them)."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host if parts.port is None else f"{host}:{parts.port}"
+    except ValueError:
+        return url.rpartition("@")[2]  # unparseable: at least drop anything before an @
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True, slots=True)
+class RelayStatus:
+    """The node's link to the federation's MQTT relay (its broker)."""
+
+    url: str  # without credentials
+    connected: bool
+    mailbox: str | None = None
+    since: datetime | None = None  # when the current state (connected or not) began
+    last_error: str | None = None
+    reconnects: int | None = None  # failed connection attempts since the node started
+
+    @classmethod
+    def from_json(cls, data: Any) -> RelayStatus | None:
+        """None when the federation uses direct HTTP (null or no key: an older backend),
+        or when the block cannot be read: it only describes the transport."""
+        if data is None:
+            return None
+        try:
+            reconnects = data.get("reconnects")
+            return cls(
+                url=_public_url(_get(data, "url", str)),
+                connected=_get(data, "connected", bool),
+                mailbox=_optional_str(data, "mailbox"),
+                since=_optional_timestamp(data, "since"),
+                last_error=_optional_str(data, "last_error"),
+                reconnects=reconnects
+                if isinstance(reconnects, int) and not isinstance(reconnects, bool)
+                and reconnects >= 0 else None,
+            )
+        except (UnexpectedAnswer, TypeError, ValueError, AttributeError) as err:
+            LOGGER.debug("Ignoring the backend's relay status: %s", err)
+            return None
+
+
 @dataclass(frozen=True, slots=True)
 class NodeStatus:
     """This household's node: identity, federation, load."""
@@ -231,6 +282,7 @@ class NodeStatus:
     tasks: tuple[TaskStatus, ...]
     misbehaviour: Misbehaviour | None = None  # None: not reported (older backend)
     classical_members: tuple[str, ...] | None = None  # None: suites not reported
+    relay: RelayStatus | None = None  # None: direct HTTP, or not reported (older backend)
 
     @property
     def in_federation(self) -> bool:
@@ -254,6 +306,7 @@ class NodeStatus:
                 tasks=tuple(TaskStatus.from_json(t) for t in data.get("tasks") or ()),
                 misbehaviour=Misbehaviour.from_json(data.get("misbehaviour")),
                 classical_members=_classical_members(data.get("members")),
+                relay=RelayStatus.from_json(data.get("relay")),
             )
         except (TypeError, ValueError, AttributeError) as err:
             raise UnexpectedAnswer(f"malformed status from the backend: {err}") from err

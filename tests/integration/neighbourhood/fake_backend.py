@@ -120,6 +120,21 @@ def plain_statistics(spec: dict[str, Any], values: list[float]) -> dict[str, Any
     return stats
 
 
+def relay_block(
+    connected: bool = True,
+    *,
+    url: str = "mqtts://relay.example.net:8883",
+    mailbox: str = "h-3f9a0c1d2e",
+    since: float | None = 1_767_225_600.0,
+    last_error: str | None = None,
+    reconnects: int = 0,
+) -> dict[str, Any]:
+    """A node's /status "relay" block: its link to the federation's MQTT broker."""
+    return {"url": url, "mailbox": mailbox, "connected": connected,
+            "since": None if since is None else iso(since), "last_error": last_error,
+            "reconnects": reconnects}
+
+
 def committee_in_words(spec: dict[str, Any]) -> str:
     """The task's "privacy" line in /status: what k and t mean, as the node words it."""
     k, t = spec["k"], spec["t"]
@@ -148,6 +163,9 @@ class FakeBackend:
         default_factory=lambda: {"total": 0, "members": []}
     )
     classical: set[str] = field(default_factory=set)  # names of members without ML-KEM keys
+    # /status "relay": None while the federation uses direct HTTP; else the node's link to
+    # the MQTT relay, as ``relay_block`` builds it.
+    relay: dict[str, Any] | None = None
     port: int = 0
     _runner: web.AppRunner | None = None
     _streams: set[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=set)
@@ -306,7 +324,7 @@ class FakeBackend:
                 "contributions_sent": len(self.readings), "rounds_holding_shares": 0}
         if self.federation is None:
             status: dict[str, Any] = {"identity": identity, "federation": None, "members": [],
-                                      "tasks": [], "load": load}
+                                      "tasks": [], "load": load, "relay": self.relay}
             if self.misbehaviour is not None:
                 status["misbehaviour"] = self.misbehaviour
             return web.json_response(status)
@@ -342,7 +360,7 @@ class FakeBackend:
                  "post_quantum": self.suite(f"house{i}") == SUITE_HYBRID}
                 for i, node_id in enumerate(self.member_ids())
             ],
-            "tasks": tasks, "load": load,
+            "tasks": tasks, "load": load, "relay": self.relay,
         }
         if self.misbehaviour is not None:
             status["misbehaviour"] = self.misbehaviour

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 import custom_components.hearth.neighbourhood as neighbourhood
+from custom_components.hearth.neighbourhood.binary_sensor import BACKEND_SENSOR, RELAY_SENSOR
 from custom_components.hearth.neighbourhood.const import INTENT_GET_NEIGHBOURHOOD
 from custom_components.hearth.neighbourhood.issues import (
     ISSUE_EXCLUDED_REPORTS,
@@ -68,7 +69,11 @@ def test_entities_and_device_are_translated() -> None:
     assert set(sensors["last_round"]["state_attributes"]) == {
         "round", "reason", "excluded_reports"
     }
-    assert STRINGS["entity"]["binary_sensor"]["backend"]["name"]
+    binary_sensors = STRINGS["entity"]["binary_sensor"]
+    assert (BACKEND_SENSOR.translation_key, RELAY_SENSOR.translation_key) == ("backend", "relay")
+    assert binary_sensors["backend"]["name"] == "Backend"
+    assert binary_sensors["relay"]["name"] == "Relay"
+    assert set(binary_sensors["relay"]["state_attributes"]) == {"url", "since", "last_error"}
     assert STRINGS["device"]["neighbourhood"]["name"] == "Neighbourhood"
 
 
