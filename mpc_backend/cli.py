@@ -22,6 +22,7 @@ from typing import Any
 
 from mpc_backend import __version__
 from mpc_backend.node.config import CAPACITY_MEANING, MAX_CAPACITY, MIN_CAPACITY
+from mpc_backend.relay.cli import add_relay_commands
 
 _DURATION = re.compile(r"(\d+)([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -132,8 +133,22 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_federation_create(args: argparse.Namespace) -> int:
-    answer = _client(args).request("POST", "/federation", {
-        "name": args.name, "allow_classical_hpke": args.allow_classical_hpke})
+    body: dict[str, Any] = {"name": args.name, "allow_classical_hpke": args.allow_classical_hpke}
+    if args.relay_admin is not None:
+        from mpc_backend.relay.endpoint import RelayConfigError, RelayEndpoint  # noqa: PLC0415
+        from mpc_backend.relay.provision import load_admin_file  # noqa: PLC0415
+        try:
+            endpoint, admin = load_admin_file(args.relay_admin)
+            if args.relay is not None:
+                endpoint = RelayEndpoint(args.relay, endpoint.ca_pem)
+        except RelayConfigError as err:
+            raise CliError(str(err)) from None
+        body["relay"] = {**endpoint.to_dict(), "admin": admin.to_dict()}
+    elif args.relay is not None:
+        raise CliError("--relay needs --relay-admin FILE: the founder provisions every member's "
+                       "broker account through the broker's admin account (the relay-admin.json "
+                       "that mpc-backend relay init wrote)")
+    answer = _client(args).request("POST", "/federation", body)
     if args.json:
         _print_json(answer)
     else:
@@ -141,6 +156,9 @@ def cmd_federation_create(args: argparse.Namespace) -> int:
               "this node is its founder")
         if answer["hpke_policy"] != "hybrid":
             print("  members with classical (not post-quantum) HPKE are admitted")
+        if answer.get("relay"):
+            print(f"  members talk through the relay {answer['relay']}; no hub needs an "
+                  "inbound port")
     return 0
 
 
@@ -276,8 +294,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     ident = answer["identity"]
     print(f"node {ident['name']} ({ident['node_id']}), fingerprint {ident['fingerprint']}")
-    print(f"  url {ident['url']}, capacity {ident['capacity']}"
+    relay = answer.get("relay")
+    where = f"url {ident['url']}" if relay is None else f"mailbox {relay['mailbox']}"
+    print(f"  {where}, capacity {ident['capacity']}"
           + (", input-only" if ident["input_only"] else ""))
+    if relay is not None:
+        state = "connected" if relay["connected"] else f"DISCONNECTED ({relay['last_error']})"
+        print(f"relay {relay['url']}: {state} since {relay['since']}")
     fed = answer["federation"]
     if fed is None:
         print("  not in a federation (mpc-backend federation create / join)")
@@ -328,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_federation_commands(sub)
     _add_task_commands(sub)
     _add_data_commands(sub)
+    add_relay_commands(sub)
     return parser
 
 
@@ -380,6 +404,14 @@ def _add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPa
                          "without ML-KEM); their shares could be read by a future quantum "
                          "computer, and status shows them as not post-quantum. By default "
                          "every member needs the post-quantum MLKEM768-X25519 suite")
+    fp.add_argument("--relay", metavar="URL",
+                    help="the MQTT broker members talk through, e.g. mqtts://relay.example:8883 "
+                         "(default: the URL in --relay-admin); then no hub needs an inbound "
+                         "port. Without a relay, every hub must be reachable at its URL")
+    fp.add_argument("--relay-admin", metavar="FILE", type=Path,
+                    help="the broker admin account file (relay-admin.json from mpc-backend "
+                         "relay init): the founder's node creates each member's own broker "
+                         "account with it")
     _json_flag(fp)
     fp.set_defaults(func=cmd_federation_create)
 

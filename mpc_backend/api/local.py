@@ -177,10 +177,11 @@ async def _close_streams(app: web.Application) -> None:
 async def create_federation(request: web.Request) -> web.Response:
     body = await read_object(request, LOCAL_BODY_LIMIT)
     roster = await request.app[NODE_KEY].federation.create(
-        body.get("name"), body.get("allow_classical_hpke", False))
+        body.get("name"), body.get("allow_classical_hpke", False), body.get("relay"))
     return web.json_response(
         {"federation": roster.federation_id, "name": roster.name, "roster_version": roster.version,
-         "hpke_policy": roster.hpke_policy},
+         "hpke_policy": roster.hpke_policy,
+         "relay": None if roster.relay is None else roster.relay.url},
         status=201,
     )
 

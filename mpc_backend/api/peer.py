@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -29,8 +30,8 @@ from aiohttp import web
 from mpc_backend import __version__
 from mpc_backend.crypto import BadSignatureError, b64url_decode
 from mpc_backend.crypto.envelope import verify_request
-from mpc_backend.node.context import MAX_MESSAGE_AGE_S, NodeContext
-from mpc_backend.node.errors import Conflict, Forbidden, NodeError
+from mpc_backend.node.context import DELIVERY_MAX_AGE_S, MAX_MESSAGE_AGE_S, NodeContext
+from mpc_backend.node.errors import BadRequest, Conflict, Forbidden, NodeError, PayloadTooLarge
 from mpc_backend.node.node import Node
 from mpc_backend.node.peers import DIGEST_HEADER, SENDER_HEADER, SIGNATURE_HEADER, TIME_HEADER
 
@@ -46,48 +47,113 @@ log = logging.getLogger("mpc_backend.api")
 Service = Callable[[Any, str | None], Awaitable[dict[str, Any]]]
 
 
+
+
+@dataclass(frozen=True)
+class Route:
+    pick: Callable[[Node], Service]  # per request, so a service's handler can be replaced
+    limit: int
+    members_only: bool = True
+    # Self-authenticating documents (co-signed results, founder-signed rosters) pushed
+    # through the relay wait in an offline member's queue; there their request stays valid
+    # for longer. Over HTTP nothing waits, and every request must be fresh.
+    relay_max_age_s: float = MAX_MESSAGE_AGE_S
+
+
+def peer_routes(node: Node) -> dict[str, Route]:
+    """Every POST route of the peer API, by path under ``/peer/v1``."""
+    routes = {
+        "/shares": Route(lambda n: n.ingest.handle_shares, SHARES_BODY_LIMIT),
+        "/join": Route(lambda n: n.federation.handle_join, SMALL_BODY_LIMIT, members_only=False),
+        "/roster": Route(lambda n: n.federation.handle_roster_push, ROSTER_BODY_LIMIT,
+                         relay_max_age_s=DELIVERY_MAX_AGE_S),
+        "/roster/fetch": Route(lambda n: n.federation.handle_roster_fetch, SMALL_BODY_LIMIT),
+        "/tasks": Route(lambda n: n.federation.handle_task_proposal, SMALL_BODY_LIMIT),
+        "/results": Route(lambda n: n.results.handle_push, ROUND_BODY_LIMIT,
+                          relay_max_age_s=DELIVERY_MAX_AGE_S),
+    }
+    for step in node.rounds.handlers():  # every round step the service answers
+        routes[f"/round/{step}"] = Route(lambda n, s=step: n.rounds.handlers()[s],
+                                         ROUND_BODY_LIMIT)
+    return routes
+
+
 def make_peer_app(node: Node) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[NODE_KEY] = node
     app.router.add_get("/health", health)
-    app.router.add_post("/shares", _route(lambda n: n.ingest.handle_shares, SHARES_BODY_LIMIT))
-    app.router.add_post("/join", _route(lambda n: n.federation.handle_join, SMALL_BODY_LIMIT,
-                                        members_only=False))
-    app.router.add_post("/roster", _route(lambda n: n.federation.handle_roster_push,
-                                          ROSTER_BODY_LIMIT))
-    app.router.add_post("/roster/fetch", _route(lambda n: n.federation.handle_roster_fetch,
-                                                SMALL_BODY_LIMIT))
-    app.router.add_post("/tasks", _route(lambda n: n.federation.handle_task_proposal,
-                                         SMALL_BODY_LIMIT))
-    app.router.add_post("/results", _route(lambda n: n.results.handle_push, ROUND_BODY_LIMIT))
-    for step in node.rounds.handlers():  # every round step the service answers
-        app.router.add_post(f"/round/{step}",
-                            _route(lambda n, s=step: n.rounds.handlers()[s], ROUND_BODY_LIMIT))
+    for path, route in peer_routes(node).items():
+        app.router.add_post(path, _http_handler(route))
     return app
 
 
-def _route(
-    pick: Callable[[Node], Service], limit: int, *, members_only: bool = True
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """A POST handler: authenticate, read at most ``limit`` bytes, parse, hand to the service.
-
-    ``pick`` runs per request, so a service's handler can be replaced at run time.
-    """
+def _http_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A POST handler: authenticate, read at most ``route.limit`` bytes, parse, hand over."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         node = request.app[NODE_KEY]
         try:
-            if members_only:
-                raw = await _read_signed(request, node.ctx, limit)
+            if route.members_only:
+                path = request.match_info.route.resource.canonical  # however it was spelled
+                digest = check_signed_headers(node.ctx, path, request.headers, request.remote)
+                hasher = hashlib.sha256()
+                raw = await read_body(request, route.limit, hasher.update)
+                check_digest(node.ctx, path, hasher.digest(), digest, request.remote)
             else:
-                raw = await read_body(request, limit)
+                raw = await read_body(request, route.limit)
         except NodeError as err:
             return await _refuse_unread(request, err)
         envelope = await decode_json(raw)
-        answer = await pick(node)(envelope, request.remote)
+        answer = await route.pick(node)(envelope, request.remote)
         return web.json_response(answer)
 
     return handler
+
+
+class PeerDispatcher:
+    """The peer API for requests that arrive as relay frames instead of HTTP.
+
+    The same routes, checks and limits as over HTTP, in the same order; the body is
+    already whole (the broker delivered it), so only its size and digest remain.
+    """
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.routes = peer_routes(node)
+
+    async def dispatch(self, path: str, headers: Mapping[str, str], body: bytes,
+                       remote: str) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, JSON answer) for one request; never raises for a bad request."""
+        prefix = "/peer/v1"
+        route = self.routes.get(path[len(prefix):]) if path.startswith(prefix) else None
+        if path == prefix + "/health":
+            return 200, _health()
+        if route is None:
+            return 404, _error("not_found", f"no peer route {path[:100]!r}")
+        ctx = self.node.ctx
+        try:
+            if len(body) > route.limit:
+                raise PayloadTooLarge(f"request body exceeds the limit of {route.limit} bytes")
+            if route.members_only:
+                digest = check_signed_headers(ctx, path, headers, remote,
+                                              route.relay_max_age_s)
+                check_digest(ctx, path, hashlib.sha256(body).digest(), digest, remote)
+            if not body:
+                raise BadRequest("request body is empty; send a JSON object", field="body")
+            envelope = await decode_json(body)
+            return 200, await route.pick(self.node)(envelope, remote)
+        except NodeError as err:
+            error = _error(err.code, err.message)
+            if err.field is not None:
+                error["error"]["field"] = err.field
+            return err.status, error
+        except Exception:
+            log.exception("unhandled error in relayed %s", path)
+            return 500, _error("internal", "internal error; see the node's log")
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
 
 
 async def _refuse_unread(request: web.Request, err: NodeError) -> web.StreamResponse:
@@ -101,15 +167,17 @@ async def _refuse_unread(request: web.Request, err: NodeError) -> web.StreamResp
     return response
 
 
-async def _read_signed(request: web.Request, ctx: NodeContext, limit: int) -> bytes:
-    """The body of a request signed by a roster member; nothing is read before that is known."""
-    path = request.match_info.route.resource.canonical  # the route, however it was spelled
-    headers = request.headers
+def check_signed_headers(ctx: NodeContext, path: str, headers: Mapping[str, str],
+                         remote: str | None, max_age_s: float = MAX_MESSAGE_AGE_S) -> bytes:
+    """The signed body digest of a request by a roster member; Forbidden/Conflict otherwise.
+
+    Nothing of the body is needed (nor read) before this passes.
+    """
     sender = headers.get(SENDER_HEADER)
 
     def refuse(reason: str) -> Forbidden:
         log.warning("refused a request to %s from %s (%s): %s", path, sender or "?",
-                    request.remote or "?", reason)
+                    remote or "?", reason)
         return Forbidden(reason, code="auth_failed")
 
     ts_text, digest_text, sig_text = (
@@ -126,23 +194,30 @@ async def _read_signed(request: web.Request, ctx: NodeContext, limit: int) -> by
     except ValueError:
         raise refuse("malformed request signature headers") from None
     now = ctx.clock()
-    if abs(now - ts) > MAX_MESSAGE_AGE_S:
+    if not -MAX_MESSAGE_AGE_S <= now - ts <= max_age_s:
         raise refuse(f"request is dated {now - ts:.0f} s from this node's time (limit "
-                     f"{MAX_MESSAGE_AGE_S:g} s): replayed, or a hub's clock is wrong")
+                     f"{max_age_s:g} s): replayed, or a hub's clock is wrong")
     try:
         verify_request(public, path, ts, digest, sig)
     except BadSignatureError:
         raise refuse("request signature does not verify") from None
     if not ctx.replay.check_and_add(sender, sig.hex(), now):  # bytes: one key per signature
-        log.warning("refused a replayed request to %s from %s (%s)", path, sender,
-                    request.remote or "?")
+        log.warning("refused a replayed request to %s from %s (%s)", path, sender, remote or "?")
         raise Conflict("replayed request (signature already seen)", code="replay")
-    hasher = hashlib.sha256()
-    raw = await read_body(request, limit, hasher.update)
-    if not hmac.compare_digest(hasher.digest(), digest):
-        raise refuse("request body does not match its signed digest")
-    return raw
+    return digest
+
+
+def check_digest(ctx: NodeContext, path: str, actual: bytes, signed: bytes,
+                 remote: str | None) -> None:
+    if not hmac.compare_digest(actual, signed):
+        log.warning("refused a request to %s (%s): body does not match its signed digest",
+                    path, remote or "?")
+        raise Forbidden("request body does not match its signed digest", code="auth_failed")
+
+
+def _health() -> dict[str, Any]:
+    return {"status": "ok", "version": __version__}
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "version": __version__})
+    return web.json_response(_health())

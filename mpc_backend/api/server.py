@@ -27,7 +27,7 @@ from mpc_backend.storage import open_storage
 
 from .errors import error_middleware
 from .local import make_local_app
-from .peer import ROSTER_BODY_LIMIT, make_peer_app
+from .peer import ROSTER_BODY_LIMIT, PeerDispatcher, make_peer_app
 
 log = logging.getLogger("mpc_backend.server")
 LOCK_FILE_NAME = "node.lock"
@@ -38,6 +38,7 @@ def make_app(node: Node, token: str) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=ROSTER_BODY_LIMIT)
     app.add_subapp("/api/v1", make_local_app(node, token))
     app.add_subapp("/peer/v1", make_peer_app(node))
+    node.ctx.relay_handler = PeerDispatcher(node).dispatch  # the same routes, by relay
     return app
 
 
@@ -76,8 +77,9 @@ async def serve(
                     "behind a TLS proxy or on a network you trust", config.listen_host)
     with lock_data_dir(data_dir):
         node = Node(data_dir, config, keys, open_storage(data_dir))
+        app = make_app(node, token)  # before start: relayed requests may arrive at once
         await node.start()
-        runner = web.AppRunner(make_app(node, token), access_log=None,
+        runner = web.AppRunner(app, access_log=None,
                                shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         try:
             await runner.setup()

@@ -22,14 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from mpc_backend.crypto import AuthError, NodeKeys, verify_envelope
+from mpc_backend.relay.settings import RelaySettings
 from mpc_backend.storage import Storage
 
 from .config import NodeConfig
 from .errors import Conflict, Forbidden, NotFound
-from .peers import PeerClient
+from .peers import Peers, RelayHandler
 from .roster import MemberInfo, Roster, SignedRoster
 
 MAX_MESSAGE_AGE_S = 300.0
+# How long a pushed, self-authenticating document (a co-signed result, a founder-signed
+# roster) stays deliverable: the relay queues it for a member that is offline.
+DELIVERY_MAX_AGE_S = 7 * 24 * 3600.0
 log = logging.getLogger("mpc_backend.node")
 
 
@@ -64,11 +68,13 @@ class NodeContext:
     config: NodeConfig
     keys: NodeKeys
     storage: Storage
-    peers: PeerClient
+    peers: Peers
     clock: Callable[[], float] = time.time
     signed_roster: SignedRoster | None = None
     founder_public: bytes | None = None
     replay: ReplayGuard = field(default_factory=ReplayGuard)
+    relay: RelaySettings | None = None  # this node's broker account, in a relay federation
+    relay_handler: RelayHandler | None = None  # answers peer requests that come by relay
 
     def __post_init__(self) -> None:
         # The peer client signs every request with this node's keys, dated by its clock.
@@ -99,6 +105,11 @@ class NodeContext:
         return self.signed_roster is not None and self.roster.founder == self.node_id
 
     def me(self) -> MemberInfo:
+        """This node's member record: behind a relay it has a mailbox and no URL, so no
+        member ever tries to connect to it."""
+        if self.relay is not None:
+            return MemberInfo.of_keys(self.keys, self.config.name, None, self.config.capacity,
+                                      self.config.input_only, self.relay.account.username)
         return MemberInfo.of_keys(self.keys, self.config.name, self.config.peer_url,
                                   self.config.capacity, self.config.input_only)
 
@@ -110,6 +121,7 @@ class NodeContext:
         *,
         remote: str | None = None,
         remember: bool = True,
+        max_age_s: float = MAX_MESSAGE_AGE_S,
     ) -> dict[str, Any]:
         """Body of an authentic, fresh, first-seen envelope; Forbidden or Conflict otherwise.
 
@@ -124,7 +136,7 @@ class NodeContext:
                 lookup or self.roster.signing_key,
                 msg_type,
                 federation,
-                MAX_MESSAGE_AGE_S,
+                max_age_s,
                 now=self.clock(),
             )
         except AuthError as err:

@@ -37,10 +37,13 @@ from typing import Any
 
 from mpc_backend.crypto import (
     InvalidInviteError,
+    Invite,
     b64url_decode,
     b64url_encode,
     hash_secret,
+    invite_mailbox,
     make_invite,
+    new_invite_secret,
     node_id_of,
     parse_invite,
     sign_envelope,
@@ -48,10 +51,14 @@ from mpc_backend.crypto import (
 from mpc_backend.crypto.sealing import SUITE_HYBRID
 from mpc_backend.protocol import TaskSpec
 from mpc_backend.protocol.committee import default_committee
+from mpc_backend.relay.endpoint import BrokerAccount, RelayConfigError, RelayEndpoint
+from mpc_backend.relay.provision import DynsecAdmin, ProvisionError
+from mpc_backend.relay.settings import RelaySettings, save_relay_settings
+from mpc_backend.relay.transport import RelayError
 from mpc_backend.storage import InviteStatus
 
 from .config import MAX_CAPACITY, ConfigError, capacity_problem
-from .context import NodeContext
+from .context import DELIVERY_MAX_AGE_S, NodeContext
 from .errors import (
     BadGateway,
     BadRequest,
@@ -61,7 +68,7 @@ from .errors import (
     NotFound,
     Unprocessable,
 )
-from .peers import PeerError, PeerRejected
+from .peers import Address, PeerError, PeerRejected
 from .roster import (
     HPKE_POLICY_ANY,
     HPKE_POLICY_HYBRID,
@@ -78,6 +85,7 @@ log = logging.getLogger("mpc_backend.federation")
 
 FOUNDER_KEY_META = "founder_signing_public"
 MAX_INVITE_TTL_S = 30 * 24 * 3600
+RELAY_CONNECT_S = 15.0  # creating or joining waits this long for the broker
 # Every task costs every member work each round and tasks cannot be removed yet.
 MAX_TASKS = 64
 MAX_TASKS_PER_PROPOSER = 16
@@ -134,21 +142,29 @@ class FederationService:
         if self.ctx.signed_roster is None or self.ctx.is_founder:
             return
         founder = self.ctx.roster.founder_member
-        if founder.url is None:
+        if not self.ctx.peers.reachable(founder):
             return
+
         def fetch() -> dict[str, Any]:
             return sign_envelope(self.ctx.keys, "roster-fetch", self.ctx.federation_id, {},
                                  now=self.ctx.clock())
 
         try:
-            answer = await self.ctx.peers.post(founder.url, "/peer/v1/roster/fetch", fetch)
+            answer = await self.ctx.peers.post(founder, "/peer/v1/roster/fetch", fetch)
             await self.adopt(answer.get("roster"))
         except (PeerError, RosterError, NodeError) as err:
             log.warning("could not refresh the roster from the founder: %s", err)
 
     # -- founder: create / invite -----------------------------------------------
-    async def create(self, name: str, allow_classical_hpke: bool = False) -> Roster:
-        """Found a federation; by default every member must use the post-quantum HPKE suite."""
+    async def create(
+        self, name: str, allow_classical_hpke: bool = False, relay: Any = None
+    ) -> Roster:
+        """Found a federation; by default every member must use the post-quantum HPKE suite.
+
+        With ``relay`` ({"url", "ca"?, "admin": {"username", "password"}}) members talk
+        through that MQTT broker: the founder provisions its own account with the
+        broker's admin account now, and each invitee's at ``invite``.
+        """
         if self.ctx.signed_roster is not None:
             raise Conflict(
                 f"this node is already in federation {self.ctx.roster.name!r}",
@@ -159,32 +175,109 @@ class FederationService:
         if not isinstance(allow_classical_hpke, bool):
             raise BadRequest("allow_classical_hpke must be true or false",
                              field="allow_classical_hpke")
-        me = self.ctx.me()
-        if not allow_classical_hpke and me.hpke_suite != SUITE_HYBRID:
+        suite = self.ctx.keys.hpke_suite
+        if not allow_classical_hpke and suite != SUITE_HYBRID:
             raise Unprocessable(
-                f"this node's HPKE suite is {me.hpke_suite}, not the post-quantum "
+                f"this node's HPKE suite is {suite}, not the post-quantum "
                 f"{SUITE_HYBRID} a federation requires by default; {_UPGRADE_HPKE}, or create "
                 "the federation with --allow-classical-hpke",
                 field="allow_classical_hpke", code="weak_hpke_suite",
             )
+        federation_id = secrets.token_hex(16)
+        endpoint = None
+        if relay is not None:
+            endpoint = await self._found_on_relay(relay, federation_id)
+        me = self.ctx.me()
         now = self.ctx.clock()
         roster = Roster(
-            federation_id=secrets.token_hex(16),
+            federation_id=federation_id,
             name=name.strip(),
             version=1,
             issued_at=now,
             founder=me.node_id,
             members=(replace(me, joined_at=now),),
             hpke_policy=HPKE_POLICY_ANY if allow_classical_hpke else HPKE_POLICY_HYBRID,
+            relay=endpoint,
         )
         signed = sign_roster(self.ctx.keys, roster)
         self.ctx.founder_public = self.ctx.keys.signing_public
         await self.ctx.storage.set_meta(FOUNDER_KEY_META, b64url_encode(self.ctx.founder_public))
         await self._store(signed.wire(), roster.version)
         self.ctx.signed_roster = signed
+        if self.ctx.relay is not None:
+            save_relay_settings(self.ctx.data_dir, self.ctx.relay)
         log.info("created federation %s (%s), HPKE policy %s", roster.name,
                  roster.federation_id, roster.hpke_policy)
         return roster
+
+    # -- the relay -------------------------------------------------------------
+    async def connect_relay(self, wait_s: float | None = None) -> None:
+        """Keep this node's one outbound connection to the federation's broker."""
+        assert self.ctx.relay is not None
+        await self.ctx.peers.use_relay(
+            self.ctx.relay.endpoint, self.ctx.relay.account, self.ctx.federation_id,
+            self.ctx.relay_handler, on_connected=self.refresh_from_founder, wait_s=wait_s)
+
+    async def _found_on_relay(self, relay: Any, federation_id: str) -> RelayEndpoint:
+        try:
+            if not isinstance(relay, dict):
+                raise RelayConfigError("relay must be {'url', 'ca'?, 'admin': {...}}")
+            endpoint = RelayEndpoint.from_dict(relay)
+            admin = BrokerAccount.from_dict(relay.get("admin"))
+        except RelayConfigError as err:
+            raise Unprocessable(str(err), field="relay", code="bad_relay") from None
+        try:
+            async with DynsecAdmin(endpoint, admin) as broker:
+                account = await broker.create_member(federation_id, invite_mailbox(
+                    new_invite_secret()))
+        except ProvisionError as err:
+            raise BadGateway(f"could not set up this hub's account on the relay: {err}",
+                             code="relay_unavailable") from None
+        self.ctx.relay = RelaySettings(endpoint, account, admin)
+        try:
+            await self.ctx.peers.use_relay(endpoint, account, federation_id,
+                                           self.ctx.relay_handler, wait_s=RELAY_CONNECT_S)
+        except RelayError as err:
+            self.ctx.relay = None
+            raise BadGateway(str(err), code="relay_unavailable") from None
+        return endpoint
+
+    async def _provision_invitee(self, secret: str) -> dict[str, str]:
+        """The invite's relay block: a fresh broker account whose mailbox the secret names."""
+        relay = self.ctx.relay
+        assert relay is not None
+        if relay.admin is None:
+            raise Unprocessable("this node has no broker admin account to provision the "
+                                "newcomer with", code="no_relay_admin")
+        try:
+            async with DynsecAdmin(relay.endpoint, relay.admin) as broker:
+                account = await broker.create_member(self.ctx.federation_id,
+                                                     invite_mailbox(secret))
+        except ProvisionError as err:
+            raise BadGateway(f"could not create the newcomer's account on the relay: {err}",
+                             code="relay_unavailable") from None
+        block = {"url": relay.endpoint.url, "username": account.username,
+                 "password": account.password, "founder": relay.account.username}
+        if relay.endpoint.ca_pem is not None:
+            block["ca"] = relay.endpoint.ca_pem
+        return block
+
+    async def _connect_as_invitee(self, block: dict[str, str], federation_id: str) -> None:
+        try:
+            endpoint = RelayEndpoint(block["url"], block.get("ca"))
+            account = BrokerAccount(block["username"], block["password"])
+        except RelayConfigError as err:
+            raise Unprocessable(f"the invite's relay settings are unusable: {err}",
+                                field="token", code="invalid_invite") from None
+        self.ctx.relay = RelaySettings(endpoint, account)
+        try:
+            await self.ctx.peers.use_relay(endpoint, account, federation_id,
+                                           self.ctx.relay_handler, wait_s=RELAY_CONNECT_S)
+        except RelayError as err:
+            self.ctx.relay = None
+            raise BadGateway(f"{err}; check that this hub can reach it, and ask the founder "
+                             "for a new invite if the account was removed",
+                             code="relay_unavailable") from None
 
     def _require_founder(self, what: str) -> None:
         if not self.ctx.is_founder:
@@ -202,9 +295,13 @@ class FederationService:
                 f"expires_s must be a whole number of seconds in 1..{MAX_INVITE_TTL_S}",
                 field="expires_s",
             )
+        secret = new_invite_secret()
+        relay = None
+        if self.ctx.relay is not None:
+            relay = await self._provision_invitee(secret)
         token, secret_hash, expires_at = make_invite(
-            self.ctx.config.peer_url, self.ctx.keys.fingerprint, self.ctx.federation_id, ttl_s,
-            now=self.ctx.clock(),
+            None if relay else self.ctx.config.peer_url, self.ctx.keys.fingerprint,
+            self.ctx.federation_id, ttl_s, now=self.ctx.clock(), secret=secret, relay=relay,
         )
         await self.ctx.storage.add_invite(secret_hash, expires_at)
         log.info("issued an invite valid for %d s", ttl_s)
@@ -223,6 +320,23 @@ class FederationService:
             invite = parse_invite(token, now=self.ctx.clock())
         except InvalidInviteError as err:
             raise Unprocessable(str(err), field="token", code="invalid_invite") from None
+        founder = Address("the founder", invite.founder_url)
+        if invite.relay is not None:
+            founder = Address("the founder", mailbox=invite.relay["founder"])
+            await self._connect_as_invitee(invite.relay, invite.federation_id)
+        try:
+            roster = await self._join(invite, founder)
+        except BaseException:
+            if invite.relay is not None:
+                self.ctx.relay = None
+                await self.ctx.peers.stop_relay()
+            raise
+        if self.ctx.relay is not None:
+            save_relay_settings(self.ctx.data_dir, self.ctx.relay)
+        log.info("joined federation %s (roster v%d)", roster.name, roster.version)
+        return roster
+
+    async def _join(self, invite: Invite, founder: Address) -> Roster:
         me = self.ctx.me()
 
         def request() -> dict[str, Any]:
@@ -232,7 +346,7 @@ class FederationService:
             )
 
         try:
-            answer = await self.ctx.peers.post(invite.founder_url, "/peer/v1/join", request)
+            answer = await self.ctx.peers.post(founder, "/peer/v1/join", request)
         except PeerRejected as err:
             # Keep the founder's status and code (bad_capacity, weak_hpke_suite, ...).
             error = NodeError(f"the founder refused the join: {err.peer_message}")
@@ -258,7 +372,6 @@ class FederationService:
         self.ctx.founder_public = founder_key
         await self._store(signed.wire(), roster.version)
         self.ctx.signed_roster = signed
-        log.info("joined federation %s (roster v%d)", roster.name, roster.version)
         return roster
 
     # -- founder: handling peers -------------------------------------------------
@@ -303,6 +416,13 @@ class FederationService:
                 "--allow-classical-hpke)",
                 field="body.member.hpke_suite", code="weak_hpke_suite",
             )
+        relay = self.ctx.roster.relay
+        if (relay is not None or candidate.mailbox is not None) and (
+                relay is None or candidate.mailbox != invite_mailbox(secret)):
+            log.warning("refused a join from %s: relay mailbox %r is not its invite's",
+                        candidate.node_id, candidate.mailbox)
+            raise Forbidden("the join claims a relay mailbox other than the one its invite "
+                            "provisioned", code="wrong_mailbox")
         status = await self.ctx.storage.consume_invite(
             hash_secret(secret), self.ctx.clock(), candidate.node_id
         )
@@ -374,6 +494,7 @@ class FederationService:
         body = self.ctx.verify(
             envelope, "roster",
             lambda s: self.ctx.founder_public if s == founder else None, remote=remote,
+            max_age_s=DELIVERY_MAX_AGE_S,  # founder-signed and versioned: an old push is harmless
         )
         return {"version": await self.adopt(body.get("roster"))}
 
@@ -418,14 +539,16 @@ class FederationService:
         if self.ctx.is_founder:
             return await self._publish_task(spec, self.ctx.node_id)
         founder = self.ctx.roster.founder_member
-        if founder.url is None:
-            raise BadGateway("the founder has no public URL")
+        if not self.ctx.peers.reachable(founder):
+            raise BadGateway("the founder has no public URL, and this node is not connected "
+                             "to the federation's relay")
+
         def proposal() -> dict[str, Any]:
             return sign_envelope(self.ctx.keys, "task-proposal", self.ctx.federation_id,
                                  {"spec": spec.to_dict()}, now=self.ctx.clock())
 
         try:
-            answer = await self.ctx.peers.post(founder.url, "/peer/v1/tasks", proposal)
+            answer = await self.ctx.peers.post(founder, "/peer/v1/tasks", proposal)
         except PeerRejected as err:
             error = NodeError(f"the founder refused the task: {err.peer_message}")
             error.status, error.code = err.status, err.code
@@ -535,7 +658,7 @@ class FederationService:
             version = self.ctx.roster.version
             targets = [
                 m for m in self.ctx.roster.members
-                if m.url and m.node_id != self.ctx.node_id
+                if self.ctx.peers.reachable(m) and m.node_id != self.ctx.node_id
                 and self._pushed.get(m.node_id, 0) < version
             ]
             if not targets:
@@ -557,9 +680,9 @@ class FederationService:
     async def _push_one(
         self, member: MemberInfo, push: Callable[[], dict[str, Any]], version: int
     ) -> bool:
-        assert member.url is not None
         try:
-            answer = await self.ctx.peers.post(member.url, "/peer/v1/roster", push)
+            # None: the relay holds it for a member that is away, and delivers it on return.
+            answer = await self.ctx.peers.push(member, "/peer/v1/roster", push) or {}
             self._pushed[member.node_id] = max(int(answer.get("version", version)), version)
             self._push_failures.pop(member.node_id, None)
             return True

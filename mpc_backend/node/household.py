@@ -287,10 +287,10 @@ class ContributionService:
         try:
             if member.node_id == self.ctx.node_id:
                 answer = await self._deliver_local(envelope(), "local")
-            elif member.url is None:
+            elif not self.ctx.peers.reachable(member):
                 return False
             else:
-                answer = await self.ctx.peers.post(member.url, "/peer/v1/shares", envelope)
+                answer = await self.ctx.peers.post(member, "/peer/v1/shares", envelope)
             problem = ack_problem(answer, member, roster.federation_id, self.ctx.node_id, sent,
                                   self.ctx.clock())
             if problem is not None:

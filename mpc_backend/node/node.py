@@ -21,6 +21,7 @@ from typing import Any
 
 from mpc_backend import __version__
 from mpc_backend.crypto import NodeKeys
+from mpc_backend.relay.settings import load_relay_settings
 from mpc_backend.storage import Storage
 
 from .config import NodeConfig
@@ -29,7 +30,7 @@ from .federation import FederationService, task_view
 from .household import ContributionService, round_of
 from .ingest import IngestService
 from .misbehaviour import MisbehaviourLog
-from .peers import PeerClient
+from .peers import Peers
 from .results import ResultService
 from .rounds import RoundService
 from .timeline import iso
@@ -53,7 +54,7 @@ class Node:
         storage: Storage,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.ctx = NodeContext(data_dir, config, keys, storage, PeerClient(config.timing), clock)
+        self.ctx = NodeContext(data_dir, config, keys, storage, Peers(config.timing), clock)
         self.federation = FederationService(self.ctx)
         self.misbehaviour = MisbehaviourLog(self.ctx)
         self.results = ResultService(self.ctx, self.misbehaviour)
@@ -69,6 +70,9 @@ class Node:
         await self.federation.load()
         await self.rounds.restore()
         await self.ctx.peers.start()
+        self.ctx.relay = load_relay_settings(self.ctx.data_dir)
+        if self.ctx.relay is not None and self.ctx.signed_roster is not None:
+            await self.federation.connect_relay()  # in the background: it retries by itself
         for loop in (
             self.rounds.scheduler_loop,
             self.household.retry_loop,
@@ -119,10 +123,10 @@ class Node:
         now = time.monotonic()
         if now - stamp < _ONLINE_CACHE_S:
             return cached
-        members = [m for m in self.ctx.roster.members if m.url]
+        members = [m for m in self.ctx.roster.members if self.ctx.peers.reachable(m)]
         checks = await asyncio.gather(*(
-            self.ctx.peers.ping(m.url) if m.node_id != self.ctx.node_id else _true()
-            for m in members if m.url
+            self.ctx.peers.ping(m) if m.node_id != self.ctx.node_id else _true()
+            for m in members
         ))
         online = {m.node_id: ok for m, ok in zip(members, checks, strict=True)}
         self._online = (now, online)
@@ -149,9 +153,12 @@ class Node:
             "contributions_sent": self.household.accepted,
             "rounds_holding_shares": len(await ctx.storage.rounds_holding_shares()),
         }
+        relay = ctx.peers.relay_status()
+        if relay is not None:
+            relay["since"] = iso(relay["since"])
         if ctx.signed_roster is None:
             return {"identity": identity, "federation": None, "members": [], "tasks": [],
-                    "load": load, "misbehaviour": {"total": 0, "members": []}}
+                    "load": load, "misbehaviour": {"total": 0, "members": []}, "relay": relay}
         roster = ctx.roster
         online = await self.members_online()
         members = [
@@ -159,6 +166,7 @@ class Node:
                 "node_id": m.node_id,
                 "name": m.name,
                 "url": m.url,
+                "mailbox": m.mailbox,
                 "capacity": m.capacity,
                 "input_only": m.input_only,
                 "hpke_suite": m.hpke_suite,
@@ -207,6 +215,7 @@ class Node:
             "tasks": tasks,
             "load": load,
             "misbehaviour": await self.misbehaviour.summary(),
+            "relay": relay,
         }
 
 

@@ -1,4 +1,13 @@
-"""HTTP client for the peer API: per-request timeouts, bounded retries with backoff.
+"""How a node reaches its peers: ``Peers``, over direct HTTP or through the relay.
+
+``Peers`` is the one interface the protocol code uses. A target (a roster
+member, or the founder named by an invite) has a URL, a relay mailbox or both;
+with a relay connection the mailbox wins, so a federation behind home routers
+needs no inbound port. The relay (``mpc_backend.relay.transport``) carries the
+same signed requests and answers and keeps the same timeouts and retries.
+
+``PeerClient`` is the direct transport: HTTP with per-request timeouts, bounded
+retries with backoff.
 
 Retried: connection failures, timeouts and 5xx answers (a restarting or
 overloaded peer). Not retried: 4xx, which means the peer understood and
@@ -22,13 +31,16 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import aiohttp
 
 from mpc_backend.crypto import NodeKeys, b64url_encode
 from mpc_backend.crypto.envelope import sign_request
+from mpc_backend.relay.endpoint import BrokerAccount, RelayEndpoint
+from mpc_backend.relay.transport import PUSH_EXPIRY_S, RelayError, RelayTransport
 
 from .config import Timing
 
@@ -157,3 +169,177 @@ async def _error_of(resp: aiohttp.ClientResponse) -> tuple[str, str]:
         return str(error.get("code", "error")), str(error.get("message", ""))
     except (ValueError, KeyError, TypeError, aiohttp.ClientError):
         return "error", resp.reason or f"HTTP {resp.status}"
+
+
+class Target(Protocol):
+    """Where a peer is: a roster member, or the founder an invite names."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def url(self) -> str | None: ...
+
+    @property
+    def mailbox(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str
+    url: str | None = None
+    mailbox: str | None = None
+
+
+RelayHandler = Callable[[str, Mapping[str, str], bytes, str],
+                        Awaitable[tuple[int, dict[str, Any]]]]
+
+
+class Peers:
+    """The transport interface: direct HTTP always, the relay once the federation has one."""
+
+    def __init__(self, timing: Timing) -> None:
+        self.timing = timing
+        self.direct = PeerClient(timing)
+        self.relay: RelayTransport | None = None
+
+    @property
+    def keys(self) -> NodeKeys | None:
+        return self.direct.keys
+
+    @keys.setter
+    def keys(self, keys: NodeKeys | None) -> None:
+        self.direct.keys = keys
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.direct.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self.direct.clock = clock
+
+    async def start(self) -> None:
+        await self.direct.start()
+
+    async def close(self) -> None:
+        await self.stop_relay()
+        await self.direct.close()
+
+    async def use_relay(
+        self, endpoint: RelayEndpoint, account: BrokerAccount, federation_id: str,
+        handler: RelayHandler | None, *, on_connected: Callable[[], Awaitable[None]] | None = None,
+        wait_s: float | None = None,
+    ) -> None:
+        """Connect to the relay (RelayError if ``wait_s`` passes without a connection)."""
+        await self.stop_relay()
+        assert self.keys is not None
+        relay = RelayTransport(endpoint, account, federation_id, self.keys, clock=self.clock,
+                               handler=handler, on_connected=on_connected)
+        self.relay = relay
+        try:
+            await relay.start(wait_s)
+        except RelayError:
+            await self.stop_relay()
+            raise
+
+    async def stop_relay(self) -> None:
+        if self.relay is not None:
+            relay, self.relay = self.relay, None
+            await relay.close()
+
+    def reachable(self, target: Target) -> bool:
+        return bool(target.mailbox and self.relay) or bool(target.url)
+
+    def _signed(
+        self, path: str, build: Callable[[], dict[str, Any]]
+    ) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps(build(), separators=(",", ":")).encode()
+        assert self.keys is not None, "relay requests are always signed"
+        return body, request_headers(self.keys, path, body, self.clock())
+
+    async def post(
+        self, target: Target, path: str, build: Callable[[], dict[str, Any]], *,
+        attempts: int | None = None, timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        """``build()`` (called per attempt) to ``target``; its JSON answer.
+
+        PeerRejected on a 4xx answer, PeerUnreachable when no attempt got one.
+        """
+        relay = self.relay
+        if not (target.mailbox and relay):
+            if not target.url:
+                raise PeerUnreachable(f"{target.name} has no address this node can reach")
+            return await self.direct.post(target.url, path, build, attempts=attempts,
+                                          timeout_s=timeout_s)
+        label = f"{target.name} (via the relay)"
+        tries = attempts or self.timing.peer_attempts
+        timeout = timeout_s or self.timing.peer_timeout_s
+        last = "no attempt made"
+        for attempt in range(tries):
+            if attempt:
+                await asyncio.sleep(self.timing.backoff_s * 2 ** (attempt - 1))
+            body, headers = self._signed(path, build)
+            try:
+                answer = await relay.request(target.mailbox, path, body, headers,
+                                             timeout_s=timeout)
+            except RelayError as err:
+                last = str(err)
+                continue
+            if answer is None:
+                last = f"no answer within {timeout:g} s"
+            elif answer.status < 400:
+                return answer.body
+            else:
+                code, message = _error_fields(answer.body)
+                if answer.status < 500:
+                    raise PeerRejected(label, answer.status, code, message)
+                last = f"{answer.status} {code}: {message}"
+            log.debug("relay call %s %s failed (attempt %d/%d): %s", label, path, attempt + 1,
+                      tries, last)
+        raise PeerUnreachable(f"{label} unreachable after {tries} attempt(s): {last}")
+
+    async def push(
+        self, target: Target, path: str, build: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Deliver a self-authenticating document; the answer, or None when the relay
+        holds it for a member that is away (it gets it when it reconnects)."""
+        relay = self.relay
+        if not (target.mailbox and relay):
+            return await self.post(target, path, build)
+        body, headers = self._signed(path, build)
+        try:
+            answer = await relay.request(target.mailbox, path, body, headers,
+                                         timeout_s=self.timing.peer_timeout_s,
+                                         expiry_s=PUSH_EXPIRY_S)
+        except RelayError as err:
+            raise PeerUnreachable(f"{target.name} (via the relay): {err}") from None
+        if answer is None or answer.status < 400:
+            return None if answer is None else answer.body
+        code, message = _error_fields(answer.body)
+        label = f"{target.name} (via the relay)"
+        if answer.status < 500:
+            raise PeerRejected(label, answer.status, code, message)
+        raise PeerUnreachable(f"{label}: {answer.status} {code}: {message}")
+
+    async def ping(self, target: Target, timeout_s: float = 1.5) -> bool:
+        relay = self.relay
+        if target.mailbox and relay:
+            try:
+                body, headers = self._signed("/peer/v1/health", dict)
+                answer = await relay.request(target.mailbox, "/peer/v1/health", body, headers,
+                                             timeout_s=timeout_s)
+            except RelayError:
+                return False
+            return answer is not None and answer.status == 200
+        return bool(target.url) and await self.direct.ping(str(target.url), timeout_s)
+
+    def relay_status(self) -> dict[str, Any] | None:
+        return None if self.relay is None else self.relay.status()
+
+
+def _error_fields(body: dict[str, Any]) -> tuple[str, str]:
+    error = body.get("error")
+    if isinstance(error, dict):
+        return str(error.get("code", "error")), str(error.get("message", ""))
+    return "error", "no error message"

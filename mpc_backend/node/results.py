@@ -48,7 +48,7 @@ from mpc_backend.crypto import (
 from mpc_backend.protocol.validity import INVALID
 from mpc_backend.storage import PutOutcome, ResultRecord
 
-from .context import NodeContext
+from .context import DELIVERY_MAX_AGE_S, NodeContext
 from .errors import BadRequest, Conflict, Forbidden
 from .misbehaviour import MisbehaviourLog
 from .peers import PeerError
@@ -133,20 +133,23 @@ class ResultService:
                                  {"result": wire}, now=self.ctx.clock())
 
         for member in self.ctx.roster.members:
-            if member.url and member.node_id != self.ctx.node_id:
-                task = asyncio.create_task(self._push(member.url, member.name, push))
+            if self.ctx.peers.reachable(member) and member.node_id != self.ctx.node_id:
+                task = asyncio.create_task(self._push(member, push))
                 self._pushes.add(task)
                 task.add_done_callback(self._pushes.discard)
         return record
 
-    async def _push(self, url: str, name: str, push: Callable[[], dict[str, Any]]) -> None:
+    async def _push(self, member: MemberInfo, push: Callable[[], dict[str, Any]]) -> None:
         try:
-            await self.ctx.peers.post(url, "/peer/v1/results", push)
+            # Through the relay a member that is away gets it when it reconnects.
+            await self.ctx.peers.push(member, "/peer/v1/results", push)
         except PeerError as err:
-            log.info("result not delivered to %s: %s", name, err)
+            log.info("result not delivered to %s: %s", member.name, err)
 
     async def handle_push(self, envelope: Any, remote: str | None) -> dict[str, Any]:
-        body = self.ctx.verify(envelope, "result", remote=remote)
+        # The document is co-signed and first-wins, so a push that waited in an offline
+        # member's relay queue is as good as a fresh one.
+        body = self.ctx.verify(envelope, "result", remote=remote, max_age_s=DELIVERY_MAX_AGE_S)
         try:
             outcome, _ = await self.accept(body.get("result"))
         except Forbidden as err:

@@ -20,7 +20,11 @@ and a plain ``http(s)://HOST[:PORT]`` URL. The roster's ``hpke_policy`` says
 whether joiners need the post-quantum hybrid HPKE suite (the default) or may
 use classical X25519; the founder applies it at join.
 
-Fields added after v1 (``hpke_policy``, ``earlier_capacities``) are written only
+Relay federations (``relay``: the broker's URL and CA) give each member a
+``mailbox`` (its broker username); such a member needs no URL.
+
+Fields added after v1 (``hpke_policy``, ``earlier_capacities``, ``relay``,
+``mailbox``) are written only
 when they differ from their default, so older nodes re-serialise such rosters
 unchanged; a ``SignedRoster`` keeps the exact JSON its signature covers.
 """
@@ -45,6 +49,7 @@ from mpc_backend.crypto import (
 from mpc_backend.crypto.keys import NodeKeys
 from mpc_backend.crypto.sealing import PUBLIC_BYTES, SUITE_HYBRID
 from mpc_backend.protocol import Member, TaskSpec, select_committee
+from mpc_backend.relay.endpoint import RelayConfigError, RelayEndpoint, mailbox_problem
 
 from .config import (
     MAX_CAPACITY,  # noqa: F401 - re-exported: the bounds belong to the membership policy
@@ -71,7 +76,7 @@ class CapacityError(RosterError):
 class MemberInfo:
     node_id: str
     name: str
-    url: str | None  # None: an input-only member that is never contacted
+    url: str | None  # None: reached through the relay only, or input-only and never contacted
     signing_public: bytes
     hpke_public: bytes
     hpke_suite: str
@@ -81,16 +86,20 @@ class MemberInfo:
     # Capacities in force before the current one, oldest first, as (until, capacity):
     # a round that started before ``until`` keeps the capacity it started with.
     earlier_capacities: tuple[tuple[float, float], ...] = ()
+    mailbox: str | None = None  # its inbox at the federation's relay (its broker username)
 
     def __post_init__(self) -> None:
         if node_id_of(self.signing_public) != self.node_id:
             raise RosterError(f"member {self.node_id}: node_id does not match its signing key")
         if not self.name or len(self.name) > 100:
             raise RosterError(f"member {self.node_id}: name must be 1-100 characters")
+        if self.mailbox is not None and mailbox_problem(self.mailbox):
+            raise RosterError(f"member {self.name}: relay mailbox {mailbox_problem(self.mailbox)}")
         if self.url is None:
-            if not self.input_only:
+            if not self.input_only and self.mailbox is None:
                 raise RosterError(
-                    f"member {self.name}: only input-only members may have no public URL"
+                    f"member {self.name}: a member that computes needs a public URL or a "
+                    "relay mailbox"
                 )
         else:
             problem = url_problem(self.url)
@@ -133,10 +142,11 @@ class MemberInfo:
 
     @classmethod
     def of_keys(
-        cls, keys: NodeKeys, name: str, url: str | None, capacity: float, input_only: bool
+        cls, keys: NodeKeys, name: str, url: str | None, capacity: float, input_only: bool,
+        mailbox: str | None = None,
     ) -> MemberInfo:
         return cls(keys.node_id, name, url, keys.signing_public, keys.hpke_public,
-                   keys.hpke_suite, capacity, input_only)
+                   keys.hpke_suite, capacity, input_only, mailbox=mailbox)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -152,6 +162,8 @@ class MemberInfo:
         }
         if self.earlier_capacities:
             data["earlier_capacities"] = [[float(u), float(c)] for u, c in self.earlier_capacities]
+        if self.mailbox is not None:
+            data["mailbox"] = self.mailbox
         return data
 
     @classmethod
@@ -173,6 +185,7 @@ class MemberInfo:
                     (float(until), float(capacity))
                     for until, capacity in data.get("earlier_capacities", ())
                 ),
+                "mailbox": None if data.get("mailbox") is None else str(data["mailbox"]),
             }
         except (KeyError, TypeError, ValueError) as err:
             raise RosterError(f"member record is malformed: {err}") from None
@@ -212,6 +225,7 @@ class Roster:
     members: tuple[MemberInfo, ...]
     tasks: tuple[RosterTask, ...] = ()
     hpke_policy: str = HPKE_POLICY_HYBRID
+    relay: RelayEndpoint | None = None  # the broker members talk through, if any
     _committees: dict[tuple[str, int], list[str]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -298,6 +312,8 @@ class Roster:
         }
         if self.hpke_policy != HPKE_POLICY_HYBRID:
             data["hpke_policy"] = self.hpke_policy
+        if self.relay is not None:
+            data["relay"] = self.relay.to_dict()
         return data
 
     @classmethod
@@ -316,7 +332,11 @@ class Roster:
                 members=members,
                 tasks=tasks,
                 hpke_policy=str(data.get("hpke_policy", HPKE_POLICY_HYBRID)),
+                relay=None if data.get("relay") is None else RelayEndpoint.from_dict(
+                    data["relay"]),
             )
+        except RelayConfigError as err:
+            raise RosterError(f"roster relay: {err}") from None
         except (KeyError, TypeError) as err:
             raise RosterError(f"roster is malformed: missing or wrong {err}") from None
         if len(roster.by_id) != len(members):

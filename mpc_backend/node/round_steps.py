@@ -156,10 +156,10 @@ class CommitteeMember(VerifyingMember):
             try:
                 if member.node_id == self.ctx.node_id:
                     reply = await self.handlers()[step](envelope(), "local")
-                elif member.url is None:
+                elif not self.ctx.peers.reachable(member):
                     return None
                 else:
-                    reply = await self.ctx.peers.post(member.url, f"/peer/v1/round/{step}",
+                    reply = await self.ctx.peers.post(member, f"/peer/v1/round/{step}",
                                                       envelope, attempts=attempts,
                                                       timeout_s=timeout_s)
                 signed = reply.get("reply")

@@ -141,7 +141,8 @@ def stall() -> None:
         body = {"task": spec.task_id, "round": round_id}
         for _ in range(int(60 / 0.5)):
             for member in committee:
-                if member.node_id == service.ctx.node_id or member.url is None:
+                if (member.node_id == service.ctx.node_id
+                        or not service.ctx.peers.reachable(member)):
                     continue
 
                 def envelope() -> dict[str, Any]:
@@ -149,7 +150,7 @@ def stall() -> None:
                                          service.ctx.federation_id, body,
                                          now=service.ctx.clock())
                 with contextlib.suppress(Exception):
-                    await service.ctx.peers.post(member.url, "/peer/v1/round/held", envelope,
+                    await service.ctx.peers.post(member, "/peer/v1/round/held", envelope,
                                                  attempts=1)
             log.warning("EVIL stall: refreshed claims on %s round %d", spec.task_id, round_id)
             await asyncio.sleep(0.5)
@@ -183,7 +184,8 @@ def forge_results(contributors: int = 40, mean: float = 35.0) -> None:
                 wire = {"result": doc,
                         "sigs": {service.ctx.node_id: results_mod.sign_result(service.ctx, doc)}}
                 for member in service.ctx.roster.members:
-                    if member.url is None or member.node_id == service.ctx.node_id:
+                    if (not service.ctx.peers.reachable(member)
+                            or member.node_id == service.ctx.node_id):
                         continue
 
                     def push(w: dict[str, Any] = wire) -> dict[str, Any]:
@@ -191,7 +193,7 @@ def forge_results(contributors: int = 40, mean: float = 35.0) -> None:
                                              service.ctx.federation_id, {"result": w},
                                              now=service.ctx.clock())
                     try:
-                        await service.ctx.peers.post(member.url, "/peer/v1/results", push,
+                        await service.ctx.peers.post(member, "/peer/v1/results", push,
                                                      attempts=1)
                     except Exception as err:
                         log.warning("EVIL forge_results: %s refused round %d: %s",

@@ -162,6 +162,7 @@ class Cluster:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.nodes: list[NodeProcess] = []
+        self.broker: Any = None  # a tests.relay_broker.Broker when the street uses a relay
 
     def add(self, name: str, *init_args: str) -> NodeProcess:
         node = NodeProcess(name, self.root / name, free_port(), self.root / f"{name}.log")
@@ -172,13 +173,14 @@ class Cluster:
     def by_id(self, node_id: str) -> NodeProcess:
         return next(n for n in self.nodes if n.node_id == node_id)
 
-    def federate(self, name: str) -> NodeProcess:
+    def federate(self, name: str, *create_args: str) -> NodeProcess:
         """The first node founds federation ``name``; every other node joins with an invite.
 
-        All nodes must be serving. Returns the founder.
+        All nodes must be serving. Returns the founder. ``create_args`` go to ``federation
+        create`` (e.g. ``--relay-admin FILE``).
         """
         founder = self.nodes[0]
-        founder.cli("federation", "create", "--name", name)
+        founder.cli("federation", "create", "--name", name, *create_args)
         for node in self.nodes[1:]:
             node.cli("join", founder.cli("invite", "--expires", "10m").stdout.strip())
         return founder

@@ -149,7 +149,7 @@ async def test_only_a_client_holding_a_members_keys_is_served(
     finally:
         await keyless.close()
     assert ctx.peers.keys is ctx.keys  # wired by NodeContext
-    answer = await ctx.peers.post(founder.url, "/peer/v1/roster/fetch", fetch)
+    answer = await ctx.peers.post(ctx.roster.founder_member, "/peer/v1/roster/fetch", fetch)
     assert answer["roster"]["roster"]["version"] == founder.node.ctx.roster.version
 
 

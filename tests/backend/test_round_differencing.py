@@ -65,7 +65,7 @@ def partial_reply(m: LiveNode, spec: Any, round_id: int, senders: list[str],
 
 async def push(m: LiveNode, target: LiveNode, wire: dict[str, Any]) -> None:
     ctx = m.node.ctx
-    await ctx.peers.post(target.url, "/peer/v1/results",
+    await ctx.peers.post(ctx.roster.by_id[target.node.ctx.node_id], "/peer/v1/results",
                          lambda: sign_envelope(ctx.keys, "result", ctx.federation_id,
                                                {"result": wire}, now=ctx.clock()))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from tests.backend.conftest import _loopback_sockets  # noqa: F401 - autouse here too
 from tests.backend.nodes import Cluster, allow_loopback_sockets
+from tests.relay_broker import running_broker
 
 # Short, test-friendly timing: rounds of 10 s (the minimum a task allows), 1 s grace,
 # peer calls time out after 1.5 s, 2 attempts; the next committee member takes over
@@ -24,17 +26,29 @@ TASK_ARGS = (
 TASKS = ("temp", "kill_one", "kill_two", "restart", "hang")
 
 
-@pytest.fixture(scope="module")
-def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+@pytest.fixture(scope="module", params=["direct", "relay"])
+def federation(tmp_path_factory: pytest.TempPathFactory,
+               request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """The street over direct HTTP, and again through a Mosquitto relay on loopback."""
     allow_loopback_sockets()
     root: Path = tmp_path_factory.mktemp("fed")
     cluster = Cluster(root)
+    with contextlib.ExitStack() as stack:
+        create_args: tuple[str, ...] = ()
+        if request.param == "relay":
+            broker = stack.enter_context(running_broker(root / "relay"))
+            create_args = ("--relay-admin", str(broker.admin_file))
+            cluster.broker = broker
+        yield from _street(cluster, create_args)
+
+
+def _street(cluster: Cluster, create_args: tuple[str, ...]) -> Iterator[Cluster]:
     try:
         for i in range(5):
             cluster.add(f"house{i}", *TIMING)
         for node in cluster.nodes:
             node.start()
-        cluster.federate("Elm Street")
+        cluster.federate("Elm Street", *create_args)
         # Any member proposes; the founder publishes.
         for i, task in enumerate(TASKS):
             cluster.nodes[i % 5].cli("task", "add", "--metric", "indoor temperature",

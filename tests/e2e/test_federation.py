@@ -116,6 +116,13 @@ def test_round_releases_plaintext_statistics(federation: Cluster) -> None:
     assert status["federation"]["members_online"] == 5
     temp = next(t for t in status["tasks"] if t["task"] == "temp")
     assert temp["last_round"]["status"] == "released"
+    if federation.broker is None:
+        assert status["relay"] is None
+        assert all(m["url"] and m["mailbox"] is None for m in status["members"])
+    else:  # nobody has an address another hub could connect to: the relay carried it all
+        assert status["relay"]["connected"] is True
+        assert status["relay"]["url"] == federation.broker.endpoint.url
+        assert all(m["url"] is None and m["mailbox"] for m in status["members"])
 
 
 def _encodings(value: float) -> list[bytes]:
@@ -134,6 +141,8 @@ def test_no_plaintext_value_on_disk_or_in_logs(federation: Cluster) -> None:
     for node in federation.nodes:
         files += [p for p in node.data_dir.rglob("*") if p.is_file()]
         files += node.logs
+    if federation.broker is not None:  # what the relay stored and logged
+        files += [p for p in federation.broker.directory.rglob("*") if p.is_file()]
     assert files
     blobs = {path: path.read_bytes() for path in files}
     for value in VALUES["temp"]:

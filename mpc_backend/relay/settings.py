@@ -1,0 +1,63 @@
+"""A node's own relay settings in its data dir: ``relay.json``, mode 0600.
+
+It holds the broker endpoint, this node's broker account and, on the founder,
+the broker admin account it provisions newcomers with. It is written when the
+node creates or joins a relay federation and read at every start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .endpoint import BrokerAccount, RelayConfigError, RelayEndpoint
+
+RELAY_FILE_NAME = "relay.json"
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    endpoint: RelayEndpoint
+    account: BrokerAccount
+    admin: BrokerAccount | None = None  # founder only: provisions invitees' accounts
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"endpoint": self.endpoint.to_dict(),
+                                "account": self.account.to_dict()}
+        if self.admin is not None:
+            data["admin"] = self.admin.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RelaySettings:
+        if not isinstance(data, dict):
+            raise RelayConfigError("relay settings must be a JSON object")
+        admin = data.get("admin")
+        return cls(RelayEndpoint.from_dict(data.get("endpoint")),
+                   BrokerAccount.from_dict(data.get("account")),
+                   None if admin is None else BrokerAccount.from_dict(admin))
+
+
+def load_relay_settings(data_dir: Path) -> RelaySettings | None:
+    path = Path(data_dir) / RELAY_FILE_NAME
+    if not path.exists():
+        return None
+    try:
+        return RelaySettings.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError) as err:
+        raise RelayConfigError(f"{path} is unreadable ({err}); restore it from a backup, "
+                               "or ask the founder for a new invite") from None
+
+
+def save_relay_settings(data_dir: Path, settings: RelaySettings) -> None:
+    path = Path(data_dir) / RELAY_FILE_NAME
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(settings.to_dict(), out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
