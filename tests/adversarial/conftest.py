@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytest
 
 from tests.backend.conftest import _loopback_sockets  # noqa: F401 - autouse here too
 from tests.backend.nodes import Cluster, NodeProcess, allow_loopback_sockets, wait_for
+from tests.relay_broker import running_broker
 
 PERIOD = 10
 HONEST_TIMING = ("--grace", "2", "--takeover", "4", "--peer-timeout", "1.5",
@@ -46,28 +47,39 @@ class Federation(Cluster):
         self.mallory.start()
 
 
+TRANSPORTS = ["direct", "relay"]
+
+
 @contextmanager
-def elm_street(root: Path, mallory_timing: tuple[str, ...],
-               mallory_patch: str | None = None) -> Iterator[Federation]:
+def elm_street(root: Path, mallory_timing: tuple[str, ...], mallory_patch: str | None = None,
+               transport: str = "direct") -> Iterator[Federation]:
     """Three honest households and mallory (with ``mallory_patch``, if any), serving and
-    federated; every process stopped afterwards."""
+    federated over ``transport`` (direct HTTP, or a Mosquitto relay on loopback); every
+    process stopped afterwards."""
     allow_loopback_sockets()
     cluster = Federation(root)
-    try:
-        for i in range(3):
-            cluster.add(f"house{i}", *HONEST_TIMING)
-        cluster.add("mallory", *mallory_timing).patch = mallory_patch
-        for node in cluster.nodes:
-            node.start()
-        cluster.federate("Elm Street")
-        yield cluster
-    finally:
-        cluster.close()
+    with ExitStack() as stack:
+        create_args: tuple[str, ...] = ()
+        if transport == "relay":
+            cluster.broker = stack.enter_context(running_broker(root / "relay"))
+            create_args = ("--relay-admin", str(cluster.broker.admin_file))
+        try:
+            for i in range(3):
+                cluster.add(f"house{i}", *HONEST_TIMING)
+            cluster.add("mallory", *mallory_timing).patch = mallory_patch
+            for node in cluster.nodes:
+                node.start()
+            cluster.federate("Elm Street", *create_args)
+            yield cluster
+        finally:
+            cluster.close()
 
 
-@pytest.fixture(scope="module")
-def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
-    with elm_street(tmp_path_factory.mktemp("adversarial"), QUICK_TIMING) as cluster:
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def federation(tmp_path_factory: pytest.TempPathFactory,
+               request: pytest.FixtureRequest) -> Iterator[Federation]:
+    with elm_street(tmp_path_factory.mktemp("adversarial"), QUICK_TIMING,
+                    transport=request.param) as cluster:
         for task in TASKS:
             cluster.nodes[0].cli("task", "add", "--metric", "indoor temperature", "--id",
                                  task, "--k", "3", "--t", "1", *TASK_ARGS)

@@ -20,7 +20,7 @@ import pytest
 
 from tests.backend.nodes import Cluster, NodeProcess
 
-from .conftest import HONEST_TIMING, PERIOD, elm_street, outcome, reports_about
+from .conftest import HONEST_TIMING, PERIOD, TRANSPORTS, elm_street, outcome, reports_about
 
 pytestmark = pytest.mark.slow
 
@@ -40,10 +40,11 @@ LIES = {
 DP_TASK = "liar_dp"
 
 
-@pytest.fixture(scope="module")
-def street(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def street(tmp_path_factory: pytest.TempPathFactory,
+           request: pytest.FixtureRequest) -> Iterator[Cluster]:
     with elm_street(tmp_path_factory.mktemp("household-attacks"), HONEST_TIMING,
-                    "lying_household") as cluster:
+                    "lying_household", transport=request.param) as cluster:
         founder = cluster.nodes[0]
         for task in LIES:
             founder.cli("task", "add", "--metric", "indoor temperature", "--id", task,
