@@ -38,10 +38,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def cli(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m mpc_backend ARGS``; with ``check`` fail the test on a non-zero exit."""
+def cli(*args: str, check: bool = True, timeout: float = 60,
+        wrap: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m mpc_backend ARGS`` (after the ``wrap`` command prefix, if any);
+    with ``check`` fail the test on a non-zero exit."""
     proc = subprocess.run(
-        [sys.executable, "-m", "mpc_backend", *args],
+        [*wrap, sys.executable, "-m", "mpc_backend", *args],
         capture_output=True, text=True, timeout=timeout, cwd=REPO, env=_ENV, check=False,
     )
     if check and proc.returncode != 0:
@@ -66,14 +68,16 @@ class NodeProcess:
     # (a name in tests/adversarial/patches.py) and its JSON arguments.
     patch: str | None = None
     patch_args: dict[str, Any] = field(default_factory=dict)
+    # A command prefix for ``serve`` and the CLI, e.g. ``("ip", "netns", "exec", NS)``.
+    wrap: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def init(self, *extra: str) -> None:
-        info = cli_json("init", "--data-dir", str(self.data_dir), "--name", self.name,
-                        "--listen", f"127.0.0.1:{self.port}", *extra)
+        info = self.cli_json("init", "--name", self.name, "--listen", f"127.0.0.1:{self.port}",
+                             *extra)
         self.node_id = info["node_id"]
 
     def start(self, timeout: float = 20.0) -> None:
@@ -87,7 +91,7 @@ class NodeProcess:
             env = {**_ENV, "HEARTH_EVIL_ARGS": json.dumps(self.patch_args)}
         with log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, *launcher, "serve", "--data-dir", str(self.data_dir)],
+                [*self.wrap, sys.executable, *launcher, "serve", "--data-dir", str(self.data_dir)],
                 stdout=subprocess.DEVNULL, stderr=log, cwd=REPO, env=env,
             )
         deadline = time.monotonic() + timeout
@@ -134,7 +138,8 @@ class NodeProcess:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """A CLI command against this node: ``--data-dir`` goes after the command words."""
         words = 2 if args[0] in ("federation", "task", "member") else 1
-        return cli(*args[:words], "--data-dir", str(self.data_dir), *args[words:], check=check)
+        return cli(*args[:words], "--data-dir", str(self.data_dir), *args[words:], check=check,
+                   wrap=self.wrap)
 
     def cli_json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json").stdout)
