@@ -12,6 +12,7 @@ from pathlib import Path
 from .backends import start_nodes
 from .contributors import contribute_forever
 from .processes import Supervisor
+from .relay import start_relay
 from .sensors import REPO, HouseholdSensors
 
 _LOGGER = logging.getLogger("hearth_dev")
@@ -32,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
         help="backends and simulated contributors only (no Python 3.14 needed)",
     )
     parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="hubs talk over direct HTTP instead of through a local Mosquitto relay (the "
+        "default, as a neighbourhood behind home routers would)",
+    )
+    parser.add_argument(
         "--dir",
         type=Path,
         default=REPO / ".dev",
@@ -50,8 +57,11 @@ async def _run(args: argparse.Namespace, supervisor: Supervisor) -> None:
     households: list[HouseholdSensors] = []
     tasks: list[asyncio.Task[None]] = []
     try:
+        relay_admin = None
+        if not args.direct:
+            relay_admin = await asyncio.to_thread(start_relay, supervisor, args.dir)
         nodes = await asyncio.to_thread(
-            start_nodes, supervisor, args.dir, args.households, args.period
+            start_nodes, supervisor, args.dir, args.households, args.period, relay_admin
         )
         first_contributor = 0 if args.no_ha else 1
         for node in nodes:

@@ -112,8 +112,14 @@ def wait_healthy(
             time.sleep(0.2)
 
 
-def start_nodes(supervisor: Supervisor, root: Path, households: int, period: int) -> list[Node]:
-    """Init (once), serve and federate `households` nodes; idempotent across re-runs."""
+def start_nodes(
+    supervisor: Supervisor, root: Path, households: int, period: int,
+    relay_admin: Path | None = None,
+) -> list[Node]:
+    """Init (once), serve and federate `households` nodes; idempotent across re-runs.
+
+    With `relay_admin` the federation talks through that relay; otherwise over HTTP.
+    """
     nodes = [Node(i, root / f"node-{i + 1}") for i in range(households)]
     for node in nodes:
         if not (node.data_dir / "config.json").exists():
@@ -136,7 +142,7 @@ def start_nodes(supervisor: Supervisor, root: Path, households: int, period: int
     ]
     for node, proc in zip(nodes, procs, strict=True):
         wait_healthy(node, proc, _log_file(root, node))
-    _federate(nodes)
+    _federate(nodes, relay_admin)
     _add_tasks(nodes[0], period, min_contributors=MIN_CONTRIBUTORS)
     return nodes
 
@@ -145,11 +151,20 @@ def _log_file(root: Path, node: Node) -> Path:
     return root / "logs" / f"node-{node.index + 1}.log"
 
 
-def _federate(nodes: list[Node]) -> None:
+def _federate(nodes: list[Node], relay_admin: Path | None) -> None:
     founder = nodes[0]
-    if cli("status", "--data-dir", str(founder.data_dir)).get("federation") is None:
-        cli("federation", "create", "--data-dir", str(founder.data_dir), "--name", FEDERATION_NAME)
-        _LOGGER.info("founded federation %r on %s", FEDERATION_NAME, founder.name)
+    status = cli("status", "--data-dir", str(founder.data_dir))
+    if status.get("federation") is None:
+        relay = ("--relay-admin", str(relay_admin)) if relay_admin else ()
+        cli("federation", "create", "--data-dir", str(founder.data_dir), "--name", FEDERATION_NAME,
+            *relay)
+        _LOGGER.info("founded federation %r on %s%s", FEDERATION_NAME, founder.name,
+                     " through the relay" if relay_admin else " (direct HTTP)")
+    elif (status.get("relay") is None) != (relay_admin is None):
+        made = "without" if status.get("relay") is None else "with"
+        raise RuntimeError(f"the demo federation in {founder.data_dir.parent} was made {made} a "
+                           "relay; delete that directory to switch, or run the demo as before "
+                           "(--direct selects direct HTTP)")
     for node in nodes[1:]:
         if cli("status", "--data-dir", str(node.data_dir)).get("federation") is not None:
             continue

@@ -17,11 +17,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from mpc_backend.relay.broker import LOG_NAME, TlsFiles, make_self_signed_tls, write_broker_setup
 from mpc_backend.relay.endpoint import BrokerAccount, RelayEndpoint
 from mpc_backend.relay.provision import DynsecAdmin
 
 START_TIMEOUT_S = 10.0
+# Parametrise a street over both transports; relay variants carry the ``relay`` mark, which
+# scripts/test runs on the host (where scripts/setup installed mosquitto).
+TRANSPORTS = ["direct", pytest.param("relay", marks=pytest.mark.relay)]
 
 
 def mosquitto_path() -> str | None:

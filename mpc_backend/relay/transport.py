@@ -161,7 +161,7 @@ class RelayTransport:
             identifier=self.account.username,  # one session per member, kept across restarts
             protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=properties,
             tls_context=tls, keepalive=30, timeout=10, max_inflight_messages=200,
-            logger=logging.getLogger("mpc_backend.relay.mqtt"),
+            logger=_MQTT_LOG,
         )
 
     async def _run(self) -> None:
@@ -327,6 +327,18 @@ class RelayTransport:
                 return None
         finally:
             self._pending.pop(correlation, None)
+
+
+class _QuietQueueWarnings(logging.Filter):
+    """aiomqtt warns whenever more than ten publishes await their acknowledgement; a round
+    close to a whole committee does that by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pending publish calls" not in record.getMessage()
+
+
+_MQTT_LOG = logging.getLogger("mpc_backend.relay.mqtt")
+_MQTT_LOG.addFilter(_QuietQueueWarnings())
 
 
 def _reason(err: BaseException) -> str:

@@ -19,7 +19,7 @@ import pytest
 
 from tests.backend.conftest import _loopback_sockets  # noqa: F401 - autouse here too
 from tests.backend.nodes import Cluster, NodeProcess, allow_loopback_sockets, wait_for
-from tests.relay_broker import running_broker
+from tests.relay_broker import TRANSPORTS, running_broker
 
 PERIOD = 10
 HONEST_TIMING = ("--grace", "2", "--takeover", "4", "--peer-timeout", "1.5",
@@ -45,9 +45,6 @@ class Federation(Cluster):
         self.mallory.stop()
         self.mallory.patch, self.mallory.patch_args = patch, args
         self.mallory.start()
-
-
-TRANSPORTS = ["direct", "relay"]
 
 
 @contextmanager

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 from tests.backend.nodes import Cluster, NodeProcess
+from tests.relay_broker import TRANSPORTS
 
-from .conftest import HONEST_TIMING, PERIOD, TRANSPORTS, elm_street, outcome, reports_about
+from .conftest import HONEST_TIMING, PERIOD, elm_street, outcome, reports_about
 
 pytestmark = pytest.mark.slow
 

@@ -34,9 +34,9 @@ from mpc_backend.relay.provision import (
     member_role,
 )
 from tests.backend.nodes import allow_loopback_sockets
-from tests.relay_broker import Broker, mosquitto_path, provision, running_broker
+from tests.relay_broker import Broker, provision, running_broker
 
-pytestmark = pytest.mark.skipif(mosquitto_path() is None, reason="needs mosquitto 2.x")
+pytestmark = pytest.mark.relay  # against the real broker scripts/setup installs
 
 NOT_AUTHORIZED = 0x87
 BAD_CREDENTIALS = 0x86

@@ -65,7 +65,7 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def _run_develop(dev_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+def _run_develop(dev_dir: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
             [
@@ -76,6 +76,7 @@ def _run_develop(dev_dir: Path, log: Path) -> subprocess.Popen[bytes]:
                 "20",
                 "--dir",
                 str(dev_dir),
+                *extra,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -115,11 +116,16 @@ def _stop(develop: subprocess.Popen[bytes], log: Path) -> None:
     assert code == 0, log.read_text()[-3000:]
 
 
-def test_develop_runs_a_neighbourhood(dev_dir: Path) -> None:
+@pytest.mark.parametrize(("transport", "runs"), [
+    pytest.param("relay", 2, marks=pytest.mark.relay), ("direct", 1)])
+def test_develop_runs_a_neighbourhood(dev_dir: Path, transport: str, runs: int) -> None:
+    """By default through a local Mosquitto relay, twice (the second run reuses everything
+    the first made); once more over direct HTTP (--direct)."""
     log = dev_dir.parent / f"{dev_dir.name}.log"
     dev_dir.parent.mkdir(exist_ok=True)
-    for run in (1, 2):  # the second run reuses everything the first one made
-        develop = _run_develop(dev_dir, log)
+    extra = ("--direct",) if transport == "direct" else ()
+    for run in range(1, runs + 1):
+        develop = _run_develop(dev_dir, log, *extra)
         try:
             _wait_ready(develop, log, runs=run)
             token_file = dev_dir / "ha-token"
@@ -136,6 +142,13 @@ def test_develop_runs_a_neighbourhood(dev_dir: Path) -> None:
                 )
             )
             assert contributors >= 2  # the demo tasks' privacy floor
+            relay = next((s for s in _get("/api/states", token)
+                          if s["entity_id"] == "binary_sensor.neighbourhood_relay"), None)
+            if transport == "relay":  # Home Assistant shows the hub's broker connection
+                assert relay is not None and relay["state"] == "on", relay
+                assert relay["attributes"]["url"] == "mqtt://127.0.0.1:18883"
+            else:
+                assert relay is None
         finally:
             _stop(develop, log)
         time.sleep(1)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.backend.conftest import _loopback_sockets  # noqa: F401 - autouse here too
 from tests.backend.nodes import Cluster, allow_loopback_sockets
-from tests.relay_broker import running_broker
+from tests.relay_broker import TRANSPORTS, running_broker
 
 # Short, test-friendly timing: rounds of 10 s (the minimum a task allows), 1 s grace,
 # peer calls time out after 1.5 s, 2 attempts; the next committee member takes over
@@ -26,7 +26,7 @@ TASK_ARGS = (
 TASKS = ("temp", "kill_one", "kill_two", "restart", "hang")
 
 
-@pytest.fixture(scope="module", params=["direct", "relay"])
+@pytest.fixture(scope="module", params=TRANSPORTS)
 def federation(tmp_path_factory: pytest.TempPathFactory,
                request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """The street over direct HTTP, and again through a Mosquitto relay on loopback."""

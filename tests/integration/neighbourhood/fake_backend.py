@@ -355,7 +355,7 @@ class FakeBackend:
                            "members_online": self.members_online},
             "members": [
                 {"node_id": node_id, "name": f"house{i}", "url": f"http://127.0.0.1:{9000 + i}",
-                 "capacity": 1.0, "input_only": False, "founder": i == 0,
+                 "mailbox": None, "capacity": 1.0, "input_only": False, "founder": i == 0,
                  "online": i < self.members_online, "hpke_suite": self.suite(f"house{i}"),
                  "post_quantum": self.suite(f"house{i}") == SUITE_HYBRID}
                 for i, node_id in enumerate(self.member_ids())
