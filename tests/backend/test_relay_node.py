@@ -1,0 +1,252 @@
+"""Nodes on a relay: what each error path says, what the broker may not do to a node, and a
+node that loses its broker and gets it back.
+
+Three real ``mpc-backend serve`` processes federated through a real Mosquitto on loopback,
+plus a newcomer that is not in the federation yet. Raw MQTT clients play the broker's other
+users: a member's spare account sending hand-made frames, as a modified node could.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from mpc_backend.crypto import INVITE_PREFIX, NodeKeys, b64url_decode, b64url_encode, load_keys
+from mpc_backend.crypto.encoding import canonical_json
+from mpc_backend.crypto.envelope import sign_envelope
+from mpc_backend.node.peers import request_headers
+from mpc_backend.relay.endpoint import BrokerAccount, inbox_topic
+from mpc_backend.relay.frames import decode_frame, encode_request
+from mpc_backend.relay.provision import DynsecAdmin
+from tests.backend.nodes import Cluster, NodeProcess, allow_loopback_sockets, wait_for
+from tests.relay_broker import Broker, provision, running_broker
+
+pytestmark = [pytest.mark.relay, pytest.mark.slow]
+
+FETCH = "/peer/v1/roster/fetch"
+
+
+@pytest.fixture(scope="module")
+def street(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    allow_loopback_sockets()
+    root: Path = tmp_path_factory.mktemp("relay-node")
+    with running_broker(root / "relay") as broker:
+        cluster = Cluster(root)
+        cluster.broker = broker
+        try:
+            for i in range(3):
+                cluster.add(f"house{i}", "--peer-timeout", "1.5", "--peer-attempts", "2",
+                            "--takeover", "4")
+            for node in cluster.nodes:
+                node.start()
+            cluster.federate("Relay Row", "--relay-admin", str(broker.admin_file))
+            cluster.add("newcomer").start()
+            yield cluster
+        finally:
+            cluster.close()
+
+
+def federation_id(street: Cluster) -> str:
+    return str(street.nodes[0].cli_json("status")["federation"]["id"])
+
+
+def mailbox_of(street: Cluster, node: NodeProcess) -> str:
+    members = street.nodes[0].cli_json("status")["members"]
+    return str(next(m["mailbox"] for m in members if m["node_id"] == node.node_id))
+
+
+def client(broker: Broker, account: BrokerAccount) -> aiomqtt.Client:
+    return aiomqtt.Client(broker.endpoint.host, broker.endpoint.port, username=account.username,
+                          password=account.password, identifier=account.username,
+                          protocol=aiomqtt.ProtocolVersion.V5)
+
+
+async def exchange(broker: Broker, account: BrokerAccount, fed: str, to: str,
+                   frames: list[tuple[bytes, bytes | None]], wait_s: float = 3.0,
+                   ) -> list[tuple[int, dict[str, Any]]]:
+    """Publish (frame, correlation) pairs to inbox ``to`` as ``account``; the answers that
+    came back within ``wait_s``, in arrival order."""
+    answers: list[tuple[int, dict[str, Any]]] = []
+    inbox = inbox_topic(fed, account.username)
+    async with client(broker, account) as mqtt:
+        await mqtt.subscribe(inbox, qos=1)
+        for payload, correlation in frames:
+            props = Properties(PacketTypes.PUBLISH)
+            if correlation is not None:
+                props.ResponseTopic = inbox
+                props.CorrelationData = correlation
+            await mqtt.publish(inbox_topic(fed, to), payload, qos=1, properties=props)
+
+        async def collect() -> None:
+            async for message in mqtt.messages:
+                frame = decode_frame(bytes(message.payload))  # type: ignore[arg-type]
+                answers.append((frame.status, json.loads(frame.body)))
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(collect(), wait_s)
+    return answers
+
+
+def signed_fetch(keys: NodeKeys, fed: str) -> bytes:
+    body = json.dumps(sign_envelope(keys, "roster-fetch", fed, {}, now=time.time()),
+                      separators=(",", ":")).encode()
+    return encode_request(FETCH, request_headers(keys, FETCH, body, time.time()), body)
+
+
+def test_members_have_mailboxes_and_no_urls(street: Cluster) -> None:
+    status = street.nodes[1].cli_json("status")
+    assert status["relay"]["connected"] is True and status["relay"]["last_error"] is None
+    assert status["relay"]["url"] == street.broker.endpoint.url
+    assert all(m["url"] is None and m["mailbox"].startswith("h-") for m in status["members"])
+    assert len({m["mailbox"] for m in status["members"]}) == 3
+    text = street.nodes[1].cli("status").stdout
+    assert f"relay {street.broker.endpoint.url}: connected since " in text
+    relay_file = street.nodes[1].data_dir / "relay.json"
+    assert relay_file.stat().st_mode & 0o777 == 0o600  # it holds the broker password
+
+
+async def test_a_redelivered_request_is_answered_again_without_running_twice(
+    street: Cluster,
+) -> None:
+    """QoS 1 may deliver a request twice: the same answer, no replay refusal; a second
+    attempt that reuses the signature under new correlation data is still a replay."""
+    fed = federation_id(street)
+    spare = await provision(street.broker, fed)
+    keys = load_keys(street.nodes[1].data_dir)
+    frame = signed_fetch(keys, fed)
+    answers = await exchange(street.broker, spare, fed, mailbox_of(street, street.nodes[0]),
+                             [(frame, b"c" * 16), (frame, b"c" * 16), (frame, b"d" * 16)])
+    assert len(answers) == 3, answers
+    by_status = sorted(answers, key=lambda a: a[0])
+    assert by_status[0][0] == by_status[1][0] == 200
+    assert by_status[0][1] == by_status[1][1]  # the same answer, not a second run
+    assert by_status[0][1]["roster"]["roster"]["federation"] == fed
+    assert by_status[2][0] == 409 and by_status[2][1]["error"]["code"] == "replay"
+
+
+async def test_what_the_broker_or_a_stranger_sends_is_refused(street: Cluster) -> None:
+    fed = federation_id(street)
+    spare = await provision(street.broker, fed)
+    founder = mailbox_of(street, street.nodes[0])
+    stranger = signed_fetch(NodeKeys.generate(), fed)
+    forged = bytearray(signed_fetch(load_keys(street.nodes[1].data_dir), fed))
+    at = forged.rindex(b'"type"')  # change the body after the member signed its digest
+    forged[at + 1] = ord("T")
+    answers = await exchange(street.broker, spare, fed, founder, [
+        (stranger, b"s" * 16), (bytes(forged), b"f" * 16),
+        (b"GET /peer/v1/roster HTTP/1.1\r\n", b"g" * 16),  # not a frame: dropped
+        (signed_fetch(load_keys(street.nodes[2].data_dir), fed), None),  # nowhere to answer
+    ])
+    assert sorted((status, answer["error"]["code"]) for status, answer in answers) == [
+        (403, "auth_failed"), (403, "auth_failed")], answers
+    log = street.nodes[0].log_text()
+    assert "is not a member of federation" in log
+    assert "does not match its signed digest" in log
+    assert "dropped a relay message" in log and "not a Hearth relay frame" in log
+    assert "dropped a relay request without correlation data" in log
+
+
+def _with_relay_account(token: str, account: BrokerAccount) -> str:
+    fields = json.loads(b64url_decode(token[len(INVITE_PREFIX):]))
+    fields["relay"].update(username=account.username, password=account.password)
+    return INVITE_PREFIX + b64url_encode(canonical_json(fields))
+
+
+async def test_a_join_must_use_the_mailbox_its_invite_provisioned(street: Cluster) -> None:
+    """An invite's secret names the joiner's mailbox: joining with another broker account
+    (one that can connect, another invitee's) is refused, and the invite stays usable."""
+    fed = federation_id(street)
+    founder, newcomer = street.nodes[0], street.nodes[3]
+    token = founder.cli("invite", "--expires", "10m").stdout.strip()
+    other = await provision(street.broker, fed)
+    proc = newcomer.cli("join", _with_relay_account(token, other), check=False)
+    assert proc.returncode == 1
+    assert "relay mailbox other than the one its invite provisioned" in proc.stderr
+    assert newcomer.cli_json("status")["relay"] is None  # the attempt left nothing behind
+
+
+async def test_a_join_whose_broker_account_is_gone_says_so(street: Cluster) -> None:
+    founder, newcomer = street.nodes[0], street.nodes[3]
+    token = founder.cli("invite", "--expires", "10m").stdout.strip()
+    username = json.loads(b64url_decode(token[len(INVITE_PREFIX):]))["relay"]["username"]
+    async with DynsecAdmin(street.broker.endpoint, street.broker.admin) as admin:
+        await admin.delete_member(username)
+    proc = newcomer.cli("join", token, check=False)
+    assert proc.returncode == 1
+    assert "could not connect to the relay" in proc.stderr
+    assert "refused this hub's broker credentials" in proc.stderr
+    assert "ask the founder for a new invite" in proc.stderr
+
+
+def test_creating_on_an_unreachable_or_unreadable_relay_fails_clearly(
+    street: Cluster, tmp_path: Path,
+) -> None:
+    newcomer = street.nodes[3]
+    admin = json.loads(street.broker.admin_file.read_text())
+    admin["url"] = f"mqtt://127.0.0.1:{_closed_port()}"
+    dead = tmp_path / "relay-admin.json"
+    dead.write_text(json.dumps(admin))
+    dead.chmod(0o600)
+    proc = newcomer.cli("federation", "create", "--name", "X", "--relay-admin", str(dead),
+                        check=False)
+    assert proc.returncode == 1
+    assert "could not set up this hub's account on the relay" in proc.stderr
+    dead.chmod(0o644)
+    proc = newcomer.cli("federation", "create", "--name", "X", "--relay-admin", str(dead),
+                        check=False)
+    assert proc.returncode == 1 and "chmod 600" in proc.stderr
+    proc = newcomer.cli("federation", "create", "--name", "X", "--relay",
+                        "mqtts://relay.example:8883", check=False)
+    assert proc.returncode == 1 and "--relay needs --relay-admin FILE" in proc.stderr
+    proc = newcomer.cli("federation", "create", "--name", "X", "--relay",
+                        "mqtt://relay.example:1883", "--relay-admin",
+                        str(street.broker.admin_file), check=False)
+    assert proc.returncode == 1 and "use mqtts:// (TLS)" in proc.stderr
+    assert newcomer.cli_json("status")["federation"] is None
+
+
+def _closed_port() -> int:
+    from tests.backend.nodes import free_port  # noqa: PLC0415
+    return free_port()
+
+
+def test_a_node_shows_a_lost_broker_and_reconnects(street: Cluster) -> None:
+    node = street.nodes[2]
+    street.broker.stop()
+    try:
+        down = wait_for(lambda: (s := node.cli_json("status")["relay"])["connected"] is False
+                        and s, 15, what="the relay shown as disconnected")
+        assert down["last_error"]
+        assert "DISCONNECTED" in node.cli("status").stdout
+    finally:
+        street.broker.start()
+    up = wait_for(lambda: (s := node.cli_json("status")["relay"])["connected"] and s, 30,
+                  what="the relay reconnected")
+    assert up["last_error"] is None and up["reconnects"] >= 1
+    # Work goes on through it: a task proposed by a member reaches the founder and back.
+    node.cli("task", "add", "--metric", "after the outage", "--id", "after", "--unit", "x",
+             "--min", "0", "--max", "10", "--resolution", "1", "--stats", "count",
+             "--period", "60", "--min-contributors", "3", "--k", "3", "--t", "1")
+    assert any(t["spec"]["task_id"] == "after"
+               for t in street.nodes[0].cli_json("task", "list")["tasks"])
+
+
+def test_no_broker_password_in_any_log(street: Cluster) -> None:
+    passwords = [json.loads((n.data_dir / "relay.json").read_text())["account"]["password"]
+                 for n in street.nodes[:3]]
+    admin = json.loads(street.broker.admin_file.read_text())["admin"]["password"]
+    logs = "".join(n.log_text() for n in street.nodes) + street.broker.log_tail(10_000)
+    for secret in [*passwords, admin]:
+        assert secret not in logs
+    assert os.path.exists(street.broker.admin_file)
