@@ -1,6 +1,7 @@
 """Round benchmark: K real committee nodes on loopback, N simulated households, M tasks.
 
-    python benchmarks/bench_round.py --households 1000 --tasks 10 [--committee 5] [--json]
+    python benchmarks/bench_round.py --households 1000 --tasks 10 [--committee 5]
+        [--transport direct|relay|both] [--json]
 
 The committee is K ``mpc-backend serve`` processes (default 3, threshold t = 1; with
 5, t = 2), and every round closes with held statements, verification, partial sums
@@ -24,6 +25,13 @@ carrying all M tasks' shares. The benchmark prints:
   (``benchmarks/proof_costs.py``, measured in this run, one core).
 
 Released means are checked against the plaintext values.
+
+``--transport both`` (the default) runs the whole benchmark twice in one invocation,
+over direct HTTP and through a Mosquitto relay on loopback (the setup ``mpc-backend
+relay init`` writes), and prints them side by side with their ratio. Through the
+relay, households publish their envelopes through ``GATEWAYS`` MQTT connections
+(each a household's own broker account; one message per envelope, as each household
+would send), and the table adds the broker's CPU time and peak RSS.
 """
 
 from __future__ import annotations
@@ -52,9 +60,13 @@ from mpc_backend.crypto import NodeKeys, parse_invite, sign_envelope  # noqa: E4
 from mpc_backend.node.household import ack_problem, seal_report, shares_envelope  # noqa: E402
 from mpc_backend.node.peers import request_headers  # noqa: E402
 from mpc_backend.node.roster import MemberInfo, verify_roster  # noqa: E402
+from mpc_backend.relay.endpoint import BrokerAccount  # noqa: E402
+from mpc_backend.relay.transport import RelayTransport  # noqa: E402
 from tests.backend.nodes import NodeProcess, free_port  # noqa: E402
+from tests.relay_broker import Broker  # noqa: E402
 
 GRACE_S = 2
+GATEWAYS = 16
 TASK = {"low": -20.0, "high": 40.0, "resolution": 0.01, "unit": "°C",
         "stats": ["count", "sum", "mean", "variance", "stddev", "histogram", "quantiles"],
         "buckets": [16.0, 18.0, 20.0, 22.0, 24.0]}
@@ -72,41 +84,57 @@ async def api(session: aiohttp.ClientSession, node: NodeProcess, method: str, pa
 
 
 async def join_household(session: aiohttp.ClientSession, founder: NodeProcess,
-                         keys: NodeKeys, index: int) -> None:
+                         keys: NodeKeys, index: int) -> BrokerAccount | None:
+    """Join (setup, untimed: over HTTP to the founder either way); the household's broker
+    account in a relay federation."""
     invite = await api(session, founder, "POST", "/invites", {"expires_s": 3600})
     parsed = parse_invite(invite["token"])
-    member = MemberInfo.of_keys(keys, f"household {index}", None, 1.0, True)
+    account = None
+    if parsed.relay is not None:
+        account = BrokerAccount(parsed.relay["username"], parsed.relay["password"])
+    member = MemberInfo.of_keys(keys, f"household {index}", None, 1.0, True,
+                                account.username if account else None)
     envelope = sign_envelope(keys, "join", parsed.federation_id,
                              {"secret": parsed.secret, "member": member.to_dict()})
     async with session.post(f"{founder.url}/peer/v1/join", json=envelope) as resp:
         if resp.status != 200:
             raise RuntimeError(f"join failed: {await resp.text()}")
         await resp.read()
+    return account
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    root = Path(tempfile.mkdtemp(prefix="bench-round-"))
+async def run(args: argparse.Namespace, transport: str) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix=f"bench-round-{transport}-"))
     nodes = [NodeProcess(f"committee{i}", root / f"c{i}", free_port(), root / f"c{i}.log")
              for i in range(args.committee)]
-    for node in nodes:
-        node.init("--grace", str(GRACE_S), "--takeover", "20")
-        node.start()
+    broker = Broker(root / "relay") if transport == "relay" else None
     try:
-        return await _bench(args, nodes)
+        if broker is not None:
+            broker.start()
+        for node in nodes:
+            node.init("--grace", str(GRACE_S), "--takeover", "20")
+            node.start()
+        return {"transport": transport, **await _bench(args, nodes, broker)}
     finally:
         for node in nodes:
             node.stop()
+        if broker is not None:
+            broker.stop()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
 
 
-async def _bench(args: argparse.Namespace, nodes: list[NodeProcess]) -> dict[str, Any]:
+async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
+                 broker: Broker | None) -> dict[str, Any]:
     n, m = args.households, args.tasks
     connector = aiohttp.TCPConnector(limit=args.concurrency)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         founder = nodes[0]
-        await api(session, founder, "POST", "/federation", {"name": "bench"})
+        create: dict[str, Any] = {"name": "bench"}
+        if broker is not None:
+            create["relay"] = {**broker.endpoint.to_dict(), "admin": broker.admin.to_dict()}
+        await api(session, founder, "POST", "/federation", create)
         for node in nodes[1:]:
             invite = await api(session, founder, "POST", "/invites", {"expires_s": 600})
             await api(session, node, "POST", "/join", {"token": invite["token"]})
@@ -114,11 +142,11 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess]) -> dict[str
         households = [NodeKeys.generate() for _ in range(n)]
         sem = asyncio.Semaphore(32)
 
-        async def join(i: int, keys: NodeKeys) -> None:
+        async def join(i: int, keys: NodeKeys) -> BrokerAccount | None:
             async with sem:
-                await join_household(session, founder, keys, i)
+                return await join_household(session, founder, keys, i)
 
-        await asyncio.gather(*(join(i, k) for i, k in enumerate(households)))
+        accounts = await asyncio.gather(*(join(i, k) for i, k in enumerate(households)))
         period = args.period or max(20, math.ceil(15 + n * m * 0.003))
         task_ids = [f"metric_{j}" for j in range(m)]
         for task_id in task_ids:
@@ -136,6 +164,7 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess]) -> dict[str
         federation_id = (await api(session, founder, "GET", "/status"))["federation"]["id"]
         fetch = json.dumps(sign_envelope(households[0], "roster-fetch", federation_id, {})).encode()
         headers = request_headers(households[0], "/peer/v1/roster/fetch", fetch, time.time())
+        # Setup: the founder still listens on loopback, whichever way members talk.
         async with session.post(f"{founder.url}/peer/v1/roster/fetch", data=fetch,
                                 headers=headers) as resp:
             roster = verify_roster((await resp.json())["roster"]).roster
@@ -167,21 +196,39 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess]) -> dict[str
         if time.time() > (round_id + 1) * period:
             raise RuntimeError("sealing took longer than the round; raise --period")
 
-        # Contribution throughput: everything sent concurrently to the three nodes.
+        # Contribution throughput: everything sent concurrently to the committee nodes.
         url_of = {nd.node_id: nd.url for nd in nodes}
         member_of = {mm.node_id: mm for mm in roster.members}
         accepted = dict.fromkeys(url_of, 0)
         failures = 0
+        gateways: list[RelayTransport] = []
+        if broker is not None:
+            for g in range(GATEWAYS):
+                gateway = RelayTransport(broker.endpoint, accounts[g], roster.federation_id,
+                                         households[g])
+                await gateway.start(wait_s=10)
+                gateways.append(gateway)
+            broker_cpu0 = broker.cpu_seconds()
+
+        async def post(h: int, member: str, body: bytes,
+                       headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+            if not gateways:
+                async with session.post(f"{url_of[member]}/peer/v1/shares",
+                                        data=body, headers=headers) as resp:
+                    return resp.status, await resp.json()
+            mailbox = member_of[member].mailbox
+            assert mailbox is not None
+            answer = await gateways[h % GATEWAYS].request(
+                mailbox, "/peer/v1/shares", body, headers, timeout_s=60)
+            return (504, {}) if answer is None else (answer.status, answer.body)
 
         async def send(h: int, item: dict[str, Any]) -> None:
             nonlocal failures
             body = json.dumps(item["env"]).encode()
             headers = request_headers(households[h], "/peer/v1/shares", body, time.time())
             async with sem_send:
-                async with session.post(f"{url_of[item['member']]}/peer/v1/shares",
-                                        data=body, headers=headers) as resp:
-                    answer = await resp.json()
-                if resp.status == 200 and ack_problem(
+                status, answer = await post(h, item["member"], body, headers)
+                if status == 200 and ack_problem(
                     answer, member_of[item["member"]], roster.federation_id,
                     households[h].node_id, item["items"],
                 ) is None:
@@ -195,6 +242,8 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess]) -> dict[str
         send_s = time.perf_counter() - s0
         if time.time() > (round_id + 1) * period + GRACE_S:
             raise RuntimeError("sending took longer than the round; raise --period")
+        for gateway in gateways:
+            await gateway.close()
 
         # Round close latency: from the round's end until all nodes hold all results.
         end = (round_id + 1) * period
@@ -217,8 +266,12 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess]) -> dict[str
             and abs(results[t]["statistics"]["mean"] - values[:, j].mean()) <= 0.005 + 1e-9
             for j, t in enumerate(task_ids)
         )
-    rss = {nd.name: _peak_rss_mb(nd) for nd in nodes}
+    rss = {nd.name: _peak_rss_mb(nd.proc.pid if nd.proc else None) for nd in nodes}
     reports = n * m
+    relay: dict[str, Any] = {}
+    if broker is not None:
+        relay = {"broker_cpu_s": round(broker.cpu_seconds() - broker_cpu0, 2),
+                 "broker_peak_rss_mb": _peak_rss_mb(broker.pid)}
     return {
         "households": n,
         "tasks": m,
@@ -235,14 +288,15 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess]) -> dict[str
         "round_close_latency_s": round(close_s, 2),
         "peak_rss_mb": rss,
         "results_correct": correct,
+        **relay,
     }
 
 
-def _peak_rss_mb(node: NodeProcess) -> float | None:
-    if node.proc is None:
+def _peak_rss_mb(pid: int | None) -> float | None:
+    if pid is None:
         return None
     try:
-        for line in Path(f"/proc/{node.proc.pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return round(int(line.split()[1]) / 1024, 1)
     except OSError:
@@ -258,32 +312,53 @@ def main() -> None:
                         help="committee nodes k (threshold t = 1 for 3, 2 for 5)")
     parser.add_argument("--period", type=int, help="round length (default: sized to the load)")
     parser.add_argument("--concurrency", type=int, default=48, help="requests in flight")
+    parser.add_argument("--transport", choices=("direct", "relay", "both"), default="both",
+                        help="how hubs talk: direct HTTP, a Mosquitto relay on loopback, or "
+                             "both side by side (default)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the nodes' data dirs and logs")
     args = parser.parse_args()
-    figures = asyncio.run(run(args))
-    figures["proof_costs"] = [measure(histogram_task(b), 1000, args.committee) for b in (6, 32)]
+    transports = ["direct", "relay"] if args.transport == "both" else [args.transport]
+    runs = [asyncio.run(run(args, transport)) for transport in transports]
+    proof_costs = [measure(histogram_task(b), 1000, args.committee) for b in (6, 32)]
     if args.json:
-        print(json.dumps(figures, indent=2))
+        print(json.dumps({"runs": runs, "proof_costs": proof_costs}, indent=2))
         return
-    rows = [
-        ("households x tasks", f"{figures['households']} x {figures['tasks']} "
-                               f"(period {figures['period_s']} s, {figures['hpke_suite']}, "
-                               f"k = {figures['committee']})"),
-        ("client cost per report", f"{figures['client_ms_per_report']} ms"),
+    first = runs[0]
+    print(f"{first['households']} households x {first['tasks']} tasks, period "
+          f"{first['period_s']} s, {first['hpke_suite']}, k = {first['committee']}")
+    rows: list[tuple[str, list[str], str]] = [
+        ("client cost per report", [f"{r['client_ms_per_report']} ms" for r in runs], ""),
         ("accepted reports/s per committee node",
-         ", ".join(f"{v}" for v in figures["reports_per_s_per_node"].values())),
-        ("rejected envelopes", str(figures["rejected_envelopes"])),
-        ("round-close latency after period end", f"{figures['round_close_latency_s']} s"),
-        ("peak RSS per node", ", ".join(f"{v} MiB" for v in figures["peak_rss_mb"].values())),
-        ("released means match plaintext", str(figures["results_correct"])),
-        ("setup (joins + tasks, not timed)", f"{figures['setup_s']} s"),
+         [", ".join(str(v) for v in r["reports_per_s_per_node"].values()) for r in runs],
+         _ratio(runs, lambda r: float(np.mean(list(r["reports_per_s_per_node"].values()))))),
+        ("rejected envelopes", [str(r["rejected_envelopes"]) for r in runs], ""),
+        ("round-close latency after period end",
+         [f"{r['round_close_latency_s']} s" for r in runs],
+         _ratio(runs, lambda r: r["round_close_latency_s"])),
+        ("peak RSS per node",
+         [", ".join(f"{v}" for v in r["peak_rss_mb"].values()) + " MiB" for r in runs], ""),
+        ("broker CPU, sending + close", [f"{r['broker_cpu_s']} s" if "broker_cpu_s" in r
+                                         else "-" for r in runs], ""),
+        ("broker peak RSS", [f"{r['broker_peak_rss_mb']} MiB" if "broker_peak_rss_mb" in r
+                             else "-" for r in runs], ""),
+        ("released means match plaintext", [str(r["results_correct"]) for r in runs], ""),
+        ("setup (joins + tasks, not timed)", [f"{r['setup_s']} s" for r in runs], ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    header = ("", [r["transport"] for r in runs], "relay/direct" if len(runs) == 2 else "")
+    width = max(len(name) for name, _, _ in [header, *rows])
+    cells = max(len(c) for _, values, _ in [header, *rows] for c in values)
+    for name, values, ratio in [header, *rows]:
+        print(f"{name:<{width}}  " + "  ".join(f"{v:<{cells}}" for v in values) + f"  {ratio}")
     print()
-    print_table(figures["proof_costs"])
+    print_table(proof_costs)
+
+
+def _ratio(runs: list[dict[str, Any]], figure: Any) -> str:
+    if len(runs) != 2:
+        return ""
+    direct, relay = figure(runs[0]), figure(runs[1])
+    return f"{relay / direct:.2f}x" if direct else ""
 
 
 if __name__ == "__main__":
