@@ -1,4 +1,5 @@
-"""Binary sensors: only the neighbourhood backend's connectivity (sensor devices have none)."""
+"""Binary sensors: the neighbourhood backend's and its relay's connectivity (sensor devices
+have none)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         413: "Request body too large",
         422: f"Well-formed but not acceptable (value out of range, round not open, capacity "
              f"outside {MIN_CAPACITY:g}-{MAX_CAPACITY:g}, HPKE suite not allowed, too many tasks)",
-        502: "A peer (e.g. the founder) refused or failed",
+        502: "A peer (e.g. the founder) or the relay broker refused or failed",
         503: "Too few committee members reachable",
     }
     return {str(c): _json(_ERROR, text[c]) for c in codes}
@@ -207,12 +207,27 @@ _PATHS: dict[str, Any] = {
                     "type": "boolean", "default": False,
                     "description": "admit members whose HPKE suite is classical X25519 (shown "
                                    "as not post-quantum); by default every member needs "
-                                   "MLKEM768-X25519 (422 weak_hpke_suite otherwise)"}}}}}},
+                                   "MLKEM768-X25519 (422 weak_hpke_suite otherwise)"},
+                "relay": {
+                    "type": "object", "required": ["url", "admin"],
+                    "description": "members talk through this MQTT broker (relay-admin.json "
+                                   "from mpc-backend relay init); the node provisions its own "
+                                   "broker account with the admin account now, and each "
+                                   "invitee's at invite (422 bad_relay for a malformed one, "
+                                   "502 relay_unavailable if the broker cannot be used)",
+                    "properties": {
+                        "url": {"type": "string", "example": "mqtts://relay.example:8883"},
+                        "ca": {"type": "string", "description": "PEM CA certificate"},
+                        "admin": {"type": "object", "required": ["username", "password"],
+                                  "properties": {"username": {"type": "string"},
+                                                 "password": {"type": "string"}}}}}}}}}},
         "responses": {"201": _json({"type": "object", "properties": {
             "federation": {"type": "string"}, "name": {"type": "string"},
             "roster_version": {"type": "integer"},
-            "hpke_policy": {"enum": ["hybrid", "any"]}}}, "Created"),
-            **_errors(400, 401, 409, 413, 422)},
+            "hpke_policy": {"enum": ["hybrid", "any"]},
+            "relay": {"type": ["string", "null"], "description": "the relay URL, if any"}}},
+            "Created"),
+            **_errors(400, 401, 409, 413, 422, 502)},
     }},
     "/api/v1/invites": {"post": {
         "summary": "Issue a one-time invite token (founder only)",
@@ -220,7 +235,7 @@ _PATHS: dict[str, Any] = {
             "type": "object", "properties": {"expires_s": {"type": "integer"}}}}}},
         "responses": {"201": _json({"type": "object", "properties": {
             "token": {"type": "string"}, "expires_at": {"type": "number"}}}, "Created"),
-            **_errors(400, 401, 403, 404, 413)},
+            **_errors(400, 401, 403, 404, 413, 422, 502)},
     }},
     "/api/v1/join": {"post": {
         "summary": "Join a federation with an invite token (contacts the founder)",
