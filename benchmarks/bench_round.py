@@ -56,7 +56,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.proof_costs import histogram_task, measure, print_table  # noqa: E402
 from mpc_backend.arith import FieldRNG  # noqa: E402
-from mpc_backend.crypto import NodeKeys, parse_invite, sign_envelope  # noqa: E402
+from mpc_backend.crypto import NodeKeys, join_proof, parse_invite, sign_envelope  # noqa: E402
 from mpc_backend.node.household import ack_problem, seal_report, shares_envelope  # noqa: E402
 from mpc_backend.node.peers import request_headers  # noqa: E402
 from mpc_backend.node.roster import MemberInfo, verify_roster  # noqa: E402
@@ -94,8 +94,10 @@ async def join_household(session: aiohttp.ClientSession, founder: NodeProcess,
         account = BrokerAccount(parsed.relay["username"], parsed.relay["password"])
     member = MemberInfo.of_keys(keys, f"household {index}", None, 1.0, True,
                                 account.username if account else None)
+    record = member.to_dict()
     envelope = sign_envelope(keys, "join", parsed.federation_id,
-                             {"secret": parsed.secret, "member": member.to_dict()})
+                             {**join_proof(parsed.secret, parsed.federation_id, record),
+                              "member": record})
     async with session.post(f"{founder.url}/peer/v1/join", json=envelope) as resp:
         if resp.status != 200:
             raise RuntimeError(f"join failed: {await resp.text()}")
@@ -140,7 +142,9 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
             await api(session, node, "POST", "/join", {"token": invite["token"]})
         t0 = time.perf_counter()
         households = [NodeKeys.generate() for _ in range(n)]
-        sem = asyncio.Semaphore(32)
+        # Through the relay every invite provisions a broker account, and the broker rewrites
+        # its whole accounts file for each: fewer at a time.
+        sem = asyncio.Semaphore(32 if broker is None else 4)
 
         async def join(i: int, keys: NodeKeys) -> BrokerAccount | None:
             async with sem:

@@ -6,17 +6,21 @@ reached the real founder), the federation id, a one-time secret and an expiry.
 In a relay federation it also carries ``relay``: the broker's URL and CA, the
 founder's mailbox and the broker account the founder provisioned for the
 joiner, whose username (its mailbox) is derived from the secret
-(``invite_mailbox``), so the founder knows which mailbox a join may claim.
+of the invite key (``invite_mailbox``), so the founder knows which mailbox a
+join may claim.
 The founder's URL is then null: it takes no inbound connection.
-The token is self-describing but not signed: what it proves is knowledge of
-the secret, and the founder keeps only ``hash_secret(secret)``, so a leaked
-founder database admits nobody.
+The token is self-describing but not signed. The secret never leaves the
+joiner's hub: it seeds an Ed25519 *invite key*, and a join carries the invite
+key's public half and its signature over the joiner's member record
+(``join_proof``). The founder keeps only a hash of that public key
+(``invite_key_id``), so a leaked founder database admits nobody, and whoever
+sees a join on its way (a relay broker, a network path without TLS) cannot
+reuse it for another member record.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import math
 import re
@@ -26,11 +30,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from .encoding import b64url_decode, b64url_encode, canonical_json
 from .errors import InvalidInviteError
 
 INVITE_PREFIX = "hearth-invite-v1."
-_SECRET_CONTEXT = b"hearth/secret/v1\x00"
+_INVITE_KEY_CONTEXT = b"hearth/invite-key/v1\x00"
+_INVITE_ID_CONTEXT = b"hearth/invite-id/v1\x00"
+_JOIN_CONTEXT = b"hearth/join/v1\x00"
 _FINGERPRINT = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){7}")
 _FIELDS = {"url", "fingerprint", "federation", "secret", "expires_at"}
 _RELAY_FIELDS = {"url", "username", "password", "founder"}  # and "ca", optional
@@ -53,19 +62,48 @@ def new_invite_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def invite_mailbox(secret: str) -> str:
-    """The relay mailbox (broker username) of whoever joins with this invite secret."""
-    return "h-" + hashlib.sha256(_MAILBOX_CONTEXT + secret.encode("utf-8")).hexdigest()[:20]
+def _invite_signing_key(secret: str) -> Ed25519PrivateKey:
+    # The secret has 256 bits of entropy: one hash makes a uniform Ed25519 seed.
+    seed = hashlib.sha256(_INVITE_KEY_CONTEXT + secret.encode("utf-8")).digest()
+    return Ed25519PrivateKey.from_private_bytes(seed)
 
 
-def hash_secret(secret: str) -> str:
-    """Hex sha256 of a high-entropy secret (a plain hash suffices at 256 bits)."""
-    return hashlib.sha256(_SECRET_CONTEXT + secret.encode("utf-8")).hexdigest()
+def invite_public_key(secret: str) -> bytes:
+    return _invite_signing_key(secret).public_key().public_bytes_raw()
 
 
-def check_secret(secret: str, secret_hash: str) -> bool:
-    """Whether ``secret`` matches a stored hash_secret value, in constant time."""
-    return hmac.compare_digest(hash_secret(secret), secret_hash)
+def invite_key_id(invite_public: bytes) -> str:
+    """What the founder stores of an invite: a hash of its public key."""
+    return hashlib.sha256(_INVITE_ID_CONTEXT + invite_public).hexdigest()
+
+
+def invite_mailbox(invite_public: bytes) -> str:
+    """The relay mailbox (broker username) of whoever joins with this invite."""
+    return "h-" + hashlib.sha256(_MAILBOX_CONTEXT + invite_public).hexdigest()[:20]
+
+
+def _join_message(federation_id: str, member: dict[str, Any]) -> bytes:
+    return _JOIN_CONTEXT + canonical_json({"federation": federation_id, "member": member})
+
+
+def join_proof(secret: str, federation_id: str, member: dict[str, Any]) -> dict[str, str]:
+    """The join body's proof of the invite, bound to exactly this member record."""
+    key = _invite_signing_key(secret)
+    return {"invite": b64url_encode(key.public_key().public_bytes_raw()),
+            "proof": b64url_encode(key.sign(_join_message(federation_id, member)))}
+
+
+def check_join_proof(body: Any, federation_id: str, member: dict[str, Any]) -> bytes:
+    """The invite public key a join body proves, for exactly ``member``; InvalidInviteError
+    if the proof is missing or does not verify."""
+    try:
+        public = b64url_decode(body["invite"])
+        Ed25519PublicKey.from_public_bytes(public).verify(
+            b64url_decode(body["proof"]), _join_message(federation_id, member))
+    except (KeyError, TypeError, ValueError, InvalidSignature):
+        raise InvalidInviteError("the join does not prove an invite for this member "
+                                 "record (invite and proof)") from None
+    return public
 
 
 def new_api_token() -> str:
@@ -83,7 +121,7 @@ def make_invite(
     secret: str | None = None,
     relay: dict[str, str] | None = None,
 ) -> tuple[str, str, float]:
-    """Create an invite; returns (token for the joiner, secret hash to store, expiry)."""
+    """Create an invite; returns (token for the joiner, invite key id to store, expiry)."""
     if isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or ttl_s <= 0:
         raise ValueError(f"invite lifetime must be a positive number of seconds, got {ttl_s!r}")
     secret = secret or new_invite_secret()
@@ -98,7 +136,8 @@ def make_invite(
     if relay is not None:
         fields["relay"] = relay
     _validate(fields, ValueError)
-    return INVITE_PREFIX + b64url_encode(canonical_json(fields)), hash_secret(secret), expires_at
+    token = INVITE_PREFIX + b64url_encode(canonical_json(fields))
+    return token, invite_key_id(invite_public_key(secret)), expires_at
 
 
 def parse_invite(token: str, *, now: float | None = None) -> Invite:

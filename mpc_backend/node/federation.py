@@ -1,11 +1,12 @@
 """Federation membership: create, invite, join, task proposals, roster distribution.
 
 Bootstrap: ``federation create`` makes a random federation id and roster v1
-holding only the founder, signed by the founder. ``invite`` stores
-``hash_secret(secret)`` and an expiry and prints a token carrying the founder's
-URL and key fingerprint. ``join TOKEN`` makes the joiner's node send a join
-request signed with its own key (proof of possession) and the secret to the
-founder's ``/peer/v1/join``; the founder checks the secret's hash, expiry and
+holding only the founder, signed by the founder. ``invite`` stores a hash of the
+invite key (``invite_key_id``) and an expiry and prints a token carrying the
+founder's URL and key fingerprint. ``join TOKEN`` makes the joiner's node send a join
+request signed with its own key (proof of possession) and its member record signed with
+the invite key the secret seeds (the secret itself never leaves the hub) to the
+founder's ``/peer/v1/join``; the founder checks the invite key's hash, expiry and
 one-time use, adds the member, bumps the version, signs, answers with the new
 roster and pushes it to every member. The joiner accepts it only if the
 founder's keys match the fingerprint in the token, and pins the founder key.
@@ -40,8 +41,11 @@ from mpc_backend.crypto import (
     Invite,
     b64url_decode,
     b64url_encode,
-    hash_secret,
+    check_join_proof,
+    invite_key_id,
     invite_mailbox,
+    invite_public_key,
+    join_proof,
     make_invite,
     new_invite_secret,
     node_id_of,
@@ -229,7 +233,7 @@ class FederationService:
         try:
             async with DynsecAdmin(endpoint, admin) as broker:
                 account = await broker.create_member(federation_id, invite_mailbox(
-                    new_invite_secret()))
+                    invite_public_key(new_invite_secret())))
         except ProvisionError as err:
             raise BadGateway(f"could not set up this hub's account on the relay: {err}",
                              code="relay_unavailable") from None
@@ -251,8 +255,8 @@ class FederationService:
                                 "newcomer with", code="no_relay_admin")
         try:
             async with DynsecAdmin(relay.endpoint, relay.admin) as broker:
-                account = await broker.create_member(self.ctx.federation_id,
-                                                     invite_mailbox(secret))
+                account = await broker.create_member(
+                    self.ctx.federation_id, invite_mailbox(invite_public_key(secret)))
         except ProvisionError as err:
             raise BadGateway(f"could not create the newcomer's account on the relay: {err}",
                              code="relay_unavailable") from None
@@ -299,11 +303,11 @@ class FederationService:
         relay = None
         if self.ctx.relay is not None:
             relay = await self._provision_invitee(secret)
-        token, secret_hash, expires_at = make_invite(
+        token, key_id, expires_at = make_invite(
             None if relay else self.ctx.config.peer_url, self.ctx.keys.fingerprint,
             self.ctx.federation_id, ttl_s, now=self.ctx.clock(), secret=secret, relay=relay,
         )
-        await self.ctx.storage.add_invite(secret_hash, expires_at)
+        await self.ctx.storage.add_invite(key_id, expires_at)
         log.info("issued an invite valid for %d s", ttl_s)
         return {"token": token, "expires_at": expires_at}
 
@@ -339,11 +343,12 @@ class FederationService:
     async def _join(self, invite: Invite, founder: Address) -> Roster:
         me = self.ctx.me()
 
+        member = me.to_dict()
+        proof = join_proof(invite.secret, invite.federation_id, member)
+
         def request() -> dict[str, Any]:
-            return sign_envelope(
-                self.ctx.keys, "join", invite.federation_id,
-                {"secret": invite.secret, "member": me.to_dict()}, now=self.ctx.clock(),
-            )
+            return sign_envelope(self.ctx.keys, "join", invite.federation_id,
+                                 {**proof, "member": member}, now=self.ctx.clock())
 
         try:
             answer = await self.ctx.peers.post(founder, "/peer/v1/join", request)
@@ -394,9 +399,11 @@ class FederationService:
 
         body = self.ctx.verify(envelope, "join", lookup, remote=remote, remember=False)
         self._require_founder("admit members")
-        secret = body.get("secret")
-        if not isinstance(secret, str):
-            raise BadRequest("secret must be a string", field="body.secret")
+        try:
+            invite_public = check_join_proof(body, self.ctx.federation_id, member_data)
+        except InvalidInviteError as err:
+            log.warning("refused a join from %s: %s", candidate.node_id, err)
+            raise Forbidden(str(err), code="invite_unknown") from None
         if candidate.capacity > JOIN_MAX_CAPACITY:
             log.warning("refused a join from %r (%s): declared capacity %g", candidate.name,
                         candidate.node_id, candidate.capacity)
@@ -418,13 +425,13 @@ class FederationService:
             )
         relay = self.ctx.roster.relay
         if (relay is not None or candidate.mailbox is not None) and (
-                relay is None or candidate.mailbox != invite_mailbox(secret)):
+                relay is None or candidate.mailbox != invite_mailbox(invite_public)):
             log.warning("refused a join from %s: relay mailbox %r is not its invite's",
                         candidate.node_id, candidate.mailbox)
             raise Forbidden("the join claims a relay mailbox other than the one its invite "
                             "provisioned", code="wrong_mailbox")
         status = await self.ctx.storage.consume_invite(
-            hash_secret(secret), self.ctx.clock(), candidate.node_id
+            invite_key_id(invite_public), self.ctx.clock(), candidate.node_id
         )
         if status is not InviteStatus.OK:
             log.warning("refused a join from %s: invite %s", candidate.node_id, status.value)

@@ -7,7 +7,7 @@ What is stored, and why each thing is durable:
   the local MAC key for contribution de-duplication).
 * the signed roster (latest version only: members and tasks carry the time they
   were added, so a round's committee is computed from the latest roster alone).
-* invites: only ``hash_secret(secret)`` and the expiry; consumed once.
+* invites: only a hash of the invite key (``invite_key_id``) and the expiry; consumed once.
 * shares a committee member holds: the opened share (raw little-endian uint64),
   keyed by (task, round, sender) with the sha256 of the ciphertext that carried
   it, so an identical resend is recognised and a different one refused.

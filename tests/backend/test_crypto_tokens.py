@@ -1,4 +1,4 @@
-"""Invite tokens, API tokens and secret hashing."""
+"""Invite tokens, invite keys and join proofs, API tokens."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_backend.crypto import (
     INVITE_PREFIX,
@@ -15,8 +16,11 @@ from mpc_backend.crypto import (
     NodeKeys,
     b64url_decode,
     b64url_encode,
-    check_secret,
-    hash_secret,
+    check_join_proof,
+    invite_key_id,
+    invite_mailbox,
+    invite_public_key,
+    join_proof,
     make_invite,
     new_api_token,
     parse_invite,
@@ -36,7 +40,7 @@ def _token(fields: dict[str, Any]) -> str:
 
 
 def test_invite_round_trip() -> None:
-    token, secret_hash, expires_at = make_invite(URL, FINGERPRINT, "fed-1", 3600, now=NOW)
+    token, key_id, expires_at = make_invite(URL, FINGERPRINT, "fed-1", 3600, now=NOW)
     assert token.startswith(INVITE_PREFIX)
     assert re.fullmatch(r"[A-Za-z0-9_\-.]+", token)  # pastes cleanly into a shell or a URL
     assert expires_at == NOW + 3600
@@ -46,9 +50,8 @@ def test_invite_round_trip() -> None:
     assert invite.federation_id == "fed-1"
     assert invite.expires_at == expires_at
     assert len(invite.secret) == 43  # 32 bytes, base64url
-    assert secret_hash == hash_secret(invite.secret)
-    assert check_secret(invite.secret, secret_hash)
-    assert secret_hash not in token
+    assert key_id == invite_key_id(invite_public_key(invite.secret))
+    assert key_id not in token
 
 
 def test_each_invite_has_its_own_secret() -> None:
@@ -141,13 +144,31 @@ def test_make_invite_rejects_bad_arguments(args: tuple[Any, ...], message: str) 
         make_invite(*args)
 
 
-def test_hash_secret_is_a_stable_domain_separated_sha256() -> None:
-    assert hash_secret("abc") == hashlib.sha256(b"hearth/secret/v1\x00abc").hexdigest()
-    assert hash_secret("abc") == hash_secret("abc")
-    assert hash_secret("abc") != hash_secret("abd")
-    assert hash_secret("abc") != hashlib.sha256(b"abc").hexdigest()
-    assert check_secret("abc", hash_secret("abc"))
-    assert not check_secret("abd", hash_secret("abc"))
+def test_the_invite_key_is_seeded_by_the_secret_and_stored_only_as_a_hash() -> None:
+    seed = hashlib.sha256(b"hearth/invite-key/v1\x00abc").digest()
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
+    assert invite_public_key("abc") == public
+    assert invite_public_key("abd") != public
+    assert invite_key_id(public) == hashlib.sha256(b"hearth/invite-id/v1\x00" + public).hexdigest()
+    assert invite_mailbox(public) == "h-" + hashlib.sha256(
+        b"hearth/mailbox/v1\x00" + public).hexdigest()[:20]
+
+
+def test_a_join_proof_holds_for_its_member_record_only() -> None:
+    """The secret never travels: what a join carries proves the invite for exactly one
+    member record, so whoever reads it on the way cannot join with other keys."""
+    member = {"node_id": "n1", "name": "No. 12", "mailbox": "h-1"}
+    body = join_proof("abc", "fed-1", member)
+    assert "abc" not in json.dumps(body)
+    assert check_join_proof(body, "fed-1", member) == invite_public_key("abc")
+    for federation, record in [("fed-2", member), ("fed-1", {**member, "node_id": "n2"}),
+                               ("fed-1", {**member, "mailbox": "h-2"})]:
+        with pytest.raises(InvalidInviteError, match="does not prove an invite"):
+            check_join_proof(body, federation, record)
+    for broken in [{}, {"invite": body["invite"]}, {**body, "proof": "AAAA"},
+                   {**body, "invite": b64url_encode(invite_public_key("abd"))}]:
+        with pytest.raises(InvalidInviteError, match="does not prove an invite"):
+            check_join_proof(broken, "fed-1", member)
 
 
 def test_api_tokens() -> None:

@@ -19,6 +19,7 @@ from mpc_backend.crypto import (
     NodeKeys,
     b64url_encode,
     canonical_json,
+    join_proof,
     load_or_create_keys,
     parse_invite,
     sign_envelope,
@@ -26,7 +27,7 @@ from mpc_backend.crypto import (
 from mpc_backend.crypto.sealing import SUITE_HYBRID, SUITE_X25519
 from mpc_backend.node import federation
 from mpc_backend.node.config import ConfigError
-from mpc_backend.node.errors import BadRequest, NodeError, Unprocessable
+from mpc_backend.node.errors import BadRequest, Forbidden, NodeError, Unprocessable
 from mpc_backend.node.roster import ROSTER_CONTEXT, MemberInfo
 from tests.backend.conftest import TASK, FakeClock, LiveNode, start_node, stop_node
 from tests.backend.test_api_local import call
@@ -40,8 +41,9 @@ async def join_request(
     if secret is None:
         secret = parse_invite((await founder.node.federation.invite(600))["token"]).secret
     member = {**MemberInfo.of_keys(keys, "stranger", None, 1.0, True).to_dict(), **fields}
-    return sign_envelope(keys, "join", founder.node.ctx.federation_id,
-                         {"secret": secret, "member": member}, now=clock())
+    federation = founder.node.ctx.federation_id
+    return sign_envelope(keys, "join", federation,
+                         {**join_proof(secret, federation, member), "member": member}, now=clock())
 
 
 async def test_a_join_declaring_a_huge_capacity_is_refused_and_logged(
@@ -65,6 +67,29 @@ async def test_a_join_declaring_a_huge_capacity_is_refused_and_logged(
         await join_request(founder, keys, clock, secret), "test")
     assert answer["version"] == version + 1
     assert founder.node.ctx.roster.member(keys.node_id) is not None
+
+
+async def test_a_join_read_on_its_way_cannot_admit_other_keys(
+    trio: list[LiveNode], clock: FakeClock
+) -> None:
+    """Whoever sees a join in transit (a relay broker, a path without TLS) sees the invite
+    key and its proof, never the secret: putting its own keys into the record fails, the
+    invite stays unused, and the real joiner still gets in."""
+    founder = trio[0]
+    secret = parse_invite((await founder.node.federation.invite(600))["token"]).secret
+    federation = founder.node.ctx.federation_id
+    victim, thief = NodeKeys.generate(), NodeKeys.generate()
+    seen = join_proof(secret, federation, MemberInfo.of_keys(
+        victim, "victim", None, 1.0, True).to_dict())
+    stolen = {**seen, "member": MemberInfo.of_keys(thief, "victim", None, 1.0, True).to_dict()}
+    with pytest.raises(Forbidden) as err:
+        await founder.node.federation.handle_join(
+            sign_envelope(thief, "join", federation, stolen, now=clock()), "test")
+    assert err.value.code == "invite_unknown"
+    assert founder.node.ctx.roster.member(thief.node_id) is None
+    answer = await founder.node.federation.handle_join(
+        await join_request(founder, victim, clock, secret, name="victim"), "test")
+    assert victim.node_id in {m["node_id"] for m in answer["roster"]["roster"]["members"]}
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/peer", "http://127.0.0.1:9?x=1",
