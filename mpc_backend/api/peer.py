@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -30,10 +31,14 @@ from aiohttp import web
 from mpc_backend import __version__
 from mpc_backend.crypto import BadSignatureError, b64url_decode
 from mpc_backend.crypto.envelope import verify_request
+from mpc_backend.crypto.errors import DecryptionError
+from mpc_backend.crypto.sealing import seal_share
 from mpc_backend.node.context import DELIVERY_MAX_AGE_S, MAX_MESSAGE_AGE_S, NodeContext
 from mpc_backend.node.errors import BadRequest, Conflict, Forbidden, NodeError, PayloadTooLarge
 from mpc_backend.node.node import Node
 from mpc_backend.node.peers import DIGEST_HEADER, SENDER_HEADER, SIGNATURE_HEADER, TIME_HEADER
+from mpc_backend.node.roster import MemberInfo
+from mpc_backend.relay.sealed import answer_aad, request_aad
 
 from .errors import decode_json, error_middleware, error_response, read_body
 
@@ -114,7 +119,10 @@ class PeerDispatcher:
     """The peer API for requests that arrive as relay frames instead of HTTP.
 
     The same routes, checks and limits as over HTTP, in the same order; the body is
-    already whole (the broker delivered it), so only its size and digest remain.
+    already whole (the broker delivered it), so only its size and digest remain. A
+    member's request must be sealed to this node (``mpc_backend.relay.sealed``): it is
+    opened only after its signature checks out, and the answer is sealed back to the
+    member, so the broker reads neither.
     """
 
     def __init__(self, node: Node) -> None:
@@ -122,15 +130,16 @@ class PeerDispatcher:
         self.routes = peer_routes(node)
 
     async def dispatch(self, path: str, headers: Mapping[str, str], body: bytes,
-                       remote: str) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, JSON answer) for one request; never raises for a bad request."""
+                       remote: str, sealed: bool) -> tuple[int, bytes, bool]:
+        """(HTTP status, answer body, sealed) for one request; never raises for a bad one."""
         prefix = "/peer/v1"
         route = self.routes.get(path[len(prefix):]) if path.startswith(prefix) else None
         if path == prefix + "/health":
-            return 200, _health()
+            return 200, _json(_health()), False
         if route is None:
-            return 404, _error("not_found", f"no peer route {path[:100]!r}")
+            return 404, _json(_error("not_found", f"no peer route {path[:100]!r}")), False
         ctx = self.node.ctx
+        requester: MemberInfo | None = None  # known once the request is authenticated
         try:
             if len(body) > route.limit:
                 raise PayloadTooLarge(f"request body exceeds the limit of {route.limit} bytes")
@@ -138,18 +147,46 @@ class PeerDispatcher:
                 digest = check_signed_headers(ctx, path, headers, remote,
                                               route.relay_max_age_s)
                 check_digest(ctx, path, hashlib.sha256(body).digest(), digest, remote)
+                requester = ctx.roster.member(headers[SENDER_HEADER])
+                body = _open_request(ctx, path, headers, body, sealed)
+            elif sealed:
+                raise BadRequest("a join travels unsealed: the joiner has no roster key yet")
             if not body:
                 raise BadRequest("request body is empty; send a JSON object", field="body")
             envelope = await decode_json(body)
-            return 200, await route.pick(self.node)(envelope, remote)
+            status, answer = 200, await route.pick(self.node)(envelope, remote)
         except NodeError as err:
-            error = _error(err.code, err.message)
+            status, answer = err.status, _error(err.code, err.message)
             if err.field is not None:
-                error["error"]["field"] = err.field
-            return err.status, error
+                answer["error"]["field"] = err.field
         except Exception:
             log.exception("unhandled error in relayed %s", path)
-            return 500, _error("internal", "internal error; see the node's log")
+            status, answer = 500, _error("internal", "internal error; see the node's log")
+        if requester is None:
+            return status, _json(answer), False
+        return status, seal_share(requester.hpke_public, requester.hpke_suite, _json(answer),
+                                  answer_aad(ctx.federation_id, path, ctx.node_id,
+                                             requester.node_id, headers[SIGNATURE_HEADER])), True
+
+
+def _open_request(ctx: NodeContext, path: str, headers: Mapping[str, str], body: bytes,
+                  sealed: bool) -> bytes:
+    """An authenticated member request's plain body: relayed ones must be sealed to us."""
+    if not sealed:
+        raise BadRequest("a relayed request from a member must be sealed to the recipient's "
+                         "key; this node answers no unsealed one", code="unsealed")
+    aad = request_aad(ctx.federation_id, path, headers[SENDER_HEADER], ctx.node_id)
+    try:
+        return ctx.keys.open_share(body, aad)
+    except DecryptionError:
+        log.warning("refused a relayed request to %s from %s: it does not open with this "
+                    "node's key", path, headers[SENDER_HEADER])
+        raise Forbidden("the sealed body does not open with this node's key for this path "
+                        "and sender", code="auth_failed") from None
+
+
+def _json(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from mpc_backend.storage import Storage
 
 from .config import NodeConfig
 from .errors import Conflict, Forbidden, NotFound
-from .peers import Peers, RelayHandler
+from .peers import Handler, Peers
 from .roster import MemberInfo, Roster, SignedRoster
 
 MAX_MESSAGE_AGE_S = 300.0
@@ -74,7 +74,7 @@ class NodeContext:
     founder_public: bytes | None = None
     replay: ReplayGuard = field(default_factory=ReplayGuard)
     relay: RelaySettings | None = None  # this node's broker account, in a relay federation
-    relay_handler: RelayHandler | None = None  # answers peer requests that come by relay
+    relay_handler: Handler | None = None  # answers peer requests that come by relay
 
     def __post_init__(self) -> None:
         # The peer client signs every request with this node's keys, dated by its clock.

@@ -31,16 +31,25 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 
 from mpc_backend.crypto import NodeKeys, b64url_encode
 from mpc_backend.crypto.envelope import sign_request
+from mpc_backend.crypto.errors import DecryptionError
+from mpc_backend.crypto.sealing import seal_share
 from mpc_backend.relay.endpoint import BrokerAccount, RelayEndpoint
-from mpc_backend.relay.transport import PUSH_EXPIRY_S, RelayError, RelayTransport
+from mpc_backend.relay.sealed import answer_aad, request_aad
+from mpc_backend.relay.transport import (
+    PUSH_EXPIRY_S,
+    Handler,
+    RelayAnswer,
+    RelayError,
+    RelayTransport,
+)
 
 from .config import Timing
 
@@ -50,6 +59,7 @@ SENDER_HEADER = "Hearth-Sender"
 TIME_HEADER = "Hearth-Time"
 DIGEST_HEADER = "Hearth-Digest"
 SIGNATURE_HEADER = "Hearth-Signature"
+HEALTH_PATH = "/peer/v1/health"
 
 
 def request_headers(keys: NodeKeys, path: str, body: bytes, now: float) -> dict[str, str]:
@@ -172,7 +182,7 @@ async def _error_of(resp: aiohttp.ClientResponse) -> tuple[str, str]:
 
 
 class Target(Protocol):
-    """Where a peer is: a roster member, or the founder an invite names."""
+    """Where a peer is: a roster member, or the founder an invite names (no keys yet)."""
 
     @property
     def name(self) -> str: ...
@@ -191,8 +201,8 @@ class Address:
     mailbox: str | None = None
 
 
-RelayHandler = Callable[[str, Mapping[str, str], bytes, str],
-                        Awaitable[tuple[int, dict[str, Any]]]]
+class _Unsealable(Exception):
+    """An answer that should have been sealed to this node and was not, or does not open."""
 
 
 class Peers:
@@ -228,7 +238,7 @@ class Peers:
 
     async def use_relay(
         self, endpoint: RelayEndpoint, account: BrokerAccount, federation_id: str,
-        handler: RelayHandler | None, *, on_connected: Callable[[], Awaitable[None]] | None = None,
+        handler: Handler | None, *, on_connected: Callable[[], Awaitable[None]] | None = None,
         wait_s: float | None = None,
     ) -> None:
         """Connect to the relay (RelayError if ``wait_s`` passes without a connection)."""
@@ -251,12 +261,43 @@ class Peers:
     def reachable(self, target: Target) -> bool:
         return bool(target.mailbox and self.relay) or bool(target.url)
 
-    def _signed(
-        self, path: str, build: Callable[[], dict[str, Any]]
-    ) -> tuple[bytes, dict[str, str]]:
+    def _sealed_request(
+        self, relay: RelayTransport, target: Target, path: str, build: Callable[[], Any],
+    ) -> tuple[bytes, dict[str, str], bool]:
+        """(body, Hearth-* headers, sealed): sealed to a roster member, then signed."""
+        keys = self.keys
+        assert keys is not None, "relay requests are always signed"
         body = json.dumps(build(), separators=(",", ":")).encode()
-        assert self.keys is not None, "relay requests are always signed"
-        return body, request_headers(self.keys, path, body, self.clock())
+        sealed = isinstance(target, MemberLike)
+        if sealed:
+            body = seal_share(target.hpke_public, target.hpke_suite, body,
+                              request_aad(relay.federation_id, path, keys.node_id,
+                                          target.node_id))
+        return body, request_headers(keys, path, body, self.clock()), sealed
+
+    def _open_answer(self, relay: RelayTransport, target: Target, path: str,
+                     headers: dict[str, str], answer: RelayAnswer, sealed: bool) -> dict[str, Any]:
+        """The answer's JSON; _Unsealable if a sealed request got an unsealed success (only
+        the broker would send one) or a sealed answer that does not open."""
+        body = answer.body
+        if answer.sealed:
+            keys = self.keys
+            assert keys is not None and isinstance(target, MemberLike)
+            try:
+                body = keys.open_share(body, answer_aad(
+                    relay.federation_id, path, target.node_id, keys.node_id,
+                    headers[SIGNATURE_HEADER]))
+            except (DecryptionError, ValueError):
+                raise _Unsealable("a sealed answer that does not open") from None
+        elif sealed and answer.status < 400:
+            raise _Unsealable("an unsealed answer to a sealed request")
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise _Unsealable("an answer that is not a JSON object")
+        return data
 
     async def post(
         self, target: Target, path: str, build: Callable[[], dict[str, Any]], *,
@@ -279,22 +320,27 @@ class Peers:
         for attempt in range(tries):
             if attempt:
                 await asyncio.sleep(self.timing.backoff_s * 2 ** (attempt - 1))
-            body, headers = self._signed(path, build)
+            body, headers, sealed = self._sealed_request(relay, target, path, build)
             try:
                 answer = await relay.request(target.mailbox, path, body, headers,
-                                             timeout_s=timeout)
+                                             timeout_s=timeout, sealed=sealed)
             except RelayError as err:
                 last = str(err)
                 continue
             if answer is None:
                 last = f"no answer within {timeout:g} s"
-            elif answer.status < 400:
-                return answer.body
-            else:
-                code, message = _error_fields(answer.body)
-                if answer.status < 500:
-                    raise PeerRejected(label, answer.status, code, message)
-                last = f"{answer.status} {code}: {message}"
+                continue
+            try:
+                data = self._open_answer(relay, target, path, headers, answer, sealed)
+            except _Unsealable as err:
+                last = str(err)
+                continue
+            if answer.status < 400:
+                return data
+            code, message = _error_fields(data)
+            if answer.status < 500:
+                raise PeerRejected(label, answer.status, code, message)
+            last = f"{answer.status} {code}: {message}"
             log.debug("relay call %s %s failed (attempt %d/%d): %s", label, path, attempt + 1,
                       tries, last)
         raise PeerUnreachable(f"{label} unreachable after {tries} attempt(s): {last}")
@@ -307,17 +353,20 @@ class Peers:
         relay = self.relay
         if not (target.mailbox and relay):
             return await self.post(target, path, build)
-        body, headers = self._signed(path, build)
+        label = f"{target.name} (via the relay)"
+        body, headers, sealed = self._sealed_request(relay, target, path, build)
         try:
             answer = await relay.request(target.mailbox, path, body, headers,
                                          timeout_s=self.timing.peer_timeout_s,
-                                         expiry_s=PUSH_EXPIRY_S)
-        except RelayError as err:
-            raise PeerUnreachable(f"{target.name} (via the relay): {err}") from None
-        if answer is None or answer.status < 400:
-            return None if answer is None else answer.body
-        code, message = _error_fields(answer.body)
-        label = f"{target.name} (via the relay)"
+                                         expiry_s=PUSH_EXPIRY_S, sealed=sealed)
+            if answer is None:
+                return None
+            data = self._open_answer(relay, target, path, headers, answer, sealed)
+        except (RelayError, _Unsealable) as err:
+            raise PeerUnreachable(f"{label}: {err}") from None
+        if answer.status < 400:
+            return data
+        code, message = _error_fields(data)
         if answer.status < 500:
             raise PeerRejected(label, answer.status, code, message)
         raise PeerUnreachable(f"{label}: {answer.status} {code}: {message}")
@@ -325,9 +374,11 @@ class Peers:
     async def ping(self, target: Target, timeout_s: float = 1.5) -> bool:
         relay = self.relay
         if target.mailbox and relay:
+            keys = self.keys
+            assert keys is not None
+            headers = request_headers(keys, HEALTH_PATH, b"", self.clock())
             try:
-                body, headers = self._signed("/peer/v1/health", dict)
-                answer = await relay.request(target.mailbox, "/peer/v1/health", body, headers,
+                answer = await relay.request(target.mailbox, HEALTH_PATH, b"", headers,
                                              timeout_s=timeout_s)
             except RelayError:
                 return False
@@ -336,6 +387,20 @@ class Peers:
 
     def relay_status(self) -> dict[str, Any] | None:
         return None if self.relay is None else self.relay.status()
+
+
+@runtime_checkable
+class MemberLike(Protocol):
+    """A target with roster keys: relayed requests to it are sealed to its HPKE key."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def hpke_public(self) -> bytes: ...
+
+    @property
+    def hpke_suite(self) -> str: ...
 
 
 def _error_fields(body: dict[str, Any]) -> tuple[str, str]:

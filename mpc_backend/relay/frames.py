@@ -4,8 +4,8 @@ A frame is ``MAGIC`` + a 4-byte big-endian header length + the JSON header + the
 body + zero padding. The header of a request carries the peer API path and the
 same ``Hearth-*`` authentication headers a direct HTTP request carries; an
 answer carries the HTTP status the peer API would have answered. The body is
-the exact JSON a direct request would carry, so the signature over its digest
-is checked exactly as over HTTP.
+the JSON a direct request would carry, HPKE-sealed to the recipient when the
+header says ``sealed`` (``relay.sealed``); the signature covers the body as sent.
 
 Padding: every frame is padded to a whole number of ``PAD_BLOCK`` bytes. A share
 message's body has the same length for every reading of a task (sealed
@@ -38,6 +38,7 @@ class Frame:
     path: str = ""  # requests only
     headers: dict[str, str] | None = None  # requests only
     status: int = 0  # answers only
+    sealed: bool = False  # the body is HPKE-sealed to the recipient (``sealed``)
 
 
 def padded_length(length: int) -> int:
@@ -50,12 +51,13 @@ def _frame(header: dict[str, Any], body: bytes) -> bytes:
     return raw + bytes(padded_length(len(raw)) - len(raw))
 
 
-def encode_request(path: str, headers: dict[str, str], body: bytes) -> bytes:
-    return _frame({"kind": REQUEST, "path": path, "headers": headers}, body)
+def encode_request(path: str, headers: dict[str, str], body: bytes, *,
+                   sealed: bool = False) -> bytes:
+    return _frame({"kind": REQUEST, "path": path, "headers": headers, "sealed": sealed}, body)
 
 
-def encode_answer(status: int, body: bytes) -> bytes:
-    return _frame({"kind": ANSWER, "status": status}, body)
+def encode_answer(status: int, body: bytes, *, sealed: bool = False) -> bytes:
+    return _frame({"kind": ANSWER, "status": status, "sealed": sealed}, body)
 
 
 def decode_frame(payload: bytes) -> Frame:
@@ -78,15 +80,18 @@ def decode_frame(payload: bytes) -> Frame:
         raise FrameError("frame body length is out of range")
     body = payload[start:start + length]
     kind = header.get("kind")
+    sealed = header.get("sealed", False)
+    if not isinstance(sealed, bool):
+        raise FrameError("frame 'sealed' must be true or false")
     if kind == REQUEST:
         path, headers = header.get("path"), header.get("headers")
         if not isinstance(path, str) or not isinstance(headers, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
             raise FrameError("request frame needs a path and string headers")
-        return Frame(REQUEST, body, path=path, headers=headers)
+        return Frame(REQUEST, body, path=path, headers=headers, sealed=sealed)
     if kind == ANSWER:
         status = header.get("status")
         if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status < 600:
             raise FrameError("answer frame needs an HTTP status")
-        return Frame(ANSWER, body, status=status)
+        return Frame(ANSWER, body, status=status, sealed=sealed)
     raise FrameError(f"unknown frame kind {kind!r}")

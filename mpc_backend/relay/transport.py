@@ -16,17 +16,17 @@ running the handler twice (which would refuse it as a replay).
 Pushes (results, rosters) are one-way in effect: published once with a long
 expiry, so a member offline for minutes or days gets them when it reconnects.
 
-The broker is untrusted: every request carries the same ``Hearth-*`` signature
-as over HTTP and is checked by the same code (``PeerDispatcher``); answers are
-signed envelopes where they carry protocol data. What the broker can do is
-delay, drop and count messages.
+The broker is untrusted: bodies are HPKE-sealed end to end (``sealed``), every
+request carries the same ``Hearth-*`` signature as over HTTP and is checked by
+the same code (``PeerDispatcher``); answers are signed envelopes where they carry
+protocol data. What the broker can do is delay, drop and count messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import hashlib
 import logging
 import math
 import re
@@ -55,10 +55,11 @@ ANSWER_EXPIRY_S = 300
 MAX_BACKOFF_S = 60.0
 MAX_CONCURRENT_REQUESTS = 64
 _ANSWER_MEMORY = 10_000
+_NOT_READY = b'{"error":{"code":"not_ready","message":"node is starting"}}'
 
-# (path, headers, body, remote) -> (HTTP status, JSON answer)
-Handler = Callable[[str, Mapping[str, str], bytes, str], Awaitable[tuple[int, dict[str, Any]]]]
-Signer = Callable[[str, bytes], dict[str, str]]  # (path, body) -> Hearth-* headers
+# (path, headers, body, remote, sealed) -> (HTTP status, answer body, sealed)
+Handler = Callable[[str, Mapping[str, str], bytes, str, bool],
+                   Awaitable[tuple[int, bytes, bool]]]
 
 
 class RelayError(Exception):
@@ -68,7 +69,8 @@ class RelayError(Exception):
 @dataclass(frozen=True)
 class RelayAnswer:
     status: int
-    body: dict[str, Any]
+    body: bytes  # JSON, or HPKE-sealed JSON when ``sealed``
+    sealed: bool = False
 
 
 class RelayTransport:
@@ -97,8 +99,8 @@ class RelayTransport:
         self._connected = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._pending: dict[bytes, asyncio.Future[RelayAnswer]] = {}
-        self._answered: OrderedDict[tuple[str, bytes], tuple[int, bytes]] = OrderedDict()
-        self._in_flight: dict[tuple[str, bytes], asyncio.Future[tuple[int, bytes]]] = {}
+        self._answered: OrderedDict[bytes, tuple[int, bytes, bool]] = OrderedDict()
+        self._in_flight: dict[bytes, asyncio.Future[tuple[int, bytes, bool]]] = {}
         self._handlers: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
         self.state_since: float = clock()
@@ -225,54 +227,49 @@ class RelayTransport:
         if frame.kind == ANSWER:
             future = self._pending.get(correlation)
             if future is not None and not future.done():
-                try:
-                    body = json.loads(frame.body) if frame.body else {}
-                except ValueError:
-                    body = None
-                if not isinstance(body, dict):
-                    body = {"error": {"code": "bad_answer", "message": "not a JSON object"}}
-                    future.set_result(RelayAnswer(502, body))
-                else:
-                    future.set_result(RelayAnswer(frame.status, body))
+                future.set_result(RelayAnswer(frame.status, frame.body, frame.sealed))
             return  # a late answer (its request gave up) or one for another session
         reply_to = getattr(props, "ResponseTopic", None)
         if not isinstance(reply_to, str) or not self._inbox_pattern.fullmatch(reply_to):
             log.warning("dropped a relay request without a response topic in this federation")
             return
         assert frame.kind == REQUEST and frame.headers is not None
-        self._spawn(self._answer(frame.path, frame.headers, frame.body, reply_to, correlation))
+        # A redelivery is the same frame to the same reply topic; anything else with this
+        # correlation data goes through every check again.
+        key = hashlib.sha256(correlation + b"\0" + reply_to.encode() + b"\0" + payload).digest()
+        self._spawn(self._answer(frame.path, frame.headers, frame.body, frame.sealed, reply_to,
+                                 correlation, key))
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
 
-    async def _answer(self, path: str, headers: dict[str, str], body: bytes, reply_to: str,
-                      correlation: bytes) -> None:
+    async def _answer(self, path: str, headers: dict[str, str], body: bytes, sealed: bool,
+                      reply_to: str, correlation: bytes, key: bytes) -> None:
         sender = headers.get("Hearth-Sender", "?")
-        key = (sender, correlation)
         if key in self._answered:
-            status, answer = self._answered[key]  # a redelivery: same answer, no second run
+            status, answer, answer_sealed = self._answered[key]  # a redelivery: no second run
         elif key in self._in_flight:
-            status, answer = await asyncio.shield(self._in_flight[key])
+            status, answer, answer_sealed = await asyncio.shield(self._in_flight[key])
         else:
-            future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[tuple[int, bytes, bool]] = loop.create_future()
             self._in_flight[key] = future
             try:
                 async with self._slots:
                     if self.handler is None:
-                        status, doc = 503, {"error": {"code": "not_ready",
-                                                      "message": "node is starting"}}
+                        status, answer, answer_sealed = 503, _NOT_READY, False
                     else:
-                        status, doc = await self.handler(path, headers, body, f"relay:{sender}")
-                answer = json.dumps(doc, separators=(",", ":")).encode()
-                future.set_result((status, answer))
+                        status, answer, answer_sealed = await self.handler(
+                            path, headers, body, f"relay:{sender}", sealed)
+                future.set_result((status, answer, answer_sealed))
             except BaseException as err:
                 future.set_exception(err)
                 raise
             finally:
                 del self._in_flight[key]
-            self._answered[key] = (status, answer)
+            self._answered[key] = (status, answer, answer_sealed)
             while len(self._answered) > _ANSWER_MEMORY:
                 self._answered.popitem(last=False)
         client = self._client
@@ -282,13 +279,13 @@ class RelayTransport:
         props.CorrelationData = correlation
         props.MessageExpiryInterval = ANSWER_EXPIRY_S
         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-            await client.publish(reply_to, encode_answer(status, answer), qos=1,
-                                 properties=props)
+            await client.publish(reply_to, encode_answer(status, answer, sealed=answer_sealed),
+                                 qos=1, properties=props)
 
     # -- outbound --------------------------------------------------------------
     async def request(
         self, mailbox: str, path: str, body: bytes, headers: dict[str, str], *,
-        timeout_s: float, expiry_s: float | None = None,
+        timeout_s: float, expiry_s: float | None = None, sealed: bool = False,
     ) -> RelayAnswer | None:
         """Publish one request and wait up to ``timeout_s`` for its answer.
 
@@ -316,7 +313,7 @@ class RelayTransport:
             remaining = deadline - asyncio.get_running_loop().time()
             try:
                 await client.publish(inbox_topic(self.federation_id, mailbox),
-                                     encode_request(path, headers, body), qos=1,
+                                     encode_request(path, headers, body, sealed=sealed), qos=1,
                                      properties=props, timeout=max(remaining, 0.1))
             except (aiomqtt.MqttError, TimeoutError) as err:
                 raise RelayError(f"the relay did not take the message: {_reason(err)}") from None

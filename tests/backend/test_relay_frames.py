@@ -9,6 +9,7 @@ import pytest
 
 from mpc_backend.arith.rng import FieldRNG
 from mpc_backend.crypto import NodeKeys
+from mpc_backend.crypto.sealing import seal_share
 from mpc_backend.node.household import seal_report, shares_envelope
 from mpc_backend.node.peers import request_headers
 from mpc_backend.node.roster import MemberInfo
@@ -20,6 +21,7 @@ from mpc_backend.relay.frames import (
     encode_answer,
     encode_request,
 )
+from mpc_backend.relay.sealed import request_aad
 from tests.backend.test_protocol_encoding import make_spec
 
 
@@ -68,7 +70,7 @@ def test_bad_request_and_answer_headers_are_refused() -> None:
 
 def test_share_frames_of_one_task_have_one_size_whatever_the_reading() -> None:
     """What the broker sees of a share message is its size: the same for every reading,
-    every household and every committee member of a task."""
+    every household and every committee member of a task, sealed as the relay seals it."""
     spec = make_spec()
     members = [NodeKeys.generate() for _ in range(3)]
     committee = [MemberInfo.of_keys(k, f"m{i}", None, 1.0, False, f"h-member{i}")
@@ -81,6 +83,9 @@ def test_share_frames_of_one_task_have_one_size_whatever_the_reading() -> None:
             body = json.dumps(shares_envelope(household, "f" * 32, [(spec.task_id, 123456,
                                                                    ciphertext)]),
                               separators=(",", ":")).encode()
+            member = committee[len(sizes) % 3]
+            body = seal_share(member.hpke_public, member.hpke_suite, body, request_aad(
+                "f" * 32, "/peer/v1/shares", household.node_id, member.node_id))
             headers = request_headers(household, "/peer/v1/shares", body, 1_800_000_000.0)
-            sizes.add(len(encode_request("/peer/v1/shares", headers, body)))
+            sizes.add(len(encode_request("/peer/v1/shares", headers, body, sealed=True)))
     assert len(sizes) == 1, sizes

@@ -25,10 +25,13 @@ from paho.mqtt.properties import Properties
 from mpc_backend.crypto import INVITE_PREFIX, NodeKeys, b64url_decode, b64url_encode, load_keys
 from mpc_backend.crypto.encoding import canonical_json
 from mpc_backend.crypto.envelope import sign_envelope
+from mpc_backend.crypto.sealing import seal_share
 from mpc_backend.node.peers import request_headers
+from mpc_backend.node.roster import MemberInfo
 from mpc_backend.relay.endpoint import BrokerAccount, inbox_topic
 from mpc_backend.relay.frames import decode_frame, encode_request
 from mpc_backend.relay.provision import DynsecAdmin
+from mpc_backend.relay.sealed import answer_aad, request_aad
 from tests.backend.nodes import Cluster, NodeProcess, allow_loopback_sockets, wait_for
 from tests.relay_broker import Broker, provision, running_broker
 
@@ -74,10 +77,10 @@ def client(broker: Broker, account: BrokerAccount) -> aiomqtt.Client:
 
 async def exchange(broker: Broker, account: BrokerAccount, fed: str, to: str,
                    frames: list[tuple[bytes, bytes | None]], wait_s: float = 3.0,
-                   ) -> list[tuple[int, dict[str, Any]]]:
-    """Publish (frame, correlation) pairs to inbox ``to`` as ``account``; the answers that
-    came back within ``wait_s``, in arrival order."""
-    answers: list[tuple[int, dict[str, Any]]] = []
+                   ) -> list[tuple[int, bytes, bool]]:
+    """Publish (frame, correlation) pairs to inbox ``to`` as ``account``; the answers
+    (status, body, sealed) that came back within ``wait_s``, in arrival order."""
+    answers: list[tuple[int, bytes, bool]] = []
     inbox = inbox_topic(fed, account.username)
     async with client(broker, account) as mqtt:
         await mqtt.subscribe(inbox, qos=1)
@@ -91,17 +94,42 @@ async def exchange(broker: Broker, account: BrokerAccount, fed: str, to: str,
         async def collect() -> None:
             async for message in mqtt.messages:
                 frame = decode_frame(bytes(message.payload))  # type: ignore[arg-type]
-                answers.append((frame.status, json.loads(frame.body)))
+                answers.append((frame.status, frame.body, frame.sealed))
 
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(collect(), wait_s)
     return answers
 
 
-def signed_fetch(keys: NodeKeys, fed: str) -> bytes:
+def signed_fetch(keys: NodeKeys, fed: str, to: MemberInfo | None = None) -> bytes:
+    """A roster fetch signed with ``keys``; sealed to ``to`` as a node would seal it."""
     body = json.dumps(sign_envelope(keys, "roster-fetch", fed, {}, now=time.time()),
                       separators=(",", ":")).encode()
-    return encode_request(FETCH, request_headers(keys, FETCH, body, time.time()), body)
+    if to is not None:
+        body = seal_share(to.hpke_public, to.hpke_suite, body,
+                          request_aad(fed, FETCH, keys.node_id, to.node_id))
+    return encode_request(FETCH, request_headers(keys, FETCH, body, time.time()), body,
+                          sealed=to is not None)
+
+
+def opened(answer: tuple[int, bytes, bool], keys: NodeKeys, fed: str, responder: str,
+           frame: bytes) -> tuple[int, dict[str, Any]]:
+    """An answer sealed to ``keys`` for the request ``frame``, opened; a refusal before
+    authentication comes in clear."""
+    status, body, sealed = answer
+    if not sealed:  # refused before it was known to come from a member (e.g. a replay)
+        assert status >= 400, "an authenticated member's answer travels sealed"
+        return status, json.loads(body)
+    signature = decode_frame(frame).headers["Hearth-Signature"]  # type: ignore[index]
+    plain = keys.open_share(body, answer_aad(fed, FETCH, responder, keys.node_id, signature))
+    return status, json.loads(plain)
+
+
+def founder_record(street: Cluster) -> MemberInfo:
+    """The founder's roster record: its public keys and mailbox."""
+    founder = street.nodes[0]
+    return MemberInfo.of_keys(load_keys(founder.data_dir), founder.name, None, 1.0, False,
+                              mailbox_of(street, founder))
 
 
 def test_members_have_mailboxes_and_no_urls(street: Cluster) -> None:
@@ -124,15 +152,38 @@ async def test_a_redelivered_request_is_answered_again_without_running_twice(
     fed = federation_id(street)
     spare = await provision(street.broker, fed)
     keys = load_keys(street.nodes[1].data_dir)
-    frame = signed_fetch(keys, fed)
-    answers = await exchange(street.broker, spare, fed, mailbox_of(street, street.nodes[0]),
+    founder = founder_record(street)
+    frame = signed_fetch(keys, fed, founder)
+    answers = await exchange(street.broker, spare, fed, founder.mailbox or "",
                              [(frame, b"c" * 16), (frame, b"c" * 16), (frame, b"d" * 16)])
     assert len(answers) == 3, answers
-    by_status = sorted(answers, key=lambda a: a[0])
+    by_status = sorted((opened(a, keys, fed, founder.node_id, frame) for a in answers),
+                       key=lambda a: a[0])
     assert by_status[0][0] == by_status[1][0] == 200
     assert by_status[0][1] == by_status[1][1]  # the same answer, not a second run
     assert by_status[0][1]["roster"]["roster"]["federation"] == fed
     assert by_status[2][0] == 409 and by_status[2][1]["error"]["code"] == "replay"
+
+
+async def test_the_broker_reads_no_relayed_body_and_unsealed_ones_are_refused(
+    street: Cluster,
+) -> None:
+    """What a member sends is sealed to its recipient, and the answer to it; a member
+    request sent unsealed (a modified node, or a broker stripping the seal) is refused
+    after authentication, in an answer sealed back to the member."""
+    fed = federation_id(street)
+    spare = await provision(street.broker, fed)
+    keys = load_keys(street.nodes[2].data_dir)
+    founder = founder_record(street)
+    sealed, plain = signed_fetch(keys, fed, founder), signed_fetch(keys, fed)
+    assert b"roster-fetch" not in sealed and b"roster-fetch" in plain
+    answers = await exchange(street.broker, spare, fed, founder.mailbox or "",
+                             [(sealed, b"s" * 16), (plain, b"p" * 16)])
+    assert all(b"roster" not in body for _, body, _ in answers)  # nothing readable on the way
+    frames = {200: sealed, 400: plain}
+    results = {a[0]: opened(a, keys, fed, founder.node_id, frames[a[0]]) for a in answers}
+    assert results[200][1]["roster"]["roster"]["federation"] == fed
+    assert results[400][1]["error"]["code"] == "unsealed"
 
 
 async def test_what_the_broker_or_a_stranger_sends_is_refused(street: Cluster) -> None:
@@ -148,8 +199,9 @@ async def test_what_the_broker_or_a_stranger_sends_is_refused(street: Cluster) -
         (b"GET /peer/v1/roster HTTP/1.1\r\n", b"g" * 16),  # not a frame: dropped
         (signed_fetch(load_keys(street.nodes[2].data_dir), fed), None),  # nowhere to answer
     ])
-    assert sorted((status, answer["error"]["code"]) for status, answer in answers) == [
-        (403, "auth_failed"), (403, "auth_failed")], answers
+    assert sorted((status, sealed, json.loads(body)["error"]["code"])
+                  for status, body, sealed in answers) == [
+        (403, False, "auth_failed"), (403, False, "auth_failed")], answers
     log = street.nodes[0].log_text()
     assert "is not a member of federation" in log
     assert "does not match its signed digest" in log

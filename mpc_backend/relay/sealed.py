@@ -1,0 +1,30 @@
+"""End-to-end sealing of relayed bodies: the broker carries them and reads none.
+
+A request to a roster member is HPKE-sealed to the member's key, bound to the
+federation, the path, the sender and the recipient, and then signed (the
+``Hearth-*`` digest covers the ciphertext, so a recipient authenticates a frame
+before it decrypts anything). The answer is sealed back to the requester, bound
+to the same context and to the request's signature, so an answer cannot be
+moved to another request. Only a join (the joiner is no member yet, and its
+body is its public member record with an invite proof) and health pings travel
+unsealed.
+"""
+
+from __future__ import annotations
+
+from mpc_backend.crypto.encoding import canonical_json
+
+_REQUEST = b"hearth/relay-request/v1\x00"
+_ANSWER = b"hearth/relay-answer/v1\x00"
+
+
+def request_aad(federation_id: str, path: str, sender: str, recipient: str) -> bytes:
+    return _REQUEST + canonical_json({"federation": federation_id, "path": path,
+                                      "sender": sender, "recipient": recipient})
+
+
+def answer_aad(federation_id: str, path: str, responder: str, requester: str,
+               request_signature: str) -> bytes:
+    return _ANSWER + canonical_json({"federation": federation_id, "path": path,
+                                     "responder": responder, "requester": requester,
+                                     "request": request_signature})
