@@ -76,6 +76,7 @@ def peer_routes(node: Node) -> dict[str, Route]:
         "/tasks": Route(lambda n: n.federation.handle_task_proposal, SMALL_BODY_LIMIT),
         "/results": Route(lambda n: n.results.handle_push, ROUND_BODY_LIMIT,
                           relay_max_age_s=DELIVERY_MAX_AGE_S),
+        "/results/fetch": Route(lambda n: n.results.handle_fetch, SMALL_BODY_LIMIT),
     }
     for step in node.rounds.handlers():  # every round step the service answers
         routes[f"/round/{step}"] = Route(lambda n, s=step: n.rounds.handlers()[s],

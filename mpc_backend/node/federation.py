@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -122,6 +122,9 @@ class FederationService:
         self._pushed: dict[str, int] = {}  # member -> roster version it acknowledged
         self._push_failures: dict[str, int] = {}
         self._adopt_lock = asyncio.Lock()
+        # What the node does when its relay connection (re)opens: catch up on what was
+        # pushed while it was away (set by Node; the roster by default).
+        self.on_relay_connected: Callable[[], Awaitable[None]] = self.refresh_from_founder
 
     # -- start-up -------------------------------------------------------------
     async def load(self) -> None:
@@ -220,7 +223,7 @@ class FederationService:
         assert self.ctx.relay is not None
         await self.ctx.peers.use_relay(
             self.ctx.relay.endpoint, self.ctx.relay.account, self.ctx.federation_id,
-            self.ctx.relay_handler, on_connected=self.refresh_from_founder, wait_s=wait_s)
+            self.ctx.relay_handler, on_connected=self.on_relay_connected, wait_s=wait_s)
 
     async def _found_on_relay(self, relay: Any, federation_id: str) -> RelayEndpoint:
         try:
@@ -690,7 +693,11 @@ class FederationService:
         try:
             # None: the relay holds it for a member that is away, and delivers it on return.
             answer = await self.ctx.peers.push(member, "/peer/v1/roster", push) or {}
-            self._pushed[member.node_id] = max(int(answer.get("version", version)), version)
+            acked = answer.get("version", version)
+            if isinstance(acked, bool) or not isinstance(acked, int):
+                acked = version
+            # Never beyond what was pushed: a forged "v10^12" answer would stop later pushes.
+            self._pushed[member.node_id] = min(max(acked, version), self.ctx.roster.version)
             self._push_failures.pop(member.node_id, None)
             return True
         except PeerError as err:

@@ -61,6 +61,7 @@ class Node:
         self.rounds = RoundService(self.ctx, self.results, self.misbehaviour)
         self.ingest = IngestService(self.ctx, self.rounds.closing)
         self.household = ContributionService(self.ctx, self.ingest.handle_shares)
+        self.federation.on_relay_connected = self.catch_up
         self.started_at = clock()
         self._loops: list[asyncio.Task[None]] = []
         self._online: tuple[float, dict[str, bool]] = (0.0, {})
@@ -78,7 +79,7 @@ class Node:
             self.household.retry_loop,
             self.federation.push_loop,
             self._housekeeping,
-            self.federation.refresh_from_founder,
+            self.catch_up,
         ):
             self._spawn(loop)
         roster = self.ctx.signed_roster.roster if self.ctx.signed_roster else None
@@ -86,6 +87,11 @@ class Node:
             "node %s (%s) started; %s", self.ctx.config.name, self.ctx.node_id,
             f"federation {roster.name} roster v{roster.version}" if roster else "no federation yet",
         )
+
+    async def catch_up(self) -> None:
+        """The roster, then the results, pushed while this node was away."""
+        await self.federation.refresh_from_founder()
+        await self.results.catch_up()
 
     def _spawn(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
         self._loops.append(asyncio.create_task(loop()))

@@ -18,6 +18,10 @@ A stored failure gives way to a co-signed outcome that arrives later. Anything
 else that fails these checks is refused and recorded as misbehaviour of whoever
 pushed it.
 
+Catching up: a node that was away when results were pushed asks another member
+for what it holds after its own latest round of each task (``catch_up``, at
+start and whenever its relay connection comes back) and checks each as if pushed.
+
 Public JSON (stable; the Home Assistant integration reads it)::
 
     {"task", "metric", "unit", "round", "round_start", "round_end",
@@ -58,6 +62,8 @@ from .timeline import CLOCK_SKEW_S, decision_deadline, iso, round_end
 log = logging.getLogger("mpc_backend.results")
 
 RESULT_CONTEXT = b"hearth/result/v1\x00"
+CATCH_UP_LIMIT = 20  # newest results per task offered to a member catching up
+CATCH_UP_ASKS = 3  # members asked in turn until one answers
 STATUSES = ("released", "insufficient", "failed")
 INVALID_REPORT_DETAIL = ("its report failed its validity proof and was left out of the result "
                          "(a verdict co-signed by the round's committee)")
@@ -228,6 +234,65 @@ class ResultService:
                 await self.misbehaviour.report(
                     household, "invalid_report",
                     f"{doc['task']} round {doc['round']}: {INVALID_REPORT_DETAIL}")
+
+    async def handle_fetch(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        """The results this node holds after the asker's latest round of each task."""
+        body = self.ctx.verify(envelope, "results-fetch", remote=remote)
+        after = body.get("after")
+        if not isinstance(after, dict):
+            raise BadRequest("after must map task ids to round numbers", field="body.after")
+        wires = []
+        for rtask in self.ctx.roster.tasks:
+            since = after.get(rtask.spec.task_id, -1)
+            if isinstance(since, bool) or not isinstance(since, int):
+                raise BadRequest("after must map task ids to round numbers",
+                                 field="body.after")
+            records = await self.ctx.storage.list_results(rtask.spec.task_id, 0, CATCH_UP_LIMIT)
+            wires += [r.doc for r in records if r.round > since]
+        return {"results": wires}
+
+    async def catch_up(self) -> None:
+        """Fetch what was pushed while this node was away, from the first member that
+        answers (the founder first), and accept each result as if it had been pushed."""
+        if self.ctx.signed_roster is None:
+            return
+        roster = self.ctx.roster
+        after = {}
+        for rtask in roster.tasks:
+            latest = await self.ctx.storage.list_results(rtask.spec.task_id, 0, 1)
+            after[rtask.spec.task_id] = latest[0].round if latest else -1
+        if not after:
+            return
+        others = [m for m in roster.members if m.node_id != self.ctx.node_id
+                  and not m.input_only and self.ctx.peers.reachable(m)]
+        others.sort(key=lambda m: m.node_id != roster.founder)
+
+        def fetch() -> dict[str, Any]:
+            return sign_envelope(self.ctx.keys, "results-fetch", self.ctx.federation_id,
+                                 {"after": after}, now=self.ctx.clock())
+
+        for member in others[:CATCH_UP_ASKS]:
+            try:
+                answer = await self.ctx.peers.post(member, "/peer/v1/results/fetch", fetch,
+                                                   attempts=1)
+            except PeerError as err:
+                log.info("could not catch up on results from %s: %s", member.name, err)
+                continue
+            stored = 0
+            for wire in answer.get("results") or ():
+                try:
+                    outcome, _ = await self.accept(wire)
+                except Forbidden as err:  # as from a push: it served a forgery
+                    await self.misbehaviour.report(member.node_id, "forged_result", err.message)
+                    continue
+                except BadRequest as err:
+                    log.warning("%s offered a result this node refuses: %s", member.name,
+                                err.message)
+                    continue
+                stored += outcome is PutOutcome.STORED
+            if stored:
+                log.info("caught up on %d result(s) from %s", stored, member.name)
+            return
 
     async def drain(self) -> None:
         if self._pushes:

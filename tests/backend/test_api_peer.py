@@ -10,6 +10,7 @@ import asyncio
 import copy
 import json
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -26,8 +27,9 @@ from mpc_backend.node.roster import sign_roster
 from mpc_backend.node.wire import pack_elements
 from mpc_backend.protocol import encode_report, vector_length
 from mpc_backend.protocol.validity import prove, shared_length
+from mpc_backend.storage.sqlite import DB_FILE_NAME
 from tests.backend.conftest import PERIOD, FakeClock, LiveNode
-from tests.backend.test_node_rounds import wait_result
+from tests.backend.test_node_rounds import contribute_all, wait_result
 
 
 def sealed_for(
@@ -274,3 +276,52 @@ async def test_a_share_whose_proof_does_not_parse_is_422_and_stores_nothing(
         ctx.keys, ctx.federation_id, [("temp", round_id, good[1])], now=clock()),
         signer=(ctx.keys, clock))
     assert status == 200 and body["ack"]["body"]["duplicate"] is False
+
+
+async def test_catching_up_takes_results_a_member_holds_and_names_a_forger(
+    trio: list[LiveNode], clock: FakeClock, http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A node back from an absence asks members for the results it missed: a malformed
+    ask is refused, a genuine result is stored, and a member offering a forgery is named."""
+    member, founder = trio[1], trio[0]
+    ctx = member.node.ctx
+    bad = sign_envelope(ctx.keys, "results-fetch", ctx.federation_id, {"after": [1]},
+                        now=clock())
+    status, body = await post(http, founder, "/results/fetch", bad, signer=(ctx.keys, clock))
+    assert status == 400 and body["error"]["field"] == "body.after"
+
+    round_id = int(clock() // PERIOD)
+    clock.advance(PERIOD)
+    committee_ids = [m.node_id for m in ctx.roster.committee("temp", round_id)]
+    doc = {"federation": ctx.federation_id, "task": "temp", "metric": "m", "unit": "",
+           "round": round_id, "round_start": 0.0, "round_end": 1.0, "status": "released",
+           "reason": None, "contributors": 99, "statistics": {"count": 99},
+           "dp_epsilon": None, "committee": committee_ids, "coordinator": committee_ids[0],
+           "released_at": clock()}
+    forged = {"result": doc, "sigs": {committee_ids[0]: b64url_encode(b"\0" * 64)}}
+
+    async def offer_forgery(envelope: Any, remote: str | None) -> dict[str, Any]:
+        return {"results": [forged]}
+
+    monkeypatch.setattr(founder.node.results, "handle_fetch", offer_forgery)
+    await member.node.results.catch_up()
+    assert await member.node.results.latest("temp", 0, 1) == []
+    kinds = {m["node_id"]: m["kinds"] for m in
+             (await member.node.misbehaviour.summary())["members"]}
+    assert kinds[founder.node_id] == {"forged_result": 1}
+    monkeypatch.undo()
+
+    # A genuine released result that the member missed (here: removed from its database,
+    # since every member of this trio sits on the committee) reaches it when it catches up.
+    target = await contribute_all(trio, [20.0, 21.0, 22.0])
+    clock.advance(PERIOD + 6)
+    assert (await wait_result(founder))["round"] == target
+    await wait_result(member)
+    with sqlite3.connect(ctx.data_dir / DB_FILE_NAME) as db:
+        db.execute("DELETE FROM results WHERE task = 'temp'")
+    assert await member.node.results.latest("temp", 0, 1) == []
+    await member.node.results.catch_up()
+    caught = await member.node.results.latest("temp", 0, 1)
+    assert caught and caught[0]["round"] == target and caught[0]["status"] == "released"
+    assert caught[0]["statistics"]["mean"] == pytest.approx(21.0, abs=0.01)

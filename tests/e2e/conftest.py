@@ -23,7 +23,7 @@ TASK_ARGS = (
     "--buckets", "18,20,22,24", "--period", str(PERIOD), "--min-contributors", "3",
     "--k", "3", "--t", "1",
 )
-TASKS = ("temp", "kill_one", "kill_two", "restart", "hang")
+TASKS = ("temp", "kill_one", "kill_two", "restart", "hang", "away")
 
 
 @pytest.fixture(scope="module", params=TRANSPORTS)

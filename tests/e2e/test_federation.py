@@ -33,6 +33,7 @@ VALUES = {
     "kill_two": [22.222, 18.181, 20.202, 23.323, 19.191],
     "restart": [19.734, 21.286, 24.052, 18.517, 22.603],
     "hang": [20.045, 22.731, 18.866, 23.594, 21.119],
+    "away": [21.505, 19.808, 23.909, 18.707, 22.404],
 }
 
 
@@ -218,3 +219,25 @@ def test_member_that_never_answers_is_timed_out(federation: Cluster) -> None:
     result = wait_results([frozen], "hang", round_id)[0]
     check_statistics(result, values)
     assert frozen.proc is not None and frozen.proc.poll() is None
+
+
+def test_a_member_away_when_the_result_was_pushed_gets_it_on_return(
+    federation: Cluster,
+) -> None:
+    """A household off the committee stops after contributing, so the result's push finds
+    it away (over direct HTTP nobody can hold it); back, it catches up from a member."""
+    values = VALUES["away"]
+    round_id, committee = contribute(federation, "away", values)
+    away = next(n for n in federation.nodes if n.node_id not in committee)
+    away.stop()
+    try:
+        others = [n for n in federation.nodes if n is not away]
+        for result in wait_results(others, "away", round_id):
+            check_statistics(result, values)
+    finally:
+        away.start()
+    result = wait_for(lambda: result_of(away, "away", round_id), 20,
+                      what="the result on the member that was away")
+    check_statistics(result, values)
+    if federation.broker is None:  # by HTTP it can only have come from catching up
+        assert "caught up on 1 result(s) from house" in away.log_text()
