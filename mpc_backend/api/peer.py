@@ -61,7 +61,8 @@ class Route:
     members_only: bool = True
     # Self-authenticating documents (co-signed results, founder-signed rosters) pushed
     # through the relay wait in an offline member's queue; there their request stays valid
-    # for longer. Over HTTP nothing waits, and every request must be fresh.
+    # for longer. Over HTTP nothing waits, and every request must be fresh (the envelope
+    # inside may be as old over either transport: its content is self-authenticating).
     relay_max_age_s: float = MAX_MESSAGE_AGE_S
 
 

@@ -220,7 +220,8 @@ def dynsec_config(admin_username: str, admin_password: str) -> dict[str, object]
         "groups": [],
         "roles": [{
             "rolename": "hearth-admin",
-            # No access to members' inboxes: the admin manages accounts, nothing more.
+            # The role itself reads no inbox; but whoever holds the admin account can create
+            # accounts and roles, so it holds the broker operator's power (README).
             "acls": [{"acltype": acltype, "topic": control, "allow": True, "priority": 0}
                      for acltype in ("publishClientSend", "publishClientReceive",
                                      "subscribePattern", "unsubscribePattern")],
