@@ -75,6 +75,8 @@ def peer_routes(node: Node) -> dict[str, Route]:
                          relay_max_age_s=DELIVERY_MAX_AGE_S),
         "/roster/fetch": Route(lambda n: n.federation.handle_roster_fetch, SMALL_BODY_LIMIT),
         "/tasks": Route(lambda n: n.federation.handle_task_proposal, SMALL_BODY_LIMIT),
+        "/relay/password": Route(lambda n: n.federation.handle_relay_password,
+                                 SMALL_BODY_LIMIT),
         "/results": Route(lambda n: n.results.handle_push, ROUND_BODY_LIMIT,
                           relay_max_age_s=DELIVERY_MAX_AGE_S),
         "/results/fetch": Route(lambda n: n.results.handle_fetch, SMALL_BODY_LIMIT),

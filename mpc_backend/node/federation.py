@@ -223,7 +223,8 @@ class FederationService:
         assert self.ctx.relay is not None
         await self.ctx.peers.use_relay(
             self.ctx.relay.endpoint, self.ctx.relay.account, self.ctx.federation_id,
-            self.ctx.relay_handler, on_connected=self.on_relay_connected, wait_s=wait_s)
+            self.ctx.relay_handler, on_connected=self.on_relay_connected, wait_s=wait_s,
+            fallback=self.ctx.relay.fallback)
 
     async def _found_on_relay(self, relay: Any, federation_id: str) -> RelayEndpoint:
         try:
@@ -340,8 +341,64 @@ class FederationService:
             raise
         if self.ctx.relay is not None:
             save_relay_settings(self.ctx.data_dir, self.ctx.relay)
+            await self._replace_invite_password()
         log.info("joined federation %s (roster v%d)", roster.name, roster.version)
         return roster
+
+    async def _replace_invite_password(self) -> None:
+        """Swap the broker password the invite carried for one only this hub knows, so a
+        token seen later (a chat history) is no key to this member's inbox and session.
+
+        The founder sets it through the broker's admin interface, and the broker drops
+        this connection as it does; until the answer is in, either password may be in
+        force, and the relay tries both (both are kept until then, across a restart too).
+        """
+        relay = self.ctx.relay
+        assert relay is not None
+        fresh = BrokerAccount(relay.account.username, secrets.token_urlsafe(24))
+        self.ctx.relay = replace(relay, account=fresh, fallback=relay.account)
+        save_relay_settings(self.ctx.data_dir, self.ctx.relay)
+        transport = self.ctx.peers.relay
+        if transport is not None:
+            transport.account, transport.fallback = fresh, relay.account
+
+        def request() -> dict[str, Any]:
+            return sign_envelope(self.ctx.keys, "relay-password", self.ctx.federation_id,
+                                 {"password": fresh.password}, now=self.ctx.clock())
+
+        try:
+            await self.ctx.peers.post(self.ctx.roster.founder_member,
+                                      "/peer/v1/relay/password", request)
+        except PeerError as err:
+            log.warning("the invite's broker password is still in force (%s); this hub "
+                        "keeps trying both", err)
+            return
+        self.ctx.relay = replace(self.ctx.relay, fallback=None)
+        save_relay_settings(self.ctx.data_dir, self.ctx.relay)
+        if transport is not None:
+            transport.fallback = None
+        log.info("replaced the invite's broker password")
+
+    async def handle_relay_password(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        """Founder: set a member's own broker password (sealed to the founder on the way)."""
+        body = self.ctx.verify(envelope, "relay-password", remote=remote)
+        self._require_founder("change broker passwords")
+        relay, member = self.ctx.relay, self.ctx.roster.member(envelope["sender"])
+        if relay is None or relay.admin is None or member is None or member.mailbox is None:
+            raise Unprocessable("this federation has no relay account for that member",
+                                code="no_relay_account")
+        password = body.get("password")
+        if not isinstance(password, str) or not 24 <= len(password) <= 128:
+            raise BadRequest("password must be 24-128 characters", field="body.password")
+        try:
+            async with DynsecAdmin(relay.endpoint, relay.admin) as broker:
+                await broker.command("setClientPassword", username=member.mailbox,
+                                     password=password)
+        except ProvisionError as err:
+            raise BadGateway(f"could not change the broker password: {err}",
+                             code="relay_unavailable") from None
+        log.info("set a new broker password for %s", member.name)
+        return {"rotated": True}
 
     async def _join(self, invite: Invite, founder: Address) -> Roster:
         me = self.ctx.me()

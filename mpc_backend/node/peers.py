@@ -239,13 +239,13 @@ class Peers:
     async def use_relay(
         self, endpoint: RelayEndpoint, account: BrokerAccount, federation_id: str,
         handler: Handler | None, *, on_connected: Callable[[], Awaitable[None]] | None = None,
-        wait_s: float | None = None,
+        wait_s: float | None = None, fallback: BrokerAccount | None = None,
     ) -> None:
         """Connect to the relay (RelayError if ``wait_s`` passes without a connection)."""
         await self.stop_relay()
         assert self.keys is not None
         relay = RelayTransport(endpoint, account, federation_id, self.keys, clock=self.clock,
-                               handler=handler, on_connected=on_connected)
+                               handler=handler, on_connected=on_connected, fallback=fallback)
         self.relay = relay
         try:
             await relay.start(wait_s)

@@ -23,22 +23,27 @@ class RelaySettings:
     endpoint: RelayEndpoint
     account: BrokerAccount
     admin: BrokerAccount | None = None  # founder only: provisions invitees' accounts
+    # The invite's password while its replacement is being set: either may be in force.
+    fallback: BrokerAccount | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"endpoint": self.endpoint.to_dict(),
                                 "account": self.account.to_dict()}
         if self.admin is not None:
             data["admin"] = self.admin.to_dict()
+        if self.fallback is not None:
+            data["fallback"] = self.fallback.to_dict()
         return data
 
     @classmethod
     def from_dict(cls, data: Any) -> RelaySettings:
         if not isinstance(data, dict):
             raise RelayConfigError("relay settings must be a JSON object")
-        admin = data.get("admin")
+        admin, fallback = data.get("admin"), data.get("fallback")
         return cls(RelayEndpoint.from_dict(data.get("endpoint")),
                    BrokerAccount.from_dict(data.get("account")),
-                   None if admin is None else BrokerAccount.from_dict(admin))
+                   None if admin is None else BrokerAccount.from_dict(admin),
+                   None if fallback is None else BrokerAccount.from_dict(fallback))
 
 
 def load_relay_settings(data_dir: Path) -> RelaySettings | None:

@@ -84,9 +84,13 @@ class RelayTransport:
         clock: Callable[[], float] = time.time,
         handler: Handler | None = None,
         on_connected: Callable[[], Awaitable[None]] | None = None,
+        fallback: BrokerAccount | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.account = account
+        # While a password change is under way either password may be the broker's: a
+        # refused login switches to the other one for the next attempt.
+        self.fallback = fallback
         self.federation_id = federation_id
         self.keys = keys
         self.clock = clock
@@ -185,6 +189,8 @@ class RelayTransport:
                         self._on_message(message)
             except aiomqtt.MqttError as err:
                 self._mark(connected=False, error=_reason(err))
+                if self.fallback is not None and _refused_login(err):
+                    self.account, self.fallback = self.fallback, self.account
             finally:
                 self._client = None
             # Jittered exponential backoff: a restarted broker is not hit by every hub at once.
@@ -338,10 +344,14 @@ _MQTT_LOG = logging.getLogger("mpc_backend.relay.mqtt")
 _MQTT_LOG.addFilter(_QuietQueueWarnings())
 
 
+def _refused_login(err: BaseException) -> bool:
+    if isinstance(err, aiomqtt.MqttCodeError) and err.rc is not None:
+        return int(getattr(err.rc, "value", err.rc)) in (0x86, 0x87, 4, 5)
+    return False
+
+
 def _reason(err: BaseException) -> str:
     text = str(err) or type(err).__name__
-    if isinstance(err, aiomqtt.MqttCodeError) and err.rc is not None:
-        code = int(getattr(err.rc, "value", err.rc))
-        if code in (0x86, 0x87, 4, 5):
-            return f"the relay refused this hub's broker credentials ({text})"
+    if _refused_login(err):
+        return f"the relay refused this hub's broker credentials ({text})"
     return text

@@ -302,3 +302,30 @@ def test_no_broker_password_in_any_log(street: Cluster) -> None:
     for secret in [*passwords, admin]:
         assert secret not in logs
     assert os.path.exists(street.broker.admin_file)
+
+
+async def test_a_joiner_replaces_the_password_its_invite_carried(street: Cluster) -> None:
+    """The invite token holds a broker password; once in, the joiner has the founder set
+    one only it knows, so a token found later opens nothing."""
+    founder, newcomer = street.nodes[0], street.nodes[3]
+    token = founder.cli("invite", "--expires", "10m").stdout.strip()
+    invited = json.loads(b64url_decode(token[len(INVITE_PREFIX):]))["relay"]
+    newcomer.cli("join", token)
+    settings = json.loads((newcomer.data_dir / "relay.json").read_text())
+    assert settings["account"]["username"] == invited["username"]
+    assert settings["account"]["password"] != invited["password"]
+    assert "fallback" not in settings  # the change is confirmed
+    assert "replaced the invite's broker password" in newcomer.log_text()
+    status = wait_for(lambda: (s := newcomer.cli_json("status"))["relay"]["connected"] and s,
+                      15, what="the newcomer connected with its own password")
+    assert status["federation"]["members"] == 4
+    with pytest.raises(aiomqtt.MqttError):
+        async with client(street.broker, BrokerAccount(invited["username"],
+                                                       invited["password"])):
+            pass
+    # ... and the member goes on working: it proposes a task through the relay.
+    newcomer.cli("task", "add", "--metric", "joined", "--id", "joined", "--unit", "x",
+                 "--min", "0", "--max", "10", "--resolution", "1", "--stats", "count",
+                 "--period", "60", "--min-contributors", "3", "--k", "3", "--t", "1")
+    assert any(t["spec"]["task_id"] == "joined"
+               for t in founder.cli_json("task", "list")["tasks"])
