@@ -270,6 +270,26 @@ class FederationService:
             block["ca"] = relay.endpoint.ca_pem
         return block
 
+    async def retire_lapsed_invites(self) -> None:
+        """Founder: delete the broker accounts of invites that expired unused, so a token
+        nobody used stops opening the relay."""
+        relay = self.ctx.relay
+        if relay is None or relay.admin is None or not self.ctx.is_founder:
+            return
+        lapsed = await self.ctx.storage.lapsed_invite_mailboxes(self.ctx.clock())
+        if not lapsed:
+            return
+        try:
+            async with DynsecAdmin(relay.endpoint, relay.admin) as broker:
+                for key_id, mailbox in lapsed:
+                    await broker.delete_member(mailbox)
+                    await self.ctx.storage.forget_invite_mailbox(key_id)
+        except ProvisionError as err:
+            log.warning("could not remove the broker accounts of expired invites (will try "
+                        "again): %s", err)
+            return
+        log.info("removed the broker accounts of %d expired, unused invite(s)", len(lapsed))
+
     async def _connect_as_invitee(self, block: dict[str, str], federation_id: str) -> None:
         try:
             endpoint = RelayEndpoint(block["url"], block.get("ca"))
@@ -311,7 +331,8 @@ class FederationService:
             None if relay else self.ctx.config.peer_url, self.ctx.keys.fingerprint,
             self.ctx.federation_id, ttl_s, now=self.ctx.clock(), secret=secret, relay=relay,
         )
-        await self.ctx.storage.add_invite(key_id, expires_at)
+        await self.ctx.storage.add_invite(key_id, expires_at,
+                                          relay["username"] if relay else None)
         log.info("issued an invite valid for %d s", ttl_s)
         return {"token": token, "expires_at": expires_at}
 

@@ -2,11 +2,13 @@
 
 Background loops: the round scheduler (closes rounds this node sits on the
 committee of), the outbox (re-sends unacknowledged shares), the founder's
-roster pusher, and housekeeping (deletes the household's own outbox, value
+roster pusher, and housekeeping (on a relay founder, removes the broker accounts of
+invites that expired unused; deletes the household's own outbox, value
 MAC included, once its round has ended, and round tombstones (commitments,
 held statements) after ``KEEP_TOMBSTONES_S``; shares go when a round is decided,
-at its deadline at the latest). At start a member fetches the latest
-roster from the founder, catching up on anything pushed while it was down.
+at its deadline at the latest). At start, and whenever its relay connection comes
+back, a member fetches the latest roster from the founder and the results it missed
+from another member.
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ class Node:
         before = now - KEEP_ROUND_STATE_S
         await self.ctx.storage.prune(before, now - KEEP_TOMBSTONES_S)
         self.rounds.forget_before(before)
+        await self.federation.retire_lapsed_invites()
 
     async def members_online(self) -> dict[str, bool]:
         stamp, cached = self._online

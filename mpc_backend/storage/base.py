@@ -143,11 +143,21 @@ class Storage(abc.ABC):
 
     # -- invites ----------------------------------------------------------
     @abc.abstractmethod
-    async def add_invite(self, secret_hash: str, expires_at: float) -> None: ...
+    async def add_invite(self, key_id: str, expires_at: float,
+                         mailbox: str | None = None) -> None:
+        """Store an invite; ``mailbox``: the broker account made for it, in a relay federation."""
 
     @abc.abstractmethod
-    async def consume_invite(self, secret_hash: str, now: float, node_id: str) -> InviteStatus:
+    async def consume_invite(self, key_id: str, now: float, node_id: str) -> InviteStatus:
         """Mark the invite used by ``node_id``; using it again by the same node is OK."""
+
+    @abc.abstractmethod
+    async def lapsed_invite_mailboxes(self, now: float) -> list[tuple[str, str]]:
+        """(key id, mailbox) of invites that expired unused and still have a broker account."""
+
+    @abc.abstractmethod
+    async def forget_invite_mailbox(self, key_id: str) -> None:
+        """The invite's broker account is gone."""
 
     # -- shares (committee side) -----------------------------------------
     @abc.abstractmethod

@@ -46,8 +46,9 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS roster (
     id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, wire TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS invites (
-    secret_hash TEXT PRIMARY KEY, expires_at REAL NOT NULL, used_by TEXT, used_at REAL);
+CREATE TABLE IF NOT EXISTS invites (  -- secret_hash: the invite key id (an older name)
+    secret_hash TEXT PRIMARY KEY, expires_at REAL NOT NULL, used_by TEXT, used_at REAL,
+    mailbox TEXT);
 CREATE TABLE IF NOT EXISTS shares (
     task TEXT NOT NULL, round INTEGER NOT NULL, sender TEXT NOT NULL,
     digest BLOB NOT NULL, share BLOB NOT NULL, received_at REAL NOT NULL,
@@ -121,6 +122,8 @@ class SQLiteStorage(Storage):
         for column in ("dealers", "statements", "excluded"):
             if column not in columns:
                 conn.execute(f"ALTER TABLE commits ADD COLUMN {column} TEXT NOT NULL DEFAULT '[]'")
+        if "mailbox" not in {row[1] for row in conn.execute("PRAGMA table_info(invites)")}:
+            conn.execute("ALTER TABLE invites ADD COLUMN mailbox TEXT")
         self._conn = conn
 
     async def open(self) -> None:
@@ -187,18 +190,29 @@ class SQLiteStorage(Storage):
         return await self._tx_async(put)
 
     # -- invites ----------------------------------------------------------
-    async def add_invite(self, secret_hash: str, expires_at: float) -> None:
+    async def add_invite(self, key_id: str, expires_at: float,
+                         mailbox: str | None = None) -> None:
         await self._tx_async(
             lambda db: db.execute(
-                "INSERT INTO invites (secret_hash, expires_at) VALUES (?, ?)",
-                (secret_hash, expires_at),
+                "INSERT INTO invites (secret_hash, expires_at, mailbox) VALUES (?, ?, ?)",
+                (key_id, expires_at, mailbox),
             )
         )
 
-    async def consume_invite(self, secret_hash: str, now: float, node_id: str) -> InviteStatus:
+    async def lapsed_invite_mailboxes(self, now: float) -> list[tuple[str, str]]:
+        rows = await self._query(
+            "SELECT secret_hash, mailbox FROM invites WHERE used_by IS NULL AND expires_at <= ? "
+            "AND mailbox IS NOT NULL", (now,))
+        return [(str(key), str(mailbox)) for key, mailbox in rows]
+
+    async def forget_invite_mailbox(self, key_id: str) -> None:
+        await self._tx_async(lambda db: db.execute(
+            "UPDATE invites SET mailbox = NULL WHERE secret_hash = ?", (key_id,)))
+
+    async def consume_invite(self, key_id: str, now: float, node_id: str) -> InviteStatus:
         def consume(db: sqlite3.Connection) -> InviteStatus:
             row = db.execute(
-                "SELECT expires_at, used_by FROM invites WHERE secret_hash = ?", (secret_hash,)
+                "SELECT expires_at, used_by FROM invites WHERE secret_hash = ?", (key_id,)
             ).fetchone()
             if row is None:
                 return InviteStatus.UNKNOWN
@@ -209,7 +223,7 @@ class SQLiteStorage(Storage):
                 return InviteStatus.EXPIRED
             db.execute(
                 "UPDATE invites SET used_by = ?, used_at = ? WHERE secret_hash = ?",
-                (node_id, now, secret_hash),
+                (node_id, now, key_id),
             )
             return InviteStatus.OK
 
