@@ -57,10 +57,12 @@ sys.path.insert(0, str(REPO))
 from benchmarks.proof_costs import histogram_task, measure, print_table  # noqa: E402
 from mpc_backend.arith import FieldRNG  # noqa: E402
 from mpc_backend.crypto import NodeKeys, join_proof, parse_invite, sign_envelope  # noqa: E402
+from mpc_backend.crypto.sealing import seal_share  # noqa: E402
 from mpc_backend.node.household import ack_problem, seal_report, shares_envelope  # noqa: E402
-from mpc_backend.node.peers import request_headers  # noqa: E402
+from mpc_backend.node.peers import SIGNATURE_HEADER, request_headers  # noqa: E402
 from mpc_backend.node.roster import MemberInfo, verify_roster  # noqa: E402
 from mpc_backend.relay.endpoint import BrokerAccount  # noqa: E402
+from mpc_backend.relay.sealed import answer_aad, request_aad  # noqa: E402
 from mpc_backend.relay.transport import RelayTransport  # noqa: E402
 from tests.backend.nodes import NodeProcess, free_port  # noqa: E402
 from tests.relay_broker import Broker  # noqa: E402
@@ -207,31 +209,40 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         failures = 0
         gateways: list[RelayTransport] = []
         if broker is not None:
-            for g in range(GATEWAYS):
-                gateway = RelayTransport(broker.endpoint, accounts[g], roster.federation_id,
-                                         households[g])
+            for g in range(min(GATEWAYS, n)):
+                gateway = RelayTransport(broker.endpoint, accounts[g], roster.federation_id)
                 await gateway.start(wait_s=10)
                 gateways.append(gateway)
             broker_cpu0 = broker.cpu_seconds()
 
-        async def post(h: int, member: str, body: bytes,
-                       headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        async def post(h: int, member: str, body: bytes) -> tuple[int, dict[str, Any]]:
+            keys, path = households[h], "/peer/v1/shares"
             if not gateways:
-                async with session.post(f"{url_of[member]}/peer/v1/shares",
+                headers = request_headers(keys, path, body, time.time())
+                async with session.post(f"{url_of[member]}{path}",
                                         data=body, headers=headers) as resp:
                     return resp.status, await resp.json()
-            mailbox = member_of[member].mailbox
-            assert mailbox is not None
-            answer = await gateways[h % GATEWAYS].request(
-                mailbox, "/peer/v1/shares", body, headers, timeout_s=60)
-            return (504, {}) if answer is None else (answer.status, answer.body)
+            # As a household's node does it through the relay: seal to the member, sign,
+            # publish, open the sealed answer.
+            target = member_of[member]
+            assert target.mailbox is not None
+            sealed = seal_share(target.hpke_public, target.hpke_suite, body,
+                                request_aad(roster.federation_id, path, keys.node_id, member))
+            headers = request_headers(keys, path, sealed, time.time())
+            answer = await gateways[h % len(gateways)].request(
+                target.mailbox, path, sealed, headers, timeout_s=60, sealed=True)
+            if answer is None or not answer.sealed:
+                return 504, {}
+            plain = keys.open_share(answer.body, answer_aad(
+                roster.federation_id, path, member, keys.node_id, headers[SIGNATURE_HEADER],
+                answer.status))
+            return answer.status, json.loads(plain)
 
         async def send(h: int, item: dict[str, Any]) -> None:
             nonlocal failures
             body = json.dumps(item["env"]).encode()
-            headers = request_headers(households[h], "/peer/v1/shares", body, time.time())
             async with sem_send:
-                status, answer = await post(h, item["member"], body, headers)
+                status, answer = await post(h, item["member"], body)
                 if status == 200 and ack_problem(
                     answer, member_of[item["member"]], roster.federation_id,
                     households[h].node_id, item["items"],

@@ -37,7 +37,6 @@ from mpc_backend.node.context import DELIVERY_MAX_AGE_S, MAX_MESSAGE_AGE_S, Node
 from mpc_backend.node.errors import BadRequest, Conflict, Forbidden, NodeError, PayloadTooLarge
 from mpc_backend.node.node import Node
 from mpc_backend.node.peers import DIGEST_HEADER, SENDER_HEADER, SIGNATURE_HEADER, TIME_HEADER
-from mpc_backend.node.roster import MemberInfo
 from mpc_backend.relay.sealed import answer_aad, request_aad
 
 from .errors import decode_json, error_middleware, error_response, read_body
@@ -143,7 +142,10 @@ class PeerDispatcher:
         if route is None:
             return 404, _json(_error("not_found", f"no peer route {path[:100]!r}")), False
         ctx = self.node.ctx
-        requester: MemberInfo | None = None  # known once the request is authenticated
+        # Every answer to a sealed request goes back sealed to the member it names as its
+        # sender (a refusal too): only that member can read it, and the broker cannot
+        # tell or change what it says.
+        requester = ctx.roster.member(headers.get(SENDER_HEADER, "")) if sealed else None
         try:
             if len(body) > route.limit:
                 raise PayloadTooLarge(f"request body exceeds the limit of {route.limit} bytes")
@@ -151,7 +153,6 @@ class PeerDispatcher:
                 digest = check_signed_headers(ctx, path, headers, remote,
                                               route.relay_max_age_s)
                 check_digest(ctx, path, hashlib.sha256(body).digest(), digest, remote)
-                requester = ctx.roster.member(headers[SENDER_HEADER])
                 body = _open_request(ctx, path, headers, body, sealed)
             elif sealed:
                 raise BadRequest("a join travels unsealed: the joiner has no roster key yet")
@@ -168,9 +169,10 @@ class PeerDispatcher:
             status, answer = 500, _error("internal", "internal error; see the node's log")
         if requester is None:
             return status, _json(answer), False
+        aad = answer_aad(ctx.federation_id, path, ctx.node_id, requester.node_id,
+                         headers.get(SIGNATURE_HEADER, ""), status)
         return status, seal_share(requester.hpke_public, requester.hpke_suite, _json(answer),
-                                  answer_aad(ctx.federation_id, path, ctx.node_id,
-                                             requester.node_id, headers[SIGNATURE_HEADER])), True
+                                  aad), True
 
 
 def _open_request(ctx: NodeContext, path: str, headers: Mapping[str, str], body: bytes,

@@ -57,7 +57,11 @@ from mpc_backend.protocol import TaskSpec
 from mpc_backend.protocol.committee import default_committee
 from mpc_backend.relay.endpoint import BrokerAccount, RelayConfigError, RelayEndpoint
 from mpc_backend.relay.provision import DynsecAdmin, ProvisionError
-from mpc_backend.relay.settings import RelaySettings, save_relay_settings
+from mpc_backend.relay.settings import (
+    RelaySettings,
+    forget_relay_settings,
+    save_relay_settings,
+)
 from mpc_backend.relay.transport import RelayError
 from mpc_backend.storage import InviteStatus
 
@@ -207,22 +211,22 @@ class FederationService:
             relay=endpoint,
         )
         signed = sign_roster(self.ctx.keys, roster)
+        if self.ctx.relay is not None:  # before the roster: a node in it must find its account
+            save_relay_settings(self.ctx.data_dir, self.ctx.relay)
         self.ctx.founder_public = self.ctx.keys.signing_public
         await self.ctx.storage.set_meta(FOUNDER_KEY_META, b64url_encode(self.ctx.founder_public))
         await self._store(signed.wire(), roster.version)
         self.ctx.signed_roster = signed
-        if self.ctx.relay is not None:
-            save_relay_settings(self.ctx.data_dir, self.ctx.relay)
         log.info("created federation %s (%s), HPKE policy %s", roster.name,
                  roster.federation_id, roster.hpke_policy)
         return roster
 
     # -- the relay -------------------------------------------------------------
-    async def connect_relay(self, wait_s: float | None = None) -> None:
+    async def connect_relay(self, federation_id: str, wait_s: float | None = None) -> None:
         """Keep this node's one outbound connection to the federation's broker."""
         assert self.ctx.relay is not None
         await self.ctx.peers.use_relay(
-            self.ctx.relay.endpoint, self.ctx.relay.account, self.ctx.federation_id,
+            self.ctx.relay.endpoint, self.ctx.relay.account, federation_id,
             self.ctx.relay_handler, on_connected=self.on_relay_connected, wait_s=wait_s,
             fallback=self.ctx.relay.fallback)
 
@@ -243,8 +247,7 @@ class FederationService:
                              code="relay_unavailable") from None
         self.ctx.relay = RelaySettings(endpoint, account, admin)
         try:
-            await self.ctx.peers.use_relay(endpoint, account, federation_id,
-                                           self.ctx.relay_handler, wait_s=RELAY_CONNECT_S)
+            await self.connect_relay(federation_id, wait_s=RELAY_CONNECT_S)
         except RelayError as err:
             self.ctx.relay = None
             raise BadGateway(str(err), code="relay_unavailable") from None
@@ -299,8 +302,7 @@ class FederationService:
                                 field="token", code="invalid_invite") from None
         self.ctx.relay = RelaySettings(endpoint, account)
         try:
-            await self.ctx.peers.use_relay(endpoint, account, federation_id,
-                                           self.ctx.relay_handler, wait_s=RELAY_CONNECT_S)
+            await self.connect_relay(federation_id, wait_s=RELAY_CONNECT_S)
         except RelayError as err:
             self.ctx.relay = None
             raise BadGateway(f"{err}; check that this hub can reach it, and ask the founder "
@@ -354,14 +356,16 @@ class FederationService:
             founder = Address("the founder", mailbox=invite.relay["founder"])
             await self._connect_as_invitee(invite.relay, invite.federation_id)
         try:
+            if self.ctx.relay is not None:  # before the roster, as at create
+                save_relay_settings(self.ctx.data_dir, self.ctx.relay)
             roster = await self._join(invite, founder)
         except BaseException:
             if invite.relay is not None:
                 self.ctx.relay = None
                 await self.ctx.peers.stop_relay()
+                forget_relay_settings(self.ctx.data_dir)
             raise
         if self.ctx.relay is not None:
-            save_relay_settings(self.ctx.data_dir, self.ctx.relay)
             await self._replace_invite_password()
         log.info("joined federation %s (roster v%d)", roster.name, roster.version)
         return roster
@@ -382,22 +386,31 @@ class FederationService:
         transport = self.ctx.peers.relay
         if transport is not None:
             transport.account, transport.fallback = fresh, relay.account
+        await self.confirm_relay_password()
+
+    async def confirm_relay_password(self) -> None:
+        """While the invite's password may still be in force, have the founder set this
+        hub's own (the same one on every try); at join, then at every (re)connect."""
+        relay = self.ctx.relay
+        if relay is None or relay.fallback is None or self.ctx.signed_roster is None:
+            return
 
         def request() -> dict[str, Any]:
             return sign_envelope(self.ctx.keys, "relay-password", self.ctx.federation_id,
-                                 {"password": fresh.password}, now=self.ctx.clock())
+                                 {"password": relay.account.password}, now=self.ctx.clock())
 
         try:
             await self.ctx.peers.post(self.ctx.roster.founder_member,
                                       "/peer/v1/relay/password", request)
         except PeerError as err:
             log.warning("the invite's broker password is still in force (%s); this hub "
-                        "keeps trying both", err)
+                        "keeps trying both and asks again when it reconnects", err)
             return
-        self.ctx.relay = replace(self.ctx.relay, fallback=None)
+        self.ctx.relay = replace(relay, fallback=None)
         save_relay_settings(self.ctx.data_dir, self.ctx.relay)
+        transport = self.ctx.peers.relay
         if transport is not None:
-            transport.fallback = None
+            transport.account, transport.fallback = relay.account, None
         log.info("replaced the invite's broker password")
 
     async def handle_relay_password(self, envelope: Any, remote: str | None) -> dict[str, Any]:

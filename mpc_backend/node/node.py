@@ -23,10 +23,11 @@ from typing import Any
 
 from mpc_backend import __version__
 from mpc_backend.crypto import NodeKeys
-from mpc_backend.relay.settings import load_relay_settings
+from mpc_backend.relay.endpoint import RelayConfigError
+from mpc_backend.relay.settings import RELAY_FILE_NAME, RelaySettings, load_relay_settings
 from mpc_backend.storage import Storage
 
-from .config import NodeConfig
+from .config import ConfigError, NodeConfig
 from .context import NodeContext
 from .federation import FederationService, task_view
 from .household import ContributionService, round_of
@@ -72,10 +73,11 @@ class Node:
         await self.ctx.storage.open()
         await self.federation.load()
         await self.rounds.restore()
+        self.ctx.relay = self._relay_settings()
         await self.ctx.peers.start()
-        self.ctx.relay = load_relay_settings(self.ctx.data_dir)
         if self.ctx.relay is not None and self.ctx.signed_roster is not None:
-            await self.federation.connect_relay()  # in the background: it retries by itself
+            # In the background: it retries by itself.
+            await self.federation.connect_relay(self.ctx.federation_id)
         for loop in (
             self.rounds.scheduler_loop,
             self.household.retry_loop,
@@ -90,9 +92,26 @@ class Node:
             f"federation {roster.name} roster v{roster.version}" if roster else "no federation yet",
         )
 
+    def _relay_settings(self) -> RelaySettings | None:
+        """This node's relay account; ConfigError (one line) if it is unreadable, or missing
+        while the roster says this node is reached through the relay."""
+        try:
+            settings = load_relay_settings(self.ctx.data_dir)
+        except RelayConfigError as err:
+            raise ConfigError(str(err)) from None
+        signed = self.ctx.signed_roster
+        me = signed.roster.member(self.ctx.node_id) if signed else None
+        if settings is None and me is not None and me.mailbox is not None:
+            raise ConfigError(
+                f"{self.ctx.data_dir / RELAY_FILE_NAME} is missing, and this node is reached "
+                "through the federation's relay: restore it from a backup of the data dir")
+        return settings
+
     async def catch_up(self) -> None:
-        """The roster, then the results, pushed while this node was away."""
+        """The roster, then the results, pushed while this node was away (and a pending
+        broker password change)."""
         await self.federation.refresh_from_founder()
+        await self.federation.confirm_relay_password()
         await self.results.catch_up()
 
     def _spawn(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -132,7 +151,10 @@ class Node:
         now = time.monotonic()
         if now - stamp < _ONLINE_CACHE_S:
             return cached
-        members = [m for m in self.ctx.roster.members if self.ctx.peers.reachable(m)]
+        # Households that only contribute are not asked: through a relay each would cost a
+        # round trip per status call.
+        members = [m for m in self.ctx.roster.members
+                   if self.ctx.peers.reachable(m) and not (m.input_only and m.url is None)]
         checks = await asyncio.gather(*(
             self.ctx.peers.ping(m) if m.node_id != self.ctx.node_id else _true()
             for m in members

@@ -201,7 +201,7 @@ class Address:
     mailbox: str | None = None
 
 
-class _Unsealable(Exception):
+class UnverifiedAnswer(Exception):
     """An answer that should have been sealed to this node and was not, or does not open."""
 
 
@@ -244,7 +244,7 @@ class Peers:
         """Connect to the relay (RelayError if ``wait_s`` passes without a connection)."""
         await self.stop_relay()
         assert self.keys is not None
-        relay = RelayTransport(endpoint, account, federation_id, self.keys, clock=self.clock,
+        relay = RelayTransport(endpoint, account, federation_id, clock=self.clock,
                                handler=handler, on_connected=on_connected, fallback=fallback)
         self.relay = relay
         try:
@@ -275,10 +275,11 @@ class Peers:
                                           target.node_id))
         return body, request_headers(keys, path, body, self.clock()), sealed
 
-    def _open_answer(self, relay: RelayTransport, target: Target, path: str,
+    def open_answer(self, relay: RelayTransport, target: Target, path: str,
                      headers: dict[str, str], answer: RelayAnswer, sealed: bool) -> dict[str, Any]:
-        """The answer's JSON; _Unsealable if a sealed request got an unsealed success (only
-        the broker would send one) or a sealed answer that does not open."""
+        """The answer's JSON; UnverifiedAnswer if a sealed request got an unsealed answer (it may
+        come from the broker: unverified, so the request counts as unanswered) or a sealed
+        answer that does not open for this request and status."""
         body = answer.body
         if answer.sealed:
             keys = self.keys
@@ -286,17 +287,18 @@ class Peers:
             try:
                 body = keys.open_share(body, answer_aad(
                     relay.federation_id, path, target.node_id, keys.node_id,
-                    headers[SIGNATURE_HEADER]))
+                    headers[SIGNATURE_HEADER], answer.status))
             except (DecryptionError, ValueError):
-                raise _Unsealable("a sealed answer that does not open") from None
-        elif sealed and answer.status < 400:
-            raise _Unsealable("an unsealed answer to a sealed request")
+                raise UnverifiedAnswer("a sealed answer that does not open") from None
+        elif sealed:
+            raise UnverifiedAnswer(f"an unsealed answer to a sealed request ({answer.status}: "
+                              f"{body[:200].decode(errors='replace')})")
         try:
             data = json.loads(body) if body else {}
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            raise _Unsealable("an answer that is not a JSON object")
+            raise UnverifiedAnswer("an answer that is not a JSON object")
         return data
 
     async def post(
@@ -331,8 +333,8 @@ class Peers:
                 last = f"no answer within {timeout:g} s"
                 continue
             try:
-                data = self._open_answer(relay, target, path, headers, answer, sealed)
-            except _Unsealable as err:
+                data = self.open_answer(relay, target, path, headers, answer, sealed)
+            except UnverifiedAnswer as err:
                 last = str(err)
                 continue
             if answer.status < 400:
@@ -361,8 +363,8 @@ class Peers:
                                          expiry_s=PUSH_EXPIRY_S, sealed=sealed)
             if answer is None:
                 return None
-            data = self._open_answer(relay, target, path, headers, answer, sealed)
-        except (RelayError, _Unsealable) as err:
+            data = self.open_answer(relay, target, path, headers, answer, sealed)
+        except (RelayError, UnverifiedAnswer) as err:
             raise PeerUnreachable(f"{label}: {err}") from None
         if answer.status < 400:
             return data

@@ -259,8 +259,8 @@ class ResultService:
         roster = self.ctx.roster
         after = {}
         for rtask in roster.tasks:
-            latest = await self.ctx.storage.list_results(rtask.spec.task_id, 0, 1)
-            after[rtask.spec.task_id] = latest[0].round if latest else -1
+            held = await self.ctx.storage.list_results(rtask.spec.task_id, 0, CATCH_UP_LIMIT)
+            after[rtask.spec.task_id] = max((r.round for r in held), default=-1)
         if not after:
             return
         others = [m for m in roster.members if m.node_id != self.ctx.node_id
@@ -278,8 +278,12 @@ class ResultService:
             except PeerError as err:
                 log.info("could not catch up on results from %s: %s", member.name, err)
                 continue
+            offered = answer.get("results")
+            if not isinstance(offered, list):
+                log.warning("%s answered a results fetch without a list", member.name)
+                continue
             stored = 0
-            for wire in answer.get("results") or ():
+            for wire in offered:
                 try:
                     outcome, _ = await self.accept(wire)
                 except Forbidden as err:  # as from a push: it served a forgery

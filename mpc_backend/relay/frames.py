@@ -69,7 +69,7 @@ def decode_frame(payload: bytes) -> Frame:
         raise FrameError("frame header length is out of range")
     try:
         header = json.loads(payload[8:8 + size])
-    except ValueError:
+    except (ValueError, RecursionError):
         raise FrameError("frame header is not JSON") from None
     if not isinstance(header, dict):
         raise FrameError("frame header is not a JSON object")

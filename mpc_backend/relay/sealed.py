@@ -3,11 +3,13 @@
 A request to a roster member is HPKE-sealed to the member's key, bound to the
 federation, the path, the sender and the recipient, and then signed (the
 ``Hearth-*`` digest covers the ciphertext, so a recipient authenticates a frame
-before it decrypts anything). The answer is sealed back to the requester, bound
-to the same context and to the request's signature, so an answer cannot be
-moved to another request. Only a join (the joiner is no member yet, and its
-body is its public member record with an invite proof) and health pings travel
-unsealed.
+before it decrypts anything). The answer (a refusal too) is sealed back to the
+member the request names as its sender, bound to the same context, to the
+request's signature and to its HTTP status, so the broker can neither move an
+answer to another request nor turn a refusal into a success or back; a sealed
+request whose answer comes unsealed is treated as unanswered. Only a join (the
+joiner is no member yet, and its body is its public member record with an invite
+proof) and health pings travel unsealed.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def request_aad(federation_id: str, path: str, sender: str, recipient: str) -> b
 
 
 def answer_aad(federation_id: str, path: str, responder: str, requester: str,
-               request_signature: str) -> bytes:
+               request_signature: str, status: int) -> bytes:
     return _ANSWER + canonical_json({"federation": federation_id, "path": path,
                                      "responder": responder, "requester": requester,
-                                     "request": request_signature})
+                                     "request": request_signature, "status": status})

@@ -53,16 +53,22 @@ def load_relay_settings(data_dir: Path) -> RelaySettings | None:
     try:
         return RelaySettings.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError) as err:
-        raise RelayConfigError(f"{path} is unreadable ({err}); restore it from a backup, "
-                               "or ask the founder for a new invite") from None
+        raise RelayConfigError(f"{path} is unreadable ({err}); restore it from a backup of "
+                               "the data dir") from None
 
 
 def save_relay_settings(data_dir: Path, settings: RelaySettings) -> None:
     path = Path(data_dir) / RELAY_FILE_NAME
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # a leftover may have looser permissions
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         json.dump(settings.to_dict(), out)
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, path)
+
+
+def forget_relay_settings(data_dir: Path) -> None:
+    """After a join that failed: the invite's account is of no use to this node."""
+    (Path(data_dir) / RELAY_FILE_NAME).unlink(missing_ok=True)

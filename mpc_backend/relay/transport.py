@@ -10,8 +10,10 @@ random ``correlation data``; the answer comes back the same way. Requests keep
 the direct transport's per-attempt timeout and bounded retries, and expire at
 the broker when nobody waits for them any more. Every attempt is freshly
 signed; QoS 1 may deliver one attempt twice, so the answer to each
-(sender, correlation) is kept for the replay window and sent again instead of
-running the handler twice (which would refuse it as a replay).
+frame is kept for the replay window and sent again instead of
+running the handler twice (which would refuse it as a replay); the memory is
+keyed by the whole frame, its correlation data and reply topic, and bounded in
+age and bytes.
 
 Pushes (results, rosters) are one-way in effect: published once with a long
 expiry, so a member offline for minutes or days gets them when it reconnects.
@@ -42,8 +44,6 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mpc_backend.crypto import NodeKeys
-
 from .endpoint import TOPIC_ROOT, BrokerAccount, RelayEndpoint, inbox_topic
 from .frames import ANSWER, REQUEST, FrameError, decode_frame, encode_answer, encode_request
 
@@ -54,7 +54,8 @@ PUSH_EXPIRY_S = 7 * 24 * 3600
 ANSWER_EXPIRY_S = 300
 MAX_BACKOFF_S = 60.0
 MAX_CONCURRENT_REQUESTS = 64
-_ANSWER_MEMORY = 10_000
+ANSWER_MEMORY_S = 600.0  # a redelivered request older than this is refused as stale anyway
+ANSWER_MEMORY_BYTES = 64 * 1024 * 1024
 _NOT_READY = b'{"error":{"code":"not_ready","message":"node is starting"}}'
 
 # (path, headers, body, remote, sealed) -> (HTTP status, answer body, sealed)
@@ -79,7 +80,6 @@ class RelayTransport:
         endpoint: RelayEndpoint,
         account: BrokerAccount,
         federation_id: str,
-        keys: NodeKeys,
         *,
         clock: Callable[[], float] = time.time,
         handler: Handler | None = None,
@@ -92,7 +92,6 @@ class RelayTransport:
         # refused login switches to the other one for the next attempt.
         self.fallback = fallback
         self.federation_id = federation_id
-        self.keys = keys
         self.clock = clock
         self.handler = handler
         self.on_connected = on_connected
@@ -103,7 +102,10 @@ class RelayTransport:
         self._connected = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._pending: dict[bytes, asyncio.Future[RelayAnswer]] = {}
-        self._answered: OrderedDict[bytes, tuple[int, bytes, bool]] = OrderedDict()
+        # Answers by frame, for redeliveries: kept as long as a request is fresh, within a
+        # memory budget.
+        self._answered: OrderedDict[bytes, tuple[int, bytes, bool, float]] = OrderedDict()
+        self._answered_bytes = 0
         self._in_flight: dict[bytes, asyncio.Future[tuple[int, bytes, bool]]] = {}
         self._handlers: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
@@ -135,8 +137,10 @@ class RelayTransport:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
             self._runner = None
-        for task in list(self._handlers):
+        handlers = list(self._handlers)
+        for task in handlers:
             task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
         for future in self._pending.values():
             if not future.done():
                 future.cancel()
@@ -186,7 +190,11 @@ class RelayTransport:
                     if self.on_connected is not None:
                         self._spawn(self.on_connected())
                     async for message in client.messages:
-                        self._on_message(message)
+                        try:
+                            self._on_message(message)
+                        except Exception:  # one bad message must not cut the node off
+                            log.exception("dropped a relay message that could not be handled")
+                self._mark(connected=False, error="the relay closed the connection")
             except aiomqtt.MqttError as err:
                 self._mark(connected=False, error=_reason(err))
                 if self.fallback is not None and _refused_login(err):
@@ -246,6 +254,15 @@ class RelayTransport:
         self._spawn(self._answer(frame.path, frame.headers, frame.body, frame.sealed, reply_to,
                                  correlation, key))
 
+    def _forget_old_answers(self) -> None:
+        horizon = time.monotonic() - ANSWER_MEMORY_S
+        while self._answered:
+            _, (_, answer, _, at) = next(iter(self._answered.items()))
+            if at >= horizon and self._answered_bytes <= ANSWER_MEMORY_BYTES:
+                break
+            self._answered.popitem(last=False)
+            self._answered_bytes -= len(answer)
+
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
         self._handlers.add(task)
@@ -254,8 +271,9 @@ class RelayTransport:
     async def _answer(self, path: str, headers: dict[str, str], body: bytes, sealed: bool,
                       reply_to: str, correlation: bytes, key: bytes) -> None:
         sender = headers.get("Hearth-Sender", "?")
+        self._forget_old_answers()
         if key in self._answered:
-            status, answer, answer_sealed = self._answered[key]  # a redelivery: no second run
+            status, answer, answer_sealed, _ = self._answered[key]  # a redelivery: no rerun
         elif key in self._in_flight:
             status, answer, answer_sealed = await asyncio.shield(self._in_flight[key])
         else:
@@ -275,9 +293,8 @@ class RelayTransport:
                 raise
             finally:
                 del self._in_flight[key]
-            self._answered[key] = (status, answer, answer_sealed)
-            while len(self._answered) > _ANSWER_MEMORY:
-                self._answered.popitem(last=False)
+            self._answered[key] = (status, answer, answer_sealed, time.monotonic())
+            self._answered_bytes += len(answer)
         client = self._client
         if client is None:
             return  # the requester retries with a fresh attempt

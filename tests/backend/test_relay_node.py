@@ -38,6 +38,8 @@ from tests.relay_broker import Broker, provision, running_broker
 pytestmark = [pytest.mark.relay, pytest.mark.slow]
 
 FETCH = "/peer/v1/roster/fetch"
+_DEEP = b"[" * 15_000
+POISON = b"HRL1" + len(_DEEP).to_bytes(4, "big") + _DEEP
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +116,13 @@ def signed_fetch(keys: NodeKeys, fed: str, to: MemberInfo | None = None) -> byte
 
 def opened(answer: tuple[int, bytes, bool], keys: NodeKeys, fed: str, responder: str,
            frame: bytes) -> tuple[int, dict[str, Any]]:
-    """An answer sealed to ``keys`` for the request ``frame``, opened; a refusal before
-    authentication comes in clear."""
+    """An answer sealed to ``keys`` for the request ``frame``, opened: every answer to a
+    sealed request from a member is sealed, refusals too (bound to their status)."""
     status, body, sealed = answer
-    if not sealed:  # refused before it was known to come from a member (e.g. a replay)
-        assert status >= 400, "an authenticated member's answer travels sealed"
-        return status, json.loads(body)
+    assert sealed, "an answer to a member's sealed request travels sealed"
     signature = decode_frame(frame).headers["Hearth-Signature"]  # type: ignore[index]
-    plain = keys.open_share(body, answer_aad(fed, FETCH, responder, keys.node_id, signature))
+    plain = keys.open_share(body, answer_aad(fed, FETCH, responder, keys.node_id, signature,
+                                             status))
     return status, json.loads(plain)
 
 
@@ -170,7 +171,7 @@ async def test_the_broker_reads_no_relayed_body_and_unsealed_ones_are_refused(
 ) -> None:
     """What a member sends is sealed to its recipient, and the answer to it; a member
     request sent unsealed (a modified node, or a broker stripping the seal) is refused
-    after authentication, in an answer sealed back to the member."""
+    after authentication, with a bare refusal."""
     fed = federation_id(street)
     spare = await provision(street.broker, fed)
     keys = load_keys(street.nodes[2].data_dir)
@@ -179,11 +180,12 @@ async def test_the_broker_reads_no_relayed_body_and_unsealed_ones_are_refused(
     assert b"roster-fetch" not in sealed and b"roster-fetch" in plain
     answers = await exchange(street.broker, spare, fed, founder.mailbox or "",
                              [(sealed, b"s" * 16), (plain, b"p" * 16)])
-    assert all(b"roster" not in body for _, body, _ in answers)  # nothing readable on the way
-    frames = {200: sealed, 400: plain}
-    results = {a[0]: opened(a, keys, fed, founder.node_id, frames[a[0]]) for a in answers}
-    assert results[200][1]["roster"]["roster"]["federation"] == fed
-    assert results[400][1]["error"]["code"] == "unsealed"
+    assert all(b"roster\"" not in body for _, body, _ in answers)  # no roster on the way
+    by_status = {a[0]: a for a in answers}
+    assert opened(by_status[200], keys, fed, founder.node_id, sealed)[1]["roster"]["roster"][
+        "federation"] == fed
+    _, body, was_sealed = by_status[400]  # unsealed in, unsealed out: a bare refusal
+    assert not was_sealed and json.loads(body)["error"]["code"] == "unsealed"
 
 
 async def test_what_the_broker_or_a_stranger_sends_is_refused(street: Cluster) -> None:
@@ -197,6 +199,7 @@ async def test_what_the_broker_or_a_stranger_sends_is_refused(street: Cluster) -
     answers = await exchange(street.broker, spare, fed, founder, [
         (stranger, b"s" * 16), (bytes(forged), b"f" * 16),
         (b"GET /peer/v1/roster HTTP/1.1\r\n", b"g" * 16),  # not a frame: dropped
+        (POISON, b"p" * 16),  # a header nested too deep to parse: dropped, nothing breaks
         (signed_fetch(load_keys(street.nodes[2].data_dir), fed), None),  # nowhere to answer
     ])
     assert sorted((status, sealed, json.loads(body)["error"]["code"])
@@ -329,3 +332,29 @@ async def test_a_joiner_replaces_the_password_its_invite_carried(street: Cluster
                  "--period", "60", "--min-contributors", "3", "--k", "3", "--t", "1")
     assert any(t["spec"]["task_id"] == "joined"
                for t in founder.cli_json("task", "list")["tasks"])
+
+    # The poison frame earlier cut nothing: the founder answered all along (the task above).
+    assert street.nodes[0].cli_json("status")["relay"]["connected"] is True
+
+
+def test_a_node_without_its_relay_account_says_so_at_start(street: Cluster) -> None:
+    newcomer = street.nodes[3]
+    settings = newcomer.data_dir / "relay.json"
+    kept = settings.read_bytes()
+    newcomer.stop()
+    try:
+        settings.write_text("{not json")
+        proc = newcomer.cli("serve", check=False)
+        assert proc.returncode == 1
+        assert proc.stderr.startswith("error: ") and "relay.json is unreadable" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        settings.unlink()
+        proc = newcomer.cli("serve", check=False)
+        assert proc.returncode == 1
+        assert "relay.json is missing, and this node is reached through" in proc.stderr
+    finally:
+        settings.write_bytes(kept)
+        settings.chmod(0o600)
+        newcomer.start()
+    wait_for(lambda: newcomer.cli_json("status")["relay"]["connected"], 15,
+             what="the newcomer back on the relay")
