@@ -23,13 +23,14 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from .endpoint import BrokerAccount, RelayEndpoint, is_loopback_host
+from mpc_backend.node.config import is_loopback
+
+from .endpoint import BrokerAccount, RelayEndpoint
 
 CONFIG_NAME = "mosquitto.conf"
 DYNSEC_NAME = "dynamic-security.json"
 ADMIN_FILE_NAME = "relay-admin.json"
 LOG_NAME = "mosquitto.log"
-CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 
 # Debian/Ubuntu (multiarch), Alpine and the eclipse-mosquitto image, source builds.
 _PLUGIN_NAME = "mosquitto_dynamic_security.so"
@@ -105,7 +106,7 @@ def check_broker_setup(
         raise BrokerSetupError(f"port {port} must be between 1 and 65535")
     if not public_host or any(c in public_host for c in "/@[] \t\n"):
         raise BrokerSetupError(f"public host {public_host!r} must be a host name or IP address")
-    if not tls and not is_loopback_host(public_host):
+    if not tls and not is_loopback(public_host):
         raise BrokerSetupError(
             f"{public_host} is not this machine: members would send their broker passwords "
             f"in clear; give the broker a TLS certificate")

@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from mpc_backend.node.config import is_loopback
+
 from .broker import (
     ADMIN_FILE_NAME,
     CONFIG_NAME,
@@ -22,7 +24,7 @@ from .broker import (
     make_self_signed_tls,
     write_broker_setup,
 )
-from .endpoint import RelayConfigError, is_loopback_host
+from .endpoint import RelayConfigError
 
 TLS_PORT, PLAIN_PORT = 8883, 1883
 
@@ -83,11 +85,11 @@ def _init(args: argparse.Namespace) -> tuple[BrokerSetup, bool]:
         raise BrokerSetupError("--tls-cert and --tls-key go together")
     if args.tls_ca is not None and args.tls_cert is None:
         raise BrokerSetupError("--tls-ca only goes with --tls-cert/--tls-key")
-    if args.plain and not is_loopback_host(host):
+    if args.plain and not is_loopback(host):
         raise BrokerSetupError(
             f"--plain would send members' broker passwords in clear to {host}; it is only "
             f"for a relay on this machine (use --self-signed or --tls-cert)")
-    plain = args.plain or (is_loopback_host(host) and not args.self_signed
+    plain = args.plain or (is_loopback(host) and not args.self_signed
                            and args.tls_cert is None)
     self_signed = not plain and args.tls_cert is None
     port = args.port if args.port is not None else PLAIN_PORT if plain else TLS_PORT
@@ -124,7 +126,7 @@ def _print_instructions(setup: BrokerSetup, *, self_signed: bool) -> None:
     print(f"hubs connect to {setup.endpoint.url}")
     print("run the broker (as this user; SIGTERM or Ctrl-C saves queued messages):")
     print(f"  mosquitto -c {setup.config_path}")
-    if not is_loopback_host(setup.endpoint.host):
+    if not is_loopback(setup.endpoint.host):
         print(f"forward TCP port {port} on the router to this machine: the only port the "
               "federation needs")
     print(f"give {setup.admin_file} to the founder over a private channel; on the founder's hub:")

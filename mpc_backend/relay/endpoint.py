@@ -9,11 +9,12 @@ the broker's per-username ACL is the whole access rule.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from mpc_backend.node.config import is_loopback
 
 TOPIC_ROOT = "hearth"
 SCHEMES = {"mqtt": 1883, "mqtts": 8883}
@@ -114,19 +115,10 @@ def relay_url_problem(url: str) -> str | None:
         return "must look like mqtts://host:8883 (or mqtt://127.0.0.1:1883 on this machine)"
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
         return "must be just scheme, host and port (credentials come from the invite)"
-    if parts.scheme == "mqtt" and not is_loopback_host(host):
+    if parts.scheme == "mqtt" and not is_loopback(host):
         return ("uses plain mqtt:// to another machine; the broker sees passwords in clear "
                 "that way: use mqtts:// (TLS)")
     return None
-
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def inbox_topic(federation_id: str, mailbox: str) -> str:
