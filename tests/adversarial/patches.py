@@ -23,17 +23,16 @@ log = logging.getLogger("mpc_backend.evil")
 
 
 def declare_member(**fields: Any) -> None:
-    """The member record in this node's join request declares ``fields`` (capacity, url...)."""
-    honest = federation.sign_envelope
+    """The member record in this node's join request declares ``fields`` (capacity, url...),
+    and the node proves its invite for that record, as a modified node would."""
+    honest = federation.join_proof
 
-    def sign(keys: NodeKeys, msg_type: str, federation_id: str, body: dict[str, Any],
-             **kwargs: Any) -> dict[str, Any]:
-        if msg_type == "join":
-            log.warning("EVIL declare_member: the join declares %s", fields)
-            body = {**body, "member": {**body["member"], **fields}}
-        return honest(keys, msg_type, federation_id, body, **kwargs)
+    def prove(secret: str, federation_id: str, member: dict[str, Any]) -> dict[str, str]:
+        log.warning("EVIL declare_member: the join declares %s", fields)
+        member.update(fields)  # the very record the join request carries
+        return honest(secret, federation_id, member)
 
-    federation.sign_envelope = sign
+    federation.join_proof = prove
 
 
 def classical_hpke() -> None:
