@@ -75,16 +75,14 @@ class Node:
         await self.rounds.restore()
         self.ctx.relay = self._relay_settings()
         await self.ctx.peers.start()
+        loops = [self.rounds.scheduler_loop, self.household.retry_loop,
+                 self.federation.push_loop, self._housekeeping]
         if self.ctx.relay is not None and self.ctx.signed_roster is not None:
-            # In the background: it retries by itself.
+            # In the background (it retries by itself); it catches up once connected.
             await self.federation.connect_relay(self.ctx.federation_id)
-        for loop in (
-            self.rounds.scheduler_loop,
-            self.household.retry_loop,
-            self.federation.push_loop,
-            self._housekeeping,
-            self.catch_up,
-        ):
+        else:
+            loops.append(self.catch_up)
+        for loop in loops:
             self._spawn(loop)
         roster = self.ctx.signed_roster.roster if self.ctx.signed_roster else None
         log.info(

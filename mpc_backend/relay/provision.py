@@ -224,13 +224,16 @@ def load_admin_file(path: Path) -> tuple[RelayEndpoint, BrokerAccount]:
     """Read ``relay-admin.json``: refuse a missing, foreign-accessible or malformed file."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO at that path must not hang the CLI before it is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         raise AdminFileError(
             f"no relay admin file at {path}; the relay's operator creates it with "
             f"mpc-backend relay init") from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise AdminFileError(f"relay admin file {path} is not a regular file")
         mode = stat.S_IMODE(info.st_mode)
         if mode & 0o077:
             what = "readable" if mode & 0o044 else "writable"

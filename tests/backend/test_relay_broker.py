@@ -222,6 +222,10 @@ async def test_secret_files_are_private_and_a_readable_admin_file_is_refused(
         load_admin_file(copy)
     with pytest.raises(AdminFileError, match="relay init"):
         load_admin_file(tmp_path / "missing.json")
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo, 0o600)  # would block a plain open until someone writes
+    with pytest.raises(AdminFileError, match="not a regular file"):
+        load_admin_file(fifo)
 
 
 async def test_tls_broker_needs_its_ca(tmp_path: Path) -> None:
