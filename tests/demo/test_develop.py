@@ -121,8 +121,10 @@ def _stop(develop: subprocess.Popen[bytes], log: Path) -> None:
 def test_develop_runs_a_neighbourhood(dev_dir: Path, transport: str, runs: int) -> None:
     """By default through a local Mosquitto relay, twice (the second run reuses everything
     the first made); once more over direct HTTP (--direct)."""
-    log = dev_dir.parent / f"{dev_dir.name}.log"
+    # One log per variant: _wait_ready counts the "ready" lines in it.
+    log = dev_dir.parent / f"{dev_dir.name}-{transport}.log"
     dev_dir.parent.mkdir(exist_ok=True)
+    log.unlink(missing_ok=True)
     extra = ("--direct",) if transport == "direct" else ()
     for run in range(1, runs + 1):
         develop = _run_develop(dev_dir, log, *extra)
