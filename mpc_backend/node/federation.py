@@ -757,9 +757,13 @@ class FederationService:
             if not self.ctx.is_founder or self.ctx.signed_roster is None:
                 continue
             version = self.ctx.roster.version
+            # Households that only contribute and have no URL fetch the roster when they
+            # start or reconnect, as over direct HTTP: pushing every version to each of them
+            # through the relay costs the founder members x roster size per join.
             targets = [
                 m for m in self.ctx.roster.members
                 if self.ctx.peers.reachable(m) and m.node_id != self.ctx.node_id
+                and not (m.input_only and m.url is None)
                 and self._pushed.get(m.node_id, 0) < version
             ]
             if not targets:
