@@ -157,20 +157,27 @@ async def test_share_faults_get_the_right_status_and_leave_data_intact(
     assert result["statistics"]["mean"] == pytest.approx(np.mean([21.5, 19.0, 23.0]), abs=0.005)
 
 
-async def test_forged_results_and_rosters_are_refused(
-    trio: list[LiveNode], clock: FakeClock, http: aiohttp.ClientSession
-) -> None:
-    member = trio[1].node.ctx
+def forged_result(ctx: Any, clock: FakeClock) -> dict[str, Any]:
+    """A result for the current round of "temp" ("99 contributors") whose committee
+    signature is zeros; the clock then moves past the round (results are taken for ended
+    rounds only)."""
     round_id = int(clock() // PERIOD)
-    clock.advance(PERIOD)  # results are taken for ended rounds only
-    committee_ids = [m.node_id for m in member.roster.committee("temp", round_id)]
-    doc = {"federation": member.federation_id, "task": "temp", "metric": "m", "unit": "",
+    clock.advance(PERIOD)
+    committee_ids = [m.node_id for m in ctx.roster.committee("temp", round_id)]
+    doc = {"federation": ctx.federation_id, "task": "temp", "metric": "m", "unit": "",
            "round": round_id, "round_start": 0.0, "round_end": 1.0, "status": "released",
            "reason": None, "contributors": 99, "statistics": {"count": 99},
            "dp_epsilon": None, "committee": committee_ids, "coordinator": committee_ids[0],
            "released_at": clock()}
+    return {"result": doc, "sigs": {committee_ids[0]: b64url_encode(b"\0" * 64)}}
+
+
+async def test_forged_results_and_rosters_are_refused(
+    trio: list[LiveNode], clock: FakeClock, http: aiohttp.ClientSession
+) -> None:
+    member = trio[1].node.ctx
     # Pushed by a member, but with a committee signature that is not that member's.
-    forged = {"result": doc, "sigs": {committee_ids[0]: b64url_encode(b"\0" * 64)}}
+    forged = forged_result(member, clock)
     envelope = sign_envelope(member.keys, "result", member.federation_id, {"result": forged},
                              now=clock())
     as_member = (member.keys, clock)
@@ -291,15 +298,7 @@ async def test_catching_up_takes_results_a_member_holds_and_names_a_forger(
     status, body = await post(http, founder, "/results/fetch", bad, signer=(ctx.keys, clock))
     assert status == 400 and body["error"]["field"] == "body.after"
 
-    round_id = int(clock() // PERIOD)
-    clock.advance(PERIOD)
-    committee_ids = [m.node_id for m in ctx.roster.committee("temp", round_id)]
-    doc = {"federation": ctx.federation_id, "task": "temp", "metric": "m", "unit": "",
-           "round": round_id, "round_start": 0.0, "round_end": 1.0, "status": "released",
-           "reason": None, "contributors": 99, "statistics": {"count": 99},
-           "dp_epsilon": None, "committee": committee_ids, "coordinator": committee_ids[0],
-           "released_at": clock()}
-    forged = {"result": doc, "sigs": {committee_ids[0]: b64url_encode(b"\0" * 64)}}
+    forged = forged_result(ctx, clock)
 
     async def offer_forgery(envelope: Any, remote: str | None) -> dict[str, Any]:
         return {"results": [forged]}
