@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -126,6 +127,7 @@ class FederationService:
         self._pushed: dict[str, int] = {}  # member -> roster version it acknowledged
         self._push_failures: dict[str, int] = {}
         self._adopt_lock = asyncio.Lock()
+        self._passwords_set: dict[str, bytes] = {}  # mailbox -> hash of the password set
         # What the node does when its relay connection (re)opens: catch up on what was
         # pushed while it was away (set by Node; the roster by default).
         self.on_relay_connected: Callable[[], Awaitable[None]] = self.refresh_from_founder
@@ -400,8 +402,11 @@ class FederationService:
                                  {"password": relay.account.password}, now=self.ctx.clock())
 
         try:
+            # One attempt, waiting long enough for the answer to come after the reconnect
+            # that the change itself forces.
             await self.ctx.peers.post(self.ctx.roster.founder_member,
-                                      "/peer/v1/relay/password", request)
+                                      "/peer/v1/relay/password", request, attempts=1,
+                                      timeout_s=RELAY_CONNECT_S)
         except PeerError as err:
             log.warning("the invite's broker password is still in force (%s); this hub "
                         "keeps trying both and asks again when it reconnects", err)
@@ -424,6 +429,9 @@ class FederationService:
         password = body.get("password")
         if not isinstance(password, str) or not 24 <= len(password) <= 128:
             raise BadRequest("password must be 24-128 characters", field="body.password")
+        digest = hashlib.sha256(password.encode()).digest()
+        if self._passwords_set.get(member.mailbox) == digest:
+            return {"rotated": True}  # a retry: setting it again would drop its connection
         try:
             async with DynsecAdmin(relay.endpoint, relay.admin) as broker:
                 await broker.command("setClientPassword", username=member.mailbox,
@@ -431,6 +439,7 @@ class FederationService:
         except ProvisionError as err:
             raise BadGateway(f"could not change the broker password: {err}",
                              code="relay_unavailable") from None
+        self._passwords_set[member.mailbox] = digest
         log.info("set a new broker password for %s", member.name)
         return {"rotated": True}
 
