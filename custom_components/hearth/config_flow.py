@@ -70,8 +70,9 @@ from .drivers.ina219 import calibration_for
 from .drivers.scd4x import TEMPERATURE_OFFSET_RANGE
 from .drivers.serial_catalog import SERIAL_DRIVERS
 from .messages import error_key
-from .neighbourhood.config_flow import NeighbourhoodFlowMixin, NeighbourhoodOptionsFlow
+from .neighbourhood.config_flow import NeighbourhoodFlowMixin
 from .neighbourhood.const import KIND_NEIGHBOURHOOD
+from .neighbourhood.options_flow import NeighbourhoodOptionsFlow
 from .serial_port import async_list_ports, stable_path
 from .settings import CONTINUOUS, filter_window, scan_interval
 
