@@ -143,6 +143,8 @@ _PATHS: dict[str, Any] = {
     }},
     "/api/v1/status": {"get": {
         "summary": "Identity, federation, members online, tasks and rounds, load",
+        "description": "identity.relay_admin is {url} when a broker admin account is "
+                       "configured beside the node (never its password), else null",
         "responses": {"200": _json({"type": "object"}), **_errors(401)},
     }},
     "/api/v1/tasks": {
@@ -209,12 +211,17 @@ _PATHS: dict[str, Any] = {
                                    "as not post-quantum); by default every member needs "
                                    "MLKEM768-X25519 (422 weak_hpke_suite otherwise)"},
                 "relay": {
-                    "type": "object", "required": ["url", "admin"],
+                    "type": "object",
                     "description": "members talk through this MQTT broker (relay-admin.json "
                                    "from mpc-backend relay init); the node provisions its own "
                                    "broker account with the admin account now, and each "
                                    "invitee's at invite (422 bad_relay for a malformed one, "
-                                   "502 relay_unavailable if the broker cannot be used)",
+                                   "502 relay_unavailable if the broker cannot be used). "
+                                   "Without admin, the account configured beside the node "
+                                   "(the data dir's relay-admin.json, which the app writes "
+                                   "from its options; status identity.relay_admin) is used, "
+                                   "and a url, if given, must be its (422 no_relay_admin when "
+                                   "there is none)",
                     "properties": {
                         "url": {"type": "string", "example": "mqtts://relay.example:8883"},
                         "ca": {"type": "string", "description": "PEM CA certificate"},

@@ -57,7 +57,7 @@ from mpc_backend.crypto.sealing import SUITE_HYBRID
 from mpc_backend.protocol import TaskSpec
 from mpc_backend.protocol.committee import default_committee
 from mpc_backend.relay.endpoint import BrokerAccount, RelayConfigError, RelayEndpoint
-from mpc_backend.relay.provision import DynsecAdmin, ProvisionError
+from mpc_backend.relay.provision import DynsecAdmin, ProvisionError, configured_admin
 from mpc_backend.relay.settings import (
     RelaySettings,
     forget_relay_settings,
@@ -176,7 +176,8 @@ class FederationService:
 
         With ``relay`` ({"url", "ca"?, "admin": {"username", "password"}}) members talk
         through that MQTT broker: the founder provisions its own account with the
-        broker's admin account now, and each invitee's at ``invite``.
+        broker's admin account now, and each invitee's at ``invite``. Without ``admin``
+        the account configured beside the node (relay-admin.json) is used.
         """
         if self.ctx.signed_roster is not None:
             raise Conflict(
@@ -236,8 +237,11 @@ class FederationService:
         try:
             if not isinstance(relay, dict):
                 raise RelayConfigError("relay must be {'url', 'ca'?, 'admin': {...}}")
-            endpoint = RelayEndpoint.from_dict(relay)
-            admin = BrokerAccount.from_dict(relay.get("admin"))
+            if "admin" in relay:
+                endpoint = RelayEndpoint.from_dict(relay)
+                admin = BrokerAccount.from_dict(relay.get("admin"))
+            else:
+                endpoint, admin = await self._configured_relay_admin(relay)
         except RelayConfigError as err:
             raise Unprocessable(str(err), field="relay", code="bad_relay") from None
         try:
@@ -254,6 +258,25 @@ class FederationService:
             self.ctx.relay = None
             raise BadGateway(str(err), code="relay_unavailable") from None
         return endpoint
+
+    async def _configured_relay_admin(
+        self, relay: dict[str, Any]
+    ) -> tuple[RelayEndpoint, BrokerAccount]:
+        """A relay given without ``admin``: the broker account configured beside the node
+        (relay-admin.json, which the app writes from its options) provisions the members."""
+        configured = await asyncio.to_thread(configured_admin, self.ctx.data_dir)
+        if configured is None:
+            raise Unprocessable(
+                "give the relay broker's admin username and password (or set them in the "
+                "Hearth node app's options): no broker admin account is configured on this hub",
+                field="relay", code="no_relay_admin")
+        endpoint, admin = configured
+        url = relay.get("url")
+        if url not in (None, "", endpoint.url):
+            raise RelayConfigError(
+                f"the relay URL {url!r} is not the broker configured on this hub "
+                f"({endpoint.url}); give that broker's admin username and password too")
+        return RelayEndpoint(endpoint.url, relay.get("ca") or endpoint.ca_pem), admin
 
     async def _provision_invitee(self, secret: str) -> dict[str, str]:
         """The invite's relay block: a fresh broker account whose mailbox the secret names."""

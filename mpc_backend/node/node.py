@@ -24,6 +24,7 @@ from typing import Any
 from mpc_backend import __version__
 from mpc_backend.crypto import NodeKeys
 from mpc_backend.relay.endpoint import RelayConfigError
+from mpc_backend.relay.provision import configured_admin
 from mpc_backend.relay.settings import RELAY_FILE_NAME, RelaySettings, load_relay_settings
 from mpc_backend.storage import Storage
 
@@ -174,6 +175,7 @@ class Node:
             "input_only": ctx.config.input_only,
             "version": __version__,
             "uptime_s": round(now - self.started_at, 1),
+            "relay_admin": await asyncio.to_thread(_relay_admin_view, ctx.data_dir),
         }
         load = {
             "shares_accepted": self.ingest.accepted,
@@ -250,3 +252,13 @@ class Node:
 
 async def _true() -> bool:
     return True
+
+
+def _relay_admin_view(data_dir: Path) -> dict[str, str | None] | None:
+    """Which broker admin account is configured beside the node (never its password)."""
+    try:
+        configured = configured_admin(data_dir)
+    except RelayConfigError as err:
+        return {"url": None, "problem": str(err)}
+    return None if configured is None else {"url": configured[0].url}
+

@@ -252,3 +252,15 @@ def load_admin_file(path: Path) -> tuple[RelayEndpoint, BrokerAccount]:
         raise AdminFileError(
             f"relay admin file {path} is not usable ({err}); it should be the "
             f"relay-admin.json that mpc-backend relay init wrote") from None
+
+
+def configured_admin(data_dir: Path) -> tuple[RelayEndpoint, BrokerAccount] | None:
+    """The broker admin account configured beside the node (the app writes it from its
+    options), or None when there is none; a broken file raises AdminFileError."""
+    from .broker import ADMIN_FILE_NAME  # noqa: PLC0415 (broker imports node config)
+
+    path = Path(data_dir) / ADMIN_FILE_NAME
+    if not path.exists():
+        return None
+    return load_admin_file(path)
+

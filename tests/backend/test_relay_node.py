@@ -271,6 +271,46 @@ def test_creating_on_an_unreachable_or_unreadable_relay_fails_clearly(
     assert newcomer.cli_json("status")["federation"] is None
 
 
+def test_a_relay_configured_beside_the_node_founds_without_credentials_in_the_request(
+    street: Cluster,
+) -> None:
+    """The app writes the broker admin account into the data dir from its options; creating
+    a federation then needs only the relay's URL, or nothing, and never shows the password."""
+    node = street.add("app-founder")
+    node.start()
+    admin_file = node.data_dir / "relay-admin.json"
+    assert node.cli_json("status")["identity"]["relay_admin"] is None
+    status, answer = node.api("POST", "/federation", {"name": "App Row", "relay": {}})
+    assert (status, answer["error"]["code"]) == (422, "no_relay_admin")
+    assert "app's options" in answer["error"]["message"]
+
+    admin_file.write_text("{not json")
+    admin_file.chmod(0o600)
+    problem = node.cli_json("status")["identity"]["relay_admin"]
+    assert problem["url"] is None and "not usable" in problem["problem"]
+    status, answer = node.api("POST", "/federation", {"name": "App Row", "relay": {}})
+    assert (status, answer["error"]["code"]) == (422, "bad_relay")
+
+    configured = json.loads(street.broker.admin_file.read_text())
+    admin_file.write_text(json.dumps(configured))
+    shown = node.cli_json("status")["identity"]["relay_admin"]
+    assert shown == {"url": configured["url"]}
+    assert configured["admin"]["password"] not in json.dumps(node.cli_json("status"))
+    status, answer = node.api("POST", "/federation", {
+        "name": "App Row", "relay": {"url": "mqtts://elsewhere.example:8883"}})
+    assert (status, answer["error"]["code"]) == (422, "bad_relay")
+    assert configured["url"] in answer["error"]["message"]
+    assert node.cli_json("status")["federation"] is None
+
+    status, answer = node.api("POST", "/federation",
+                              {"name": "App Row", "relay": {"url": configured["url"]}})
+    assert status == 201 and answer["relay"] == configured["url"]
+    relay = wait_for(lambda: (s := node.cli_json("status")["relay"])["connected"] and s, 15,
+                     what="the app founder on its relay")
+    assert relay["url"] == configured["url"] and relay["mailbox"]
+    assert configured["admin"]["password"] not in node.log_text()
+
+
 def _closed_port() -> int:
     from tests.backend.nodes import free_port  # noqa: PLC0415
     return free_port()
