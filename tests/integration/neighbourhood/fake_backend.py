@@ -319,7 +319,8 @@ class FakeBackend:
             return self._error(500, "internal", "internal error; see the node's log")
         identity = {"node_id": self.node_id, "name": self.name, "fingerprint": "AAAA-BBBB",
                     "hpke_suite": self.suite(self.name), "url": self.url, "capacity": 1.0,
-                    "input_only": False, "version": "0.1.0", "uptime_s": 12.5}
+                    "input_only": False, "version": "0.1.0", "uptime_s": 12.5,
+                    "relay_admin": None}
         load = {"shares_accepted": 0, "shares_rejected": 0, "rounds_closed_as_coordinator": 0,
                 "contributions_sent": len(self.readings), "rounds_holding_shares": 0}
         if self.federation is None:
