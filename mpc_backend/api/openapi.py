@@ -246,6 +246,11 @@ _PATHS: dict[str, Any] = {
     }},
     "/api/v1/join": {"post": {
         "summary": "Join a federation with an invite token (contacts the founder)",
+        "description": "Error codes: invalid_invite (malformed token), invite_expired, "
+                       "invite_used, invite_unknown (the founder never issued it), "
+                       "wrong_federation (the invite's address reaches a hub that is not its "
+                       "federation's founder), fingerprint_mismatch (do not join), "
+                       "already_member, relay_unavailable, peer_error (founder unreachable).",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["token"],
             "properties": {"token": {"type": "string"}}}}}},

@@ -63,3 +63,7 @@ class CorruptKeyFileError(KeyFileError):
 
 class InvalidInviteError(CryptoError, ValueError):
     """An invite token is malformed or expired."""
+
+
+class InviteExpiredError(InvalidInviteError):
+    """A well-formed invite token past its expiry (written in the token itself)."""

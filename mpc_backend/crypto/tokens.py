@@ -34,7 +34,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .encoding import b64url_decode, b64url_encode, canonical_json
-from .errors import InvalidInviteError
+from .errors import InvalidInviteError, InviteExpiredError
 
 INVITE_PREFIX = "hearth-invite-v1."
 _INVITE_KEY_CONTEXT = b"hearth/invite-key/v1\x00"
@@ -160,7 +160,7 @@ def parse_invite(token: str, *, now: float | None = None) -> Invite:
     _validate(fields, InvalidInviteError)
     if (time.time() if now is None else now) >= fields["expires_at"]:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(fields["expires_at"]))
-        raise InvalidInviteError(f"invite expired at {when}; ask the founder for a new one")
+        raise InviteExpiredError(f"invite expired at {when}; ask the founder for a new one")
     return Invite(
         founder_url=fields["url"],
         founder_fingerprint=fields["fingerprint"],

@@ -40,6 +40,7 @@ from typing import Any
 from mpc_backend.crypto import (
     InvalidInviteError,
     Invite,
+    InviteExpiredError,
     b64url_decode,
     b64url_encode,
     check_join_proof,
@@ -374,6 +375,9 @@ class FederationService:
             raise BadRequest("token must be a string", field="token")
         try:
             invite = parse_invite(token, now=self.ctx.clock())
+        except InviteExpiredError as err:
+            # The expiry is written in the token: saying so tells its holder nothing new.
+            raise Unprocessable(str(err), field="token", code="invite_expired") from None
         except InvalidInviteError as err:
             raise Unprocessable(str(err), field="token", code="invalid_invite") from None
         founder = Address("the founder", invite.founder_url)
@@ -523,6 +527,14 @@ class FederationService:
             key = candidate.signing_public
             return key if node_id_of(key) == sender else None
 
+        if self.ctx.signed_roster is None or envelope.get("federation") != self.ctx.federation_id:
+            # An invite of another federation (or one whose founder's address now reaches
+            # another hub): say so, without naming this hub's federation to the stranger.
+            log.warning("refused a join from %s: its invite is for another federation",
+                        candidate.node_id)
+            raise Forbidden("the hub at the invite's address is not the founder of the "
+                            "invite's neighbourhood; ask the founder for a new invite",
+                            code="wrong_federation")
         body = self.ctx.verify(envelope, "join", lookup, remote=remote, remember=False)
         self._require_founder("admit members")
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,7 +12,9 @@ import pytest
 
 from mpc_backend.api.local import make_local_app
 from mpc_backend.api.openapi import openapi_document
-from tests.backend.conftest import PERIOD, FakeClock, LiveNode
+from mpc_backend.crypto import b64url_decode, b64url_encode
+from mpc_backend.crypto.tokens import INVITE_PREFIX
+from tests.backend.conftest import PERIOD, FakeClock, LiveNode, start_node, stop_node
 
 
 async def call(
@@ -152,6 +155,60 @@ async def test_tasks_and_federation_errors(
     assert status == 400 and body["error"]["field"] == "expires_s"
     status, body = await call(http, member, "POST", "/join", {"token": "hearth-invite-v1.xx"})
     assert status == 409  # already in a federation
+
+
+def _pointed_at(token: str, url: str) -> str:
+    """The invite with its founder address replaced (the founder moved, or a wrong paste)."""
+    fields = json.loads(b64url_decode(token.removeprefix(INVITE_PREFIX)))
+    return INVITE_PREFIX + b64url_encode(json.dumps({**fields, "url": url}).encode())
+
+
+async def test_join_errors_tell_the_cases_apart(
+    trio: list[LiveNode], http: aiohttp.ClientSession, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Each way a join fails has its own code, so Home Assistant can say what to do; every
+    refusal leaves the node in no federation, free to try again."""
+    founder = trio[0].node.federation
+    nodes = [await start_node(tmp_path / name, name, clock)
+             for name in ("loner", "newcomer", "other", "blank")]
+    loner, newcomer, other, blank = nodes
+    try:
+        await other.node.federation.create("Other Street")
+
+        async def join(live: LiveNode, token: str) -> tuple[int, str, str]:
+            status, body = await call(http, live, "POST", "/join", {"token": token})
+            return status, body["error"]["code"], body["error"]["message"]
+
+        status, code, message = await join(loner, "hearth-invite-v1.xx")
+        assert (status, code) == (422, "invalid_invite")
+        assert "damaged" in message
+        token = (await founder.invite(60))["token"]
+        clock.advance(60)
+        status, code, message = await join(loner, token)
+        assert (status, code) == (422, "invite_expired")
+        assert message.startswith("invite expired at ")
+        token = (await founder.invite(600))["token"]
+        assert (await call(http, newcomer, "POST", "/join", {"token": token}))[0] == 200
+        status, code, message = await join(loner, token)
+        assert (status, code) == (403, "invite_used")
+        assert "already used" in message
+        # The address in the invite reaches a founder of another federation, or a node in
+        # none: neither learns the joiner anything about its own federation.
+        token = (await founder.invite(600))["token"]
+        for wrong in (other, blank):
+            status, code, message = await join(loner, _pointed_at(token, wrong.url))
+            assert (status, code) == (403, "wrong_federation")
+            assert other.node.ctx.federation_id not in message
+        status, code, _ = await join(newcomer, token)
+        assert (status, code) == (409, "already_member")
+        # After all that, the loner is still free, and the unused invite still works.
+        status, body = await call(http, loner, "GET", "/status")
+        assert status == 200 and body["federation"] is None
+        assert (await call(http, loner, "POST", "/join", {"token": token}))[0] == 200
+        assert len(founder.ctx.roster.members) == 5
+    finally:
+        for live in nodes:
+            await stop_node(live)
 
 
 async def test_internal_errors_show_no_internals(
