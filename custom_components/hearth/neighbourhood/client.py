@@ -18,13 +18,15 @@ from aiohttp.http_exceptions import LineTooLong
 
 from .const import REQUEST_TIMEOUT_S
 from .errors import (
+    BackendError,
     BackendRejected,
     CannotConnect,
     InvalidAuth,
     NotInFederation,
     UnexpectedAnswer,
 )
-from .models import NodeStatus, Receipt, TaskResult
+from .models import NodeStatus, Receipt, TaskResult, TaskSpec
+from .roster import Invite, Member
 
 API_PREFIX = "/api/v1"
 # The backend sends a keepalive comment every 15 s; silence for this long means it is gone.
@@ -106,6 +108,33 @@ class BackendClient:
         if not status.in_federation:
             raise NotInFederation(f"the backend at {self.url} is not in a federation yet")
         return status
+
+    async def members(self) -> list[Member]:
+        """The federation's members as this node sees them (with online state)."""
+        data = await self._request("GET", "/status")
+        items = data.get("members")
+        if not isinstance(items, list):
+            raise UnexpectedAnswer("backend /status answer has no members list")
+        return [Member.from_json(item, data.get("identity")) for item in items]
+
+    async def founder_name(self) -> str | None:
+        """The founder's name (who issues invites and publishes tasks); None if unknown."""
+        try:
+            members = await self.members()
+        except BackendError:
+            return None
+        return next((m.name for m in members if m.founder), None)
+
+    async def create_invite(self, expires_s: int) -> Invite:
+        """A one-time join token (founder only: others get BackendRejected not_founder)."""
+        data = await self._request("POST", "/invites", body={"expires_s": expires_s})
+        return Invite.from_json(data)
+
+    async def propose_task(self, spec: Mapping[str, Any]) -> TaskSpec:
+        """Publish a task (a non-founder's node forwards it to the founder); its final spec."""
+        data = await self._request("POST", "/tasks", body=spec)
+        task = data.get("task")
+        return TaskSpec.from_json(task.get("spec") if isinstance(task, dict) else None)
 
     async def results(
         self, task: str | None = None, *, since: int = 0, limit: int = 20
@@ -197,13 +226,15 @@ async def _stream_lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
 
 async def _raise_for_error(resp: aiohttp.ClientResponse) -> None:
     code, message = "http_error", resp.reason or f"HTTP {resp.status}"
+    field: str | None = None
     try:
         error = (await resp.json(content_type=None))["error"]
         code, message = str(error["code"]), str(error["message"])
-    except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+        field = error.get("field") if isinstance(error.get("field"), str) else None
+    except (ValueError, KeyError, TypeError, AttributeError, aiohttp.ClientError):
         pass
     if resp.status == 401:
         raise InvalidAuth(message)
     if code == "no_federation":
         raise NotInFederation(message)
-    raise BackendRejected(resp.status, code, message)
+    raise BackendRejected(resp.status, code, message, field)

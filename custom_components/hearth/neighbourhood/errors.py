@@ -26,8 +26,11 @@ class NotInFederation(BackendError):
 class BackendRejected(BackendError):
     """The backend understood the request and refused it (4xx/5xx with an error body)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, field: str | None = None
+    ) -> None:
         super().__init__(f"backend refused ({status} {code}): {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.field = field  # the request field the backend blames, if it names one

@@ -1,6 +1,13 @@
-"""The neighbourhood entry's options flow: which tasks this home contributes to.
+"""The neighbourhood entry's options: a menu of what a household does with its neighbourhood.
 
-Until a task is picked, with its source sensor, nothing leaves the hub.
+- ``neighbourhood_tasks``: which tasks this home contributes to (until a task is picked,
+  with its source sensor, nothing leaves the hub);
+- ``neighbourhood_invite``: a one-time token that admits one more household;
+- ``neighbourhood_propose``: a new statistic for the whole neighbourhood;
+- ``neighbourhood_members``: who is in it, and who is online.
+
+Only the opt-in changes the options (and so reloads the entry); the other steps end
+with the options as they were, which OptionsFlowWithReload does not reload for.
 """
 
 from __future__ import annotations
@@ -8,24 +15,47 @@ from __future__ import annotations
 from typing import Any
 
 import voluptuous as vol
-from homeassistant.config_entries import ConfigFlowResult, OptionsFlowWithReload
+from homeassistant.config_entries import (
+    ConfigEntryState,
+    ConfigFlowResult,
+    OptionsFlowWithReload,
+)
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
     EntitySelector,
     EntitySelectorConfig,
     EntityWithDeviceFilterSelectorConfig,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
     SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
 )
+from homeassistant.util import dt as dt_util
 
 from .client import BackendClient
 from .const import CONF_CONTRIBUTIONS, CONF_ENTITY, CONF_TASKS, CONF_TOKEN, CONF_URL
 from .entity import metric_name
-from .errors import BackendError, InvalidAuth
+from .errors import BackendError, BackendRejected, CannotConnect, InvalidAuth
+from .issues import markdown
 from .models import TaskSpec
+from .roster import Invite, Member
+from .task_form import propose_schema, refusal_errors, spec_from_input
 from .units import source_units, unit_compatible, value_device_class
+
+CONF_EXPIRES_HOURS = "expires_hours"
+DEFAULT_INVITE_HOURS = 24
+MAX_INVITE_HOURS = 7 * 24
+MENU = [
+    "neighbourhood_tasks",
+    "neighbourhood_invite",
+    "neighbourhood_propose",
+    "neighbourhood_members",
+]
+# Table cells of the members step; the description explains them, so no words here.
+YES, NO, UNKNOWN = "✓", "✗", "?"
 
 
 def _task_label(spec: TaskSpec) -> str:
@@ -33,17 +63,171 @@ def _task_label(spec: TaskSpec) -> str:
     return f"{metric_name(spec.metric)}{unit}"
 
 
+def _mark(value: bool | None) -> str:
+    return UNKNOWN if value is None else YES if value else NO
+
+
+def members_table(members: list[Member]) -> str:
+    """Markdown table rows, founder first; names are other households' words: escaped."""
+    rows = []
+    for m in sorted(members, key=lambda m: (not m.founder, m.name.casefold())):
+        name = f"**{markdown(m.name)}** ⌂" if m.this_hub else markdown(m.name)
+        capacity = "-" if m.input_only else f"{m.capacity:g}"
+        rows.append(
+            f"| {name} | {_mark(m.founder)} | {_mark(m.online)} | {_mark(not m.input_only)} "
+            f"| {capacity} | {_mark(m.post_quantum)} |"
+        )
+    return "\n".join(rows)
+
+
+def _local_time(invite: Invite) -> str:
+    local = dt_util.as_local(invite.expires_at)
+    return f"{local:%Y-%m-%d %H:%M} ({local.tzname()})"
+
+
 class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
-    """Opt in to tasks, one source sensor each; the entry reloads with the new choice."""
+    """The neighbourhood menu; only the task opt-in changes options (and reloads)."""
 
     def __init__(self) -> None:
         self._specs: dict[str, TaskSpec] = {}
         self._pending: list[str] = []
         self._chosen: dict[str, str] = {}
+        self._invite: Invite | None = None
+
+    def _client(self) -> BackendClient:
+        return BackendClient(
+            async_get_clientsession(self.hass),
+            self.config_entry.data[CONF_URL],
+            self.config_entry.data[CONF_TOKEN],
+        )
+
+    def _unchanged(self) -> ConfigFlowResult:
+        """End the flow keeping the options as they are (so the entry does not reload)."""
+        return self.async_create_entry(data=dict(self.config_entry.options))
+
+    @staticmethod
+    def _connection_error(err: BackendError, errors: dict[str, str]) -> None:
+        if isinstance(err, InvalidAuth):
+            errors["base"] = "invalid_auth"
+        elif isinstance(err, CannotConnect):
+            errors["base"] = "cannot_connect"
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Entry point; the steps carry their own names so sensor options keep "init"."""
-        return await self.async_step_neighbourhood_tasks()
+        """The menu; the steps carry their own names because sensor options use "init"."""
+        return self.async_show_menu(step_id="init", menu_options=MENU)
+
+    async def async_step_neighbourhood_invite(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """How long the invite stays valid; the founder's node issues it."""
+        errors: dict[str, str] = {}
+        placeholders = {"url": self.config_entry.data[CONF_URL], "founder": "-", "message": ""}
+        if user_input is not None:
+            client = self._client()
+            try:
+                self._invite = await client.create_invite(
+                    round(user_input[CONF_EXPIRES_HOURS] * 3600)
+                )
+            except BackendRejected as err:
+                placeholders["message"] = err.message
+                if err.code == "not_founder":
+                    placeholders["founder"] = await client.founder_name() or "-"
+                known = ("not_founder", "relay_unavailable", "no_relay_admin")
+                errors["base"] = err.code if err.code in known else "backend_refused"
+            except BackendError as err:
+                self._connection_error(err, errors)
+            else:
+                return await self.async_step_neighbourhood_invite_done()
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_EXPIRES_HOURS, default=DEFAULT_INVITE_HOURS): NumberSelector(
+                    NumberSelectorConfig(
+                        min=1, max=MAX_INVITE_HOURS, step=1, mode=NumberSelectorMode.BOX,
+                        unit_of_measurement="h",
+                    )
+                ),
+            }
+        )
+        return self.async_show_form(
+            step_id="neighbourhood_invite",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def async_step_neighbourhood_invite_done(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the token to copy; submitting closes the flow, options unchanged."""
+        if user_input is not None or self._invite is None:
+            return self._unchanged()
+        return self.async_show_form(
+            step_id="neighbourhood_invite_done",
+            data_schema=vol.Schema({}),
+            description_placeholders={
+                "token": self._invite.token,
+                "expires": _local_time(self._invite),
+            },
+        )
+
+    async def async_step_neighbourhood_propose(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """A new task for the whole neighbourhood; refused input stays in the form."""
+        errors: dict[str, str] = {}
+        placeholders = {"url": self.config_entry.data[CONF_URL], "founder": "-", "message": ""}
+        if user_input is not None:
+            spec, errors = spec_from_input(user_input)
+            if spec is not None:
+                client = self._client()
+                try:
+                    proposed = await client.propose_task(spec)
+                except BackendRejected as err:
+                    errors = refusal_errors(err, user_input)
+                    placeholders["message"] = err.message
+                    if "founder_unreachable" in errors.values():
+                        placeholders["founder"] = await client.founder_name() or "-"
+                except BackendError as err:
+                    self._connection_error(err, errors)
+                else:
+                    await self._refresh()
+                    return self.async_abort(
+                        reason="task_proposed",
+                        description_placeholders={
+                            "task": _task_label(proposed), "task_id": proposed.task_id
+                        },
+                    )
+        return self.async_show_form(
+            step_id="neighbourhood_propose",
+            data_schema=self.add_suggested_values_to_schema(propose_schema(), user_input),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def _refresh(self) -> None:
+        """Let the loaded entry see the new task now: its sensors appear on refresh."""
+        if self.config_entry.state is ConfigEntryState.LOADED:
+            await self.config_entry.runtime_data.coordinator.async_refresh()
+
+    async def async_step_neighbourhood_members(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Who is in the neighbourhood, as this hub's node sees them."""
+        if user_input is not None:
+            return self._unchanged()
+        try:
+            members = await self._client().members()
+        except InvalidAuth:
+            return self.async_abort(reason="backend_invalid_auth")
+        except BackendError:
+            return self.async_abort(reason="backend_unreachable")
+        return self.async_show_form(
+            step_id="neighbourhood_members",
+            data_schema=vol.Schema({}),
+            description_placeholders={
+                "members": members_table(members), "count": str(len(members))
+            },
+        )
 
     async def async_step_neighbourhood_tasks(
         self, user_input: dict[str, Any] | None = None
@@ -53,13 +237,8 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
         if user_input is not None:
             self._pending = [t for t in self._specs if t in user_input[CONF_TASKS]]
             return await self.async_step_neighbourhood_task()
-        client = BackendClient(
-            async_get_clientsession(self.hass),
-            self.config_entry.data[CONF_URL],
-            self.config_entry.data[CONF_TOKEN],
-        )
         try:
-            status = await client.status()
+            status = await self._client().status()
         except InvalidAuth:
             return self.async_abort(reason="backend_invalid_auth")
         except BackendError:

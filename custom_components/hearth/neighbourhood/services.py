@@ -1,6 +1,7 @@
-"""Neighbourhood actions: ``hearth.contribute_now`` and ``hearth.get_results``.
+"""Neighbourhood actions: ``hearth.contribute_now``, ``hearth.get_results`` and
+``hearth.create_invite``.
 
-Both take an optional ``config_entry_id``; with one neighbourhood entry loaded
+All take an optional ``config_entry_id``; with one neighbourhood entry loaded
 (the usual case: one backend per hub) it may be left out.
 """
 
@@ -24,6 +25,16 @@ from .contributor import NoValidState
 from .errors import BackendError, BackendRejected, CannotConnect, InvalidAuth
 from .runtime import NeighbourhoodConfigEntry
 
+SERVICE_CREATE_INVITE = "create_invite"
+ATTR_EXPIRES_HOURS = "expires_hours"
+CREATE_INVITE_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Optional(ATTR_EXPIRES_HOURS, default=24): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=7 * 24)
+        ),
+    }
+)
 CONTRIBUTE_NOW_SCHEMA = vol.Schema(
     {
         vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
@@ -139,6 +150,34 @@ async def _async_get_results(call: ServiceCall) -> ServiceResponse:
     return {"results": [result.as_dict() for result in results]}
 
 
+async def _async_create_invite(call: ServiceCall) -> ServiceResponse:
+    entry = _entry_for_call(call.hass, call)
+    client = entry.runtime_data.client
+    try:
+        invite = await client.create_invite(call.data[ATTR_EXPIRES_HOURS] * 3600)
+    except BackendRejected as err:
+        if err.code == "not_founder":
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="not_founder",
+                translation_placeholders={"founder": await client.founder_name() or "-"},
+            ) from err
+        if err.code in ("relay_unavailable", "no_relay_admin"):
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key=err.code,
+                translation_placeholders={"message": err.message},
+            ) from err
+        raise _backend_failure(call.hass, err, entry) from err
+    except BackendError as err:
+        raise _backend_failure(call.hass, err, entry) from err
+    return {
+        "token": invite.token,
+        "expires_at": invite.expires_at.isoformat(),
+        "federation": entry.runtime_data.coordinator.data.status.federation_name,
+    }
+
+
 def async_setup_services(hass: HomeAssistant) -> None:
     hass.services.async_register(
         DOMAIN,
@@ -152,5 +191,12 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_GET_RESULTS,
         _async_get_results,
         schema=GET_RESULTS_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_CREATE_INVITE,
+        _async_create_invite,
+        schema=CREATE_INVITE_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )

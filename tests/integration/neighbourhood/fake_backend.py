@@ -166,6 +166,9 @@ class FakeBackend:
     # /status "relay": None while the federation uses direct HTTP; else the node's link to
     # the MQTT relay, as ``relay_block`` builds it.
     relay: dict[str, Any] | None = None
+    # The next answer of a route ("invites", "tasks"): (status, code, message, field).
+    refuse: dict[str, tuple[int, str, str, str | None]] = field(default_factory=dict)
+    invites: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
     _streams: set[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=set)
@@ -197,6 +200,8 @@ class FakeBackend:
         app.router.add_get("/api/v1/results", self._results)
         app.router.add_get("/api/v1/results/stream", self._stream)
         app.router.add_post("/api/v1/readings", self._reading)
+        app.router.add_post("/api/v1/invites", self._invite)
+        app.router.add_post("/api/v1/tasks", self._propose)
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
@@ -438,3 +443,31 @@ class FakeBackend:
             "duplicate": previous is not None, "acknowledged_by": 3, "committee_size": 3,
             "round_ends_at": (round_id + 1) * spec["period_s"],
         })
+
+    def _refusal(self, route: str) -> web.Response | None:
+        if (refusal := self.refuse.pop(route, None)) is None:
+            return None
+        return self._error(*refusal)
+
+    async def _invite(self, request: web.Request) -> web.Response:
+        if (refused := self._refusal("invites")) is not None:
+            return refused
+        expires = (await request.json()).get("expires_s", 24 * 3600)
+        if not isinstance(expires, int) or not 0 < expires <= 30 * 24 * 3600:
+            return self._error(400, "bad_request", "expires_s must be a whole number of "
+                               "seconds in 1..2592000", "expires_s")
+        invite = {"token": f"invite-{len(self.invites)}-token",
+                  "expires_at": dt.datetime.now(dt.UTC).timestamp() + expires}
+        self.invites.append(invite)
+        return web.json_response(invite, status=201)
+
+    async def _propose(self, request: web.Request) -> web.Response:
+        """Stores the task as given (k/t defaulted as the node does); no other checks."""
+        if (refused := self._refusal("tasks")) is not None:
+            return refused
+        body = await request.json()
+        spec = {"task_id": body["metric"].lower().replace(" ", "_"), "unit": "",
+                "buckets": [], "dp_epsilon": None, "k": 3, "t": 1, **body}
+        self.tasks.append(spec)
+        return web.json_response({"task": {"task": spec["task_id"], "spec": spec},
+                                  "roster_version": 5}, status=201)

@@ -1,8 +1,10 @@
-"""Options: opt in to tasks, one matching sensor each; nothing is shared until then."""
+"""Options: a menu; opting in to tasks (one matching sensor each: nothing is shared until
+then), and the lifecycle steps' answers to each backend refusal (the backend double; the
+same steps against real nodes are in test_lifecycle_options.py)."""
 
 from __future__ import annotations
 
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState, ConfigFlowResult
 from homeassistant.const import ATTR_DEVICE_CLASS, ATTR_UNIT_OF_MEASUREMENT
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -18,8 +20,20 @@ from .conftest import neighbourhood_entry
 from .fake_backend import POWER_TASK, FakeBackend
 
 TEMPERATURE = "sensor.kitchen_temperature"
+MENU = ["neighbourhood_tasks", "neighbourhood_invite", "neighbourhood_propose",
+        "neighbourhood_members"]
 HUMIDITY = "sensor.kitchen_humidity"
 POWER = "sensor.house_power"
+
+
+async def _open(hass: HomeAssistant, entry: MockConfigEntry, step: str) -> ConfigFlowResult:
+    """Open the options menu and choose ``step``."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert (result["type"], result["step_id"]) == (FlowResultType.MENU, "init")
+    assert result["menu_options"] == MENU
+    return await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": step}
+    )
 
 
 def _states(hass: HomeAssistant) -> None:
@@ -38,7 +52,7 @@ async def test_opt_in_to_two_tasks(
     _states(hass)
     assert loaded.runtime_data.contributors == {}
 
-    result = await hass.config_entries.options.async_init(loaded.entry_id)
+    result = await _open(hass, loaded, "neighbourhood_tasks")
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "neighbourhood_tasks"
     selector = result["data_schema"].schema[CONF_TASKS].config
@@ -103,7 +117,7 @@ async def test_opting_out_keeps_the_choice_as_default(
     entry = neighbourhood_entry(hass, backend.url, backend.token, backend.node_id,
                                 {"indoor_temperature": TEMPERATURE})
     assert await hass.config_entries.async_setup(entry.entry_id)
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await _open(hass, entry, "neighbourhood_tasks")
     schema = result["data_schema"].schema
     key = next(k for k in schema if k == CONF_TASKS)
     assert key.default() == ["indoor_temperature"]
@@ -115,7 +129,7 @@ async def test_opting_out_keeps_the_choice_as_default(
     assert entity_key.description == {"suggested_value": TEMPERATURE}
     hass.config_entries.options.async_abort(result["flow_id"])
 
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await _open(hass, entry, "neighbourhood_tasks")
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_TASKS: []}
     )
@@ -130,13 +144,13 @@ async def test_options_need_the_backend(
 ) -> None:
     """Tasks come from the backend: no answer, a refused token or no tasks abort clearly."""
     backend.tasks.clear()
-    result = await hass.config_entries.options.async_init(loaded.entry_id)
+    result = await _open(hass, loaded, "neighbourhood_tasks")
     assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "no_tasks")
 
     backend.token = "rotated"
-    result = await hass.config_entries.options.async_init(loaded.entry_id)
+    result = await _open(hass, loaded, "neighbourhood_tasks")
     assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "backend_invalid_auth")
 
     await backend.stop()
-    result = await hass.config_entries.options.async_init(loaded.entry_id)
+    result = await _open(hass, loaded, "neighbourhood_tasks")
     assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "backend_unreachable")

@@ -17,6 +17,8 @@ from custom_components.hearth.neighbourhood.issues import (
     ISSUE_OWN_REPORT,
 )
 from custom_components.hearth.neighbourhood.models import MISBEHAVIOUR_KINDS, REPORT_KINDS
+from custom_components.hearth.neighbourhood.options_flow import MENU
+from custom_components.hearth.neighbourhood.task_form import STATS, propose_schema
 from custom_components.hearth.neighbourhood.sensor import (
     AGGREGATES,
     MISBEHAVIOUR_SENSOR,
@@ -38,8 +40,6 @@ def test_flow_errors_and_aborts_are_translated() -> None:
     assert form_errors <= set(STRINGS["config"]["error"])
     assert "mpc-backend federation create" in STRINGS["config"]["error"]["not_in_federation"]
     assert "mpc-backend join" in STRINGS["config"]["error"]["not_in_federation"]
-    option_errors = set(re.findall(r'errors\[CONF_ENTITY\] = "(\w+)"', source))
-    assert option_errors and option_errors <= set(STRINGS["options"]["error"])
     aborts = set(re.findall(r'reason="(\w+)"', source))
     config_only = {"wrong_backend", "backend_moved"}
     config_aborts = config_only | set(re.findall(r'error="(\w+)"', source))
@@ -47,6 +47,71 @@ def test_flow_errors_and_aborts_are_translated() -> None:
     assert aborts - config_only <= set(STRINGS["options"]["abort"])
     steps = set(re.findall(r'step_id="(\w+)"', source))
     assert steps <= set(STRINGS["config"]["step"]) | set(STRINGS["options"]["step"])
+
+
+def test_options_flow_is_translated() -> None:
+    """Every step, menu option, field, error and abort of the options flow has its text,
+    and each text's placeholders are ones the step passes."""
+    source = _source("options_flow.py")
+    form = _source("task_form.py")
+    options = STRINGS["options"]
+    errors = set(re.findall(r'errors\[[^\]]+\] = "(\w+)"', source + form))
+    errors |= set(re.findall(r'return "(\w+)"', form))
+    errors |= set(re.findall(r': "(\w+)"\}', form))  # the refusal mapping
+    errors |= set(re.findall(r'known = \(([^)]*)\)', source)[0].replace('"', "").split(", "))
+    assert {"unit_mismatch", "not_founder", "relay_unavailable", "no_relay_admin",
+            "high_not_above_low", "buckets_outside_range", "threshold_too_high",
+            "task_exists", "too_few_members", "too_many_tasks", "founder_unreachable",
+            "invalid_task", "backend_refused", "cannot_connect", "invalid_auth"} <= errors
+    assert errors <= set(options["error"]), errors - set(options["error"])
+    # Error texts see the step's placeholders: the invite and propose steps pass these.
+    passed = {"url", "founder", "message"}
+    for key in errors:
+        assert set(re.findall(r"\{(\w+)\}", options["error"][key])) <= passed, key
+    assert "{founder}" in options["error"]["not_founder"]
+    aborts = set(re.findall(r'reason="(\w+)"', source))
+    assert {"task_proposed", "backend_unreachable", "backend_invalid_auth", "no_tasks"} <= aborts
+    assert aborts <= set(options["abort"])
+    assert set(re.findall(r"\{(\w+)\}", options["abort"]["task_proposed"])) == {
+        "task", "task_id"
+    }
+    steps = set(re.findall(r'step_id="(\w+)"', source))
+    assert steps <= set(options["step"])
+    assert set(options["step"]["init"]["menu_options"]) == set(MENU)
+    assert {f"neighbourhood_{s}" for s in ("tasks", "invite", "propose", "members")} == set(MENU)
+    assert set(MENU) <= steps
+    # The menu shares "init" with the sensor options: no text there may need their
+    # placeholders (the menu passes none).
+    init = options["step"]["init"]
+    assert not re.findall(r"\{(\w+)\}", init.get("title", "") + init.get("description", ""))
+    done = options["step"]["neighbourhood_invite_done"]["description"]
+    assert "```\n{token}\n```" in done and "{expires}" in done
+    assert "privately" in done and "until it is used or expires" in done
+    members = options["step"]["neighbourhood_members"]["description"]
+    assert set(re.findall(r"\{(\w+)\}", members)) == {"count", "members"}
+    propose = options["step"]["neighbourhood_propose"]
+    fields = {str(key) for key in propose_schema().schema}
+    assert fields == set(propose["data"]) == set(propose["data_description"])
+    words = propose["data_description"]
+    assert "privacy floor" in words["min_contributors"]
+    assert "learn nothing" in words["threshold"] and "k − t − 1" in words["threshold"]
+    assert "more noise" in words["dp_epsilon"] and "more privacy" in words["dp_epsilon"]
+    assert set(STRINGS["selector"]["stats"]["options"]) == set(STATS)
+    invite = options["step"]["neighbourhood_invite"]
+    assert set(invite["data"]) == set(invite["data_description"]) == {"expires_hours"}
+
+
+def test_create_invite_action_is_described() -> None:
+    services = yaml.safe_load((SUBPACKAGE.parent / "services.yaml").read_text())
+    fields = set(services["create_invite"]["fields"])
+    assert fields == {"config_entry_id", "expires_hours"}
+    assert set(STRINGS["services"]["create_invite"]["fields"]) == fields
+    assert STRINGS["services"]["create_invite"]["name"]
+    icons = json.loads((SUBPACKAGE.parent / "icons.json").read_text())
+    assert set(icons["services"]) == set(services)
+    # Codes the action passes straight through as translation keys.
+    assert "err.code in (\"relay_unavailable\", \"no_relay_admin\")" in _source("services.py")
+    assert {"relay_unavailable", "no_relay_admin", "not_founder"} <= set(STRINGS["exceptions"])
 
 
 def test_exceptions_are_translated() -> None:
