@@ -1,0 +1,129 @@
+"""A stand-in for ``http://supervisor``: an aiohttp server on loopback, in a thread.
+
+It answers the two calls the app makes the way the Supervisor does
+(``supervisor/api/apps.py`` info, ``supervisor/api/discovery.py`` set_discovery,
+``supervisor/discovery/__init__.py`` send): the app's bearer token is checked,
+``/addons/self/info`` gives ``data.hostname``, ``POST /discovery`` refuses a
+service the app's config does not list (403) and keeps one message per app and
+service (a repeat with the same config is not a new message). Every request is
+recorded; ``fail_next`` makes the next requests answer 503, as a Supervisor that
+is still starting would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.backend.nodes import free_port
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    authorization: str | None
+    status: int
+    body: Any = None
+
+
+@dataclass
+class FakeSupervisor:
+    token: str
+    hostname: str = "127.0.0.1"
+    discovery: tuple[str, ...] = ("hearth",)
+    port: int = field(default_factory=free_port)
+    requests: list[Seen] = field(default_factory=list)
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)  # service -> message
+    announcements: list[dict[str, Any]] = field(default_factory=list)  # every accepted POST
+    fail_next: int = 0
+
+    def __post_init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> FakeSupervisor:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/addons/self/info", self._info)
+        app.router.add_post("/discovery", self._discovery)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def _stop(self) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    def _gate(self, request: web.Request, body: Any = None) -> web.Response | None:
+        """Record the request; an answer here ends it (failure or bad token)."""
+        auth = request.headers.get("Authorization")
+        with self._lock:
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                status = 503
+            elif auth != f"Bearer {self.token}":
+                status = 401
+            else:
+                status = 200
+            self.requests.append(Seen(request.method, request.path, auth, status, body))
+        if status == 503:
+            return web.json_response({"result": "error", "message": "System is not ready"},
+                                     status=503)
+        if status == 401:
+            return web.json_response({"result": "error", "message": "Unauthorized"}, status=401)
+        return None
+
+    async def _info(self, request: web.Request) -> web.Response:
+        refused = self._gate(request)
+        if refused is not None:
+            return refused
+        return web.json_response({"result": "ok", "data": {
+            "name": "Hearth node", "slug": "hearth_node", "hostname": self.hostname,
+            "state": "started", "ip_address": "172.30.33.5",
+        }})
+
+    async def _discovery(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        refused = self._gate(request, body)
+        if refused is not None:
+            return refused
+        if not isinstance(body, dict) or set(body) != {"service", "config"} or not isinstance(
+                body["config"], dict):
+            return web.json_response({"result": "error", "message": "bad body"}, status=400)
+        if body["service"] not in self.discovery:
+            return web.json_response({"result": "error", "message": "Apps must list services "
+                                      "they provide via discovery in their config!"}, status=403)
+        with self._lock:
+            old = self.messages.get(body["service"])
+            if old is None:
+                old = {"uuid": uuid.uuid4().hex, "service": body["service"]}
+            message = {**old, "config": body["config"]}
+            self.messages[body["service"]] = message
+            self.announcements.append(message)
+        return web.json_response({"result": "ok", "data": {"uuid": message["uuid"]}})
+
+    def paths(self) -> list[tuple[str, str, int]]:
+        with self._lock:
+            return [(seen.method, seen.path, seen.status) for seen in self.requests]
