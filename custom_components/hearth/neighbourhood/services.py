@@ -31,7 +31,7 @@ CREATE_INVITE_SCHEMA = vol.Schema(
     {
         vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
         vol.Optional(ATTR_EXPIRES_HOURS, default=24): vol.All(
-            vol.Coerce(int), vol.Range(min=1, max=7 * 24)
+            vol.Coerce(float), vol.Range(min=1, max=7 * 24)
         ),
     }
 )
@@ -154,7 +154,7 @@ async def _async_create_invite(call: ServiceCall) -> ServiceResponse:
     entry = _entry_for_call(call.hass, call)
     client = entry.runtime_data.client
     try:
-        invite = await client.create_invite(call.data[ATTR_EXPIRES_HOURS] * 3600)
+        invite = await client.create_invite(round(call.data[ATTR_EXPIRES_HOURS] * 3600))
     except BackendRejected as err:
         if err.code == "not_founder":
             raise ServiceValidationError(

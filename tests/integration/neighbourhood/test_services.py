@@ -1,8 +1,12 @@
-"""The actions hearth.contribute_now and hearth.get_results."""
+"""The actions hearth.contribute_now, hearth.get_results and hearth.create_invite."""
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+
 import pytest
+import voluptuous as vol
 from homeassistant.const import ATTR_DEVICE_CLASS, ATTR_UNIT_OF_MEASUREMENT, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
@@ -147,3 +151,50 @@ async def test_which_entry(
     with pytest.raises(ServiceValidationError) as err:
         await _call(hass, SERVICE_GET_RESULTS, {})
     assert err.value.translation_key == "no_neighbourhood"
+
+
+async def test_create_invite(
+    hass: HomeAssistant, backend: FakeBackend, opted_in: MockConfigEntry
+) -> None:
+    """The token and expiry are the node's; its refusals become translated errors (the
+    real nodes' answers are in test_lifecycle_options.py)."""
+    answer = await _call(hass, "create_invite", {})
+    issued = backend.invites[-1]
+    assert answer == {
+        "token": issued["token"],
+        "expires_at": dt.datetime.fromtimestamp(issued["expires_at"], dt.UTC).isoformat(),
+        "federation": "Elm Street",
+    }
+    # The default validity is a day.
+    assert issued["expires_at"] == pytest.approx(time.time() + 24 * 3600, abs=5)
+    await _call(hass, "create_invite", {"expires_hours": 168,
+                                        "config_entry_id": opted_in.entry_id})
+    assert backend.invites[-1]["expires_at"] == pytest.approx(time.time() + 168 * 3600, abs=5)
+    await _call(hass, "create_invite", {"expires_hours": 1.5})  # fractions of an hour too
+    assert backend.invites[-1]["expires_at"] == pytest.approx(time.time() + 5400, abs=5)
+    for hours in (0, 0.5, 169, "tomorrow"):
+        with pytest.raises(vol.Invalid):
+            await _call(hass, "create_invite", {"expires_hours": hours})
+
+    backend.refuse["invites"] = (403, "not_founder", "only the founder (house0) can issue "
+                                 "invites in this version", None)
+    with pytest.raises(ServiceValidationError) as err:
+        await _call(hass, "create_invite", {})
+    assert (err.value.translation_key, err.value.translation_placeholders) == (
+        "not_founder", {"founder": "house0"}
+    )
+    for code in ("relay_unavailable", "no_relay_admin"):
+        backend.refuse["invites"] = (502, code, f"the relay said no ({code})", None)
+        with pytest.raises(HomeAssistantError) as err:
+            await _call(hass, "create_invite", {})
+        assert (err.value.translation_key, err.value.translation_placeholders) == (
+            code, {"message": f"the relay said no ({code})"}
+        )
+    backend.refuse["invites"] = (500, "internal", "internal error; see the node's log", None)
+    with pytest.raises(HomeAssistantError) as err:
+        await _call(hass, "create_invite", {})
+    assert err.value.translation_key == "backend_refused"
+    await backend.stop()
+    with pytest.raises(HomeAssistantError) as err:
+        await _call(hass, "create_invite", {})
+    assert err.value.translation_key == "backend_unreachable"

@@ -18,12 +18,12 @@ from custom_components.hearth.neighbourhood.issues import (
 )
 from custom_components.hearth.neighbourhood.models import MISBEHAVIOUR_KINDS, REPORT_KINDS
 from custom_components.hearth.neighbourhood.options_flow import MENU
-from custom_components.hearth.neighbourhood.task_form import STATS, propose_schema
 from custom_components.hearth.neighbourhood.sensor import (
     AGGREGATES,
     MISBEHAVIOUR_SENSOR,
     NODE_SENSORS,
 )
+from custom_components.hearth.neighbourhood.task_form import STATS, propose_schema
 
 SUBPACKAGE = Path(neighbourhood.__file__).parent
 STRINGS = json.loads((SUBPACKAGE.parent / "strings.json").read_text())
@@ -94,7 +94,8 @@ def test_options_flow_is_translated() -> None:
     assert fields == set(propose["data"]) == set(propose["data_description"])
     words = propose["data_description"]
     assert "privacy floor" in words["min_contributors"]
-    assert "learn nothing" in words["threshold"] and "k − t − 1" in words["threshold"]
+    assert "learn nothing" in words["threshold"]
+    assert "k \N{MINUS SIGN} t \N{MINUS SIGN} 1" in words["threshold"]
     assert "more noise" in words["dp_epsilon"] and "more privacy" in words["dp_epsilon"]
     assert set(STRINGS["selector"]["stats"]["options"]) == set(STATS)
     invite = options["step"]["neighbourhood_invite"]
