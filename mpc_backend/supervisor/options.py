@@ -180,7 +180,13 @@ def _relay(raw: Mapping[str, Any]) -> RelayAdmin | None:
                                          "relay_url too (e.g. mqtts://relay.example.net:8883), "
                                          "or clear all relay options")
         return None
-    if urlsplit(url).netloc.rpartition("@")[1]:
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError as err:  # e.g. an unclosed [IPv6 bracket; the URL may hold a password
+        raise OptionsError("relay_url", f"is malformed ({err}); use "
+                                        "mqtts://HOST:PORT, e.g. mqtts://relay.example.net:8883"
+                           ) from None
+    if "@" in netloc:
         # Never echo this URL: it carries a password.
         raise OptionsError("relay_url", "must not contain user:password@; put the admin account "
                                         "into relay_username and relay_password")
