@@ -31,6 +31,8 @@ from .roster import Invite, Member
 API_PREFIX = "/api/v1"
 # The backend sends a keepalive comment every 15 s; silence for this long means it is gone.
 STREAM_IDLE_TIMEOUT_S = 45.0
+# Creating or joining may wait for the relay broker (15 s on the node) and the founder.
+SETUP_TIMEOUT_S = 60.0
 
 
 def normalize_url(url: str) -> str:
@@ -64,6 +66,7 @@ class BackendClient:
         params: Mapping[str, str | int] | None = None,
         body: Mapping[str, Any] | None = None,
         auth: bool = True,
+        timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> dict[str, Any]:
         try:
             async with self._session.request(
@@ -72,7 +75,7 @@ class BackendClient:
                 params=params,
                 json=body,
                 headers=self._headers if auth else None,
-                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as resp:
                 if resp.status >= 400:
                     await _raise_for_error(resp)
@@ -135,6 +138,21 @@ class BackendClient:
         data = await self._request("POST", "/tasks", body=spec)
         task = data.get("task")
         return TaskSpec.from_json(task.get("spec") if isinstance(task, dict) else None)
+
+    async def create_federation(
+        self, name: str, relay: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Found a federation (``relay``: the broker block ``POST /federation`` takes)."""
+        body: dict[str, Any] = {"name": name}
+        if relay is not None:
+            body["relay"] = relay
+        return await self._request("POST", "/federation", body=body, timeout_s=SETUP_TIMEOUT_S)
+
+    async def join(self, token: str) -> dict[str, Any]:
+        """Join the federation an invite token names (the node asks its founder)."""
+        return await self._request(
+            "POST", "/join", body={"token": token}, timeout_s=SETUP_TIMEOUT_S
+        )
 
     async def results(
         self, task: str | None = None, *, since: int = 0, limit: int = 20

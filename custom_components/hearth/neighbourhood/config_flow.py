@@ -1,8 +1,10 @@
 """Config-flow steps for the neighbourhood entry, mixed into Hearth's one ConfigFlow.
 
-Steps: ``neighbourhood`` (URL + token, checked against the backend), reauth (a
-new token when the backend refuses the stored one) and reconfigure (the URL).
-The options flow is in ``options_flow``.
+Steps: ``hassio`` (the Hearth node app announces its URL and token through the
+Supervisor: one confirmation), ``neighbourhood`` (URL + token typed in, checked against
+the backend), reauth (a new token when the backend refuses the stored one) and
+reconfigure (the URL). A backend in no federation continues with the steps of
+``setup_flow`` (found or join one). The options flow is in ``options_flow``.
 """
 
 from __future__ import annotations
@@ -11,41 +13,40 @@ from collections.abc import Mapping
 from typing import Any
 
 import voluptuous as vol
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import ConfigEntryState, ConfigFlow, ConfigFlowResult
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
-from ..const import CONF_KIND, LOGGER
+from ..const import LOGGER
 from .client import BackendClient, normalize_url
-from .const import (
-    CONF_TOKEN,
-    CONF_URL,
-    DEFAULT_URL,
-    KIND_NEIGHBOURHOOD,
-)
-from .errors import BackendError, CannotConnect, InvalidAuth, NotInFederation
+from .const import CONF_TOKEN, CONF_URL, DEFAULT_URL
+from .errors import BackendError, CannotConnect, InvalidAuth
 from .models import NodeStatus
+from .setup_flow import NeighbourhoodSetupMixin
 
 _URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 _TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 
 
 async def _async_check(flow: ConfigFlow, url: str, token: str) -> tuple[NodeStatus | None, str]:
-    """(status, "") when URL and token work, else (None, error key for the form)."""
+    """(status, "") when URL and token work, else (None, error key for the form).
+
+    A node in no federation passes: the flow then offers to found or join one.
+    """
     try:
         client = BackendClient(async_get_clientsession(flow.hass), url, token)
     except ValueError:
         return None, "invalid_url"
     try:
-        return await client.validate(), ""
+        await client.health()
+        return await client.status(), ""
     except InvalidAuth:
         return None, "invalid_auth"
-    except NotInFederation:
-        return None, "not_in_federation"
     except CannotConnect as err:
         LOGGER.debug("Hearth backend check failed: %s", err)
         return None, "cannot_connect"
@@ -54,12 +55,57 @@ async def _async_check(flow: ConfigFlow, url: str, token: str) -> tuple[NodeStat
         return None, "cannot_connect"
 
 
-def _title(status: NodeStatus) -> str:
-    return f"{status.federation_name} ({status.name})"
-
-
-class NeighbourhoodFlowMixin(ConfigFlow):
+class NeighbourhoodFlowMixin(NeighbourhoodSetupMixin):
     """The neighbourhood steps; HearthConfigFlow inherits them."""
+
+    _nb_app: str = ""  # the name of the app that announced the backend
+
+    async def async_step_hassio(self, discovery_info: HassioServiceInfo) -> ConfigFlowResult:
+        """The Hearth node app announced its backend: confirm once, nothing to type."""
+        url, token = discovery_info.config.get(CONF_URL), discovery_info.config.get(CONF_TOKEN)
+        if not isinstance(url, str) or not isinstance(token, str) or not token:
+            return self.async_abort(reason="invalid_discovery_info")
+        status, error = await _async_check(self, url, token)
+        if status is None:
+            return self.async_abort(
+                reason="invalid_discovery_info" if error == "invalid_url" else error
+            )
+        url = normalize_url(url)
+        updates = {CONF_URL: url, CONF_TOKEN: token}
+        entry = await self.async_set_unique_id(status.node_id)
+        if (
+            entry is not None
+            and entry.state is ConfigEntryState.SETUP_ERROR
+            and self.hass.config_entries.async_update_entry(entry, data={**entry.data, **updates})
+        ):
+            # A refused token stops the entry (it waits for reauth); the app's new one
+            # makes it work again. Home Assistant's helper reloads only loaded or retrying
+            # entries, so this case is ours.
+            self.hass.config_entries.async_schedule_reload(entry.entry_id)
+        self._abort_if_unique_id_configured(updates=updates)
+        self._nb_url, self._nb_token, self._nb_status = url, token, status
+        self._nb_app = discovery_info.name
+        self.context["title_placeholders"] = {"name": status.name}
+        return await self.async_step_hassio_confirm()
+
+    async def async_step_hassio_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """One click: connect the discovered backend (then found or join if needed)."""
+        assert self._nb_status is not None
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            # Asked again: it may have joined a federation (or moved) since it was found.
+            status, error = await _async_check(self, self._nb_url, self._nb_token)
+            if status is not None:
+                return await self._async_connected(self._nb_url, self._nb_token, status)
+            errors["base"] = error
+        self._set_confirm_only()
+        return self.async_show_form(
+            step_id="hassio_confirm",
+            description_placeholders={"name": self._nb_status.name, "app": self._nb_app},
+            errors=errors,
+        )
 
     async def async_step_neighbourhood(
         self, user_input: dict[str, Any] | None = None
@@ -71,13 +117,8 @@ class NeighbourhoodFlowMixin(ConfigFlow):
             if status is not None:
                 await self.async_set_unique_id(status.node_id)
                 self._abort_if_unique_id_configured(error="backend_already_configured")
-                return self.async_create_entry(
-                    title=_title(status),
-                    data={
-                        CONF_KIND: KIND_NEIGHBOURHOOD,
-                        CONF_URL: normalize_url(user_input[CONF_URL]),
-                        CONF_TOKEN: user_input[CONF_TOKEN],
-                    },
+                return await self._async_connected(
+                    user_input[CONF_URL], user_input[CONF_TOKEN], status
                 )
             errors["base"] = error
         schema = vol.Schema(

@@ -267,6 +267,12 @@ class RelayStatus:
             return None
 
 
+def _relay_admin_url(data: Any) -> str | None:
+    """identity.relay_admin's broker URL; None when none is configured (or it is unusable)."""
+    url = data.get("url") if isinstance(data, Mapping) else None
+    return _public_url(url) if isinstance(url, str) and url else None
+
+
 @dataclass(frozen=True, slots=True)
 class NodeStatus:
     """This household's node: identity, federation, load."""
@@ -283,6 +289,9 @@ class NodeStatus:
     misbehaviour: Misbehaviour | None = None  # None: not reported (older backend)
     classical_members: tuple[str, ...] | None = None  # None: suites not reported
     relay: RelayStatus | None = None  # None: direct HTTP, or not reported (older backend)
+    # The broker whose admin account is configured beside the node (the app's options):
+    # a relay federation can be founded without typing its credentials.
+    relay_admin_url: str | None = None
 
     @property
     def in_federation(self) -> bool:
@@ -307,6 +316,7 @@ class NodeStatus:
                 misbehaviour=Misbehaviour.from_json(data.get("misbehaviour")),
                 classical_members=_classical_members(data.get("members")),
                 relay=RelayStatus.from_json(data.get("relay")),
+                relay_admin_url=_relay_admin_url(identity.get("relay_admin")),
             )
         except (TypeError, ValueError, AttributeError) as err:
             raise UnexpectedAnswer(f"malformed status from the backend: {err}") from err

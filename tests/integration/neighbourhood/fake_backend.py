@@ -169,6 +169,11 @@ class FakeBackend:
     # The next answer of a route ("invites", "tasks"): (status, code, message, field).
     refuse: dict[str, tuple[int, str, str, str | None]] = field(default_factory=dict)
     invites: list[dict[str, Any]] = field(default_factory=list)
+    # identity.relay_admin: the broker configured in the app's options ({"url"}), or None.
+    relay_admin: dict[str, Any] | None = None
+    # Bodies of POST /federation and /join; "federation" and "join" in ``refuse`` refuse
+    # them (a join is otherwise accepted for any token, into federation "Oak Lane").
+    setup_requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
     _streams: set[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=set)
@@ -202,6 +207,8 @@ class FakeBackend:
         app.router.add_post("/api/v1/readings", self._reading)
         app.router.add_post("/api/v1/invites", self._invite)
         app.router.add_post("/api/v1/tasks", self._propose)
+        app.router.add_post("/api/v1/federation", self._create_federation)
+        app.router.add_post("/api/v1/join", self._join)
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
@@ -325,7 +332,7 @@ class FakeBackend:
         identity = {"node_id": self.node_id, "name": self.name, "fingerprint": "AAAA-BBBB",
                     "hpke_suite": self.suite(self.name), "url": self.url, "capacity": 1.0,
                     "input_only": False, "version": "0.1.0", "uptime_s": 12.5,
-                    "relay_admin": None}
+                    "relay_admin": self.relay_admin}
         load = {"shares_accepted": 0, "shares_rejected": 0, "rounds_closed_as_coordinator": 0,
                 "contributions_sent": len(self.readings), "rounds_holding_shares": 0}
         if self.federation is None:
@@ -471,3 +478,25 @@ class FakeBackend:
         self.tasks.append(spec)
         return web.json_response({"task": {"task": spec["task_id"], "spec": spec},
                                   "roster_version": 5}, status=201)
+
+    async def _setup(self, route: str, request: web.Request, name: str) -> web.Response:
+        """Found or join (as the real node answers, without the roster or the relay)."""
+        body = await request.json()
+        self.setup_requests.append((route, body))
+        if (refused := self._refusal(route)) is not None:
+            return refused
+        if self.federation is not None:
+            return self._error(409, "already_member",
+                               f"this node is already in federation {self.federation!r}")
+        self.federation = name
+        if route == "federation":
+            return web.json_response({"federation": "f" * 32, "name": name, "roster_version": 1,
+                                      "hpke_policy": "hybrid", "relay": None}, status=201)
+        return web.json_response({"federation": "f" * 32, "name": name, "roster_version": 2,
+                                  "members": 2, "founder": "founder"})
+
+    async def _create_federation(self, request: web.Request) -> web.Response:
+        return await self._setup("federation", request, (await request.json())["name"])
+
+    async def _join(self, request: web.Request) -> web.Response:
+        return await self._setup("join", request, "Oak Lane")

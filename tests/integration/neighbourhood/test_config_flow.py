@@ -93,15 +93,15 @@ async def test_backend_failing_inside(hass: HomeAssistant, backend: FakeBackend)
 
 
 async def test_not_in_a_federation(hass: HomeAssistant, backend: FakeBackend) -> None:
-    """A backend that joined nothing yet is refused with the CLI fix in the message."""
+    """A backend that joined nothing yet is accepted: the flow offers to found or join one
+    (those steps are tested in test_discovery_flow and test_lifecycle_flow)."""
     backend.federation = None
     result = await _form(hass)
     good = {CONF_URL: backend.url, CONF_TOKEN: backend.token}
     result = await hass.config_entries.flow.async_configure(result["flow_id"], good)
-    assert result["errors"] == {"base": "not_in_federation"}
-    backend.federation = "Elm Street"
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], good)
-    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "neighbourhood_setup"
+    assert hass.config_entries.async_entries(DOMAIN) == []
 
 
 async def test_something_else_at_the_url(hass: HomeAssistant, backend: FakeBackend) -> None:

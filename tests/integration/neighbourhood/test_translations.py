@@ -23,6 +23,7 @@ from custom_components.hearth.neighbourhood.sensor import (
     MISBEHAVIOUR_SENSOR,
     NODE_SENSORS,
 )
+from custom_components.hearth.neighbourhood.setup_flow import CREATE_ERRORS, JOIN_ERRORS
 from custom_components.hearth.neighbourhood.task_form import STATS, propose_schema
 
 SUBPACKAGE = Path(neighbourhood.__file__).parent
@@ -33,20 +34,67 @@ def _source(name: str) -> str:
     return (SUBPACKAGE / name).read_text()
 
 
+# Abort reasons Home Assistant's flow helpers use without the integration naming them.
+SUPPLIED_REASONS = {"already_in_progress", "reauth_successful", "reconfigure_successful"}
+
+
 def test_flow_errors_and_aborts_are_translated() -> None:
-    source = _source("config_flow.py")
-    form_errors = set(re.findall(r'return None, "(\w+)"', source))
-    assert form_errors == {"invalid_url", "invalid_auth", "not_in_federation", "cannot_connect"}
-    assert form_errors <= set(STRINGS["config"]["error"])
-    assert "mpc-backend federation create" in STRINGS["config"]["error"]["not_in_federation"]
-    assert "mpc-backend join" in STRINGS["config"]["error"]["not_in_federation"]
-    aborts = set(re.findall(r'reason="(\w+)"', source))
-    config_only = {"wrong_backend", "backend_moved"}
-    config_aborts = config_only | set(re.findall(r'error="(\w+)"', source))
-    assert config_aborts <= set(STRINGS["config"]["abort"])
-    assert aborts - config_only <= set(STRINGS["options"]["abort"])
+    """Every error, abort, step and menu option of the config flow has its text, every
+    such text is used, and the texts name only placeholders their forms pass."""
+    source = _source("config_flow.py") + _source("setup_flow.py")
+    config = STRINGS["config"]
+    checks = set(re.findall(r'return None, "(\w+)"', _source("config_flow.py")))
+    assert checks == {"invalid_url", "invalid_auth", "cannot_connect"}
+    backend_errors = {key for _, key in (*CREATE_ERRORS.values(), *JOIN_ERRORS.values())}
+    assert backend_errors >= {
+        "invalid_invite", "invite_expired", "invite_used", "invite_unknown", "wrong_federation",
+        "fingerprint_mismatch", "already_member", "relay_unavailable", "bad_relay",
+        "no_relay_admin", "founder_unreachable",
+    }
+    form_errors = (
+        checks | backend_errors
+        | set(re.findall(r'errors\[\w+\] = "(\w+)"', source))
+        | set(re.findall(r'\(\w+, "(relay_\w+)"\)', source))
+    )
+    assert {"backend_error", "invalid_name", "relay_url_required",
+            "relay_credentials_incomplete"} <= form_errors
+    assert form_errors <= set(config["error"]), form_errors - set(config["error"])
+    # Only the found and join forms pass the backend's words ({message}).
+    setup_source = _source("setup_flow.py")
+    for key, text in config["error"].items():
+        if "{message}" in text:
+            assert f'"{key}"' in setup_source, key
+        assert set(re.findall(r"\{(\w+)\}", text)) <= {"message"}, key
+    # Discovery aborts with the check's error; Home Assistant's helpers supply the others.
+    aborts = (
+        set(re.findall(r'(?:reason|error)="(\w+)"', source))
+        | (checks - {"invalid_url"})
+        | {"already_configured"} | SUPPLIED_REASONS
+    )
+    assert aborts <= set(config["abort"]), aborts - set(config["abort"])
     steps = set(re.findall(r'step_id="(\w+)"', source))
-    assert steps <= set(STRINGS["config"]["step"]) | set(STRINGS["options"]["step"])
+    assert {"hassio_confirm", "neighbourhood_setup", "neighbourhood_create",
+            "neighbourhood_join"} <= steps <= set(config["step"])
+    menu = config["step"]["neighbourhood_setup"]["menu_options"]
+    assert set(menu) == {"neighbourhood_create", "neighbourhood_join"}
+    assert all(f"async_step_{option}" in source for option in menu)
+    # Every neighbourhood text in the config section is used by the code.
+    everything = "".join(path.read_text() for path in SUBPACKAGE.parent.rglob("*.py"))
+    for section in ("error", "abort", "step"):
+        unused = {key for key in config[section] if f'"{key}"' not in everything}
+        unused -= SUPPLIED_REASONS
+        assert not unused, (section, unused)
+    # Each field of the found and join forms is labelled and explained in plain words.
+    for step, fields in (
+        ("neighbourhood_create", {"name", "relay_url", "relay_username", "relay_password",
+                                  "relay_ca"}),
+        ("neighbourhood_join", {"invite"}),
+    ):
+        assert set(config["step"][step]["data"]) == fields
+        assert set(config["step"][step]["data_description"]) == fields
+    assert "{name}" in config["flow_title"]
+    assert set(re.findall(r"\{(\w+)\}", config["step"]["hassio_confirm"]["description"])) == {
+        "name", "app"}
 
 
 def test_options_flow_is_translated() -> None:
