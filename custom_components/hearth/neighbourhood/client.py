@@ -130,12 +130,16 @@ class BackendClient:
 
     async def create_invite(self, expires_s: int) -> Invite:
         """A one-time join token (founder only: others get BackendRejected not_founder)."""
-        data = await self._request("POST", "/invites", body={"expires_s": expires_s})
+        # A relay neighbourhood's node first makes the newcomer's broker login.
+        data = await self._request(
+            "POST", "/invites", body={"expires_s": expires_s}, timeout_s=SETUP_TIMEOUT_S
+        )
         return Invite.from_json(data)
 
     async def propose_task(self, spec: Mapping[str, Any]) -> TaskSpec:
         """Publish a task (a non-founder's node forwards it to the founder); its final spec."""
-        data = await self._request("POST", "/tasks", body=spec)
+        # A non-founder's node retries the founder (peer timeout x attempts) before it answers.
+        data = await self._request("POST", "/tasks", body=spec, timeout_s=SETUP_TIMEOUT_S)
         task = data.get("task")
         return TaskSpec.from_json(task.get("spec") if isinstance(task, dict) else None)
 
