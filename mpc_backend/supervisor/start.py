@@ -31,6 +31,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -162,7 +163,11 @@ def prepare_node(settings: Settings, wanted: NodeConfig) -> tuple[NodeConfig, bo
         current = load_config(node_dir)
     except ConfigError as err:
         raise StartError(str(err)) from None
-    outcome = reconcile(current, wanted, joined=asyncio.run(has_federation(node_dir)))
+    try:
+        joined = asyncio.run(has_federation(node_dir))
+    except sqlite3.Error as err:
+        raise StartError(f"cannot read the node's database in {node_dir}: {err}") from None
+    outcome = reconcile(current, wanted, joined=joined)
     for line in outcome.refused:
         log.warning("%s", line)
     if outcome.config != current:

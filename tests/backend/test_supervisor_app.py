@@ -441,3 +441,26 @@ def test_app_without_options_json_says_what_to_do(app: App) -> None:
     assert app.run_to_exit() == 1
     assert "no " in app.log() and "options.json: the Supervisor writes it" in app.log()
     assert leftovers(app.data) == []
+
+
+def test_a_foreign_node_dir_is_not_taken_over(app: App) -> None:
+    app.write_options(**OPTIONS)
+    app.node_dir.mkdir()
+    (app.node_dir / "notes.txt").write_text("mine")
+    assert app.run_to_exit() == 1
+    assert "holds no node settings (config.json)" in app.log()
+    assert sorted(p.name for p in app.node_dir.iterdir()) == ["notes.txt"]
+    assert leftovers(app.data) == ["node"]
+
+
+def test_an_unreadable_database_stops_the_start_with_one_line(
+        app: App, supervisor: FakeSupervisor) -> None:
+    app.write_options(**OPTIONS)
+    app.start()
+    assert app.stop() == 0
+    for stale in app.node_dir.glob("node.sqlite3-*"):
+        stale.unlink()
+    (app.node_dir / "node.sqlite3").write_bytes(b"not a database" * 100)
+    assert app.run_to_exit() == 1
+    errors = [line for line in app.log(1).splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "cannot read the node's database" in errors[0], app.log(1)

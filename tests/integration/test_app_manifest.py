@@ -284,6 +284,8 @@ def test_dockerfile_labels_and_args_match_the_config(config: dict[str, Any]) -> 
     assert labels["io.hass.version"] == "${BUILD_VERSION}"
     port = app_start.DEFAULT_LISTEN.rpartition(":")[2]
     assert f"EXPOSE {port}" in text
+    grace_ms = int(re.search(r"S6_KILL_GRACETIME=(\d+)", text).group(1))
+    assert 3000 < grace_ms < config["timeout"] * 1000  # serve's 3 s shutdown fits, then s6
     assert 'CMD ["/usr/bin/with-contenv", "python3", "-m", "mpc_backend.supervisor"]' in text
     # the build context is the repository root: these are what the image installs
     for source in ("pyproject.toml", "setup.py", "README.md", "mpc_backend"):
