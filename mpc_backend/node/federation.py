@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -198,6 +199,8 @@ class FederationService:
                 "the federation with --allow-classical-hpke",
                 field="allow_classical_hpke", code="weak_hpke_suite",
             )
+        if relay is None:
+            self._require_reachable_url("found a neighbourhood without a relay")
         federation_id = secrets.token_hex(16)
         endpoint = None
         if relay is not None:
@@ -335,6 +338,19 @@ class FederationService:
                              "for a new invite if the account was removed",
                              code="relay_unavailable") from None
 
+    def _require_reachable_url(self, what: str) -> None:
+        """Without a relay, members call each other at their URLs: a node that listens on
+        every address (the app, a container) and gave no --public-url has none to offer."""
+        config = self.ctx.config
+        with contextlib.suppress(ValueError):
+            if config.public_url is None and ipaddress.ip_address(
+                    config.listen_host).is_unspecified:
+                raise Unprocessable(
+                    f"this hub cannot {what}: it listens on every interface and has no "
+                    "public URL (as the Hearth node app does), so neighbours have no address "
+                    "to call it at; use a relay broker, or init the node with --public-url",
+                    code="no_public_url")
+
     def _require_founder(self, what: str) -> None:
         if not self.ctx.is_founder:
             founder = self.ctx.roster.founder_member
@@ -381,7 +397,9 @@ class FederationService:
         except InvalidInviteError as err:
             raise Unprocessable(str(err), field="token", code="invalid_invite") from None
         founder = Address("the founder", invite.founder_url)
-        if invite.relay is not None:
+        if invite.relay is None:
+            self._require_reachable_url("join a neighbourhood that has no relay")
+        else:
             founder = Address("the founder", mailbox=invite.relay["founder"])
             await self._connect_as_invitee(invite.relay, invite.federation_id)
         try:

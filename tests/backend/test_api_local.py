@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,28 @@ async def test_join_errors_tell_the_cases_apart(
     finally:
         for live in nodes:
             await stop_node(live)
+
+
+async def test_a_hub_without_an_address_needs_a_relay(
+    trio: list[LiveNode], http: aiohttp.ClientSession, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The app's node listens on every interface with no public URL: neighbours could not
+    call it, so founding or joining a neighbourhood without a relay is refused, and the
+    node stays free to found or join one with a relay."""
+    hub = await start_node(tmp_path / "app", "app", clock)
+    try:
+        hub.node.ctx.config = replace(hub.node.ctx.config, listen_host="0.0.0.0",
+                                      insecure_listen=True)
+        status, body = await call(http, hub, "POST", "/federation", {"name": "Nowhere"})
+        assert (status, body["error"]["code"]) == (422, "no_public_url")
+        assert "relay" in body["error"]["message"]
+        token = (await trio[0].node.federation.invite(600))["token"]
+        status, body = await call(http, hub, "POST", "/join", {"token": token})
+        assert (status, body["error"]["code"]) == (422, "no_public_url")
+        assert hub.node.ctx.signed_roster is None
+        assert len(trio[0].node.ctx.roster.members) == 3
+    finally:
+        await stop_node(hub)
 
 
 async def test_internal_errors_show_no_internals(

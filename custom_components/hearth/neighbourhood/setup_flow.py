@@ -43,6 +43,7 @@ CREATE_ERRORS: dict[str, tuple[str, str]] = {
     "relay_unavailable": (BASE, "relay_unavailable"),
     "no_relay_admin": (BASE, "no_relay_admin"),
     "already_member": (BASE, "already_member"),
+    "no_public_url": ("relay_url", "create_needs_relay"),
 }
 JOIN_ERRORS: dict[str, tuple[str, str]] = {
     "invalid_invite": (CONF_INVITE, "invalid_invite"),
@@ -54,6 +55,7 @@ JOIN_ERRORS: dict[str, tuple[str, str]] = {
     "already_member": (BASE, "already_member"),
     "relay_unavailable": (BASE, "relay_unavailable"),
     "peer_error": (BASE, "founder_unreachable"),
+    "no_public_url": (CONF_INVITE, "join_needs_relay"),
 }
 
 _TEXT = TextSelector()

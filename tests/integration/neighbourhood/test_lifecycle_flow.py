@@ -49,9 +49,13 @@ def street(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, NodeP
     try:
         for name in NAMES:
             cluster.add(name)
+        # As the app runs it: every interface, no public URL (loopback reaches it too).
+        app = NodeProcess("app", cluster.root / "app", free_port(), cluster.root / "app.log")
+        app.init("--listen", f"0.0.0.0:{app.port}", "--insecure-listen")
+        cluster.nodes.append(app)
         for node in cluster.nodes:
             node.start()
-        nodes = dict(zip(NAMES, cluster.nodes, strict=True))
+        nodes = dict(zip((*NAMES, "app"), cluster.nodes, strict=True))
         nodes["other"].cli("federation", "create", "--name", "Oak Lane")
         socket.socket = guarded  # type: ignore[misc]
         yield nodes
@@ -150,6 +154,31 @@ async def test_found_and_join_from_the_flow(
     assert [e.state for e in entries] == [ConfigEntryState.LOADED] * 2
     for entry in entries:
         assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_hub_without_an_address_is_told_to_use_a_relay(
+    hass: HomeAssistant, street: dict[str, NodeProcess], socket_enabled: None
+) -> None:
+    """The app's node has no address neighbours could call: founding or joining without a
+    relay says to use one, and nothing is used up (the invite still admits another hub)."""
+    app = street["app"]
+    result = await to_step(hass, app, "neighbourhood_create")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "Nowhere Street"})
+    assert (result["type"], result["errors"]) == (
+        FlowResultType.FORM, {"relay_url": "create_needs_relay"})
+    assert suggested(result, "name") == "Nowhere Street"
+    hass.config_entries.flow.async_abort(result["flow_id"])  # the user closes the dialog
+    result = await to_step(hass, app, "neighbourhood_join")
+    direct_invite = await invite(hass, street["founder"])
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"invite": direct_invite})
+    assert (result["type"], result["errors"]) == (
+        FlowResultType.FORM, {"invite": "join_needs_relay"})
+    hass.config_entries.flow.async_abort(result["flow_id"])
+    assert (await status(hass, app))["federation"] is None
+    members = {m["name"] for m in (await status(hass, street["founder"]))["members"]}
+    assert "app" not in members
 
 
 async def test_unreachable_relay_broker(
