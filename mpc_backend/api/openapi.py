@@ -221,7 +221,9 @@ _PATHS: dict[str, Any] = {
                                    "(the data dir's relay-admin.json, which the app writes "
                                    "from its options; status identity.relay_admin) is used, "
                                    "and a url, if given, must be its (422 no_relay_admin when "
-                                   "there is none)",
+                                   "there is none). Without relay, a node that listens on "
+                                   "every interface with no public URL is refused (422 "
+                                   "no_public_url)",
                     "properties": {
                         "url": {"type": "string", "example": "mqtts://relay.example:8883"},
                         "ca": {"type": "string", "description": "PEM CA certificate"},
@@ -250,7 +252,9 @@ _PATHS: dict[str, Any] = {
                        "invite_used, invite_unknown (the founder never issued it), "
                        "wrong_federation (the invite's address reaches a hub that is not its "
                        "federation's founder), fingerprint_mismatch (do not join), "
-                       "already_member, relay_unavailable, peer_error (founder unreachable).",
+                       "already_member, relay_unavailable, peer_error (founder unreachable), "
+                       "no_public_url (an invite without a relay, and this node listens on "
+                       "every interface with no public URL).",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["token"],
             "properties": {"token": {"type": "string"}}}}}},
