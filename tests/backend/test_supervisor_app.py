@@ -307,6 +307,7 @@ def test_sigterm_stops_the_node_and_serves_exit_code_propagates(
         pass  # nothing listens any more: serve is gone with the script
     # serve fails (its port is taken): the script exits with serve's own code.
     with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
         blocker.bind(("127.0.0.1", app.port))
         blocker.listen()
         assert app.run_to_exit() == 1
