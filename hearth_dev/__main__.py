@@ -9,7 +9,7 @@ import logging
 import signal
 from pathlib import Path
 
-from .backends import start_nodes
+from .backends import add_tasks, federate_with_cli, start_nodes
 from .contributors import contribute_forever
 from .processes import Supervisor
 from .relay import start_relay
@@ -60,30 +60,33 @@ async def _run(args: argparse.Namespace, supervisor: Supervisor) -> None:
         relay_admin = None
         if not args.direct:
             relay_admin = await asyncio.to_thread(start_relay, supervisor, args.dir)
-        nodes = await asyncio.to_thread(
-            start_nodes, supervisor, args.dir, args.households, args.period, relay_admin
-        )
+        nodes = await asyncio.to_thread(start_nodes, supervisor, args.dir, args.households)
         first_contributor = 0 if args.no_ha else 1
         for node in nodes:
             households.append(sensors := HouseholdSensors(seed=node.index))
             await sensors.start(open_readers=node.index >= first_contributor)
-        tasks = [
-            asyncio.create_task(contribute_forever(node, sensors, args.period))
-            for node, sensors in zip(
-                nodes[first_contributor:], households[first_contributor:], strict=True
-            )
-        ]
         if not args.no_ha:
             from .home_assistant import start_home_assistant  # noqa: PLC0415
 
-            await start_home_assistant(supervisor, args.dir, nodes[0], households[0])
+            # Household 1's Home Assistant founds the neighbourhood and invites the others.
+            await start_home_assistant(
+                supervisor, args.dir, nodes, households[0], relay_admin, args.period
+            )
         else:
+            await asyncio.to_thread(federate_with_cli, nodes, relay_admin)
+            await asyncio.to_thread(add_tasks, nodes[0], args.period)
             _LOGGER.info(
                 "%d nodes running (household 1 API: %s, token in %s/api_token)",
                 len(nodes),
                 nodes[0].url,
                 nodes[0].data_dir,
             )
+        tasks = [
+            asyncio.create_task(contribute_forever(node, sensors, args.period))
+            for node, sensors in zip(
+                nodes[first_contributor:], households[first_contributor:], strict=True
+            )
+        ]
         _LOGGER.info("press Ctrl-C to stop every process this started")
         await _watch(supervisor)
     finally:

@@ -1,4 +1,9 @@
-"""The neighbourhood's backend nodes: initialised, served and federated through the real CLI."""
+"""The neighbourhood's backend nodes: initialised and served through the real CLI.
+
+With Home Assistant, household 1's Home Assistant founds the neighbourhood and makes the
+invitations through its own flows (home_assistant.py) and the other households join with
+the CLI; without it (--no-ha), the founder's CLI does it all (`federate_with_cli`).
+"""
 
 from __future__ import annotations
 
@@ -61,6 +66,7 @@ class Node:
 
     index: int
     data_dir: Path
+    base_port: int = BASE_PORT
 
     @property
     def name(self) -> str:
@@ -68,7 +74,7 @@ class Node:
 
     @property
     def port(self) -> int:
-        return BASE_PORT + self.index
+        return self.base_port + self.index
 
     @property
     def url(self) -> str:
@@ -113,14 +119,16 @@ def wait_healthy(
 
 
 def start_nodes(
-    supervisor: Supervisor, root: Path, households: int, period: int,
-    relay_admin: Path | None = None,
+    supervisor: Supervisor, root: Path, households: int, base_port: int = BASE_PORT
 ) -> list[Node]:
-    """Init (once), serve and federate `households` nodes; idempotent across re-runs.
+    """Init (once) and serve `households` nodes; idempotent across re-runs."""
+    nodes = [Node(i, root / f"node-{i + 1}", base_port) for i in range(households)]
+    serve_nodes(supervisor, root, nodes)
+    return nodes
 
-    With `relay_admin` the federation talks through that relay; otherwise over HTTP.
-    """
-    nodes = [Node(i, root / f"node-{i + 1}") for i in range(households)]
+
+def serve_nodes(supervisor: Supervisor, root: Path, nodes: list[Node]) -> None:
+    """`mpc-backend init` each node once, then serve them all until they answer."""
     for node in nodes:
         if not (node.data_dir / "config.json").exists():
             cli(
@@ -136,47 +144,66 @@ def start_nodes(
         supervisor.start(
             node.name,
             [sys.executable, "-m", "mpc_backend", "serve", "--data-dir", str(node.data_dir)],
-            _log_file(root, node),
+            log_file(root, node),
         )
         for node in nodes
     ]
     for node, proc in zip(nodes, procs, strict=True):
-        wait_healthy(node, proc, _log_file(root, node))
-    _federate(nodes, relay_admin)
-    _add_tasks(nodes[0], period, min_contributors=MIN_CONTRIBUTORS)
-    return nodes
+        wait_healthy(node, proc, log_file(root, node))
 
 
-def _log_file(root: Path, node: Node) -> Path:
+def in_federation(node: Node) -> bool:
+    return cli("status", "--data-dir", str(node.data_dir)).get("federation") is not None
+
+
+def check_transport(founder: Node, relay_admin: Path | None) -> None:
+    """A federated founder must use the transport this run asks for (relay or direct)."""
+    status = cli("status", "--data-dir", str(founder.data_dir))
+    if status.get("federation") is not None and (
+        (status.get("relay") is None) != (relay_admin is None)
+    ):
+        made = "without" if status.get("relay") is None else "with"
+        raise RuntimeError(f"the demo federation in {founder.data_dir.parent} was made {made} a "
+                           "relay; delete that directory to switch, or run the demo as before "
+                           "(--direct selects direct HTTP)")
+
+
+def join(node: Node, token: str) -> None:
+    """`mpc-backend join`: what a neighbour does with the invitation they were given."""
+    cli("join", "--data-dir", str(node.data_dir), token)
+    _LOGGER.info("%s joined", node.name)
+
+
+def log_file(root: Path, node: Node) -> Path:
     return root / "logs" / f"node-{node.index + 1}.log"
 
 
-def _federate(nodes: list[Node], relay_admin: Path | None) -> None:
+def federate_with_cli(nodes: list[Node], relay_admin: Path | None) -> None:
+    """Found the federation on household 1 and let the others join, all with the CLI."""
     founder = nodes[0]
-    status = cli("status", "--data-dir", str(founder.data_dir))
-    if status.get("federation") is None:
+    check_transport(founder, relay_admin)
+    if not in_federation(founder):
         relay = ("--relay-admin", str(relay_admin)) if relay_admin else ()
         cli("federation", "create", "--data-dir", str(founder.data_dir), "--name", FEDERATION_NAME,
             *relay)
         _LOGGER.info("founded federation %r on %s%s", FEDERATION_NAME, founder.name,
                      " through the relay" if relay_admin else " (direct HTTP)")
-    elif (status.get("relay") is None) != (relay_admin is None):
-        made = "without" if status.get("relay") is None else "with"
-        raise RuntimeError(f"the demo federation in {founder.data_dir.parent} was made {made} a "
-                           "relay; delete that directory to switch, or run the demo as before "
-                           "(--direct selects direct HTTP)")
     for node in nodes[1:]:
-        if cli("status", "--data-dir", str(node.data_dir)).get("federation") is not None:
-            continue
-        token = cli("invite", "--data-dir", str(founder.data_dir), "--expires", "10m")["token"]
-        cli("join", "--data-dir", str(node.data_dir), token)
-        _LOGGER.info("%s joined", node.name)
+        if not in_federation(node):
+            invite = cli("invite", "--data-dir", str(founder.data_dir), "--expires", "10m")
+            join(node, invite["token"])
 
 
-def _add_tasks(founder: Node, period: int, min_contributors: int) -> None:
+def add_tasks(
+    founder: Node,
+    period: int,
+    min_contributors: int = MIN_CONTRIBUTORS,
+    tasks: tuple[dict[str, str], ...] = TASKS,
+) -> None:
+    """Tasks (the demo's by default) proposed by the founder, each once."""
     listed = cli("task", "list", "--data-dir", str(founder.data_dir))["tasks"]
     existing = {t["spec"]["metric"] for t in listed}
-    for task in TASKS:
+    for task in tasks:
         if task["--metric"] in existing:
             continue
         args = [item for pair in task.items() for item in pair]
