@@ -24,8 +24,9 @@ from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
 from ..const import LOGGER
 from .client import BackendClient, normalize_url
-from .const import CONF_TOKEN, CONF_URL, DEFAULT_URL
+from .const import CONF_APP, CONF_TOKEN, CONF_URL, DEFAULT_URL
 from .errors import BackendError, CannotConnect, InvalidAuth
+from .issues import markdown
 from .models import NodeStatus
 from .setup_flow import NeighbourhoodSetupMixin
 
@@ -73,6 +74,14 @@ class NeighbourhoodFlowMixin(NeighbourhoodSetupMixin):
         url = normalize_url(url)
         updates = {CONF_URL: url, CONF_TOKEN: token}
         entry = await self.async_set_unique_id(status.node_id)
+        if entry is not None and entry.data.get(CONF_APP) != discovery_info.slug:
+            # The node id is only what /status claims: any app may announce "hearth", and
+            # an entry moved to another app's node would send it this home's readings.
+            LOGGER.warning(
+                "Ignored the app %s announcing the Hearth backend of %r, which that app did "
+                "not set up; reconfigure the entry by hand if the backend really moved",
+                discovery_info.slug, entry.title)
+            return self.async_abort(reason="already_configured")
         if (
             entry is not None
             and entry.state is ConfigEntryState.SETUP_ERROR
@@ -84,8 +93,8 @@ class NeighbourhoodFlowMixin(NeighbourhoodSetupMixin):
             self.hass.config_entries.async_schedule_reload(entry.entry_id)
         self._abort_if_unique_id_configured(updates=updates)
         self._nb_url, self._nb_token, self._nb_status = url, token, status
-        self._nb_app = discovery_info.name
-        self.context["title_placeholders"] = {"name": status.name}
+        self._nb_app, self._nb_app_slug = discovery_info.name, discovery_info.slug
+        self.context["title_placeholders"] = {"name": markdown(status.name)}
         return await self.async_step_hassio_confirm()
 
     async def async_step_hassio_confirm(
@@ -103,7 +112,10 @@ class NeighbourhoodFlowMixin(NeighbourhoodSetupMixin):
         self._set_confirm_only()
         return self.async_show_form(
             step_id="hassio_confirm",
-            description_placeholders={"name": self._nb_status.name, "app": self._nb_app},
+            # What the announcing app chose: shown as text, never as markup or links.
+            description_placeholders={"name": markdown(self._nb_status.name),
+                                      "app": markdown(self._nb_app),
+                                      "slug": markdown(self._nb_app_slug)},
             errors=errors,
         )
 

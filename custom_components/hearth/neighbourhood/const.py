@@ -6,6 +6,9 @@ KIND_NEIGHBOURHOOD: Final = "neighbourhood"
 
 CONF_URL: Final = "url"
 CONF_TOKEN: Final = "token"  # noqa: S105 - the config key, not a token
+# The Supervisor's slug of the app whose discovery created the entry: only that app's
+# announcements may move the entry to another URL or token.
+CONF_APP: Final = "app"
 DEFAULT_URL: Final = "http://127.0.0.1:8731"
 
 # Options: {task_id: entity_id}; a task absent here gets nothing from this home.

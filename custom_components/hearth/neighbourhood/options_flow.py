@@ -106,11 +106,22 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
         return self.async_create_entry(data=dict(self.config_entry.options))
 
     @staticmethod
-    def _connection_error(err: BackendError, errors: dict[str, str]) -> None:
+    def _connection_error(
+        err: BackendError, errors: dict[str, str], placeholders: dict[str, str]
+    ) -> None:
         if isinstance(err, InvalidAuth):
             errors["base"] = "invalid_auth"
         elif isinstance(err, CannotConnect):
             errors["base"] = "cannot_connect"
+        else:  # e.g. the node left its federation meanwhile: say what it said
+            errors["base"] = "backend_refused"
+            placeholders["message"] = str(err)
+
+    @staticmethod
+    async def _founder(client: BackendClient) -> str:
+        """The founder's name, for a message (another household's words: escaped)."""
+        name = await client.founder_name()
+        return markdown(name) if name else "-"
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The menu; the steps carry their own names because sensor options use "init"."""
@@ -131,11 +142,11 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
             except BackendRejected as err:
                 placeholders["message"] = err.message
                 if err.code == "not_founder":
-                    placeholders["founder"] = await client.founder_name() or "-"
+                    placeholders["founder"] = await self._founder(client)
                 known = ("not_founder", "relay_unavailable", "no_relay_admin")
                 errors["base"] = err.code if err.code in known else "backend_refused"
             except BackendError as err:
-                self._connection_error(err, errors)
+                self._connection_error(err, errors, placeholders)
             else:
                 return await self.async_step_neighbourhood_invite_done()
         schema = vol.Schema(
@@ -186,9 +197,9 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
                     errors = refusal_errors(err, user_input)
                     placeholders["message"] = err.message
                     if "founder_unreachable" in errors.values():
-                        placeholders["founder"] = await client.founder_name() or "-"
+                        placeholders["founder"] = await self._founder(client)
                 except BackendError as err:
-                    self._connection_error(err, errors)
+                    self._connection_error(err, errors, placeholders)
                 else:
                     await self._refresh()
                     return self.async_abort(

@@ -24,8 +24,9 @@ from homeassistant.helpers.selector import (
 
 from ..const import CONF_KIND, LOGGER
 from .client import BackendClient, normalize_url
-from .const import CONF_TOKEN, CONF_URL, KIND_NEIGHBOURHOOD
+from .const import CONF_APP, CONF_TOKEN, CONF_URL, KIND_NEIGHBOURHOOD
 from .errors import BackendError, BackendRejected, CannotConnect, InvalidAuth
+from .issues import markdown
 from .models import NodeStatus
 
 CONF_RELAY_URL = "relay_url"
@@ -43,7 +44,7 @@ CREATE_ERRORS: dict[str, tuple[str, str]] = {
     "relay_unavailable": (BASE, "relay_unavailable"),
     "no_relay_admin": (BASE, "no_relay_admin"),
     "already_member": (BASE, "already_member"),
-    "no_public_url": ("relay_url", "create_needs_relay"),
+    "no_public_url": (CONF_RELAY_URL, "create_needs_relay"),
 }
 JOIN_ERRORS: dict[str, tuple[str, str]] = {
     "invalid_invite": (CONF_INVITE, "invalid_invite"),
@@ -98,6 +99,7 @@ class NeighbourhoodSetupMixin(ConfigFlow):
     _nb_token: str = ""
     _nb_status: NodeStatus | None = None
     _nb_message: str = ""  # the backend's reason for the last refusal, for the form
+    _nb_app_slug: str = ""  # the announcing app's slug, when the backend was discovered
 
     async def _async_connected(self, url: str, token: str, status: NodeStatus) -> ConfigFlowResult:
         """The backend answered: its entry if it is in a federation, else the setup menu."""
@@ -116,6 +118,7 @@ class NeighbourhoodSetupMixin(ConfigFlow):
                 CONF_KIND: KIND_NEIGHBOURHOOD,
                 CONF_URL: normalize_url(self._nb_url),
                 CONF_TOKEN: self._nb_token,
+                **({CONF_APP: self._nb_app_slug} if self._nb_app_slug else {}),
             },
         )
 
@@ -127,7 +130,7 @@ class NeighbourhoodSetupMixin(ConfigFlow):
         return self.async_show_menu(
             step_id="neighbourhood_setup",
             menu_options=["neighbourhood_create", "neighbourhood_join"],
-            description_placeholders={"name": self._nb_status.name},
+            description_placeholders={"name": markdown(self._nb_status.name)},
         )
 
     async def async_step_neighbourhood_create(
@@ -164,7 +167,9 @@ class NeighbourhoodSetupMixin(ConfigFlow):
             step_id="neighbourhood_create",
             data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
-            description_placeholders={"name": self._nb_status.name, "message": self._nb_message},
+            description_placeholders={
+                "name": markdown(self._nb_status.name), "message": markdown(self._nb_message, 500)
+            },
         )
 
     async def async_step_neighbourhood_join(
@@ -186,7 +191,9 @@ class NeighbourhoodSetupMixin(ConfigFlow):
                 vol.Schema({vol.Required(CONF_INVITE): _TEXT}), user_input
             ),
             errors=errors,
-            description_placeholders={"name": self._nb_status.name, "message": self._nb_message},
+            description_placeholders={
+                "name": markdown(self._nb_status.name), "message": markdown(self._nb_message, 500)
+            },
         )
 
     async def _async_backend_call(
@@ -207,6 +214,9 @@ class NeighbourhoodSetupMixin(ConfigFlow):
             errors[BASE] = "cannot_connect"
         except BackendRejected as err:
             LOGGER.debug("Hearth backend refused: %s", err)
+            if err.code == "already_member" and (joined := await self._async_joined(client)):
+                # An earlier submit that timed out here did found or join: keep its result.
+                return self._async_create_neighbourhood_entry(joined)
             field, key = known.get(err.code, (BASE, "backend_error"))
             errors[field] = key
             self._nb_message = err.message
@@ -220,3 +230,14 @@ class NeighbourhoodSetupMixin(ConfigFlow):
             errors[BASE] = "backend_error"
             self._nb_message = "the backend's answer names no neighbourhood"
         return None
+
+    async def _async_joined(self, client: BackendClient) -> str | None:
+        """The federation the backend is in now, if it answers and is in one."""
+        try:
+            status = await client.status()
+        except BackendError:
+            return None
+        if not status.in_federation:
+            return None
+        self._nb_status = status
+        return status.federation_name or str(status.federation_id)

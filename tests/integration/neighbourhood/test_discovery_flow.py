@@ -15,14 +15,15 @@ from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_USER, ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.hearth.const import CONF_KIND, DOMAIN
 from custom_components.hearth.neighbourhood.const import (
+    CONF_APP,
     CONF_TOKEN,
     CONF_URL,
     KIND_NEIGHBOURHOOD,
 )
-from custom_components.hearth.neighbourhood.setup_flow import CREATE_ERRORS, JOIN_ERRORS
 from tests.backend.nodes import free_port
 
 from .conftest import neighbourhood_entry, wait_for
@@ -31,18 +32,35 @@ from .fake_backend import FakeBackend
 BROKER = "mqtts://relay.example.net:8883"
 
 
-def discovery(url: str, token: str) -> HassioServiceInfo:
+SLUG = "a0d7b954_hearth_node"
+
+
+def discovery(url: str, token: str, slug: str = SLUG) -> HassioServiceInfo:
     """What the Supervisor passes on: the app's config plus its name (``addon``)."""
     return HassioServiceInfo(
         config={CONF_URL: url, CONF_TOKEN: token, "addon": "Hearth node"},
-        name="Hearth node", slug="a0d7b954_hearth_node", uuid="5" * 32,
+        name="Hearth node", slug=slug, uuid="5" * 32,
     )
 
 
-async def discover(hass: HomeAssistant, url: str, token: str) -> dict[str, Any]:
+async def discover(
+    hass: HomeAssistant, url: str, token: str, slug: str = SLUG
+) -> dict[str, Any]:
     return await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_HASSIO}, data=discovery(url, token)
+        DOMAIN, context={"source": SOURCE_HASSIO}, data=discovery(url, token, slug)
     )
+
+
+def app_entry(hass: HomeAssistant, backend: FakeBackend, slug: str = SLUG) -> MockConfigEntry:
+    """An entry that the app ``slug``'s discovery created."""
+    entry = MockConfigEntry(
+        domain=DOMAIN, title="Elm Street (house0)", unique_id=backend.node_id,
+        source=SOURCE_HASSIO,
+        data={CONF_KIND: KIND_NEIGHBOURHOOD, CONF_URL: backend.url, CONF_TOKEN: backend.token,
+              CONF_APP: slug},
+    )
+    entry.add_to_hass(hass)
+    return entry
 
 
 def reloads(monkeypatch: pytest.MonkeyPatch, hass: HomeAssistant) -> list[str]:
@@ -65,7 +83,8 @@ async def test_found_node_is_added_after_one_confirmation(
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "hassio_confirm"
     assert result["data_schema"] is None or not result["data_schema"].schema  # nothing to type
-    assert result["description_placeholders"] == {"name": "house0", "app": "Hearth node"}
+    assert result["description_placeholders"] == {
+        "name": "house0", "app": "Hearth node", "slug": SLUG.replace("_", "\\_")}
     [flow] = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert flow["context"]["title_placeholders"] == {"name": "house0"}  # the discovered card
     assert flow["context"]["confirm_only"] is True
@@ -74,7 +93,8 @@ async def test_found_node_is_added_after_one_confirmation(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Elm Street (house0)"
     assert result["data"] == {
-        CONF_KIND: KIND_NEIGHBOURHOOD, CONF_URL: backend.url, CONF_TOKEN: backend.token
+        CONF_KIND: KIND_NEIGHBOURHOOD, CONF_URL: backend.url, CONF_TOKEN: backend.token,
+        CONF_APP: SLUG,
     }
     entry = result["result"]
     assert (entry.unique_id, entry.source) == (backend.node_id, SOURCE_HASSIO)
@@ -86,7 +106,7 @@ async def test_same_node_again_changes_nothing(
     hass: HomeAssistant, backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The app announces itself at every start: the same URL and token abort quietly."""
-    entry = neighbourhood_entry(hass, backend.url, backend.token, backend.node_id)
+    entry = app_entry(hass, backend)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     scheduled = reloads(monkeypatch, hass)
@@ -94,7 +114,8 @@ async def test_same_node_again_changes_nothing(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
     assert dict(entry.data) == {
-        CONF_KIND: KIND_NEIGHBOURHOOD, CONF_URL: backend.url, CONF_TOKEN: backend.token
+        CONF_KIND: KIND_NEIGHBOURHOOD, CONF_URL: backend.url, CONF_TOKEN: backend.token,
+        CONF_APP: SLUG,
     }
     assert scheduled == []
     assert entry.state is ConfigEntryState.LOADED
@@ -105,7 +126,7 @@ async def test_new_url_and_token_update_the_entry_and_reload_it(
 ) -> None:
     """The app came back on another address with a new token (same node): the entry
     follows it and reconnects there."""
-    entry = neighbourhood_entry(hass, backend.url, backend.token, backend.node_id)
+    entry = app_entry(hass, backend)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     moved = FakeBackend(token="rotated-token-abcdef")
@@ -132,7 +153,7 @@ async def test_new_token_revives_an_entry_stopped_by_the_old_one(
 ) -> None:
     """The old token refused: the entry stopped and asks for reauth. The app announcing
     its new token is enough; the reauth request goes away."""
-    entry = neighbourhood_entry(hass, backend.url, backend.token, backend.node_id)
+    entry = app_entry(hass, backend)
     backend.token = "rotated-token-abcdef"
     assert not await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.SETUP_ERROR
@@ -146,6 +167,38 @@ async def test_new_token_revives_an_entry_stopped_by_the_old_one(
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
     assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.parametrize("created_by", [None, "4f2c1e0a_hearth_node"])
+async def test_another_app_cannot_move_an_entry(
+    hass: HomeAssistant, backend: FakeBackend, monkeypatch: pytest.MonkeyPatch,
+    created_by: str | None,
+) -> None:
+    """An app that did not create the entry (any app may announce "hearth") runs a node
+    that claims the entry's node id: the entry stays connected where it was, so no
+    reading goes to that node. It applies to entries added by hand and to another app's."""
+    if created_by is None:
+        entry = neighbourhood_entry(hass, backend.url, backend.token, backend.node_id)
+    else:
+        entry = app_entry(hass, backend, created_by)
+    before = dict(entry.data)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    impostor = FakeBackend(token="impostor-token-0123")  # the same node id, claimed
+    await impostor.start()
+    try:
+        scheduled = reloads(monkeypatch, hass)
+        result = await discover(hass, impostor.url, impostor.token, slug="e1e1e1e1_evil")
+        assert (result["type"], result["reason"]) == (FlowResultType.ABORT,
+                                                      "already_configured")
+        assert dict(entry.data) == before
+        assert scheduled == []
+        await hass.async_block_till_done()
+        assert entry.state is ConfigEntryState.LOADED
+        assert backend.open_streams == 1 and impostor.open_streams == 0
+    finally:
+        await impostor.stop()
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -222,7 +275,8 @@ async def test_found_node_in_no_federation_creates_one(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Oak Lane (house0)"
     assert result["data"] == {
-        CONF_KIND: KIND_NEIGHBOURHOOD, CONF_URL: backend.url, CONF_TOKEN: backend.token
+        CONF_KIND: KIND_NEIGHBOURHOOD, CONF_URL: backend.url, CONF_TOKEN: backend.token,
+        CONF_APP: SLUG,
     }
     assert result["result"].unique_id == backend.node_id
     assert backend.setup_requests == [("federation", {"name": "Oak Lane"})]
@@ -310,18 +364,27 @@ async def test_create_form_checks_before_asking_the_backend(
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
+_CREATE = ("federation", "neighbourhood_create", {"name": "Oak Lane"}, 422)
+_JOIN = ("join", "neighbourhood_join", {"invite": "hearth-invite-v1.abc"}, 403)
+# What the user must see for each backend code, written out (not read from the flow's table).
 REFUSALS = [
-    ("federation", "neighbourhood_create", {"name": "Oak Lane"}, status, code, expected)
-    for code, expected in CREATE_ERRORS.items()
-    for status in (422,)
-] + [
-    ("join", "neighbourhood_join", {"invite": "hearth-invite-v1.abc"}, 403, code, expected)
-    for code, expected in JOIN_ERRORS.items()
-] + [
-    ("federation", "neighbourhood_create", {"name": "Oak Lane"}, 422, "weak_hpke_suite",
-     ("base", "backend_error")),
-    ("join", "neighbourhood_join", {"invite": "hearth-invite-v1.abc"}, 422, "bad_capacity",
-     ("base", "backend_error")),
+    (*_CREATE, "bad_relay", ("base", "bad_relay")),
+    (*_CREATE, "relay_unavailable", ("base", "relay_unavailable")),
+    (*_CREATE, "no_relay_admin", ("base", "no_relay_admin")),
+    (*_CREATE, "already_member", ("base", "already_member")),
+    (*_CREATE, "no_public_url", ("relay_url", "create_needs_relay")),
+    (*_CREATE, "weak_hpke_suite", ("base", "backend_error")),
+    (*_JOIN, "invalid_invite", ("invite", "invalid_invite")),
+    (*_JOIN, "invite_expired", ("invite", "invite_expired")),
+    (*_JOIN, "invite_used", ("invite", "invite_used")),
+    (*_JOIN, "invite_unknown", ("invite", "invite_unknown")),
+    (*_JOIN, "wrong_federation", ("invite", "wrong_federation")),
+    (*_JOIN, "fingerprint_mismatch", ("invite", "fingerprint_mismatch")),
+    (*_JOIN, "already_member", ("base", "already_member")),
+    (*_JOIN, "relay_unavailable", ("base", "relay_unavailable")),
+    (*_JOIN, "peer_error", ("base", "founder_unreachable")),
+    (*_JOIN, "no_public_url", ("invite", "join_needs_relay")),
+    (*_JOIN, "bad_capacity", ("base", "backend_error")),
 ]
 
 
@@ -337,7 +400,8 @@ async def test_refusals_stay_on_the_form(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], form)
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {expected[0]: expected[1]}
-    assert result["description_placeholders"]["message"] == f"the backend's reason for {code}"
+    assert result["description_placeholders"]["message"] == (
+        f"the backend's reason for {code}".replace("_", "\\_"))  # Markdown-escaped
     for key, value in form.items():
         assert _suggested(result, key) == value
     result = await hass.config_entries.flow.async_configure(result["flow_id"], form)

@@ -94,7 +94,7 @@ def test_flow_errors_and_aborts_are_translated() -> None:
         assert set(config["step"][step]["data_description"]) == fields
     assert "{name}" in config["flow_title"]
     assert set(re.findall(r"\{(\w+)\}", config["step"]["hassio_confirm"]["description"])) == {
-        "name", "app"}
+        "name", "app", "slug"}
 
 
 def test_options_flow_is_translated() -> None:
