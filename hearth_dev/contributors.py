@@ -46,6 +46,9 @@ async def _send_means(
         try:
             async with session.post(f"{node.url}/api/v1/readings", json=body) as response:
                 if response.status >= 400:
-                    _LOGGER.warning("%s: %s refused: %s", node.name, task, await response.text())
+                    text = await response.text()
+                    # A task added moments ago starts with the next round: not worth a warning.
+                    level = logging.DEBUG if "outside_round_window" in text else logging.WARNING
+                    _LOGGER.log(level, "%s: %s refused: %s", node.name, task, text)
         except aiohttp.ClientError as err:
             _LOGGER.warning("%s: could not reach its node: %s", node.name, err)
