@@ -280,17 +280,40 @@ class FederationService:
             raise RelayConfigError(
                 f"the relay URL {url!r} is not the broker configured on this hub "
                 f"({endpoint.url}); give that broker's admin username and password too")
-        return RelayEndpoint(endpoint.url, relay.get("ca") or endpoint.ca_pem), admin
+        if relay.get("ca") not in (None, "", endpoint.ca_pem):
+            # The admin password goes to whoever that CA vouches for: only the configured one.
+            raise RelayConfigError(
+                "a CA certificate was given for the broker configured on this hub, whose "
+                "relay-admin.json names its own; leave the CA out, or give that broker's "
+                "admin username and password too")
+        return endpoint, admin
+
+    async def _current_admin(self) -> BrokerAccount | None:
+        """The broker admin account: the one configured beside the node when it names this
+        federation's broker (the app's options: a rotated password takes effect at once),
+        else the copy kept from founding."""
+        relay = self.ctx.relay
+        if relay is None:
+            return None
+        try:
+            configured = await asyncio.to_thread(configured_admin, self.ctx.data_dir)
+        except RelayConfigError as err:
+            log.warning("ignoring the broker admin file beside the node: %s", err)
+            configured = None
+        if configured is not None and configured[0].url == relay.endpoint.url:
+            return configured[1]
+        return relay.admin
 
     async def _provision_invitee(self, secret: str) -> dict[str, str]:
         """The invite's relay block: a fresh broker account whose mailbox the secret names."""
         relay = self.ctx.relay
         assert relay is not None
-        if relay.admin is None:
+        admin = await self._current_admin()
+        if admin is None:
             raise Unprocessable("this node has no broker admin account to provision the "
                                 "newcomer with", code="no_relay_admin")
         try:
-            async with DynsecAdmin(relay.endpoint, relay.admin) as broker:
+            async with DynsecAdmin(relay.endpoint, admin) as broker:
                 account = await broker.create_member(
                     self.ctx.federation_id, invite_mailbox(invite_public_key(secret)))
         except ProvisionError as err:
@@ -306,13 +329,16 @@ class FederationService:
         """Founder: delete the broker accounts of invites that expired unused, so a token
         nobody used stops opening the relay."""
         relay = self.ctx.relay
-        if relay is None or relay.admin is None or not self.ctx.is_founder:
+        if relay is None or not self.ctx.is_founder:
+            return
+        admin = await self._current_admin()
+        if admin is None:
             return
         lapsed = await self.ctx.storage.lapsed_invite_mailboxes(self.ctx.clock())
         if not lapsed:
             return
         try:
-            async with DynsecAdmin(relay.endpoint, relay.admin) as broker:
+            async with DynsecAdmin(relay.endpoint, admin) as broker:
                 for key_id, mailbox in lapsed:
                     await broker.delete_member(mailbox)
                     await self.ctx.storage.forget_invite_mailbox(key_id)
@@ -468,7 +494,8 @@ class FederationService:
         body = self.ctx.verify(envelope, "relay-password", remote=remote)
         self._require_founder("change broker passwords")
         relay, member = self.ctx.relay, self.ctx.roster.member(envelope["sender"])
-        if relay is None or relay.admin is None or member is None or member.mailbox is None:
+        admin = await self._current_admin()
+        if relay is None or admin is None or member is None or member.mailbox is None:
             raise Unprocessable("this federation has no relay account for that member",
                                 code="no_relay_account")
         password = body.get("password")
@@ -478,7 +505,7 @@ class FederationService:
         if self._passwords_set.get(member.mailbox) == digest:
             return {"rotated": True}  # a retry: setting it again would drop its connection
         try:
-            async with DynsecAdmin(relay.endpoint, relay.admin) as broker:
+            async with DynsecAdmin(relay.endpoint, admin) as broker:
                 await broker.command("setClientPassword", username=member.mailbox,
                                      password=password)
         except ProvisionError as err:

@@ -272,7 +272,7 @@ def test_creating_on_an_unreachable_or_unreadable_relay_fails_clearly(
 
 
 def test_a_relay_configured_beside_the_node_founds_without_credentials_in_the_request(
-    street: Cluster,
+    street: Cluster, tmp_path: Path,
 ) -> None:
     """The app writes the broker admin account into the data dir from its options; creating
     a federation then needs only the relay's URL, or nothing, and never shows the password."""
@@ -302,6 +302,12 @@ def test_a_relay_configured_beside_the_node_founds_without_credentials_in_the_re
     assert configured["url"] in answer["error"]["message"]
     assert node.cli_json("status")["federation"] is None
 
+    # A CA of the caller's choosing would decide who receives the admin password.
+    other_ca = _a_ca_pem(tmp_path)
+    status, answer = node.api("POST", "/federation", {
+        "name": "App Row", "relay": {"url": configured["url"], "ca": other_ca + "\n"}})
+    assert (status, answer["error"]["code"]) == (422, "bad_relay")
+    assert "leave the CA out" in answer["error"]["message"]
     status, answer = node.api("POST", "/federation",
                               {"name": "App Row", "relay": {"url": configured["url"]}})
     assert status == 201 and answer["relay"] == configured["url"]
@@ -309,6 +315,21 @@ def test_a_relay_configured_beside_the_node_founds_without_credentials_in_the_re
                      what="the app founder on its relay")
     assert relay["url"] == configured["url"] and relay["mailbox"]
     assert configured["admin"]["password"] not in node.log_text()
+
+    # Invites use the admin account configured now: a changed password takes effect at
+    # once (here a wrong one, so the broker refuses), without touching the founding copy.
+    admin_file.write_text(json.dumps({**configured, "admin": {**configured["admin"],
+                                                              "password": "rotated-wrongly"}}))
+    status, answer = node.api("POST", "/invites", {"expires_s": 600})
+    assert (status, answer["error"]["code"]) == (502, "relay_unavailable")
+    admin_file.write_text(json.dumps(configured))
+    status, answer = node.api("POST", "/invites", {"expires_s": 600})
+    assert status == 201 and answer["token"]
+
+
+def _a_ca_pem(directory: Path) -> str:
+    from mpc_backend.relay.broker import make_self_signed_tls  # noqa: PLC0415
+    return make_self_signed_tls(directory, ["127.0.0.1"])[0]
 
 
 def _closed_port() -> int:
