@@ -188,6 +188,10 @@ def spec_from_input(data: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dic
     resolution = _range_errors(data, errors)
     edges = _bucket_errors(data, stats, resolution, errors)
     _committee_errors(data, errors)
+    for field in (CONF_MIN_CONTRIBUTORS, CONF_COMMITTEE_SIZE, CONF_THRESHOLD):
+        value = data.get(field)
+        if value is not None and value != int(value):  # counts of households: never rounded
+            errors[field] = "whole_number"
     epsilon = data.get(CONF_DP_EPSILON)
     if epsilon is not None and not epsilon > 0:
         errors[CONF_DP_EPSILON] = "dp_epsilon_positive"

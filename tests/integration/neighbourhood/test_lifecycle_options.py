@@ -299,6 +299,8 @@ async def test_refused_proposals_keep_the_input(
         ({"buckets": "10, 0"}, {"buckets": "buckets_not_increasing"}),
         ({"committee_size": 3, "threshold": 3}, {"threshold": "threshold_too_high"}),
         ({"committee_size": 4, "threshold": 2}, {"threshold": "threshold_too_high"}),
+        ({"min_contributors": 5.9}, {"min_contributors": "whole_number"}),
+        ({"committee_size": 5.5, "threshold": 2}, {"committee_size": "whole_number"}),
         # The node refuses these: another task under the same metric...
         ({"high": 50}, {"metric": "task_exists"}),
         # ...a committee larger than the hubs that compute...
