@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from mpc_backend.node.config import CAPACITY_MEANING, ConfigError, NodeConfig, capacity_problem
+from mpc_backend.node.config import (
+    CAPACITY_MEANING,
+    URL_FORM,
+    ConfigError,
+    NodeConfig,
+    capacity_problem,
+    url_problem,
+)
 from mpc_backend.relay.endpoint import BrokerAccount, RelayConfigError, RelayEndpoint
 
 MAX_NAME_LENGTH = 64
@@ -35,7 +42,11 @@ ENV_VARS = {
     "relay_password": "HEARTH_RELAY_PASSWORD",
     "relay_ca": "HEARTH_RELAY_CA",
     "log_level": "HEARTH_LOG_LEVEL",
+    "public_url": "HEARTH_PUBLIC_URL",
 }
+# Not app options: the app publishes no port, so neighbours could never call an app
+# node at a public URL (it needs a relay); only a container can publish one.
+CONTAINER_ONLY = ("public_url",)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _PEM = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL)
@@ -75,12 +86,13 @@ class AppOptions:
     input_only: bool = False
     relay: RelayAdmin | None = None
     log_level: str = "info"
+    public_url: str | None = None
 
     def node_config(self, listen_host: str, listen_port: int) -> NodeConfig:
         """The settings ``init`` would write; raises OptionsError naming the option."""
         try:
             return NodeConfig(name=self.name, listen_host=listen_host, listen_port=listen_port,
-                              public_url=None, capacity=self.capacity,
+                              public_url=self.public_url, capacity=self.capacity,
                               input_only=self.input_only, insecure_listen=True)
         except ConfigError as err:
             raise OptionsError("listen", str(err)) from None
@@ -109,6 +121,7 @@ def parse_options(raw: Mapping[str, Any]) -> AppOptions:
         input_only=_bool("input_only", raw.get("input_only", False)),
         relay=_relay(raw),
         log_level=_log_level(raw.get("log_level", "info")),
+        public_url=_public_url(raw),
     )
 
 
@@ -158,6 +171,19 @@ def _log_level(value: Any) -> str:
     if isinstance(value, str) and value.strip().lower() in LOG_LEVELS:
         return value.strip().lower()
     raise OptionsError("log_level", f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+
+
+def _public_url(raw: Mapping[str, Any]) -> str | None:
+    """Where neighbours call this node without a relay (``init --public-url``)."""
+    url = _text(raw, "public_url")
+    if url is None:
+        return None
+    if "@" in url:  # userinfo: never echo it, it may carry a password
+        raise OptionsError("public_url", f"must not contain user:password@; {URL_FORM}")
+    problem = url_problem(url)
+    if problem is not None:
+        raise OptionsError("public_url", problem)
+    return url
 
 
 def _text(raw: Mapping[str, Any], key: str) -> str | None:
@@ -239,10 +265,6 @@ class Reconciled:
     applied: list[str]
     refused: list[str]
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.applied)
-
 
 def reconcile(current: NodeConfig, wanted: NodeConfig, joined: bool) -> Reconciled:
     """Apply changed options to an existing node's settings where the node allows it.
@@ -272,13 +294,18 @@ def reconcile(current: NodeConfig, wanted: NodeConfig, joined: bool) -> Reconcil
             f"Set the option back to {current.name!r} to silence this; members cannot be "
             "renamed in this version.")
     differs("capacity", current.capacity, wanted.capacity, {"capacity": wanted.capacity},
-            "Ask the founder to change it (Home Assistant's neighbourhood members, or "
-            "mpc-backend member capacity on the founder's hub), then set the option to match.")
+            "Ask the founder to change it: they run 'mpc-backend member capacity' in a shell "
+            "on their node (Home Assistant only lists the members), then set the option to "
+            "match.")
     differs("input_only", current.input_only, wanted.input_only,
             {"input_only": wanted.input_only},
             f"Set the option back to {str(current.input_only).lower()}; changing the role "
             "needs a new node identity (uninstall the app, which deletes its data, reinstall "
             "it and join with a new invite).")
+    differs("public_url", current.public_url, wanted.public_url,
+            {"public_url": wanted.public_url},
+            f"Set it back to {current.public_url or 'nothing (unset it)'}; this version "
+            "cannot move a member to a new URL.")
     differs("listen", current.listen, wanted.listen,
             {"listen_host": wanted.listen_host, "listen_port": wanted.listen_port},
             "The address is part of this member's record.")

@@ -9,8 +9,8 @@ One start, in order, so that a bad option changes nothing on disk:
    half-initialised node); later starts: apply changed options where the node
    allows it (``options.reconcile``);
 3. write or remove ``relay-admin.json`` (0600) from the relay options;
-4. run ``mpc-backend serve`` as a child, forwarding SIGTERM/SIGINT and returning its
-   exit code;
+4. run ``mpc-backend serve`` as a child (its environment without ``SUPERVISOR_TOKEN``
+   and the ``HEARTH_*`` settings), forwarding SIGTERM/SIGINT and returning its exit code;
 5. once it answers ``/api/v1/health``: as an app (``SUPERVISOR_TOKEN`` set), announce
    ``{url, token}`` by Supervisor discovery, retried with backoff in the background;
    as a plain container, log the URL and token once, at the first start.
@@ -186,18 +186,30 @@ def init_node(data_root: Path, node_dir: Path, config: NodeConfig) -> None:
     argv = ["init", "--data-dir", str(target), f"--name={config.name}",
             f"--listen={config.listen}", f"--capacity={config.capacity!r}", "--json"]
     argv += ["--input-only"] * config.input_only + ["--insecure-listen"] * config.insecure_listen
+    if config.public_url is not None:
+        argv.append(f"--public-url={config.public_url}")
     try:
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            code = cli_main(argv)  # its errors go to stderr as one 'error: ...' line
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli_main(argv)
+            except SystemExit as exc:  # argparse refused an argument (usage on stderr)
+                code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
         if code != 0:
-            raise StartError(f"mpc-backend init failed (exit {code}); nothing was kept")
-        info = json.loads(out.getvalue())
+            lines = [line for line in err.getvalue().splitlines() if line.strip()]
+            why = f": {lines[-1].strip()}" if lines else ""
+            raise StartError(f"mpc-backend init failed (exit {code}){why}; nothing was kept")
+        try:
+            info = json.loads(out.getvalue())
+            node_id, fingerprint = info["node_id"], info["fingerprint"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StartError(f"mpc-backend init printed no node summary ({type(exc).__name__}: "
+                             f"{exc}); nothing was kept") from None
         os.rename(target, node_dir)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     log.info("initialised node %s (node id %s, fingerprint %s) in %s", config.name,
-             info["node_id"], info["fingerprint"], node_dir)
+             node_id, fingerprint, node_dir)
 
 
 async def has_federation(node_dir: Path) -> bool:
@@ -243,6 +255,14 @@ def sync_relay_admin(node_dir: Path, relay: RelayAdmin | None) -> None:
 
 
 # -- running ------------------------------------------------------------------------------
+def serve_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment for ``serve``: without the Supervisor's token and the ``HEARTH_*``
+    settings (relay password included). serve reads none of them, and a child's
+    environment is readable by anything that can read its /proc entry or crash dump."""
+    return {key: value for key, value in env.items()
+            if key != "SUPERVISOR_TOKEN" and not key.startswith("HEARTH_")}
+
+
 class Child:
     """``mpc-backend serve`` with SIGTERM/SIGINT forwarded."""
 
@@ -255,10 +275,10 @@ class Child:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signum)
 
-    def start(self, node_dir: Path, log_level: str) -> None:
+    def start(self, node_dir: Path, log_level: str, env: Mapping[str, str]) -> None:
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "mpc_backend", "serve", "--data-dir", str(node_dir),
-             "--log-level", log_level.upper()])
+             "--log-level", log_level.upper()], env=serve_env(env))
         if self.stopping.is_set():  # a signal that came before the child existed
             self.proc.send_signal(signal.SIGTERM)
 
@@ -300,7 +320,7 @@ def run(settings: Settings, env: Mapping[str, str]) -> int:
         return 1
     if child.stopping.is_set():
         return 0
-    child.start(settings.node_dir, options.log_level)
+    child.start(settings.node_dir, options.log_level, os.environ)
     announcer: threading.Thread | None = None
     if child.wait_healthy(config.local_url, HEALTH_TIMEOUT_S):
         announcer = after_ready(settings, config, token, fresh, child.stopping)
@@ -320,7 +340,9 @@ def after_ready(settings: Settings, config: NodeConfig, token: str, fresh: bool,
     if not settings.app:
         url = settings.advertise_url or f"http://{socket.gethostname()}:{config.listen_port}"
         if fresh:
-            log.info("connect Home Assistant with URL %s and token %s", url, token)
+            log.info("connect Home Assistant with URL %s and token %s (keep this token "
+                     "secret: anyone who has it controls this node; do not share this "
+                     "docker logs output)", url, token)
         else:
             log.info("node ready at %s; for its token run: docker exec CONTAINER mpc-backend "
                      "token --data-dir %s", url, settings.node_dir)

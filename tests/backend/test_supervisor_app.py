@@ -69,12 +69,17 @@ class App:
         env.update(extra)
         return env
 
-    def launch(self, *args: str, **env: str) -> None:
+    def launch(self, *args: str, prelude: str | None = None, **env: str) -> None:
+        """Run the start script; ``prelude`` is Python run first in its process (to
+        patch what the script calls), then the script as ``-m mpc_backend.supervisor``."""
         log_path = self.root / f"app.{len(self.logs)}.log"
         self.logs.append(log_path)
+        script = ["-m", "mpc_backend.supervisor"] if prelude is None else [
+            "-c", f"{prelude}\nimport runpy\n"
+                  "runpy.run_module('mpc_backend.supervisor', run_name='__main__')"]
         with log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mpc_backend.supervisor", "--discovery-attempts", "3",
+                [sys.executable, *script, "--discovery-attempts", "3",
                  "--discovery-backoff", "0.1", *args],
                 stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=self.env(**env))
 
@@ -92,8 +97,9 @@ class App:
         except (urllib.error.URLError, OSError):
             return False
 
-    def run_to_exit(self, *args: str, timeout: float = 60, **env: str) -> int:
-        self.launch(*args, **env)
+    def run_to_exit(self, *args: str, timeout: float = 60, prelude: str | None = None,
+                    **env: str) -> int:
+        self.launch(*args, prelude=prelude, **env)
         assert self.proc is not None
         return self.proc.wait(timeout=timeout)
 
@@ -158,6 +164,29 @@ def assert_no_secrets(text: str, *secrets: str) -> None:
 
 def leftovers(data: Path) -> list[str]:
     return sorted(p.name for p in data.iterdir() if p.name != "options.json")
+
+
+def error_lines(log: str) -> list[str]:
+    return [line for line in log.splitlines() if " ERROR " in line]
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc/*/stat)."""
+    found = []
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat_path.read_text()
+        except OSError:
+            continue  # exited meanwhile
+        ppid = int(text.rpartition(")")[2].split()[1])  # after "(comm)": state, ppid
+        if ppid == pid:
+            found.append(int(stat_path.parent.name))
+    return found
+
+
+def environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    return dict(item.partition("=")[::2] for item in raw.split("\0") if item)
 
 
 def test_first_start_initialises_and_announces_a_token_that_works(
@@ -275,7 +304,7 @@ def test_bad_options_on_first_start_leave_no_data_dir(
     app.write_options(**{**OPTIONS, **change})
     assert app.run_to_exit() == 1
     log = app.log()
-    errors = [entry for entry in log.splitlines() if " ERROR " in entry]
+    errors = error_lines(log)
     assert len(errors) == 1, log
     assert line in errors[0]
     assert "fix it in the app's Configuration tab" in errors[0]
@@ -411,7 +440,8 @@ def test_container_mode_takes_env_vars_and_logs_the_token_once(tmp_path: Path,
         wait_for(lambda: "connect Home Assistant" in app.log(), 10, 0.1, "the token line")
         assert app.stop() == 0
         line = (f"connect Home Assistant with URL http://hearth.test:{app.port} and token "
-                f"{app.token()}")
+                f"{app.token()} (keep this token secret: anyone who has it controls this "
+                "node; do not share this docker logs output)")
         assert app.log(0).count(line) == 1
         app.start(**env)
         wait_for(lambda: "docker exec CONTAINER mpc-backend token" in app.log(1), 10, 0.1,
@@ -463,5 +493,117 @@ def test_an_unreadable_database_stops_the_start_with_one_line(
         stale.unlink()
     (app.node_dir / "node.sqlite3").write_bytes(b"not a database" * 100)
     assert app.run_to_exit() == 1
-    errors = [line for line in app.log(1).splitlines() if " ERROR " in line]
+    errors = error_lines(app.log(1))
     assert len(errors) == 1 and "cannot read the node's database" in errors[0], app.log(1)
+
+
+# A CLI whose parser refuses what the start script passes (argparse exits with usage).
+ARGPARSE_REFUSES = """
+import mpc_backend.cli as cli
+cli.main = lambda argv: cli.build_parser().parse_args([*argv, "--no-such-flag"]) and 0
+"""
+# init succeeds (a real node is made in the scratch dir) but its summary is not JSON.
+SUMMARY_NOT_JSON = """
+import mpc_backend.cli as cli
+real_main = cli.main
+def main(argv):
+    code = real_main(argv)
+    print("} not JSON")
+    return code
+cli.main = main
+"""
+
+
+@pytest.mark.parametrize(("prelude", "line"), [
+    (ARGPARSE_REFUSES, "mpc-backend init failed (exit 2): "),
+    (SUMMARY_NOT_JSON, "mpc-backend init printed no node summary (JSONDecodeError: "),
+])
+def test_an_init_that_fails_oddly_is_one_line_and_leaves_nothing(
+        app: App, supervisor: FakeSupervisor, prelude: str, line: str) -> None:
+    app.write_options(**OPTIONS)
+    assert app.run_to_exit(prelude=prelude) == 1
+    log = app.log()
+    errors = error_lines(log)
+    assert len(errors) == 1, log
+    assert line in errors[0] and errors[0].endswith("; nothing was kept")
+    assert "Traceback" not in log and "usage:" not in log
+    assert leftovers(app.data) == []  # the scratch dir (with the made node) is gone
+    assert supervisor.requests == []
+    if prelude is ARGPARSE_REFUSES:
+        assert "unrecognized arguments: --no-such-flag" in errors[0]
+
+
+def test_serve_gets_neither_the_supervisor_token_nor_hearth_settings(
+        app: App, supervisor: FakeSupervisor) -> None:
+    app.write_options(**OPTIONS)
+    app.start(HEARTH_RELAY_PASSWORD=ADMIN_PASSWORD, HEARTH_NAME="No. 99")
+    assert app.proc is not None
+    script_env = environ(app.proc.pid)  # the start script itself has them all
+    assert script_env["SUPERVISOR_TOKEN"] == SUPERVISOR_TOKEN
+    assert script_env["HEARTH_RELAY_PASSWORD"] == ADMIN_PASSWORD
+    [serve] = child_pids(app.proc.pid)
+    assert "serve" in Path(f"/proc/{serve}/cmdline").read_bytes().decode().split("\0")
+    serve_env = environ(serve)
+    assert "SUPERVISOR_TOKEN" not in serve_env
+    assert [key for key in serve_env if key.startswith("HEARTH_")] == []
+    assert_no_secrets("\n".join(serve_env.values()), SUPERVISOR_TOKEN, ADMIN_PASSWORD)
+    assert serve_env["PYTHONPATH"] == script_env["PYTHONPATH"]  # the rest is passed on
+    assert app.stop() == 0
+
+
+def test_container_public_url_lets_a_node_on_every_interface_found_without_a_relay(
+        tmp_path: Path) -> None:
+    allow_loopback_sockets()
+    app = App(tmp_path, None)
+    env = {"HEARTH_NAME": "No. 14", "HEARTH_LISTEN": f"0.0.0.0:{app.port}"}
+    public = "https://hearth.example.net:8443"
+    try:
+        app.start(**env)
+        status, body = app.api("POST", "/federation", app.token(), {"name": "Elm Street"})
+        assert (status, body["error"]["code"]) == (422, "no_public_url")
+        assert app.stop() == 0
+
+        app.start(**env, HEARTH_PUBLIC_URL=public)  # not joined yet: applied
+        assert app.api("GET", "/status", app.token())[1]["identity"]["url"] == public
+        assert json.loads((app.node_dir / "config.json").read_text())["public_url"] == public
+        status, _ = app.api("POST", "/federation", app.token(), {"name": "Elm Street"})
+        assert status in (200, 201)
+        assert app.stop() == 0
+        assert f"applied option public_url: None -> '{public}'" in app.log(1)
+
+        app.start(**env, HEARTH_PUBLIC_URL="https://elsewhere.example.net")  # joined: kept
+        assert app.api("GET", "/status", app.token())[1]["identity"]["url"] == public
+        assert app.stop() == 0
+        assert (f"option public_url changed from '{public}' to "
+                "'https://elsewhere.example.net' but this node already belongs to a "
+                "federation") in app.log(2)
+    finally:
+        app.kill()
+
+
+def test_container_public_url_fresh_init_and_a_bad_one(tmp_path: Path) -> None:
+    allow_loopback_sockets()
+    app = App(tmp_path, None)
+    try:
+        bad = f"https://admin:{ADMIN_PASSWORD}@hearth.example.net"
+        assert app.run_to_exit(HEARTH_NAME="No. 15", HEARTH_PUBLIC_URL=bad) == 1
+        errors = error_lines(app.log(0))
+        assert len(errors) == 1, app.log(0)
+        assert ("bad setting HEARTH_PUBLIC_URL: must not contain user:password@; "
+                "use http://HOST[:PORT] or https://HOST[:PORT]") in errors[0]
+        assert "set HEARTH_PUBLIC_URL and start the container again" in errors[0]
+        assert_no_secrets(app.log(0), ADMIN_PASSWORD)
+        assert leftovers(app.data) == []
+        assert app.run_to_exit(HEARTH_NAME="No. 15",
+                               HEARTH_PUBLIC_URL="https://hearth.example.net/x") == 1
+        assert "bad setting HEARTH_PUBLIC_URL: 'https://hearth.example.net/x' has a path" in (
+            app.log(1))
+        assert leftovers(app.data) == []
+
+        app.start(HEARTH_NAME="No. 15", HEARTH_PUBLIC_URL="https://hearth.example.net")
+        config = json.loads((app.node_dir / "config.json").read_text())
+        assert config["public_url"] == "https://hearth.example.net"  # given to init
+        assert app.stop() == 0
+        assert "applied option" not in app.log(2)
+    finally:
+        app.kill()

@@ -68,6 +68,15 @@ def test_defaults_and_a_full_set() -> None:
     ({"name": "n", **RELAY, "relay_ca": "not a certificate"}, "relay_ca", "PEM certificate"),
     ({"name": "n", **RELAY, "relay_url": f"mqtts://u:{PASSWORD}@r.example"}, "relay_url",
      "must not contain user:password@"),
+    ({"name": "n", "public_url": "ftp://hearth.example.net"}, "public_url",
+     "is not an http or https URL"),
+    ({"name": "n", "public_url": "https://hearth.example.net/hearth"}, "public_url",
+     "has a path (/hearth)"),
+    ({"name": "n", "public_url": "https://hearth.example.net:99999"}, "public_url",
+     "invalid port"),
+    ({"name": "n", "public_url": f"https://u:{PASSWORD}@hearth.example.net"}, "public_url",
+     "must not contain user:password@"),
+    ({"name": "n", "public_url": 8731}, "public_url", "must be text"),
 ])
 def test_each_bad_option_is_named(raw: dict[str, Any], option: str, fragment: str) -> None:
     with pytest.raises(OptionsError) as err:
@@ -75,6 +84,16 @@ def test_each_bad_option_is_named(raw: dict[str, Any], option: str, fragment: st
     assert err.value.option == option
     assert fragment in err.value.problem
     assert PASSWORD not in str(err.value)
+
+
+def test_public_url_goes_into_the_node_settings() -> None:
+    got = parse_options({"name": "n", "public_url": " https://hearth.example.net:8443 "})
+    assert got.public_url == "https://hearth.example.net:8443"
+    config = got.node_config("0.0.0.0", 8731)
+    assert config.public_url == "https://hearth.example.net:8443"
+    assert config.peer_url == "https://hearth.example.net:8443"
+    assert parse_options({"name": "n", "public_url": ""}).public_url is None
+    assert parse_options({"name": "n"}).node_config("0.0.0.0", 8731).public_url is None
 
 
 def test_blank_relay_options_mean_no_relay() -> None:
@@ -92,9 +111,11 @@ def test_options_json_must_be_an_object() -> None:
 def test_env_vars_map_to_options() -> None:
     env = {"HEARTH_NAME": "No. 3", "HEARTH_CAPACITY": "1.5", "HEARTH_INPUT_ONLY": "true",
            "HEARTH_RELAY_URL": RELAY["relay_url"], "HEARTH_RELAY_USERNAME": "hearth-admin-9f0e",
-           "HEARTH_RELAY_PASSWORD": PASSWORD, "PATH": "/bin"}
+           "HEARTH_RELAY_PASSWORD": PASSWORD, "HEARTH_PUBLIC_URL": "https://h.example",
+           "PATH": "/bin"}
     got = parse_options(options_from_env(env))
     assert (got.name, got.capacity, got.input_only) == ("No. 3", 1.5, True)
+    assert got.public_url == "https://h.example"
     assert got.relay is not None and got.relay.password == PASSWORD
     for text, expected in (("0", False), ("no", False), ("", False), ("ON", True)):
         assert parse_options({"name": "n", "input_only": text}).input_only is expected
@@ -126,26 +147,35 @@ def _config(**changes: Any) -> NodeConfig:
 
 def test_reconcile_applies_changes_before_joining() -> None:
     current = _config()
-    wanted = _config(name="No. 12a", capacity=0.5, input_only=True)
+    wanted = _config(name="No. 12a", capacity=0.5, input_only=True,
+                     public_url="https://hearth.example.net")
     out = reconcile(current, wanted, joined=False)
     assert out.config == wanted
     assert out.refused == []
     assert out.applied == ["name: 'No. 12' -> 'No. 12a'", "capacity: 1.0 -> 0.5",
-                           "input_only: False -> True"]
+                           "input_only: False -> True",
+                           "public_url: None -> 'https://hearth.example.net'"]
     same = reconcile(current, _config(), joined=False)
-    assert same.config is current and not same.changed
+    assert same.config is current and same.applied == same.refused == []
 
 
 def test_reconcile_refuses_changes_after_joining_and_keeps_the_rest() -> None:
     current = _config(timing=_config().timing, capacity=1.5)
-    wanted = _config(name="Other", capacity=1.0, input_only=True, listen_port=9000)
+    wanted = _config(name="Other", capacity=1.0, input_only=True, listen_port=9000,
+                     public_url="https://hearth.example.net")
     out = reconcile(current, wanted, joined=True)
     assert out.config == current
     assert out.applied == []
     assert [line.split(" changed")[0] for line in out.refused] == [
-        "option name", "option capacity", "option input_only", "option listen"]
-    assert "Ask the founder" in out.refused[1]
+        "option name", "option capacity", "option input_only", "option public_url",
+        "option listen"]
+    # The founder changes capacities only in a shell; Home Assistant's members step is
+    # read-only, so the line must not send the user there.
+    assert ("Ask the founder to change it: they run 'mpc-backend member capacity' in a "
+            "shell on their node (Home Assistant only lists the members)") in out.refused[1]
+    assert "neighbourhood members" not in out.refused[1]
     assert "new node identity" in out.refused[2]
+    assert "Set it back to nothing (unset it)" in out.refused[3]
 
 
 def test_backoff_doubles_and_is_capped() -> None:

@@ -5,10 +5,12 @@ The schemas below are transcribed from home-assistant/supervisor at commit 090ef
 ``SCHEMA_APP_TRANSLATIONS``), ``supervisor/apps/options.py`` (``RE_SCHEMA_ELEMENT``,
 ``AppOptions._single_validate`` and ``_check_missing_options``),
 ``supervisor/store/validate.py`` (``SCHEMA_REPOSITORY_CONFIG``) and
-``supervisor/const.py`` (``ARCH_ALL``, ``ARCH_DEPRECATED``). Two deliberate
+``supervisor/const.py`` (``ARCH_ALL``, ``ARCH_DEPRECATED``). Three deliberate
 differences: unknown keys are an error here (the Supervisor silently drops them, so a
-misspelt key would simply not work), and deprecated values the Supervisor only warns
-about (arch armhf/armv7/i386, ``advanced``, ``codenotary``, legacy map types) fail.
+misspelt key would simply not work), deprecated values the Supervisor only warns
+about (arch armhf/armv7/i386, ``advanced``, ``codenotary``, legacy map types) fail,
+and a required option may not default to "" (the Supervisor would then start the app
+without a real value instead of asking for one).
 """
 
 from __future__ import annotations
@@ -180,22 +182,39 @@ def validate_option(typ: str, value: Any) -> Any:
     raise vol.Invalid(f"type {typ!r} is not used by this app")
 
 
-def validate_options(schema: dict[str, str], options: dict[str, Any]) -> None:
-    """The defaults must pass as a user's options would (``AppOptions.__call__``)."""
+def validate_options(schema: dict[str, str], options: dict[str, Any]) -> dict[str, Any]:
+    """Options as the Supervisor checks them before it writes options.json at a start
+    (``AppOptions.__call__``): typed values, and every option whose type has no ``?``
+    present (``_check_missing_options``); returns what it would write."""
+    checked = {}
+    for key, value in options.items():
+        if key not in schema:
+            raise vol.Invalid(f"option {key!r} is not in the schema")
+        checked[key] = validate_option(schema[key], value)
+    for key in set(schema) - set(options):
+        if not schema[key].endswith("?"):
+            raise vol.Invalid(f"Missing option {key!r} in root")
+    return checked
+
+
+def check_defaults(schema: dict[str, str], options: dict[str, Any]) -> None:
+    """Each default passes its type. A required option may have no default (the
+    Supervisor then asks for it and refuses to start the app until it is set), but an
+    empty one would let the app start without a real value."""
     for key, value in options.items():
         if key not in schema:
             raise vol.Invalid(f"option {key!r} is not in the schema")
         validate_option(schema[key], value)
-    for key in set(schema) - set(options):
-        if not schema[key].endswith("?"):
-            raise vol.Invalid(f"required option {key!r} has no default")
+        if not schema[key].endswith("?") and value == "":
+            raise vol.Invalid(f"required option {key!r} has an empty default; leave it out "
+                              "of options so that the Supervisor asks for it")
 
 
 def check_app(config: dict[str, Any], translations: dict[str, Any]) -> None:
     """Everything the app's files must satisfy together; raises vol.Invalid."""
     APP_CONFIG(config)
     APP_TRANSLATIONS(translations)
-    validate_options(config["schema"], config["options"])
+    check_defaults(config["schema"], config["options"])
     translated = translations.get("configuration", {})
     for key in config["schema"]:
         item = translated.get(key)
@@ -246,8 +265,25 @@ def test_app_settings_the_contract_asks_for(config: dict[str, Any]) -> None:
     assert schema["relay_password"] == "password?"
     assert {k: schema[k][-1] for k in app_options.RELAY_KEYS} == dict.fromkeys(
         app_options.RELAY_KEYS, "?")
-    # The start script knows every option the Supervisor may hand it, and no others.
-    assert set(schema) == set(app_options.ENV_VARS)
+    # The start script knows every option the Supervisor may hand it; the others are
+    # container-only (the app publishes no port, so it has no public URL).
+    assert set(schema) == set(app_options.ENV_VARS) - set(app_options.CONTAINER_ONLY)
+    assert app_options.CONTAINER_ONLY == ("public_url",)
+
+
+def test_the_household_name_must_be_set_before_the_app_starts(config: dict[str, Any]) -> None:
+    schema, defaults = config["schema"], config["options"]
+    assert schema["name"] == "str" and "name" not in defaults
+    # Unset: the Supervisor refuses the start and writes no options.json.
+    with pytest.raises(vol.Invalid, match="Missing option 'name' in root"):
+        validate_options(schema, defaults)
+    # Set: what it writes is what the start script accepts, defaults included.
+    written = validate_options(schema, {**defaults, "name": "No. 12"})
+    assert app_options.parse_options(written) == app_options.AppOptions("No. 12")
+    # An empty name passes the Supervisor's str; the start script refuses it itself.
+    written = validate_options(schema, {**defaults, "name": ""})
+    with pytest.raises(app_options.OptionsError, match="is empty"):
+        app_options.parse_options(written)
 
 
 def test_discovery_is_the_integration_domain(config: dict[str, Any]) -> None:
@@ -335,8 +371,8 @@ BREAKAGES = [
     ("default out of range", lambda c, t: c["options"].update(capacity=3), "value must be at most"),
     ("default wrong type", lambda c, t: c["options"].update(input_only="sometimes"),
      "expected a boolean"),
-    ("required without default", lambda c, t: c["schema"].update(extra="str"),
-     "required option 'extra' has no default"),
+    ("empty default of a required option", lambda c, t: c["options"].update(name=""),
+     "required option 'name' has an empty default"),
     ("option not in schema", lambda c, t: c["options"].update(colour="red"),
      "not in the schema"),
     ("untranslated", lambda c, t: t["configuration"].pop("relay_ca"),
