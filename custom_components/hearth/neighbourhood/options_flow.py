@@ -20,6 +20,7 @@ from homeassistant.config_entries import (
     ConfigFlowResult,
     OptionsFlowWithReload,
 )
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
     EntitySelector,
@@ -35,8 +36,16 @@ from homeassistant.helpers.selector import (
 )
 from homeassistant.util import dt as dt_util
 
+from ..const import CONF_KIND, DOMAIN
 from .client import BackendClient
-from .const import CONF_CONTRIBUTIONS, CONF_ENTITY, CONF_TASKS, CONF_TOKEN, CONF_URL
+from .const import (
+    CONF_CONTRIBUTIONS,
+    CONF_ENTITY,
+    CONF_TASKS,
+    CONF_TOKEN,
+    CONF_URL,
+    KIND_NEIGHBOURHOOD,
+)
 from .entity import metric_name
 from .errors import BackendError, BackendRejected, CannotConnect, InvalidAuth
 from .issues import markdown
@@ -281,6 +290,18 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
             description_placeholders={"minimums": minimums},
         )
 
+    def _aggregates(self) -> set[str]:
+        """Every neighbourhood entry's own entities, which the picker leaves out (and its
+        schema refuses): a result fed back as a reading would count the neighbourhood into
+        itself."""
+        registry = er.async_get(self.hass)
+        return {
+            entity.entity_id
+            for entry in self.hass.config_entries.async_entries(DOMAIN)
+            if entry.data.get(CONF_KIND) == KIND_NEIGHBOURHOOD
+            for entity in er.async_entries_for_config_entry(registry, entry.entry_id)
+        }
+
     async def async_step_neighbourhood_task(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -309,7 +330,9 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
         current = self.config_entry.options.get(CONF_CONTRIBUTIONS, {}).get(task_id)
         schema = vol.Schema(
             {vol.Required(CONF_ENTITY): EntitySelector(
-                EntitySelectorConfig(filter=entity_filter)
+                EntitySelectorConfig(
+                    filter=entity_filter, exclude_entities=sorted(self._aggregates())
+                )
             )}
         )
         return self.async_show_form(

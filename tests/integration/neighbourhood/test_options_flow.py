@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from homeassistant.config_entries import ConfigEntryState, ConfigFlowResult
 from homeassistant.const import ATTR_DEVICE_CLASS, ATTR_UNIT_OF_MEASUREMENT
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.hearth.neighbourhood.const import (
@@ -88,6 +89,16 @@ async def test_opt_in_to_two_tasks(
         result["flow_id"], {CONF_ENTITY: "sensor.does_not_exist"}
     )
     assert result["errors"] == {CONF_ENTITY: "unknown_entity"}
+    # The neighbourhood's own mean has the task's unit, but it is no reading of this home.
+    aggregate = "sensor.neighbourhood_indoor_temperature_mean"
+    assert hass.states.get(aggregate) is not None
+    assert aggregate in result["data_schema"].schema[CONF_ENTITY].config["exclude_entities"]
+    with pytest.raises(InvalidData):
+        await hass.config_entries.options.async_configure(
+            result["flow_id"], {CONF_ENTITY: aggregate}
+        )
+    assert TEMPERATURE not in result["data_schema"].schema[CONF_ENTITY].config[
+        "exclude_entities"]
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_ENTITY: TEMPERATURE}  # °F converts to the task's °C
     )
