@@ -208,11 +208,11 @@ async def invite(page: Page, url: str) -> str:
     await open_options(page, url, "Invite a household")
     await expect(page.get_by_role("spinbutton", name="Valid for")).to_have_value("24")
     await page.get_by_role("button", name="Submit").click()
-    await expect(page.get_by_text("Invite ready")).to_be_visible()
+    await expect(page.get_by_text("Invite ready.")).to_be_visible()
     shown = page.locator("code").filter(has_text="hearth-invite-v1.")
     token = (await shown.text_content() or "").strip()
-    await page.get_by_role("button", name="Submit").click()
-    await finish_options(page)
+    await page.get_by_role("button", name="Close").click()
+    await expect(page.get_by_role("dialog")).to_have_count(0)
     return token
 
 

@@ -101,7 +101,6 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
         self._specs: dict[str, TaskSpec] = {}
         self._pending: list[str] = []
         self._chosen: dict[str, str] = {}
-        self._invite: Invite | None = None
 
     def _client(self) -> BackendClient:
         return BackendClient(
@@ -109,10 +108,6 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
             self.config_entry.data[CONF_URL],
             self.config_entry.data[CONF_TOKEN],
         )
-
-    def _unchanged(self) -> ConfigFlowResult:
-        """End the flow keeping the options as they are (so the entry does not reload)."""
-        return self.async_create_entry(data=dict(self.config_entry.options))
 
     @staticmethod
     def _connection_error(
@@ -145,9 +140,7 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
         if user_input is not None:
             client = self._client()
             try:
-                self._invite = await client.create_invite(
-                    round(user_input[CONF_EXPIRES_HOURS] * 3600)
-                )
+                invite = await client.create_invite(round(user_input[CONF_EXPIRES_HOURS] * 3600))
             except BackendRejected as err:
                 placeholders["message"] = err.message
                 if err.code == "not_founder":
@@ -157,7 +150,13 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
             except BackendError as err:
                 self._connection_error(err, errors, placeholders)
             else:
-                return await self.async_step_neighbourhood_invite_done()
+                # Shown once, in the flow's closing message: nothing to submit, nothing saved.
+                return self.async_abort(
+                    reason="invite_created",
+                    description_placeholders={
+                        "token": invite.token, "expires": _local_time(invite)
+                    },
+                )
         schema = vol.Schema(
             {
                 vol.Required(CONF_EXPIRES_HOURS, default=DEFAULT_INVITE_HOURS): NumberSelector(
@@ -173,21 +172,6 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
             data_schema=self.add_suggested_values_to_schema(schema, user_input),
             errors=errors,
             description_placeholders=placeholders,
-        )
-
-    async def async_step_neighbourhood_invite_done(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Show the token to copy; submitting closes the flow, options unchanged."""
-        if user_input is not None or self._invite is None:
-            return self._unchanged()
-        return self.async_show_form(
-            step_id="neighbourhood_invite_done",
-            data_schema=vol.Schema({}),
-            description_placeholders={
-                "token": self._invite.token,
-                "expires": _local_time(self._invite),
-            },
         )
 
     async def async_step_neighbourhood_propose(
@@ -232,18 +216,15 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
     async def async_step_neighbourhood_members(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Who is in the neighbourhood, as this hub's node sees them."""
-        if user_input is not None:
-            return self._unchanged()
+        """Who is in the neighbourhood, as this hub's node sees them (a closing message)."""
         try:
             members = await self._client().members()
         except InvalidAuth:
             return self.async_abort(reason="backend_invalid_auth")
         except BackendError:
             return self.async_abort(reason="backend_unreachable")
-        return self.async_show_form(
-            step_id="neighbourhood_members",
-            data_schema=vol.Schema({}),
+        return self.async_abort(
+            reason="members",
             description_placeholders={
                 "members": members_table(members), "count": str(len(members))
             },

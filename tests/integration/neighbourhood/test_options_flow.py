@@ -215,7 +215,7 @@ async def test_invite_refusals(
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"expires_hours": 12}
     )
-    assert result["step_id"] == "neighbourhood_invite_done"
+    assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "invite_created")
     assert result["description_placeholders"]["token"] == backend.invites[0]["token"]
 
 
@@ -306,14 +306,13 @@ async def test_members_step(
     backend.members_online = 2
     backend.classical = {"house2"}
     result = await _open(hass, loaded, "neighbourhood_members")
+    assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "members")
     assert result["description_placeholders"] == {
         "count": "3",
         "members": "| **house0** ⌂ | ✓ | ✓ | ✓ | 1 | ✓ |\n"
                    "| house1 | ✗ | ✓ | ✓ | 1 | ✓ |\n"
                    "| house2 | ✗ | ✗ | ✓ | 1 | ✗ |",
     }
-    result = await hass.config_entries.options.async_configure(result["flow_id"], {})
-    assert result["type"] is FlowResultType.CREATE_ENTRY
     assert loaded.options == {CONF_CONTRIBUTIONS: {}}
 
     backend.token = "rotated"
