@@ -30,6 +30,7 @@ HA_URL = f"http://127.0.0.1:{HA_PORT}"
 DEMO_USER = "demo"
 DEMO_PASSWORD = "hearth-demo"  # noqa: S105 - documented demo credential, loopback only
 START_TIMEOUT_S = 600.0
+ENTRY_TIMEOUT_S = 120.0
 DASHBOARD = "hearth-demo"
 INVITE_HOURS = 1
 
@@ -413,15 +414,26 @@ async def _configure_hearth(
         if not await asyncio.to_thread(in_federation, node):
             await asyncio.to_thread(join, node, await create_invite(api, entry_id))
     await asyncio.to_thread(add_tasks, founder, period)
-    entry = next(
-        e for e in await api.ws("config_entries/get", domain=DOMAIN) if e["entry_id"] == entry_id
-    )
-    if entry.get("state") != "loaded":
-        raise RuntimeError(f"the neighbourhood entry is {entry.get('state')}; see the HA log")
+    await _wait_loaded(api, entry_id)
     if "opted_in" not in ids:  # the API shows no entry's options: remember it was done
         await _opt_in(api, entry_id, ids)
         record("opted_in", entry_id)
     return ids
+
+
+async def _wait_loaded(api: Api, entry_id: str, timeout_s: float = ENTRY_TIMEOUT_S) -> None:
+    """The entry set up (on a restart Home Assistant may still be setting it up, or retrying
+    while the node reconnects to its relay)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        entries = await api.ws("config_entries/get", domain=DOMAIN)
+        state = next(e for e in entries if e["entry_id"] == entry_id).get("state")
+        if state == "loaded":
+            return
+        if state not in ("not_loaded", "setup_in_progress", "setup_retry") or (
+                time.monotonic() > deadline):
+            raise RuntimeError(f"the neighbourhood entry is {state}; see the HA log")
+        await asyncio.sleep(0.5)
 
 
 def _relay_fields(relay_admin: Path | None) -> dict[str, str]:

@@ -8,6 +8,9 @@ service the app's config does not list (403) and keeps one message per app and
 service (a repeat with the same config is not a new message). Every request is
 recorded; ``fail_next`` makes the next requests answer 503, as a Supervisor that
 is still starting would.
+
+Home Assistant's side (``core_token``): ``GET /discovery`` lists the messages and
+``GET /addons/<slug>/info`` names the app, as the hassio integration reads them.
 """
 
 from __future__ import annotations
@@ -32,9 +35,14 @@ class Seen:
     body: Any = None
 
 
+APP_SLUG = "hearth_node"
+APP_NAME = "Hearth node"
+
+
 @dataclass
 class FakeSupervisor:
     token: str
+    core_token: str = ""
     hostname: str = "127.0.0.1"
     discovery: tuple[str, ...] = ("hearth",)
     port: int = field(default_factory=free_port)
@@ -68,7 +76,9 @@ class FakeSupervisor:
         app = web.Application()
         app.router.add_get("/addons/self/info", self._info)
         app.router.add_post("/discovery", self._discovery)
-        self._runner = web.AppRunner(app)
+        app.router.add_get("/discovery", self._list)
+        app.router.add_get("/addons/{slug}/info", self._app_info)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
@@ -100,9 +110,30 @@ class FakeSupervisor:
         if refused is not None:
             return refused
         return web.json_response({"result": "ok", "data": {
-            "name": "Hearth node", "slug": "hearth_node", "hostname": self.hostname,
+            "name": APP_NAME, "slug": APP_SLUG, "hostname": self.hostname,
             "state": "started", "ip_address": "172.30.33.5",
         }})
+
+    def _core(self, request: web.Request) -> web.Response | None:
+        if not self.core_token or request.headers.get("Authorization") != (
+                f"Bearer {self.core_token}"):
+            return web.json_response({"result": "error", "message": "Unauthorized"}, status=401)
+        return None
+
+    async def _list(self, request: web.Request) -> web.Response:
+        if (refused := self._core(request)) is not None:
+            return refused
+        with self._lock:
+            messages = list(self.messages.values())
+        return web.json_response({"result": "ok", "data": {"discovery": messages}})
+
+    async def _app_info(self, request: web.Request) -> web.Response:
+        if (refused := self._core(request)) is not None:
+            return refused
+        if request.match_info["slug"] != APP_SLUG:
+            return web.json_response({"result": "error", "message": "App does not exist"},
+                                     status=404)
+        return web.json_response({"result": "ok", "data": {"name": APP_NAME, "slug": APP_SLUG}})
 
     async def _discovery(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -118,7 +149,7 @@ class FakeSupervisor:
         with self._lock:
             old = self.messages.get(body["service"])
             if old is None:
-                old = {"uuid": uuid.uuid4().hex, "service": body["service"]}
+                old = {"addon": APP_SLUG, "uuid": uuid.uuid4().hex, "service": body["service"]}
             message = {**old, "config": body["config"]}
             self.messages[body["service"]] = message
             self.announcements.append(message)

@@ -149,16 +149,22 @@ class NodeProcess:
         """Call the local API; returns (status, parsed JSON)."""
         if token is None:
             token = (self.data_dir / "api_token").read_text().strip()
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        req = urllib.request.Request(f"{self.url}/api/v1{path}", data=data, method=method)
-        if token:
-            req.add_header("Authorization", f"Bearer {token}")
-        req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
+        return local_api(self.url, method, path, body, token, raw)
+
+
+def local_api(url: str, method: str, path: str, body: Any = None, token: str = "",
+              raw: bytes | None = None) -> tuple[int, Any]:
+    """Call a node's local API at ``url``; returns (status, parsed JSON)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(f"{url}/api/v1{path}", data=data, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
 
 
 class Cluster:

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.backend.fake_supervisor import FakeSupervisor
-from tests.backend.nodes import REPO, allow_loopback_sockets, free_port, wait_for
+from tests.backend.nodes import REPO, allow_loopback_sockets, free_port, local_api, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -126,16 +126,7 @@ class App:
 
     def api(self, method: str, path: str, token: str, body: Any = None,
             base: str | None = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"{base or self.url}/api/v1{path}", data=data,
-                                     method=method)
-        req.add_header("Authorization", f"Bearer {token}")
-        req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
+        return local_api(base or self.url, method, path, body, token)
 
 
 @pytest.fixture

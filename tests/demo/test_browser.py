@@ -7,7 +7,7 @@ neighbours' nodes (`mpc-backend serve`), all host processes on loopback.
 
 Discovery is emulated, and only discovery: the Supervisor and Home Assistant's hassio
 integration cannot run here. The app's start script announces the node to a fake Supervisor
-(tests/demo/fake_supervisor.py: an aiohttp server on loopback with the Supervisor's
+(tests/backend/fake_supervisor.py: an aiohttp server on loopback with the Supervisor's
 `POST /discovery`, `GET /discovery`, `GET /addons/self/info` and `GET /addons/<slug>/info` in
 the Supervisor's shapes), and a test-only custom component (tests/demo/supervisor_stub, linked
 into this Home Assistant's custom_components only) reads the pending discoveries from it at
@@ -32,6 +32,7 @@ import json
 import math
 import os
 import re
+import secrets
 import shutil
 import statistics
 import sys
@@ -56,7 +57,7 @@ from hearth_dev.home_assistant import (
     wait_until_up,
 )
 from hearth_dev.processes import Supervisor
-from tests.demo.fake_supervisor import FakeSupervisor
+from tests.backend.fake_supervisor import FakeSupervisor
 
 REPO = Path(__file__).resolve().parents[2]
 # Ports apart from scripts/develop's (8123, 8731+), so a running demo does not collide.
@@ -120,11 +121,11 @@ def start_app(supervisor: Supervisor, root: Path, fake: FakeSupervisor) -> Node:
         [sys.executable, "-m", "mpc_backend.supervisor", "--data", str(data),
          "--listen", f"127.0.0.1:{node.port}", "--supervisor-url", fake.url],
         log,
-        env={**os.environ, "SUPERVISOR_TOKEN": fake.app_token},
+        env={**os.environ, "SUPERVISOR_TOKEN": fake.token},
     )
     wait_healthy(node, proc, log, timeout=60)
     deadline = time.monotonic() + 30
-    while not fake.discoveries:
+    while not fake.messages:
         assert proc.poll() is None, log.read_text()
         assert time.monotonic() < deadline, f"the app announced nothing: {log.read_text()}"
         time.sleep(0.2)
@@ -143,27 +144,25 @@ class Env:
 @contextlib.asynccontextmanager
 async def environment(root: Path) -> AsyncIterator[Env]:
     supervisor = Supervisor()
-    fake = FakeSupervisor()
-    await fake.start()
     url = ha_url(HA_PORT)
-    try:
-        app = await asyncio.to_thread(start_app, supervisor, root, fake)
-        neighbours = [Node(i, root / f"node-{i + 1}", BASE_PORT) for i in (1, 2)]
-        await asyncio.to_thread(serve_nodes, supervisor, root, neighbours)
-        config = prepare_config_dir(
-            root,
-            port=HA_PORT,
-            components={"supervisor_stub": REPO / "tests" / "demo" / "supervisor_stub"},
-            extra_yaml=_extra_yaml(fake),
-        )
-        launch_home_assistant(supervisor, root, config)
-        async with aiohttp.ClientSession() as session:
-            await wait_until_up(session, supervisor, url)
-            token = await long_lived_token(session, root, url)
-            yield Env(Api(session, token, url), url, app, neighbours, fake)
-    finally:
-        await asyncio.to_thread(supervisor.stop_all)
-        await fake.stop()
+    with FakeSupervisor(token=secrets.token_hex(16), core_token=secrets.token_hex(16)) as fake:
+        try:
+            app = await asyncio.to_thread(start_app, supervisor, root, fake)
+            neighbours = [Node(i, root / f"node-{i + 1}", BASE_PORT) for i in (1, 2)]
+            await asyncio.to_thread(serve_nodes, supervisor, root, neighbours)
+            config = prepare_config_dir(
+                root,
+                port=HA_PORT,
+                components={"supervisor_stub": REPO / "tests" / "demo" / "supervisor_stub"},
+                extra_yaml=_extra_yaml(fake),
+            )
+            launch_home_assistant(supervisor, root, config)
+            async with aiohttp.ClientSession() as session:
+                await wait_until_up(session, supervisor, url)
+                token = await long_lived_token(session, root, url)
+                yield Env(Api(session, token, url), url, app, neighbours, fake)
+        finally:
+            await asyncio.to_thread(supervisor.stop_all)
 
 
 async def log_in(page: Page, url: str) -> None:
@@ -211,7 +210,7 @@ async def invite(page: Page, url: str) -> str:
     await expect(page.get_by_text("Invite ready.")).to_be_visible()
     shown = page.locator("code").filter(has_text="hearth-invite-v1.")
     token = (await shown.text_content() or "").strip()
-    await page.get_by_role("button", name="Close").click()
+    await page.locator("ha-dialog-footer").get_by_role("button", name="Close").click()
     await expect(page.get_by_role("dialog")).to_have_count(0)
     return token
 

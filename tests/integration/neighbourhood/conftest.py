@@ -1,12 +1,16 @@
-"""Fixtures for the neighbourhood entry: a backend double on loopback, and entries for it."""
+"""Fixtures for the neighbourhood entry: a backend double on loopback, entries for it, and
+helpers for the tests against real ``mpc-backend serve`` processes."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+import pytest_socket
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -17,6 +21,7 @@ from custom_components.hearth.neighbourhood.const import (
     CONF_URL,
     KIND_NEIGHBOURHOOD,
 )
+from tests.backend.nodes import NodeProcess
 
 from .fake_backend import FakeBackend
 
@@ -77,3 +82,20 @@ async def loaded(
     await hass.async_block_till_done()
     await wait_for(hass, lambda: backend.open_streams)
     return entry
+
+
+@contextlib.contextmanager
+def sockets_while_building() -> Iterator[None]:
+    """HA's harness blocks sockets; starting real nodes (a module fixture) needs some."""
+    guarded = socket.socket
+    pytest_socket.enable_socket()
+    try:
+        yield
+    finally:
+        socket.socket = guarded  # type: ignore[misc]
+
+
+def token(node: NodeProcess) -> str:
+    """A real node's local API token, as ``mpc-backend token`` prints it."""
+    return node.cli("token").stdout.strip()
+

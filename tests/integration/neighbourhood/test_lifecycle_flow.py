@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import pytest_socket
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -33,6 +31,7 @@ from mpc_backend.crypto import b64url_decode, b64url_encode
 from mpc_backend.crypto.tokens import INVITE_PREFIX
 from tests.backend.nodes import Cluster, NodeProcess, free_port
 
+from .conftest import sockets_while_building, token
 from .test_discovery_flow import discover
 
 pytestmark = pytest.mark.slow
@@ -44,28 +43,21 @@ NAMES = ("founder", "joiner", "spare", "user", "late", "other")
 def street(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, NodeProcess]]:
     """Nodes in no federation, except "other", the founder of Oak Lane."""
     cluster = Cluster(tmp_path_factory.mktemp("lifecycle"))
-    guarded = socket.socket  # HA's harness blocks sockets; building the cluster needs some
-    pytest_socket.enable_socket()
     try:
-        for name in NAMES:
-            cluster.add(name)
-        # As the app runs it: every interface, no public URL (loopback reaches it too).
-        app = NodeProcess("app", cluster.root / "app", free_port(), cluster.root / "app.log")
-        app.init("--listen", f"0.0.0.0:{app.port}", "--insecure-listen")
-        cluster.nodes.append(app)
-        for node in cluster.nodes:
-            node.start()
-        nodes = dict(zip((*NAMES, "app"), cluster.nodes, strict=True))
-        nodes["other"].cli("federation", "create", "--name", "Oak Lane")
-        socket.socket = guarded  # type: ignore[misc]
+        with sockets_while_building():
+            for name in NAMES:
+                cluster.add(name)
+            # As the app runs it: every interface, no public URL (loopback reaches it too).
+            app = NodeProcess("app", cluster.root / "app", free_port(), cluster.root / "app.log")
+            app.init("--listen", f"0.0.0.0:{app.port}", "--insecure-listen")
+            cluster.nodes.append(app)
+            for node in cluster.nodes:
+                node.start()
+            nodes = dict(zip((*NAMES, "app"), cluster.nodes, strict=True))
+            nodes["other"].cli("federation", "create", "--name", "Oak Lane")
         yield nodes
     finally:
-        socket.socket = guarded  # type: ignore[misc]
         cluster.close()
-
-
-def token(node: NodeProcess) -> str:
-    return node.cli("token").stdout.strip()
 
 
 async def status(hass: HomeAssistant, node: NodeProcess) -> dict[str, Any]:

@@ -11,13 +11,11 @@ API; every outcome is checked against what the nodes themselves say (their /stat
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import pytest_socket
 import voluptuous as vol
 from homeassistant.config_entries import ConfigEntryState, ConfigFlowResult
 from homeassistant.core import HomeAssistant
@@ -31,7 +29,7 @@ from custom_components.hearth.const import DOMAIN
 from custom_components.hearth.neighbourhood.const import CONF_TASKS
 from tests.backend.nodes import Cluster, NodeProcess
 
-from .conftest import neighbourhood_entry
+from .conftest import neighbourhood_entry, sockets_while_building, token
 
 pytestmark = pytest.mark.slow
 
@@ -54,26 +52,19 @@ CELLAR_SPEC = {
 def street(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """house0..2 federated (house0 founds), newcomer0..1 running but in no federation."""
     cluster = Cluster(tmp_path_factory.mktemp("lifecycle"))
-    guarded = socket.socket  # HA's harness blocks sockets; building the cluster needs some
-    pytest_socket.enable_socket()
     try:
-        for name in ("house0", "house1", "house2", "newcomer0", "newcomer1"):
-            cluster.add(name)
-        for node in cluster.nodes:
-            node.start()
-        founder = cluster.nodes[0]
-        founder.cli("federation", "create", "--name", FEDERATION)
-        for node in cluster.nodes[1:3]:
-            node.cli("join", founder.cli("invite", "--expires", "10m").stdout.strip())
-        socket.socket = guarded  # type: ignore[misc]
+        with sockets_while_building():
+            for name in ("house0", "house1", "house2", "newcomer0", "newcomer1"):
+                cluster.add(name)
+            for node in cluster.nodes:
+                node.start()
+            founder = cluster.nodes[0]
+            founder.cli("federation", "create", "--name", FEDERATION)
+            for node in cluster.nodes[1:3]:
+                node.cli("join", founder.cli("invite", "--expires", "10m").stdout.strip())
         yield cluster
     finally:
-        socket.socket = guarded  # type: ignore[misc]
         cluster.close()
-
-
-def token(node: NodeProcess) -> str:
-    return (node.data_dir / "api_token").read_text().strip()
 
 
 async def _entry(hass: HomeAssistant, node: NodeProcess) -> MockConfigEntry:

@@ -16,7 +16,6 @@ import asyncio
 import bisect
 import itertools
 import math
-import socket
 import statistics
 import time
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import pytest_socket
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_DEVICE_CLASS, ATTR_UNIT_OF_MEASUREMENT
 from homeassistant.core import Event, HomeAssistant
@@ -50,7 +48,7 @@ from mpc_backend.protocol import validity
 from tests.backend.nodes import Cluster, NodeProcess, free_port
 
 from . import fake_backend
-from .conftest import neighbourhood_entry
+from .conftest import neighbourhood_entry, sockets_while_building, token
 from .fake_backend import NODE_ID, OTHER_IDS, FakeBackend, iso
 
 pytestmark = pytest.mark.slow
@@ -72,28 +70,21 @@ CELSIUS = {ATTR_UNIT_OF_MEASUREMENT: "°C", ATTR_DEVICE_CLASS: "temperature"}
 def street(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Three federated nodes with the task, plus "loner", a node in no federation."""
     cluster = Cluster(tmp_path_factory.mktemp("street"))
-    guarded = socket.socket  # HA's harness blocks sockets; building the cluster needs some
-    pytest_socket.enable_socket()
     try:
-        for name in ("house0", "house1", "house2", "loner"):
-            cluster.add(name, *TIMING)
-        for node in cluster.nodes:
-            node.start()
-        founder = cluster.nodes[0]
-        founder.cli("federation", "create", "--name", "Elm Street")
-        for node in cluster.nodes[1:3]:
-            node.cli("join", founder.cli("invite", "--expires", "10m").stdout.strip())
-        task = founder.cli_json("task", "add", *TASK_ARGS)["task"]
-        time.sleep(max(0.0, task["first_round_starts_at"] - time.time()))
-        socket.socket = guarded  # type: ignore[misc]
+        with sockets_while_building():
+            for name in ("house0", "house1", "house2", "loner"):
+                cluster.add(name, *TIMING)
+            for node in cluster.nodes:
+                node.start()
+            founder = cluster.nodes[0]
+            founder.cli("federation", "create", "--name", "Elm Street")
+            for node in cluster.nodes[1:3]:
+                node.cli("join", founder.cli("invite", "--expires", "10m").stdout.strip())
+            task = founder.cli_json("task", "add", *TASK_ARGS)["task"]
+            time.sleep(max(0.0, task["first_round_starts_at"] - time.time()))
         yield cluster
     finally:
-        socket.socket = guarded  # type: ignore[misc]
         cluster.close()
-
-
-def token(node: NodeProcess) -> str:
-    return node.cli("token").stdout.strip()
 
 
 def keys(value: Any) -> Any:
