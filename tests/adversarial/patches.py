@@ -48,6 +48,22 @@ def classical_hpke() -> None:
     server.load_keys = load
 
 
+def claim_node_id(node_id: str) -> None:
+    """The node's status claims another node's id, as an impostor that wants a Home Assistant
+    entry made for that node to follow it (and send it the home's readings) would."""
+    from mpc_backend.node.node import Node  # noqa: PLC0415
+
+    honest = Node.status
+
+    async def status(self: Any) -> dict[str, Any]:
+        answer = await honest(self)
+        log.warning("EVIL claim_node_id: status claims node id %s", node_id)
+        answer["identity"]["node_id"] = node_id
+        return answer
+
+    Node.status = status  # type: ignore[method-assign]
+
+
 # -- round-close attacks (a committee member) -------------------------------------------------
 # These reach the node's RoundService through a patched constructor, then act from a loop
 # spawned by the patched scheduler: the rest of the node stays the honest code.

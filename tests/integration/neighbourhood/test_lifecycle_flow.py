@@ -51,9 +51,13 @@ def street(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, NodeP
             app = NodeProcess("app", cluster.root / "app", free_port(), cluster.root / "app.log")
             app.init("--listen", f"0.0.0.0:{app.port}", "--insecure-listen")
             cluster.nodes.append(app)
+            # A modified node whose status claims the founder's node id.
+            impostor = cluster.add("impostor")
+            impostor.patch, impostor.patch_args = "claim_node_id", {
+                "node_id": cluster.nodes[0].node_id}
             for node in cluster.nodes:
                 node.start()
-            nodes = dict(zip((*NAMES, "app"), cluster.nodes, strict=True))
+            nodes = dict(zip((*NAMES, "app", "impostor"), cluster.nodes, strict=True))
             nodes["other"].cli("federation", "create", "--name", "Oak Lane")
         yield nodes
     finally:
@@ -171,6 +175,29 @@ async def test_a_hub_without_an_address_is_told_to_use_a_relay(
     assert (await status(hass, app))["federation"] is None
     members = {m["name"] for m in (await status(hass, street["founder"]))["members"]}
     assert "app" not in members
+
+
+async def test_an_impostor_announced_by_another_app_cannot_take_the_entry(
+    hass: HomeAssistant, street: dict[str, NodeProcess], socket_enabled: None
+) -> None:
+    """A real node patched to claim the founder's node id, announced by an app other than
+    the one whose discovery made the founder's entry: the entry stays with the founder, so
+    no reading of this home goes to the impostor."""
+    founder, impostor = street["founder"], street["impostor"]
+    result = await discover(hass, founder.url, token(founder))
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY  # the founder is in Elm Street
+    entry = result["result"]
+    await hass.async_block_till_done()
+    before = dict(entry.data)
+    claimed = (await status(hass, impostor))["identity"]["node_id"]
+    assert claimed == founder.node_id
+    assert "EVIL claim_node_id" in impostor.log_text()  # the attack was really made
+    result = await discover(hass, impostor.url, token(impostor), slug="e1e1e1e1_lookalike")
+    assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "already_configured")
+    assert dict(entry.data) == before and before[CONF_URL] == founder.url
+    assert entry.state is ConfigEntryState.LOADED
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_unreachable_relay_broker(
