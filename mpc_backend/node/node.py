@@ -261,4 +261,3 @@ def _relay_admin_view(data_dir: Path) -> dict[str, str | None] | None:
     except RelayConfigError as err:
         return {"url": None, "problem": str(err)}
     return None if configured is None else {"url": configured[0].url}
-

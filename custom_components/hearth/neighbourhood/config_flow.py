@@ -26,7 +26,7 @@ from ..const import LOGGER
 from .client import BackendClient, normalize_url
 from .const import CONF_APP, CONF_TOKEN, CONF_URL, DEFAULT_URL
 from .errors import BackendError, CannotConnect, InvalidAuth
-from .issues import markdown
+from .issues import markdown, plain
 from .models import NodeStatus
 from .setup_flow import NeighbourhoodSetupMixin
 
@@ -94,7 +94,7 @@ class NeighbourhoodFlowMixin(NeighbourhoodSetupMixin):
         self._abort_if_unique_id_configured(updates=updates)
         self._nb_url, self._nb_token, self._nb_status = url, token, status
         self._nb_app, self._nb_app_slug = discovery_info.name, discovery_info.slug
-        self.context["title_placeholders"] = {"name": markdown(status.name)}
+        self.context["title_placeholders"] = {"name": plain(status.name)}  # shown as text
         return await self.async_step_hassio_confirm()
 
     async def async_step_hassio_confirm(

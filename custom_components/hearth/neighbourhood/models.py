@@ -38,7 +38,8 @@ MISBEHAVIOUR_KINDS = (
 REPORT_KINDS = frozenset({"invalid_report"})
 
 
-def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+def field_of(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    """``data[key]`` if it is a ``kind`` (a bool is no number), else UnexpectedAnswer."""
     value = data.get(key) if isinstance(data, Mapping) else None
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise UnexpectedAnswer(f"backend answer field {key!r} is missing or not {kind}")
@@ -55,7 +56,7 @@ def _optional_number(data: Mapping[str, Any], key: str) -> float | None:
 
 
 def _timestamp(data: Mapping[str, Any], key: str) -> datetime:
-    value = _get(data, key, str)
+    value = field_of(data, key, str)
     parsed = dt_util.parse_datetime(value.replace("Z", "+00:00"))
     if parsed is None:
         raise UnexpectedAnswer(f"backend answer field {key!r} is not an ISO 8601 time")
@@ -82,16 +83,16 @@ class TaskSpec:
     def from_json(cls, data: Mapping[str, Any]) -> TaskSpec:
         try:
             spec = cls(
-                task_id=_get(data, "task_id", str),
-                metric=_get(data, "metric", str),
-                unit=_get(data, "unit", str),
-                low=float(_get(data, "low", int | float)),
-                high=float(_get(data, "high", int | float)),
-                resolution=float(_get(data, "resolution", int | float)),
-                stats=tuple(str(s) for s in _get(data, "stats", list)),
+                task_id=field_of(data, "task_id", str),
+                metric=field_of(data, "metric", str),
+                unit=field_of(data, "unit", str),
+                low=float(field_of(data, "low", int | float)),
+                high=float(field_of(data, "high", int | float)),
+                resolution=float(field_of(data, "resolution", int | float)),
+                stats=tuple(str(s) for s in field_of(data, "stats", list)),
                 buckets=tuple(float(b) for b in data.get("buckets") or ()),
-                period_s=_get(data, "period_s", int),
-                min_contributors=_get(data, "min_contributors", int),
+                period_s=field_of(data, "period_s", int),
+                min_contributors=field_of(data, "min_contributors", int),
                 dp_epsilon=_optional_number(data, "dp_epsilon"),
             )
         except (TypeError, ValueError, AttributeError) as err:
@@ -119,10 +120,10 @@ class TaskStatus:
     def from_json(cls, data: Mapping[str, Any]) -> TaskStatus:
         last = data.get("last_round")
         return cls(
-            spec=TaskSpec.from_json(_get(data, "spec", dict)),
-            current_round=_get(data, "current_round", int),
-            on_committee=_get(data, "on_committee", bool),
-            last_round_status=_get(last, "status", str) if last else None,
+            spec=TaskSpec.from_json(field_of(data, "spec", dict)),
+            current_round=field_of(data, "current_round", int),
+            on_committee=field_of(data, "on_committee", bool),
+            last_round_status=field_of(last, "status", str) if last else None,
         )
 
 
@@ -140,13 +141,13 @@ class MemberMisbehaviour:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> MemberMisbehaviour:
-        count = _get(data, "count", int)
+        count = field_of(data, "count", int)
         if count < 0:
             raise UnexpectedAnswer(f"negative misbehaviour count {count}")
         kinds = data.get("kinds")
         return cls(
-            node_id=_get(data, "node_id", str),
-            name=_get(data, "name", str),
+            node_id=field_of(data, "node_id", str),
+            name=field_of(data, "name", str),
             count=count,
             kinds={
                 str(k): v for k, v in kinds.items()
@@ -174,7 +175,7 @@ class Misbehaviour:
         if data is None:
             return None
         try:
-            total = _get(data, "total", int)
+            total = field_of(data, "total", int)
         except UnexpectedAnswer as err:
             LOGGER.debug("Ignoring the backend's misbehaviour report: %s", err)
             return None
@@ -253,8 +254,8 @@ class RelayStatus:
         try:
             reconnects = data.get("reconnects")
             return cls(
-                url=_public_url(_get(data, "url", str)),
-                connected=_get(data, "connected", bool),
+                url=_public_url(field_of(data, "url", str)),
+                connected=field_of(data, "connected", bool),
                 mailbox=_optional_str(data, "mailbox"),
                 since=_optional_timestamp(data, "since"),
                 last_error=_optional_str(data, "last_error"),
@@ -300,17 +301,17 @@ class NodeStatus:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> NodeStatus:
         try:
-            identity = _get(data, "identity", dict)
+            identity = field_of(data, "identity", dict)
             federation = data.get("federation")
-            load = _get(data, "load", dict)
+            load = field_of(data, "load", dict)
             return cls(
-                node_id=_get(identity, "node_id", str),
-                name=_get(identity, "name", str),
-                version=_get(identity, "version", str),
-                federation_id=_get(federation, "id", str) if federation else None,
-                federation_name=_get(federation, "name", str) if federation else None,
-                members=_get(federation, "members", int) if federation else 0,
-                members_online=_get(federation, "members_online", int) if federation else 0,
+                node_id=field_of(identity, "node_id", str),
+                name=field_of(identity, "name", str),
+                version=field_of(identity, "version", str),
+                federation_id=field_of(federation, "id", str) if federation else None,
+                federation_name=field_of(federation, "name", str) if federation else None,
+                members=field_of(federation, "members", int) if federation else 0,
+                members_online=field_of(federation, "members_online", int) if federation else 0,
                 committee_seats=int(load.get("committee_seats_now", 0)),
                 tasks=tuple(TaskStatus.from_json(t) for t in data.get("tasks") or ()),
                 misbehaviour=Misbehaviour.from_json(data.get("misbehaviour")),
@@ -346,7 +347,7 @@ class Statistics:
         histogram = data.get("histogram")
         quantiles = data.get("quantiles")
         return cls(
-            count=_get(data, "count", int),
+            count=field_of(data, "count", int),
             sum=_optional_number(data, "sum"),
             mean=_optional_number(data, "mean"),
             variance=_optional_number(data, "variance"),
@@ -405,12 +406,12 @@ class TaskResult:
         contributors = data.get("contributors")
         try:
             return cls(
-                seq=_get(data, "seq", int),
-                task=_get(data, "task", str),
-                metric=_get(data, "metric", str),
-                unit=_get(data, "unit", str),
-                round=_get(data, "round", int),
-                status=_get(data, "status", str),
+                seq=field_of(data, "seq", int),
+                task=field_of(data, "task", str),
+                metric=field_of(data, "metric", str),
+                unit=field_of(data, "unit", str),
+                round=field_of(data, "round", int),
+                status=field_of(data, "status", str),
                 reason=data.get("reason"),
                 contributors=None if contributors is None else int(contributors),
                 statistics=None if stats is None else Statistics.from_json(stats),
@@ -461,8 +462,8 @@ class Receipt:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Receipt:
         return cls(
-            task=_get(data, "task", str),
-            round=_get(data, "round", int),
-            duplicate=_get(data, "duplicate", bool),
-            acknowledged_by=_get(data, "acknowledged_by", int),
+            task=field_of(data, "task", str),
+            round=field_of(data, "round", int),
+            duplicate=field_of(data, "duplicate", bool),
+            acknowledged_by=field_of(data, "acknowledged_by", int),
         )

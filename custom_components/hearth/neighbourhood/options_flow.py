@@ -48,7 +48,7 @@ from .const import (
 )
 from .entity import metric_name
 from .errors import BackendError, BackendRejected, CannotConnect, InvalidAuth
-from .issues import markdown
+from .issues import markdown, plain
 from .models import TaskSpec
 from .roster import Invite, Member
 from .task_form import propose_schema, refusal_errors, spec_from_input
@@ -123,9 +123,9 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
 
     @staticmethod
     async def _founder(client: BackendClient) -> str:
-        """The founder's name, for a message (another household's words: escaped)."""
+        """The founder's name, for a form error (shown as plain text, on one line)."""
         name = await client.founder_name()
-        return markdown(name) if name else "-"
+        return plain(name) if name else "-"
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The menu; the steps carry their own names because sensor options use "init"."""

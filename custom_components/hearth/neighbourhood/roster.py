@@ -14,7 +14,7 @@ from typing import Any
 from homeassistant.util import dt as dt_util
 
 from .errors import UnexpectedAnswer
-from .models import _get
+from .models import field_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,19 +32,19 @@ class Member:
 
     @classmethod
     def from_json(cls, data: Any, identity: Any) -> Member:
-        node_id = _get(data, "node_id", str)
+        node_id = field_of(data, "node_id", str)
         online = data.get("online")
         post_quantum = data.get("post_quantum")
         try:
-            capacity = float(_get(data, "capacity", int | float))
+            capacity = float(field_of(data, "capacity", int | float))
         except (TypeError, ValueError) as err:
             raise UnexpectedAnswer(f"malformed member capacity: {err}") from err
         return cls(
             node_id=node_id,
-            name=_get(data, "name", str),
-            founder=_get(data, "founder", bool),
+            name=field_of(data, "name", str),
+            founder=field_of(data, "founder", bool),
             online=online if isinstance(online, bool) else None,
-            input_only=_get(data, "input_only", bool),
+            input_only=field_of(data, "input_only", bool),
             capacity=capacity,
             post_quantum=post_quantum if isinstance(post_quantum, bool) else None,
             this_hub=isinstance(identity, Mapping) and identity.get("node_id") == node_id,
@@ -60,8 +60,8 @@ class Invite:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Invite:
-        token = _get(data, "token", str)
-        expires = _get(data, "expires_at", int | float)  # Unix time
+        token = field_of(data, "token", str)
+        expires = field_of(data, "expires_at", int | float)  # Unix time
         try:
             expires_at = dt_util.utc_from_timestamp(float(expires))
         except (OverflowError, OSError, ValueError) as err:

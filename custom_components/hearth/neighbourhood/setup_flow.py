@@ -26,7 +26,7 @@ from ..const import CONF_KIND, LOGGER
 from .client import BackendClient, normalize_url
 from .const import CONF_APP, CONF_TOKEN, CONF_URL, KIND_NEIGHBOURHOOD
 from .errors import BackendError, BackendRejected, CannotConnect, InvalidAuth
-from .issues import markdown
+from .issues import markdown, plain
 from .models import NodeStatus
 
 CONF_RELAY_URL = "relay_url"
@@ -54,7 +54,7 @@ JOIN_ERRORS: dict[str, tuple[str, str]] = {
     "wrong_federation": (CONF_INVITE, "wrong_federation"),
     "fingerprint_mismatch": (CONF_INVITE, "fingerprint_mismatch"),
     "already_member": (BASE, "already_member"),
-    "relay_unavailable": (BASE, "relay_unavailable"),
+    "relay_unavailable": (BASE, "join_relay_unavailable"),
     "peer_error": (BASE, "founder_unreachable"),
     "no_public_url": (CONF_INVITE, "join_needs_relay"),
 }
@@ -168,7 +168,9 @@ class NeighbourhoodSetupMixin(ConfigFlow):
             data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
             description_placeholders={
-                "name": markdown(self._nb_status.name), "message": markdown(self._nb_message, 500)
+                "name": markdown(self._nb_status.name),
+                # Form errors are shown as plain text: no escaping there.
+                "message": plain(self._nb_message, 500),
             },
         )
 
@@ -192,7 +194,9 @@ class NeighbourhoodSetupMixin(ConfigFlow):
             ),
             errors=errors,
             description_placeholders={
-                "name": markdown(self._nb_status.name), "message": markdown(self._nb_message, 500)
+                "name": markdown(self._nb_status.name),
+                # Form errors are shown as plain text: no escaping there.
+                "message": plain(self._nb_message, 500),
             },
         )
 

@@ -381,7 +381,7 @@ REFUSALS = [
     (*_JOIN, "wrong_federation", ("invite", "wrong_federation")),
     (*_JOIN, "fingerprint_mismatch", ("invite", "fingerprint_mismatch")),
     (*_JOIN, "already_member", ("base", "already_member")),
-    (*_JOIN, "relay_unavailable", ("base", "relay_unavailable")),
+    (*_JOIN, "relay_unavailable", ("base", "join_relay_unavailable")),
     (*_JOIN, "peer_error", ("base", "founder_unreachable")),
     (*_JOIN, "no_public_url", ("invite", "join_needs_relay")),
     (*_JOIN, "bad_capacity", ("base", "backend_error")),
@@ -400,8 +400,8 @@ async def test_refusals_stay_on_the_form(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], form)
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {expected[0]: expected[1]}
-    assert result["description_placeholders"]["message"] == (
-        f"the backend's reason for {code}".replace("_", "\\_"))  # Markdown-escaped
+    # Form errors are plain text in the frontend: the node's words as they are.
+    assert result["description_placeholders"]["message"] == f"the backend's reason for {code}"
     for key, value in form.items():
         assert _suggested(result, key) == value
     result = await hass.config_entries.flow.async_configure(result["flow_id"], form)

@@ -1,11 +1,13 @@
 """Founding and joining a neighbourhood from the config flow, against real nodes.
 
 Real ``mpc-backend serve`` processes on 127.0.0.1 (no doubles): "founder" founds Elm
-Street through the flow, "joiner" joins it through the flow with an invite the founder
-made; "spare" meets every bad invite and an unreachable relay broker first, each an error
-on the form it can retry from, and then joins ("user" uses up one invite on the way);
-"late" is joined to another federation ("Oak Lane", founded by "other" on the command
-line) behind the flow's back.
+Street through the flow and "joiner" joins it through the flow with an invite the founder
+made. The other tests use "elm", which founded another Elm Street on the command line (so
+each test runs alone too): "spare" meets every bad invite and an unreachable relay broker
+first, each an error on the form it can retry from, and then joins ("user" uses up one
+invite on the way); "late" is joined to another federation ("Oak Lane", founded by
+"other" on the command line) behind the flow's back; "app" listens as the app does, with
+no address for neighbours; "impostor" is a modified node that claims elm's node id.
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ from .test_discovery_flow import discover
 
 pytestmark = pytest.mark.slow
 
-NAMES = ("founder", "joiner", "spare", "user", "late", "other")
+NAMES = ("elm", "founder", "joiner", "spare", "user", "late", "other")
 
 
 @pytest.fixture(scope="module")
 def street(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, NodeProcess]]:
-    """Nodes in no federation, except "other", the founder of Oak Lane."""
+    """Nodes in no federation, except "other" (Oak Lane) and "elm" (Elm Street), founders."""
     cluster = Cluster(tmp_path_factory.mktemp("lifecycle"))
     try:
         with sockets_while_building():
@@ -59,6 +61,7 @@ def street(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, NodeP
                 node.start()
             nodes = dict(zip((*NAMES, "app", "impostor"), cluster.nodes, strict=True))
             nodes["other"].cli("federation", "create", "--name", "Oak Lane")
+            nodes["elm"].cli("federation", "create", "--name", "Elm Street")
         yield nodes
     finally:
         cluster.close()
@@ -102,7 +105,6 @@ def suggested(result: dict[str, Any], key: str) -> Any:
     return (marker.description or {}).get("suggested_value")
 
 
-# Runs first: "founder" and "joiner" are used by the tests after it.
 async def test_found_and_join_from_the_flow(
     hass: HomeAssistant, street: dict[str, NodeProcess], socket_enabled: None
 ) -> None:
@@ -166,24 +168,24 @@ async def test_a_hub_without_an_address_is_told_to_use_a_relay(
     assert suggested(result, "name") == "Nowhere Street"
     hass.config_entries.flow.async_abort(result["flow_id"])  # the user closes the dialog
     result = await to_step(hass, app, "neighbourhood_join")
-    direct_invite = await invite(hass, street["founder"])
+    direct_invite = await invite(hass, street["elm"])
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"invite": direct_invite})
     assert (result["type"], result["errors"]) == (
         FlowResultType.FORM, {"invite": "join_needs_relay"})
     hass.config_entries.flow.async_abort(result["flow_id"])
     assert (await status(hass, app))["federation"] is None
-    members = {m["name"] for m in (await status(hass, street["founder"]))["members"]}
+    members = {m["name"] for m in (await status(hass, street["elm"]))["members"]}
     assert "app" not in members
 
 
 async def test_an_impostor_announced_by_another_app_cannot_take_the_entry(
     hass: HomeAssistant, street: dict[str, NodeProcess], socket_enabled: None
 ) -> None:
-    """A real node patched to claim the founder's node id, announced by an app other than
+    """A real node patched to claim a founder's node id, announced by an app other than
     the one whose discovery made the founder's entry: the entry stays with the founder, so
     no reading of this home goes to the impostor."""
-    founder, impostor = street["founder"], street["impostor"]
+    founder, impostor = street["elm"], street["impostor"]
     result = await discover(hass, founder.url, token(founder))
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY  # the founder is in Elm Street
@@ -233,13 +235,14 @@ async def test_bad_invites_stay_on_the_form(
 ) -> None:
     """Malformed, expired, used, another neighbourhood's: each its own error, the token
     kept on the form; the node stays free and a good invite then works."""
-    founder, spare, other = street["founder"], street["spare"], street["other"]
+    founder, spare, other = street["elm"], street["spare"], street["other"]
     short = await invite(hass, founder, expires_s=1)
     short_expires = time.time() + 1
     used = await invite(hass, founder)
     code, answer = await hass.async_add_executor_job(
         street["user"].api, "POST", "/join", {"token": used})
     assert code == 200, answer
+    members = len((await status(hass, founder))["members"])
     result = await to_step(hass, spare, "neighbourhood_join")
     await asyncio.sleep(max(0.0, short_expires + 0.2 - time.time()))
     other_url = (await status(hass, other))["identity"]["url"]
@@ -263,7 +266,7 @@ async def test_bad_invites_stay_on_the_form(
         assert words in result["description_placeholders"]["message"], result
         assert suggested(result, "invite") == bad
     assert (await status(hass, spare))["federation"] is None
-    assert len((await status(hass, founder))["members"]) == 3  # founder, joiner, user
+    assert len((await status(hass, founder))["members"]) == members  # none of them joined
 
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"invite": await invite(hass, founder)}
@@ -279,7 +282,7 @@ async def test_joined_elsewhere_meanwhile(
     """A node that joined a federation while the form was open (another dialog, the
     command line, or an earlier submit whose answer timed out): the entry connects to the
     federation the node is in, and the founder's invite stays unused."""
-    founder, late, other = street["founder"], street["late"], street["other"]
+    founder, late, other = street["elm"], street["late"], street["other"]
     result = await to_step(hass, late, "neighbourhood_join")
     oak = (await hass.async_add_executor_job(other.cli, "invite")).stdout.strip()
     await hass.async_add_executor_job(late.cli, "join", oak)
