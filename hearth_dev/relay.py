@@ -30,14 +30,17 @@ def mosquitto_binary() -> str:
                        "scripts/setup does when run as root); or run the demo with --direct")
 
 
-def start_relay(supervisor: Supervisor, root: Path) -> Path:
-    """Serve the relay; returns its admin file for `federation create --relay-admin`."""
+def start_relay(supervisor: Supervisor, root: Path, port: int = RELAY_PORT) -> Path:
+    """Serve the relay on `port`; returns its admin file for `federation create --relay-admin`.
+
+    A relay set up earlier in `root` keeps the port it was set up with.
+    """
     binary = mosquitto_binary()
     directory = root / "relay"
     if not (directory / ADMIN_FILE).exists():
         done = subprocess.run(  # noqa: S603 - our own CLI
             [sys.executable, "-m", "mpc_backend", "relay", "init", "--dir", str(directory),
-             "--public-host", "127.0.0.1", "--port", str(RELAY_PORT), "--listen", "127.0.0.1",
+             "--public-host", "127.0.0.1", "--port", str(port), "--listen", "127.0.0.1",
              "--plain"],
             capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -47,15 +50,15 @@ def start_relay(supervisor: Supervisor, root: Path) -> Path:
     deadline = time.monotonic() + 15
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", RELAY_PORT), timeout=1):
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
                 break
         except OSError:
             if proc.poll() is not None:
                 tail = log_file.read_text(errors="replace").strip().splitlines()[-3:]
                 raise RuntimeError(f"the relay broker exited: {' / '.join(tail)} (is port "
-                                   f"{RELAY_PORT} in use? log: {log_file})") from None
+                                   f"{port} in use? log: {log_file})") from None
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the relay broker did not listen on {RELAY_PORT}") from None
+                raise RuntimeError(f"the relay broker did not listen on {port}") from None
             time.sleep(0.2)
-    _LOGGER.info("relay broker on mqtt://127.0.0.1:%d (log %s)", RELAY_PORT, log_file)
+    _LOGGER.info("relay broker on mqtt://127.0.0.1:%d (log %s)", port, log_file)
     return directory / ADMIN_FILE

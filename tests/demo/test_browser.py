@@ -1,9 +1,19 @@
 """A user sets Hearth's neighbourhood up in Home Assistant's real frontend, in headless Chromium.
 
 Real pieces: Home Assistant (the Python 3.14 environment, started as scripts/develop starts it),
-its frontend, Debian's chromium driven by Playwright, household 1's node run by the app's own
-start script (`python -m mpc_backend.supervisor`, as the Supervisor runs the app) and two
-neighbours' nodes (`mpc-backend serve`), all host processes on loopback.
+its frontend, Debian's chromium driven by Playwright, a Mosquitto relay broker set up by
+`mpc-backend relay init --plain` (hearth_dev/relay.py, as the demo runs it, on a free loopback
+port), household 1's node run by the app's own start script (`python -m mpc_backend.supervisor`,
+as the Supervisor runs the app) and two neighbours' nodes (`mpc-backend serve`), all host
+processes on loopback.
+
+The app node walks the path a Home Assistant OS founder walks. It listens on every interface
+(`--listen 0.0.0.0:PORT`, as in the container; reached here at 127.0.0.1:PORT) with no public
+URL, so it cannot found a neighbourhood over direct HTTP: the test checks the node refuses that
+(422 `no_public_url`). The relay broker is in the app's options, as the founder enters it on
+the app's Configuration tab: options.json holds `relay_url`, `relay_username` and
+`relay_password` (and `relay_ca` when the broker has one) from the relay's admin file, and the
+start script writes relay-admin.json from them.
 
 Discovery is emulated, and only discovery: the Supervisor and Home Assistant's hassio
 integration cannot run here. The app's start script announces the node to a fake Supervisor
@@ -16,12 +26,16 @@ start and starts each flow the way the hassio integration does
 service, context={"source": SOURCE_HASSIO}, data=HassioServiceInfo(config=..., name=...,
 slug=..., uuid=...))`.
 
-In the browser the user logs in, confirms the discovered Hearth node under Settings → Devices
-& services, creates the neighbourhood, creates an invite from the entry's options and copies its
-token from the dialog; two neighbours join with it (the CLI, on their own hubs); the founder
-proposes a task (CLI: the options flow's propose step counts rounds in minutes, too long for a
-test); the user opts a sensor in through the options. The neighbourhood's aggregate entities
-appear, and the first released mean equals the mean of the three households' values.
+In the browser the user logs in and confirms the discovered Hearth node under Settings →
+Devices & services. The create form shows the relay URL from the app's options with empty
+credentials (checked); the user types only the neighbourhood's name. Afterwards the node's
+status shows its relay connected to that broker. The user creates an invite per neighbour from
+the entry's options and copies its token from the dialog; each neighbour joins with its token
+(the CLI, on their own hubs; the invite carries their relay account, so they give no broker of
+their own); the founder proposes a task (CLI: the options flow's propose step counts rounds in
+minutes, too long for a test); the user opts a sensor in through the options. The
+neighbourhood's aggregate entities appear, and the first released mean equals the mean of the
+three households' values.
 """
 
 from __future__ import annotations
@@ -37,15 +51,16 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from hearth_dev.backends import Node, add_tasks, cli, join, serve_nodes, wait_healthy
+from hearth_dev.backends import Node, add_tasks, join, serve_nodes, wait_healthy
 from hearth_dev.home_assistant import (
     DEMO_PASSWORD,
     DEMO_USER,
@@ -57,7 +72,11 @@ from hearth_dev.home_assistant import (
     wait_until_up,
 )
 from hearth_dev.processes import Supervisor
+from hearth_dev.relay import start_relay
 from tests.backend.fake_supervisor import FakeSupervisor
+from tests.backend.nodes import free_port
+
+pytestmark = pytest.mark.relay  # Debian's mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
 # Ports apart from scripts/develop's (8123, 8731+), so a running demo does not collide.
@@ -99,27 +118,35 @@ template:
 """
 
 
-@pytest.fixture
-def root() -> Iterator[Path]:
-    # Inside the repository: Home Assistant sees the repository only (mounted in its root).
-    path = REPO / ".dev" / f"browser-{os.getpid()}"
-    shutil.rmtree(path, ignore_errors=True)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def relay_options(admin_file: Path) -> dict[str, str]:
+    """The app's relay options as the founder types them from the relay's admin file."""
+    admin = json.loads(admin_file.read_text())
+    options = {
+        "relay_url": admin["url"],
+        "relay_username": admin["admin"]["username"],
+        "relay_password": admin["admin"]["password"],
+    }
+    if admin.get("ca"):
+        options["relay_ca"] = admin["ca"]
+    return options
 
 
-def start_app(supervisor: Supervisor, root: Path, fake: FakeSupervisor) -> Node:
+def start_app(
+    supervisor: Supervisor, root: Path, fake: FakeSupervisor, relay: dict[str, str]
+) -> Node:
     """Household 1's node, started by the app's start script as the Supervisor starts it
-    (options.json in the data dir, SUPERVISOR_TOKEN in the environment)."""
+    (options.json in the data dir, SUPERVISOR_TOKEN in the environment), listening on every
+    interface as in the app's container."""
     data = root / "app"
     data.mkdir(parents=True)
-    (data / "options.json").write_text(json.dumps({"name": "Household 1", "log_level": "info"}))
+    options = {"name": "Household 1", "log_level": "info", **relay}
+    (data / "options.json").write_text(json.dumps(options))
     node = Node(0, data / "node", BASE_PORT)
     log = root / "logs" / "app.log"
     proc = supervisor.start(
         "app",
         [sys.executable, "-m", "mpc_backend.supervisor", "--data", str(data),
-         "--listen", f"127.0.0.1:{node.port}", "--supervisor-url", fake.url],
+         "--listen", f"0.0.0.0:{node.port}", "--supervisor-url", fake.url],
         log,
         env={**os.environ, "SUPERVISOR_TOKEN": fake.token},
     )
@@ -139,15 +166,19 @@ class Env:
     app: Node
     neighbours: list[Node]
     fake: FakeSupervisor
+    relay_url: str
 
 
 @contextlib.asynccontextmanager
 async def environment(root: Path) -> AsyncIterator[Env]:
     supervisor = Supervisor()
     url = ha_url(HA_PORT)
+    relay_port = free_port()
     with FakeSupervisor(token=secrets.token_hex(16), core_token=secrets.token_hex(16)) as fake:
         try:
-            app = await asyncio.to_thread(start_app, supervisor, root, fake)
+            admin_file = await asyncio.to_thread(start_relay, supervisor, root, relay_port)
+            relay = relay_options(admin_file)
+            app = await asyncio.to_thread(start_app, supervisor, root, fake, relay)
             neighbours = [Node(i, root / f"node-{i + 1}", BASE_PORT) for i in (1, 2)]
             await asyncio.to_thread(serve_nodes, supervisor, root, neighbours)
             config = prepare_config_dir(
@@ -160,7 +191,8 @@ async def environment(root: Path) -> AsyncIterator[Env]:
             async with aiohttp.ClientSession() as session:
                 await wait_until_up(session, supervisor, url)
                 token = await long_lived_token(session, root, url)
-                yield Env(Api(session, token, url), url, app, neighbours, fake)
+                yield Env(Api(session, token, url), url, app, neighbours, fake,
+                          f"mqtt://127.0.0.1:{relay_port}")
         finally:
             await asyncio.to_thread(supervisor.stop_all)
 
@@ -174,8 +206,9 @@ async def log_in(page: Page, url: str) -> None:
     await page.wait_for_url(lambda address: "auth" not in address)
 
 
-async def add_discovered_node(page: Page, url: str) -> None:
-    """Settings → Devices & services: the discovered node's Add, confirm, start a neighbourhood."""
+async def add_discovered_node(page: Page, url: str, relay_url: str) -> None:
+    """Settings → Devices & services: the discovered node's Add, confirm, start a neighbourhood
+    through the relay broker the app's options name (prefilled; the user types only a name)."""
     await page.goto(f"{url}/config/integrations/dashboard")
     card = page.locator("ha-config-flow-card").filter(has_text="Hearth")
     await expect(card).to_contain_text("Household 1")
@@ -183,6 +216,9 @@ async def add_discovered_node(page: Page, url: str) -> None:
     await expect(page.get_by_text("Hearth node found")).to_be_visible()
     await page.get_by_role("button", name="Submit").click()
     await page.get_by_text("Start a new neighbourhood").click()
+    await expect(page.get_by_role("textbox", name="Relay broker URL")).to_have_value(relay_url)
+    await expect(page.get_by_role("textbox", name="Broker admin username")).to_have_value("")
+    await expect(page.get_by_role("textbox", name="Broker admin password")).to_have_value("")
     await page.get_by_role("textbox", name="Neighbourhood name").fill(NEIGHBOURHOOD)
     await page.get_by_role("button", name="Submit").click()
     await page.get_by_role("button", name="Skip and finish").click()
@@ -228,6 +264,24 @@ async def opt_in(page: Page, url: str) -> None:
     await finish_options(page)
 
 
+async def refuses_direct_founding(node: Node) -> dict[str, Any]:
+    """What the app node answers a direct-HTTP founding (no relay): the path it cannot walk."""
+    headers = {"Authorization": f"Bearer {node.token}"}
+    async with aiohttp.ClientSession(headers=headers) as session, session.post(
+        f"{node.url}/api/v1/federation", json={"name": NEIGHBOURHOOD}
+    ) as response:
+        return {"status": response.status, **await response.json()}
+
+
+async def node_status(node: Node) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {node.token}"}
+    async with aiohttp.ClientSession(headers=headers) as session, session.get(
+        f"{node.url}/api/v1/status"
+    ) as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
 async def contribute_every_round(node: Node, value: float) -> None:
     """A neighbour's hub sending its reading once per round, as its Home Assistant would."""
     sent: set[int] = set()
@@ -265,10 +319,17 @@ CONTRIBUTORS = "sensor.neighbourhood_indoor_temperature_contributors"
 async def test_a_user_sets_up_the_neighbourhood_in_the_browser(
     root: Path, tmp_path: Path
 ) -> None:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is missing: run scripts/setup"
     started = time.monotonic()
     async with environment(root) as env, async_playwright() as playwright:
+        before = await node_status(env.app)
+        assert before["identity"]["relay_admin"] == {"url": env.relay_url}, before["identity"]
+        refused = await refuses_direct_founding(env.app)
+        assert refused["status"] == 422, refused
+        assert refused["error"]["code"] == "no_public_url", refused
         browser = await playwright.chromium.launch(
-            executable_path=shutil.which("chromium"),
+            executable_path=chromium,
             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
         )
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
@@ -276,18 +337,23 @@ async def test_a_user_sets_up_the_neighbourhood_in_the_browser(
         neighbours: list[asyncio.Task[None]] = []
         try:
             await log_in(page, env.url)
-            await add_discovered_node(page, env.url)
+            await add_discovered_node(page, env.url, env.relay_url)
             entries = await env.api.ws("config_entries/get", domain="hearth")
             assert [(e["title"], e["source"], e["state"]) for e in entries] == [
                 (f"{NEIGHBOURHOOD} (Household 1)", "hassio", "loaded")
             ]
-            status = await asyncio.to_thread(cli, "status", "--data-dir", str(env.app.data_dir))
+            status = await node_status(env.app)
             assert status["federation"]["name"] == NEIGHBOURHOOD
+            assert status["relay"]["url"] == env.relay_url, status["relay"]
+            assert status["relay"]["connected"] is True, status["relay"]
             # One invite per household: each works once.
             for node in env.neighbours:
                 token = await invite(page, env.url)
                 assert re.fullmatch(r"hearth-invite-v1\.[\w-]+", token), token
                 await asyncio.to_thread(join, node, token)
+                joined = await node_status(node)
+                assert joined["relay"]["url"] == env.relay_url, joined["relay"]
+                assert joined["relay"]["connected"] is True, joined["relay"]
             await asyncio.to_thread(add_tasks, env.app, PERIOD_S, 3, (TASK,))
             neighbours = [
                 asyncio.create_task(contribute_every_round(node, value))

@@ -12,13 +12,11 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -36,15 +34,6 @@ EXPECTED = {
 }
 START_TIMEOUT_S = 900
 RESULT_TIMEOUT_S = 240
-
-
-@pytest.fixture
-def dev_dir() -> Iterator[Path]:
-    # Inside the repository: Home Assistant sees the repository only (mounted in its root).
-    path = REPO / ".dev" / f"test-{os.getpid()}"
-    shutil.rmtree(path, ignore_errors=True)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _get(path: str, token: str) -> object:
