@@ -11,9 +11,12 @@ One start, in order, so that a bad option changes nothing on disk:
 3. write or remove ``relay-admin.json`` (0600) from the relay options;
 4. run ``mpc-backend serve`` as a child (its environment without ``SUPERVISOR_TOKEN``
    and the ``HEARTH_*`` settings), forwarding SIGTERM/SIGINT and returning its exit code;
-5. once it answers ``/api/v1/health``: as an app (``SUPERVISOR_TOKEN`` set), announce
-   ``{url, token}`` by Supervisor discovery, retried with backoff in the background;
-   as a plain container, log the URL and token once, at the first start.
+5. once it answers ``/api/v1/health`` (waited for in the background for as long as it
+   runs; a warning after ``--health-timeout`` seconds): as an app (``SUPERVISOR_TOKEN``
+   set), withdraw the last start's discovery message and announce ``{url, token}`` as a
+   new one, retried with backoff, so that every start shows Home Assistant the
+   discovered node again; as a plain container, log the URL and token once, at the
+   first start.
 
 The token and passwords are never logged in the app; the container's one token line
 is the only way a container user learns it without ``docker exec``.
@@ -27,6 +30,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -74,6 +78,7 @@ DEFAULT_DATA = Path("/data")
 DEFAULT_LISTEN = "0.0.0.0:8731"  # the app's internal network only; see hearth_node/DOCS.md
 NODE_DIR_NAME = "node"
 OPTIONS_FILE_NAME = "options.json"
+DISCOVERY_FILE_NAME = "discovery.json"  # the uuid of the last discovery message (0600)
 INIT_PREFIX = ".node-init-"
 HEALTH_TIMEOUT_S = 60.0
 
@@ -93,6 +98,7 @@ class Settings:
     advertise_url: str | None
     discovery_attempts: int
     discovery_backoff: float
+    health_timeout: float = HEALTH_TIMEOUT_S
 
     @property
     def app(self) -> bool:
@@ -102,6 +108,11 @@ class Settings:
     @property
     def node_dir(self) -> Path:
         return self.data_root / NODE_DIR_NAME
+
+    @property
+    def discovery_state(self) -> Path:
+        """Beside the node dir, not in it: it is the app's state, not the node's."""
+        return self.data_root / DISCOVERY_FILE_NAME
 
 
 # -- options ------------------------------------------------------------------------------
@@ -320,23 +331,34 @@ def run(settings: Settings, env: Mapping[str, str]) -> int:
         return 1
     if child.stopping.is_set():
         return 0
-    child.start(settings.node_dir, options.log_level, os.environ)
-    announcer: threading.Thread | None = None
-    if child.wait_healthy(config.local_url, HEALTH_TIMEOUT_S):
-        announcer = after_ready(settings, config, token, fresh, child.stopping)
-    elif not child.stopping.is_set() and child.proc is not None and child.proc.poll() is None:
-        log.error("the node did not answer %s/api/v1/health within %g s; not announcing it",
-                  config.local_url, HEALTH_TIMEOUT_S)
+    child.start(settings.node_dir, options.log_level, env)
+    ready = threading.Thread(target=when_ready, name="ready", daemon=True,
+                             args=(settings, config, token, fresh, child))
+    ready.start()
     code = child.wait()
     child.stopping.set()
-    if announcer is not None:
-        announcer.join(timeout=5)
+    ready.join(timeout=5)
     log.info("node stopped (exit code %d)", code)
     return code
 
 
+def when_ready(settings: Settings, config: NodeConfig, token: str, fresh: bool,
+               child: Child) -> None:
+    """Wait for the node's health for as long as it runs (a slow first start, e.g. a
+    big database on an SD card, must not cost the announcement), then announce it."""
+    if not child.wait_healthy(config.local_url, settings.health_timeout):
+        if child.stopping.is_set() or child.proc is None or child.proc.poll() is not None:
+            return
+        log.warning("the node has not answered %s/api/v1/health within %g s; still waiting, "
+                    "and it will be announced when it answers", config.local_url,
+                    settings.health_timeout)
+        if not child.wait_healthy(config.local_url, math.inf):
+            return
+    after_ready(settings, config, token, fresh, child.stopping)
+
+
 def after_ready(settings: Settings, config: NodeConfig, token: str, fresh: bool,
-                stop: threading.Event) -> threading.Thread | None:
+                stop: threading.Event) -> None:
     if not settings.app:
         url = settings.advertise_url or f"http://{socket.gethostname()}:{config.listen_port}"
         if fresh:
@@ -346,16 +368,12 @@ def after_ready(settings: Settings, config: NodeConfig, token: str, fresh: bool,
         else:
             log.info("node ready at %s; for its token run: docker exec CONTAINER mpc-backend "
                      "token --data-dir %s", url, settings.node_dir)
-        return None
+        return
     assert settings.supervisor_token is not None
     client = SupervisorClient(settings.supervisor_url, settings.supervisor_token)
-    thread = threading.Thread(
-        target=announce_with_retry, name="discovery", daemon=True,
-        args=(client, config.listen_port, token),
-        kwargs={"attempts": settings.discovery_attempts,
-                "first_delay": settings.discovery_backoff, "stop": stop})
-    thread.start()
-    return thread
+    announce_with_retry(client, config.listen_port, token, attempts=settings.discovery_attempts,
+                        first_delay=settings.discovery_backoff, stop=stop,
+                        state=settings.discovery_state)
 
 
 # -- command line -------------------------------------------------------------------------
@@ -386,15 +404,19 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                         help="discovery attempts before giving up (the node keeps serving)")
     parser.add_argument("--discovery-backoff", type=float, default=2.0,
                         help="seconds before the second attempt; doubles per attempt, up to 60")
+    parser.add_argument("--health-timeout", type=float, default=HEALTH_TIMEOUT_S,
+                        help="seconds to wait for the node's health before warning (it is "
+                             "still announced when it answers later)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     args = build_parser(env).parse_args(argv)
-    if args.discovery_attempts < 1 or args.discovery_backoff < 0:
-        print("error: --discovery-attempts must be at least 1 and --discovery-backoff "
-              "not negative", file=sys.stderr)
+    if args.discovery_attempts < 1 or args.discovery_backoff < 0 or not (
+            0 < args.health_timeout < math.inf):
+        print("error: --discovery-attempts must be at least 1, --discovery-backoff "
+              "not negative and --health-timeout a positive number", file=sys.stderr)
         return 2
     if not args.supervisor_url.startswith(("http://", "https://")):
         print(f"error: --supervisor-url must be http(s)://..., got {args.supervisor_url!r}",
@@ -404,5 +426,6 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         data_root=args.data, listen=args.listen, supervisor_url=args.supervisor_url,
         supervisor_token=env.get("SUPERVISOR_TOKEN") or None, advertise_url=args.url,
         discovery_attempts=args.discovery_attempts, discovery_backoff=args.discovery_backoff,
+        health_timeout=args.health_timeout,
     )
     return run(settings, env)

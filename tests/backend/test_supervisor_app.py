@@ -203,7 +203,10 @@ def test_first_start_initialises_and_announces_a_token_that_works(
     assert config["listen"] == f"127.0.0.1:{app.port}"
     assert config["insecure_listen"] is True
     assert stat.S_IMODE(app.node_dir.stat().st_mode) == 0o700
-    assert leftovers(app.data) == ["node"]  # no temp dir from the init
+    wait_for((app.data / "discovery.json").exists, 10, 0.1, "the remembered uuid")
+    assert leftovers(app.data) == ["discovery.json", "node"]  # no temp dir from the init
+    assert remembered(app) == message["uuid"]
+    assert supervisor.events == [("added", message["uuid"])]
     assert app.stop() == 0
     log = app.log()
     assert "initialised node No. 12" in log
@@ -211,23 +214,92 @@ def test_first_start_initialises_and_announces_a_token_that_works(
     assert_no_secrets(log, token, SUPERVISOR_TOKEN)
 
 
-def test_restart_reannounces_the_same_identity(app: App, supervisor: FakeSupervisor) -> None:
+def remembered(app: App) -> str:
+    path = app.data / "discovery.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = json.loads(path.read_text())
+    assert set(data) == {"uuid"}
+    return data["uuid"]
+
+
+def test_restart_reannounces_the_same_identity_as_a_new_message(
+        app: App, supervisor: FakeSupervisor) -> None:
     app.write_options(**OPTIONS)
     app.start()
     first = announced(supervisor)[0]
+    wait_for((app.data / "discovery.json").exists, 10, 0.1, "the remembered uuid")
+    assert remembered(app) == first["uuid"]
+    assert not (app.node_dir / "discovery.json").exists()  # the app's state, not the node's
     node_id = app.api("GET", "/status", app.token())[1]["identity"]["node_id"]
     identity = (app.node_dir / "node_identity.json").read_bytes()
     assert app.stop() == 0
 
+    # Home Assistant is told again (a dismissed or aborted discovery comes back): the
+    # last message is deleted and the same config posted as a new one.
     app.start()
     second = announced(supervisor, 2)[1]
     assert second["config"] == first["config"]
-    assert second["uuid"] == first["uuid"]  # the Supervisor's one message, not a new one
+    assert second["uuid"] != first["uuid"]
+    assert supervisor.paths()[2:] == [("GET", "/addons/self/info", 200),
+                                      ("DELETE", f"/discovery/{first['uuid']}", 200),
+                                      ("POST", "/discovery", 200)]
+    assert supervisor.events == [("added", first["uuid"]), ("removed", first["uuid"]),
+                                 ("added", second["uuid"])]
+    assert list(supervisor.messages.values()) == [{
+        "addon": "hearth_node", "uuid": second["uuid"], "service": "hearth",
+        "config": {"url": f"http://127.0.0.1:{app.port}", "token": app.token()}}]
+    wait_for(lambda: remembered(app) == second["uuid"], 10, 0.1, "the new uuid remembered")
     status, body = app.api("GET", "/status", second["config"]["token"])
     assert status == 200 and body["identity"]["node_id"] == node_id
     assert (app.node_dir / "node_identity.json").read_bytes() == identity
     assert app.stop() == 0
     assert "initialised node" not in app.log(1)
+    assert f"withdrew the last start's discovery {first['uuid']}" in app.log(1)
+
+    # The Supervisor lost the message meanwhile (404): the start still announces.
+    supervisor.messages.clear()
+    app.start()
+    third = announced(supervisor, 3)[2]
+    assert ("DELETE", f"/discovery/{second['uuid']}", 404) in supervisor.paths()
+    assert third["uuid"] not in (first["uuid"], second["uuid"])
+    assert supervisor.events[3:] == [("added", third["uuid"])]
+    assert [m["uuid"] for m in supervisor.messages.values()] == [third["uuid"]]
+    wait_for(lambda: remembered(app) == third["uuid"], 10, 0.1, "the third uuid remembered")
+    assert app.stop() == 0
+    assert error_lines(app.log(2)) == []
+    assert_no_secrets(app.log(), app.token(), SUPERVISOR_TOKEN)
+
+
+# serve starts only after a delay, as on a slow disk: a real serve, just late.
+SLOW_SERVE = """
+import subprocess, sys
+real_popen = subprocess.Popen
+def late_popen(args, **kwargs):
+    if "serve" in args:
+        late = ("import runpy, sys, time; time.sleep(3); sys.argv[0] = 'mpc_backend'; "
+                "runpy.run_module('mpc_backend', run_name='__main__', alter_sys=True)")
+        args = [sys.executable, "-c", late, *args[3:]]
+    return real_popen(args, **kwargs)
+subprocess.Popen = late_popen
+"""
+
+
+def test_a_slow_first_health_check_still_announces(
+        app: App, supervisor: FakeSupervisor) -> None:
+    app.write_options(**OPTIONS)
+    app.launch("--health-timeout", "0.5", prelude=SLOW_SERVE)
+    wait_for(lambda: "still waiting" in app.log(), 20, 0.1, "the still-waiting warning")
+    assert supervisor.announcements == []  # not announced before it answers
+    wait_for(app.healthy, 30, 0.1, "the late node's health endpoint")
+    [message] = announced(supervisor)
+    assert message["config"] == {"url": f"http://127.0.0.1:{app.port}", "token": app.token()}
+    assert app.api("GET", "/status", app.token())[0] == 200
+    assert app.stop() == 0
+    log = app.log()
+    assert log.count("has not answered") == 1
+    assert (f"the node has not answered http://127.0.0.1:{app.port}/api/v1/health within "
+            "0.5 s; still waiting, and it will be announced when it answers") in log
+    assert error_lines(log) == []
 
 
 def test_changed_options_are_applied_before_the_node_joins(
@@ -347,7 +419,8 @@ def test_supervisor_down_the_node_still_serves(tmp_path: Path) -> None:
         assert app.proc is not None and app.proc.poll() is None
         log = app.log()
         assert "discovery attempt 1 of 3 failed" in log
-        assert "add the Hearth integration by URL and token" in log
+        assert ("restart the app to try again (Home Assistant can then find it); the Hearth "
+                "integration cannot be added by hand without the node's token") in log
         assert app.stop() == 0
         assert_no_secrets(app.log(), app.token(), SUPERVISOR_TOKEN)
     finally:
@@ -524,14 +597,26 @@ def test_an_init_that_fails_oddly_is_one_line_and_leaves_nothing(
         assert "unrecognized arguments: --no-such-flag" in errors[0]
 
 
+# main() given its own env (not os.environ): serve's environment must come from it.
+OWN_ENV = """
+import os
+import mpc_backend.supervisor.start as start
+real_main = start.main
+start.main = lambda argv=None, env=None: real_main(argv, {
+    **os.environ, "ONLY_IN_MAINS_ENV": "passed-on", "HEARTH_ONLY_IN_MAINS_ENV": "dropped"})
+"""
+
+
 def test_serve_gets_neither_the_supervisor_token_nor_hearth_settings(
         app: App, supervisor: FakeSupervisor) -> None:
     app.write_options(**OPTIONS)
-    app.start(HEARTH_RELAY_PASSWORD=ADMIN_PASSWORD, HEARTH_NAME="No. 99")
+    app.launch(prelude=OWN_ENV, HEARTH_RELAY_PASSWORD=ADMIN_PASSWORD, HEARTH_NAME="No. 99")
+    wait_for(app.healthy, 30, 0.1, "the node's health endpoint")
     assert app.proc is not None
     script_env = environ(app.proc.pid)  # the start script itself has them all
     assert script_env["SUPERVISOR_TOKEN"] == SUPERVISOR_TOKEN
     assert script_env["HEARTH_RELAY_PASSWORD"] == ADMIN_PASSWORD
+    assert "ONLY_IN_MAINS_ENV" not in script_env
     [serve] = child_pids(app.proc.pid)
     assert "serve" in Path(f"/proc/{serve}/cmdline").read_bytes().decode().split("\0")
     serve_env = environ(serve)
@@ -539,6 +624,7 @@ def test_serve_gets_neither_the_supervisor_token_nor_hearth_settings(
     assert [key for key in serve_env if key.startswith("HEARTH_")] == []
     assert_no_secrets("\n".join(serve_env.values()), SUPERVISOR_TOKEN, ADMIN_PASSWORD)
     assert serve_env["PYTHONPATH"] == script_env["PYTHONPATH"]  # the rest is passed on
+    assert serve_env["ONLY_IN_MAINS_ENV"] == "passed-on"  # from run()'s env, not os.environ
     assert app.stop() == 0
 
 

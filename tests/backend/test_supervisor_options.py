@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
+import stat
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -212,6 +215,8 @@ def test_announce_gives_up_after_its_attempts(supervisor: FakeSupervisor,
     assert waits == [1, 2]
     assert supervisor.announcements == []
     assert "discovery failed after 3 attempts" in caplog.text
+    assert ("restart the app to try again (Home Assistant can then find it); the Hearth "
+            "integration cannot be added by hand without the node's token") in caplog.text
     assert "node-token" not in caplog.text and "app-token" not in caplog.text
 
 
@@ -232,3 +237,70 @@ def test_supervisor_errors_say_what_failed(supervisor: FakeSupervisor) -> None:
         SupervisorClient(supervisor.url, "app-token").announce({"url": "u", "token": "t"})
     with pytest.raises(ValueError, match="http"):
         SupervisorClient("supervisor", "app-token")
+
+
+def test_announce_withdraws_the_last_message_and_remembers_the_new_one(
+        supervisor: FakeSupervisor, tmp_path: Path) -> None:
+    client = SupervisorClient(supervisor.url, "app-token")
+    state = tmp_path / "discovery.json"
+    assert announce_with_retry(client, 8731, "node-token", attempts=1, first_delay=0,
+                               state=state)
+    first = supervisor.messages["hearth"]["uuid"]
+    assert json.loads(state.read_text()) == {"uuid": first}
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert announce_with_retry(client, 8731, "node-token", attempts=1, first_delay=0,
+                               state=state)
+    second = supervisor.messages["hearth"]["uuid"]
+    assert second != first
+    assert json.loads(state.read_text()) == {"uuid": second}
+    assert supervisor.events == [("added", first), ("removed", first), ("added", second)]
+    assert list(tmp_path.iterdir()) == [state]  # no temp file left
+
+
+def test_another_apps_message_is_not_withdrawn(supervisor: FakeSupervisor,
+                                               tmp_path: Path) -> None:
+    foreign = {"addon": "core_mosquitto", "uuid": "a" * 32, "service": "mqtt", "config": {}}
+    supervisor.messages["mqtt"] = dict(foreign)
+    state = tmp_path / "discovery.json"
+    state.write_text(json.dumps({"uuid": foreign["uuid"]}))
+    client = SupervisorClient(supervisor.url, "app-token")
+    assert announce_with_retry(client, 8731, "t", attempts=1, first_delay=0, state=state)
+    assert ("DELETE", f"/discovery/{foreign['uuid']}", 403) in supervisor.paths()
+    assert supervisor.messages["mqtt"] == foreign
+    assert json.loads(state.read_text()) == {"uuid": supervisor.messages["hearth"]["uuid"]}
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"uuid": "../addons/self/uninstall"}', "[]"])
+def test_an_unusable_state_file_is_not_sent(supervisor: FakeSupervisor, tmp_path: Path,
+                                            text: str) -> None:
+    state = tmp_path / "discovery.json"
+    state.write_text(text)
+    client = SupervisorClient(supervisor.url, "app-token")
+    assert announce_with_retry(client, 8731, "t", attempts=1, first_delay=0, state=state)
+    assert [method for method, _, _ in supervisor.paths()] == ["GET", "POST"]
+    assert json.loads(state.read_text()) == {"uuid": supervisor.messages["hearth"]["uuid"]}
+
+
+def test_a_failed_withdrawal_is_retried(supervisor: FakeSupervisor, tmp_path: Path) -> None:
+    client = SupervisorClient(supervisor.url, "app-token")
+    assert client.announce({"url": "u", "token": "t"})
+    old = supervisor.messages["hearth"]["uuid"]
+    supervisor.fail_next = 1
+    with pytest.raises(SupervisorError, match=r"DELETE /discovery/.*HTTP 503") as err:
+        client.withdraw(old)
+    assert err.value.status == 503
+    assert client.withdraw(old) is True
+    assert client.withdraw(old) is False  # 404: already gone
+    assert supervisor.paths()[-3:] == [("DELETE", f"/discovery/{old}", 503),
+                                       ("DELETE", f"/discovery/{old}", 200),
+                                       ("DELETE", f"/discovery/{old}", 404)]
+
+
+def test_an_unwritable_state_file_is_a_warning(supervisor: FakeSupervisor, tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    client = SupervisorClient(supervisor.url, "app-token")
+    state = tmp_path / "missing-dir" / "discovery.json"
+    assert announce_with_retry(client, 8731, "node-token", attempts=1, first_delay=0,
+                               state=state)
+    assert "the next start cannot withdraw discovery" in caplog.text
+    assert "node-token" not in caplog.text
