@@ -436,9 +436,10 @@ async def _wait_loaded(api: Api, entry_id: str, timeout_s: float = ENTRY_TIMEOUT
         await asyncio.sleep(0.5)
 
 
-def _relay_fields(relay_admin: Path | None) -> dict[str, str]:
-    """The neighbourhood_create form's relay fields from `mpc-backend relay init`'s admin file
-    (what the neighbour who runs the broker hands the founder)."""
+def relay_fields(relay_admin: Path | None) -> dict[str, str]:
+    """The relay fields, from `mpc-backend relay init`'s admin file (what the neighbour who
+    runs the broker hands the founder), by the names both the neighbourhood_create form and
+    the Hearth node app's options use."""
     if relay_admin is None:
         return {}
     admin = json.loads(relay_admin.read_text())
@@ -470,7 +471,7 @@ async def create_neighbourhood(api: Api, node: Node, relay_admin: Path | None) -
         _at_step(result, "neighbourhood_create", "the neighbourhood menu")
         result = await api.post(
             f"/api/config/config_entries/flow/{result['flow_id']}",
-            {"name": FEDERATION_NAME, **_relay_fields(relay_admin)},
+            {"name": FEDERATION_NAME, **relay_fields(relay_admin)},
         )
         _LOGGER.info(
             "Home Assistant founded the neighbourhood %r on %s%s",

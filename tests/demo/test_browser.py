@@ -69,6 +69,7 @@ from hearth_dev.home_assistant import (
     launch_home_assistant,
     long_lived_token,
     prepare_config_dir,
+    relay_fields,
     wait_until_up,
 )
 from hearth_dev.processes import Supervisor
@@ -118,19 +119,6 @@ template:
 """
 
 
-def relay_options(admin_file: Path) -> dict[str, str]:
-    """The app's relay options as the founder types them from the relay's admin file."""
-    admin = json.loads(admin_file.read_text())
-    options = {
-        "relay_url": admin["url"],
-        "relay_username": admin["admin"]["username"],
-        "relay_password": admin["admin"]["password"],
-    }
-    if admin.get("ca"):
-        options["relay_ca"] = admin["ca"]
-    return options
-
-
 def start_app(
     supervisor: Supervisor, root: Path, fake: FakeSupervisor, relay: dict[str, str]
 ) -> Node:
@@ -177,7 +165,7 @@ async def environment(root: Path) -> AsyncIterator[Env]:
     with FakeSupervisor(token=secrets.token_hex(16), core_token=secrets.token_hex(16)) as fake:
         try:
             admin_file = await asyncio.to_thread(start_relay, supervisor, root, relay_port)
-            relay = relay_options(admin_file)
+            relay = relay_fields(admin_file)
             app = await asyncio.to_thread(start_app, supervisor, root, fake, relay)
             neighbours = [Node(i, root / f"node-{i + 1}", BASE_PORT) for i in (1, 2)]
             await asyncio.to_thread(serve_nodes, supervisor, root, neighbours)
