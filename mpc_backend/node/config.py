@@ -268,6 +268,14 @@ def write_private(path: Path, text: str) -> None:
         os.fsync(handle.fileno())
 
 
+def replace_private(path: Path, text: str) -> None:
+    """Write ``path`` (0600) so that a reader sees the old file or the new, never a part."""
+    tmp = path.with_name(f".{path.name}.new")
+    tmp.unlink(missing_ok=True)  # a leftover may have looser permissions
+    write_private(tmp, text)
+    os.replace(tmp, path)
+
+
 def save_config(data_dir: Path, config: NodeConfig) -> None:
     write_private(config_path(data_dir), json.dumps(config.to_dict(), indent=2) + "\n")
 

@@ -8,10 +8,11 @@ node creates or joins a relay federation and read at every start.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mpc_backend.node.config import replace_private
 
 from .endpoint import BrokerAccount, RelayConfigError, RelayEndpoint
 
@@ -58,15 +59,7 @@ def load_relay_settings(data_dir: Path) -> RelaySettings | None:
 
 
 def save_relay_settings(data_dir: Path, settings: RelaySettings) -> None:
-    path = Path(data_dir) / RELAY_FILE_NAME
-    tmp = path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)  # a leftover may have looser permissions
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(settings.to_dict(), out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    replace_private(Path(data_dir) / RELAY_FILE_NAME, json.dumps(settings.to_dict()))
 
 
 def forget_relay_settings(data_dir: Path) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 import urllib.error
@@ -28,6 +27,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from mpc_backend.node.config import replace_private
 
 SERVICE = "hearth"
 DEFAULT_SUPERVISOR_URL = "http://supervisor"
@@ -114,12 +115,7 @@ def read_last_uuid(path: Path) -> str | None:
 
 def remember_uuid(path: Path, uuid: str) -> None:
     """Write ``{"uuid": ...}`` to ``path`` (0600), replacing it whole."""
-    tmp = path.with_name(f".{path.name}.new")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps({"uuid": uuid}) + "\n")
-    os.replace(tmp, path)
+    replace_private(path, json.dumps({"uuid": uuid}) + "\n")
 
 
 def _message(raw: bytes) -> str:

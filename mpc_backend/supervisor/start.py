@@ -56,7 +56,7 @@ from mpc_backend.node.config import (
     load_config,
     parse_listen,
     read_token,
-    write_private,
+    replace_private,
 )
 from mpc_backend.node.logs import setup_logging
 from mpc_backend.relay.broker import ADMIN_FILE_NAME
@@ -236,15 +236,7 @@ async def has_federation(node_dir: Path) -> bool:
 
 
 def save_config_atomic(node_dir: Path, config: NodeConfig) -> None:
-    _replace_private(config_path(node_dir), json.dumps(config.to_dict(), indent=2) + "\n")
-
-
-def _replace_private(path: Path, text: str) -> None:
-    """Write ``path`` (0600) so that a reader sees the old file or the new, never a part."""
-    tmp = path.with_name(f".{path.name}.new")
-    tmp.unlink(missing_ok=True)
-    write_private(tmp, text)
-    os.replace(tmp, path)
+    replace_private(config_path(node_dir), json.dumps(config.to_dict(), indent=2) + "\n")
 
 
 def sync_relay_admin(node_dir: Path, relay: RelayAdmin | None) -> None:
@@ -260,7 +252,7 @@ def sync_relay_admin(node_dir: Path, relay: RelayAdmin | None) -> None:
         if (not path.is_symlink() and path.stat().st_mode & 0o777 == 0o600
                 and path.read_text(encoding="utf-8") == text):
             return
-    _replace_private(path, text)
+    replace_private(path, text)
     log.info("wrote %s: broker %s, admin account %s%s", path, relay.url, relay.username,
              ", with its CA certificate" if relay.ca else "")
 
