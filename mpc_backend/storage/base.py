@@ -24,6 +24,9 @@ What is stored, and why each thing is durable:
 * noise deals: the sealed DP noise shares a member dealt for a round, so a
   repeated request gets the same noise rather than fresh noise.
 * results: signed round outcomes, with a local sequence number for streaming.
+* admissions: the founder-signed records admitting households that only
+  contribute (``seq`` from 1, no gaps), kept as received so a member can check
+  a sender it does not find in the core roster and hand the log on to others.
 * the household outbox: this node's own contributions (a MAC of the value, never
   the value) and the sealed share for each committee member until it is acked.
   Both only matter while the round accepts shares, and the MAC key sits in the
@@ -114,6 +117,15 @@ class Delivery:
     ciphertext: bytes
     acked: bool
     attempts: int
+
+
+@dataclass(frozen=True)
+class Admission:
+    """One founder-signed admission of a household that only contributes."""
+
+    seq: int  # 1, 2, 3 ... in the founder's order, no gaps
+    node_id: str  # the admitted member's id (``admission.member.node_id``)
+    wire: dict[str, Any]  # {"admission": {...}, "sig": "..."} exactly as received
 
 
 class Storage(abc.ABC):
@@ -279,3 +291,25 @@ class Storage(abc.ABC):
 
         Deleted content must not linger in free pages or logs of the backing store.
         """
+
+    # -- admissions -------------------------------------------------------
+    @abc.abstractmethod
+    async def put_admissions(self, records: Sequence[Admission]) -> None:
+        """Store ``records`` in one transaction, durable before returning.
+
+        A record whose ``seq`` or whose ``node_id`` is already stored is left as
+        it is (the stored one wins, no error): pushes and fetches may repeat
+        records, and the caller has already checked order and signatures.
+        """
+
+    @abc.abstractmethod
+    async def admissions_since(self, seq: int, limit: int) -> list[Admission]:
+        """Up to ``limit`` records with ``seq`` greater than the given one, ascending."""
+
+    @abc.abstractmethod
+    async def last_admission_seq(self) -> int:
+        """The highest stored ``seq``; 0 if none is stored."""
+
+    @abc.abstractmethod
+    async def get_admission(self, node_id: str) -> Admission | None:
+        """The record admitting ``node_id``, or None."""

@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 from .base import (
+    Admission,
     Contribution,
     Delivery,
     InviteStatus,
@@ -83,6 +84,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     task TEXT NOT NULL, round INTEGER NOT NULL, member TEXT NOT NULL, ciphertext BLOB,
     acked INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (task, round, member));
+CREATE TABLE IF NOT EXISTS admissions (
+    seq INTEGER PRIMARY KEY, node_id TEXT NOT NULL UNIQUE, wire TEXT NOT NULL);
 """
 
 
@@ -523,6 +526,28 @@ class SQLiteStorage(Storage):
         await self._tx_async(forget)
         # The WAL still holds the pages as they were before the deletion.
         await self._run(lambda: self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+
+    # -- admissions -----------------------------------------------------------
+    async def put_admissions(self, records: Sequence[Admission]) -> None:
+        rows = [(r.seq, r.node_id, json.dumps(r.wire, separators=(",", ":"))) for r in records]
+        if rows:
+            await self._tx_async(lambda db: db.executemany(
+                "INSERT OR IGNORE INTO admissions (seq, node_id, wire) VALUES (?, ?, ?)", rows))
+
+    async def admissions_since(self, seq: int, limit: int) -> list[Admission]:
+        rows = await self._query(
+            "SELECT seq, node_id, wire FROM admissions WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit))
+        return [Admission(int(r[0]), r[1], json.loads(r[2])) for r in rows]
+
+    async def last_admission_seq(self) -> int:
+        rows = await self._query("SELECT COALESCE(MAX(seq), 0) FROM admissions")
+        return int(rows[0][0])
+
+    async def get_admission(self, node_id: str) -> Admission | None:
+        rows = await self._query(
+            "SELECT seq, node_id, wire FROM admissions WHERE node_id = ?", (node_id,))
+        return Admission(int(rows[0][0]), rows[0][1], json.loads(rows[0][2])) if rows else None
 
 
 def _put_batches(
