@@ -13,11 +13,18 @@ from .base import (
     ShareRecord,
     Storage,
 )
+from .postgres import PostgresStorage, StorageUnavailableError
 from .sqlite import DB_FILE_NAME, SQLiteStorage
 
 
-def open_storage(data_dir: Path) -> Storage:
-    """The storage for a data dir (not yet opened: call ``await storage.open()``)."""
+def open_storage(data_dir: Path, database_url: str | None = None) -> Storage:
+    """The node's storage (not yet opened: call ``await storage.open()``): SQLite in the data
+    dir, or the PostgreSQL database at ``database_url`` if one is set.
+
+    Raises ``StorageUnavailableError`` if PostgreSQL is asked for and asyncpg is missing.
+    """
+    if database_url is not None:
+        return PostgresStorage(database_url)
     return SQLiteStorage(data_dir)
 
 
@@ -27,11 +34,13 @@ __all__ = [
     "Delivery",
     "InviteStatus",
     "Misbehaviour",
+    "PostgresStorage",
     "PutOutcome",
     "ResultRecord",
     "RoundCommit",
     "SQLiteStorage",
     "ShareRecord",
     "Storage",
+    "StorageUnavailableError",
     "open_storage",
 ]

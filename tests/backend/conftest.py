@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,9 @@ from mpc_backend.node.rounds import RoundService, _Plan
 from mpc_backend.node.wire import pack_elements
 from mpc_backend.protocol.contributors import answering_members, contributor_set, senders_digest
 from mpc_backend.protocol.validity import joint_seed
-from mpc_backend.storage import SQLiteStorage
+from mpc_backend.storage import PostgresStorage, SQLiteStorage, Storage
 from tests.backend.nodes import allow_loopback_sockets, free_port
+from tests.postgres import postgres_server, postgres_url  # noqa: F401 - fixtures
 
 PERIOD = 60
 TASK = {
@@ -99,6 +100,25 @@ async def stop_node(live: LiveNode) -> None:
 @pytest.fixture(autouse=True)
 def _loopback_sockets() -> None:
     allow_loopback_sockets()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def storage_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Storage]:
+    """Makes unopened storages over one backing store (SQLite in ``tmp_path``, or a fresh
+    PostgreSQL database): a second one sees what the first committed, like a restart."""
+    if request.param == "sqlite":
+        return lambda: SQLiteStorage(tmp_path)
+    url: str = request.getfixturevalue("postgres_url")
+    return lambda: PostgresStorage(url)
+
+
+@pytest.fixture
+async def storage(storage_factory: Callable[[], Storage]) -> AsyncIterator[Storage]:
+    """An open storage, on each backend: the storage contract tests run against both."""
+    store = storage_factory()
+    await store.open()
+    yield store
+    await store.close()
 
 
 @pytest.fixture

@@ -1,11 +1,12 @@
-"""SQLite storage: durability, atomic share batches, idempotence, one-time invites."""
+"""The storage contract, on SQLite and on PostgreSQL: durability, atomic share batches,
+idempotence, one-time invites. The ``storage`` fixture runs each test on both backends."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from mpc_backend.storage import (
     RoundCommit,
     ShareRecord,
     SQLiteStorage,
+    Storage,
 )
 
 
@@ -25,28 +27,25 @@ def share(sender: str, digest: bytes = b"d1", task: str = "temp", round_id: int 
     return ShareRecord(task, round_id, sender, digest, (123).to_bytes(8, "little"), 1.0)
 
 
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
-    store = SQLiteStorage(tmp_path)
-    await store.open()
-    yield store
-    await store.close()
-
-
-async def test_database_is_private_and_in_wal_mode(tmp_path: Path, storage: SQLiteStorage) -> None:
+async def test_sqlite_database_is_private_and_in_wal_mode(tmp_path: Path) -> None:
+    storage = SQLiteStorage(tmp_path)
+    await storage.open()
     await storage.put_shares([share("a")])
     for name in ("node.sqlite3", "node.sqlite3-wal"):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600
     mode = await storage._query("PRAGMA journal_mode")
     assert mode[0][0] == "wal"
+    await storage.close()
 
 
-async def test_acknowledged_shares_survive_reopening(tmp_path: Path) -> None:
-    first = SQLiteStorage(tmp_path)
+async def test_acknowledged_shares_survive_reopening(
+    storage_factory: Callable[[], Storage]
+) -> None:
+    first = storage_factory()
     await first.open()
     assert await first.put_shares([share("a"), share("b", task="hum")]) is PutOutcome.STORED
     # No clean close: a new connection must still see the committed rows.
-    second = SQLiteStorage(tmp_path)
+    second = storage_factory()
     await second.open()
     assert await second.held_senders("temp", 7) == ["a"]
     assert await second.load_shares("hum", 7, ["b"]) == [(123).to_bytes(8, "little")]
@@ -54,7 +53,7 @@ async def test_acknowledged_shares_survive_reopening(tmp_path: Path) -> None:
     await first.close()
 
 
-async def test_batches_are_atomic_and_idempotent(storage: SQLiteStorage) -> None:
+async def test_batches_are_atomic_and_idempotent(storage: Storage) -> None:
     assert await storage.put_shares([share("a")]) is PutOutcome.STORED
     assert await storage.put_shares([share("a")]) is PutOutcome.DUPLICATE
     # A batch with one conflicting item stores nothing at all.
@@ -73,7 +72,7 @@ async def test_batches_are_atomic_and_idempotent(storage: SQLiteStorage) -> None
         await storage.load_shares("temp", 7, ["a", "zz"])
 
 
-async def test_first_result_wins_and_retires_the_shares(storage: SQLiteStorage) -> None:
+async def test_first_result_wins_and_retires_the_shares(storage: Storage) -> None:
     await storage.put_shares([share("a")])
     assert await storage.rounds_holding_shares() == [("temp", 7)]
     doc = {"result": {"status": "released"}, "sig": "s1"}
@@ -87,7 +86,7 @@ async def test_first_result_wins_and_retires_the_shares(storage: SQLiteStorage) 
     assert await storage.held_senders("temp", 7) == []
 
 
-async def test_commitments_and_noise_deals_are_first_wins(storage: SQLiteStorage) -> None:
+async def test_commitments_and_noise_deals_are_first_wins(storage: Storage) -> None:
     first = RoundCommit("temp", 7, ("a", "b"), b"p1", "c1", 1.0)
     assert await storage.put_commit(first) == first
     assert await storage.put_commit(RoundCommit("temp", 7, ("a",), b"p2", "c2", 2.0)) == first
@@ -96,7 +95,7 @@ async def test_commitments_and_noise_deals_are_first_wins(storage: SQLiteStorage
 
 
 async def test_verification_seeds_bindings_and_verdicts_are_kept_first_wins(
-    tmp_path: Path, storage: SQLiteStorage
+    storage_factory: Callable[[], Storage], storage: Storage
 ) -> None:
     """A member's seed and the statements it revealed it for never change once stored, and
     survive a restart; a commitment keeps its verdicts; housekeeping drops all three."""
@@ -110,7 +109,7 @@ async def test_verification_seeds_bindings_and_verdicts_are_kept_first_wins(
                          (("x", "invalid"), ("y", "inconsistent")))
     assert await storage.put_commit(commit) == commit
     await storage.close()
-    reopened = SQLiteStorage(tmp_path)
+    reopened = storage_factory()
     await reopened.open()
     try:
         assert await reopened.put_verify_seed("temp", 7, "cc" * 32, 3.0) == "aa" * 32
@@ -124,7 +123,7 @@ async def test_verification_seeds_bindings_and_verdicts_are_kept_first_wins(
         await reopened.close()
 
 
-async def test_invites_are_one_time_and_expire(storage: SQLiteStorage) -> None:
+async def test_invites_are_one_time_and_expire(storage: Storage) -> None:
     await storage.add_invite("h1", expires_at=100.0)
     await storage.add_invite("h2", expires_at=100.0)
     assert await storage.consume_invite("nope", 1.0, "n1") is InviteStatus.UNKNOWN
@@ -134,14 +133,14 @@ async def test_invites_are_one_time_and_expire(storage: SQLiteStorage) -> None:
     assert await storage.consume_invite("h2", 100.0, "n2") is InviteStatus.EXPIRED
 
 
-async def test_roster_versions_only_go_up(storage: SQLiteStorage) -> None:
+async def test_roster_versions_only_go_up(storage: Storage) -> None:
     assert await storage.put_roster(2, {"v": 2})
     assert not await storage.put_roster(2, {"v": "other"})
     assert not await storage.put_roster(1, {"v": 1})
     assert await storage.get_roster() == {"v": 2}
 
 
-async def test_outbox_keeps_ciphertexts_until_pruned(storage: SQLiteStorage) -> None:
+async def test_outbox_keeps_ciphertexts_until_pruned(storage: Storage) -> None:
     contribution = Contribution("temp", 7, b"mac", ("m1", "m2"), round_end=100.0, created_at=1.0)
     deliveries = [Delivery("temp", 7, m, b"ct-" + m.encode(), False, 0) for m in ("m1", "m2")]
     assert await storage.put_contribution(contribution, deliveries)

@@ -1,13 +1,12 @@
-"""Storage contract for the admission log: ordered, idempotent, looked up by node id."""
+"""Storage contract for the admission log: ordered, idempotent, looked up by node id.
+
+The ``storage`` fixture (tests/backend/conftest.py) runs each test on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
-
-from mpc_backend.storage import SQLiteStorage, Storage
+from mpc_backend.storage import Storage
 from mpc_backend.storage.base import Admission
 
 
@@ -15,14 +14,6 @@ def record(seq: int, node_id: str | None = None) -> Admission:
     node = node_id or f"node{seq}"
     return Admission(seq, node, {"admission": {"seq": seq, "member": {"node_id": node}},
                                  "sig": f"sig{seq}"})
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    store = SQLiteStorage(tmp_path)
-    await store.open()
-    yield store
-    await store.close()
 
 
 async def test_empty_log(storage: Storage) -> None:
@@ -54,13 +45,12 @@ async def test_a_stored_seq_or_node_is_left_as_it_is(storage: Storage) -> None:
         "node1", "node2", "node4"]
 
 
-async def test_admissions_survive_reopening(tmp_path: Path) -> None:
-    first = SQLiteStorage(tmp_path / "a")
-    (tmp_path / "a").mkdir()
+async def test_admissions_survive_reopening(storage_factory: Callable[[], Storage]) -> None:
+    first = storage_factory()
     await first.open()
     await first.put_admissions([record(1), record(2)])
     await first.close()
-    second = SQLiteStorage(tmp_path / "a")
+    second = storage_factory()
     await second.open()
     assert await second.last_admission_seq() == 2
     assert await second.get_admission("node2") == record(2)

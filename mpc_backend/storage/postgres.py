@@ -1,0 +1,559 @@
+"""PostgreSQL storage: the same ``Storage`` semantics as SQLite, in a database server.
+
+For a node whose load outgrows one machine's SQLite file: the database can live on its own
+host, and several processes of one node can share it. One database per node: its tables
+hold that node's secrets and state (nothing in them says which node they belong to).
+
+Durability: a method returns only after its transaction committed, and every connection
+runs with ``synchronous_commit = on`` (whatever the server's default), so a commit is
+flushed to the WAL (and to a synchronous standby, if one is configured) before an
+acknowledgement leaves. The server's ``fsync`` must be on; ``open`` warns if it is not.
+
+Concurrency: several processes may open the same database. Schema creation runs under an
+advisory lock; first-wins writes are single ``INSERT ... ON CONFLICT DO NOTHING``
+statements; result sequence numbers come from an identity column allocated under an
+advisory lock held to commit, so they are handed out in commit order and a reader
+streaming ``since_seq`` never skips a result committed late with a lower number. Share
+batches arriving in one process while a commit is in flight are written together in the
+next transaction (group commit), as in SQLite.
+
+Forgetting: a DELETE leaves the old row versions in the table's pages until a vacuum, and
+even a plain VACUUM leaves their bytes in free page space. ``forget_contributions``
+therefore rewrites the outbox tables (``VACUUM FULL``: new files, the old ones unlinked).
+What remains true, honestly: the rows' bytes stay in the WAL until a checkpoint recycles
+the segment (and longer in WAL archives, replicas' WAL and base backups, if the server
+keeps any), and in freed file-system blocks until they are reused; SQLite's
+``secure_delete`` plus WAL truncation leaves less behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+from .base import (
+    Admission,
+    Contribution,
+    Delivery,
+    InviteStatus,
+    Misbehaviour,
+    PutOutcome,
+    ResultRecord,
+    RoundCommit,
+    ShareRecord,
+    Storage,
+)
+
+if TYPE_CHECKING:
+    import asyncpg
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'hearth-mpc-backend[postgres]'"
+CONNECT_TIMEOUT_S = 10.0
+POOL_SIZE = 8
+# pg_advisory_xact_lock keys (per database): schema creation, result sequence numbers.
+_SCHEMA_LOCK: Final = 0x48656172_7468_01
+_RESULTS_LOCK: Final = 0x48656172_7468_02
+_ONCE: Final = MappingProxyType({"noise_deals": "deal", "held_statements": "statement",
+                                 "verify_seeds": "seed", "verify_bindings": "binding"})
+
+# JSON is kept as text, exactly as SQLite keeps it: jsonb would reorder keys, and a
+# stored signed document is compared and handed out as it was written.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS roster (
+    id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL, wire TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS invites (
+    key_id TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL, used_by TEXT,
+    used_at DOUBLE PRECISION, mailbox TEXT);
+CREATE TABLE IF NOT EXISTS shares (
+    task TEXT NOT NULL, round BIGINT NOT NULL, sender TEXT NOT NULL, digest BYTEA NOT NULL,
+    share BYTEA NOT NULL, received_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (task, round, sender));
+CREATE TABLE IF NOT EXISTS commits (
+    task TEXT NOT NULL, round BIGINT NOT NULL, senders TEXT NOT NULL, partial BYTEA NOT NULL,
+    coordinator TEXT NOT NULL, committed_at DOUBLE PRECISION NOT NULL, dealers TEXT NOT NULL,
+    statements TEXT NOT NULL, excluded TEXT NOT NULL, PRIMARY KEY (task, round));
+CREATE TABLE IF NOT EXISTS noise_deals (
+    task TEXT NOT NULL, round BIGINT NOT NULL, deal TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (task, round));
+CREATE TABLE IF NOT EXISTS held_statements (
+    task TEXT NOT NULL, round BIGINT NOT NULL, statement TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (task, round));
+CREATE TABLE IF NOT EXISTS verify_seeds (
+    task TEXT NOT NULL, round BIGINT NOT NULL, seed TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (task, round));
+CREATE TABLE IF NOT EXISTS verify_bindings (
+    task TEXT NOT NULL, round BIGINT NOT NULL, binding TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (task, round));
+CREATE TABLE IF NOT EXISTS results (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, task TEXT NOT NULL,
+    round BIGINT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL, UNIQUE (task, round));
+CREATE TABLE IF NOT EXISTS misbehaviour (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, member TEXT NOT NULL,
+    kind TEXT NOT NULL, detail TEXT NOT NULL, at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS contributions (
+    task TEXT NOT NULL, round BIGINT NOT NULL, value_mac BYTEA NOT NULL, committee TEXT NOT NULL,
+    round_end DOUBLE PRECISION NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (task, round));
+CREATE TABLE IF NOT EXISTS deliveries (
+    task TEXT NOT NULL, round BIGINT NOT NULL, member TEXT NOT NULL, ciphertext BYTEA,
+    acked BOOLEAN NOT NULL DEFAULT FALSE, attempts INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (task, round, member));
+CREATE TABLE IF NOT EXISTS admissions (
+    seq BIGINT PRIMARY KEY, node_id TEXT NOT NULL UNIQUE, wire TEXT NOT NULL);
+"""
+
+
+class StorageUnavailableError(Exception):
+    """The database cannot be used; the message says what to check (never the password)."""
+
+
+def _asyncpg() -> Any:
+    try:
+        import asyncpg  # noqa: PLC0415 - an optional dependency
+    except ImportError:
+        raise StorageUnavailableError(
+            f"a PostgreSQL database URL is set but asyncpg is not installed; run: {INSTALL_HINT}"
+        ) from None
+    return asyncpg
+
+
+def describe(url: str) -> str:
+    """``user@host:port/database`` of a database URL, without the password."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        port = parts.port or 5432
+    except ValueError:
+        return "(an unparsable database URL)"
+    user = f"{parts.username}@" if parts.username else ""
+    return f"{user}{host}:{port}{parts.path or '/'}"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class PostgresStorage(Storage):
+    """Storage in the PostgreSQL database at ``url`` (``postgresql://user:pw@host:port/db``)."""
+
+    def __init__(self, url: str) -> None:
+        self._asyncpg = _asyncpg()
+        self._url = url
+        self._pool: asyncpg.Pool | None = None
+        self._pending: list[tuple[Sequence[ShareRecord], asyncio.Future[PutOutcome]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresStorage({describe(self._url)})"
+
+    # -- plumbing -----------------------------------------------------------
+    async def open(self) -> None:
+        pg = self._asyncpg
+        try:
+            self._pool = await pg.create_pool(
+                self._url, min_size=1, max_size=POOL_SIZE, timeout=CONNECT_TIMEOUT_S,
+                server_settings={"synchronous_commit": "on", "application_name": "hearth"})
+            async with self._tx() as conn:
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+                await conn.execute(_SCHEMA)
+                fsync = await conn.fetchval("SHOW fsync")
+        except (OSError, TimeoutError, ValueError, pg.PostgresError, pg.InterfaceError) as err:
+            await self.close()
+            password = urlsplit(self._url).password if "://" in self._url else None
+            detail = f"{type(err).__name__}: {err}"
+            if password:
+                detail = detail.replace(password, "***")
+            raise StorageUnavailableError(
+                f"cannot use the PostgreSQL database {describe(self._url)} ({detail}); check "
+                "that the server is running and reachable there (pg_isready -h HOST -p PORT), "
+                "that the database exists and that the user and password in the database URL "
+                "(config.json database_url or HEARTH_DATABASE_URL) are right") from None
+        if fsync != "on":
+            log.warning("the PostgreSQL server runs with fsync=%s: acknowledged shares can be "
+                        "lost in a power cut; turn fsync on", fsync)
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @property
+    def _db(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("storage is not open")
+        return self._pool
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._db.acquire() as conn, conn.transaction():
+            yield conn
+
+    # -- meta -------------------------------------------------------------
+    async def get_meta(self, key: str) -> str | None:
+        value: str | None = await self._db.fetchval("SELECT value FROM meta WHERE key = $1", key)
+        return value
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._db.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value)
+
+    # -- roster -----------------------------------------------------------
+    async def get_roster(self) -> dict[str, Any] | None:
+        wire = await self._db.fetchval("SELECT wire FROM roster WHERE id = 1")
+        return None if wire is None else json.loads(wire)
+
+    async def put_roster(self, version: int, wire: dict[str, Any]) -> bool:
+        stored = await self._db.fetchval(
+            "INSERT INTO roster (id, version, wire) VALUES (1, $1, $2) ON CONFLICT (id) "
+            "DO UPDATE SET version = excluded.version, wire = excluded.wire "
+            "WHERE roster.version < excluded.version RETURNING 1", version, _dumps(wire))
+        return stored is not None
+
+    # -- invites ----------------------------------------------------------
+    async def add_invite(self, key_id: str, expires_at: float,
+                         mailbox: str | None = None) -> None:
+        await self._db.execute(
+            "INSERT INTO invites (key_id, expires_at, mailbox) VALUES ($1, $2, $3)",
+            key_id, expires_at, mailbox)
+
+    async def lapsed_invite_mailboxes(self, now: float) -> list[tuple[str, str]]:
+        rows = await self._db.fetch(
+            "SELECT key_id, mailbox FROM invites WHERE used_by IS NULL AND expires_at <= $1 "
+            "AND mailbox IS NOT NULL", now)
+        return [(row[0], row[1]) for row in rows]
+
+    async def forget_invite_mailbox(self, key_id: str) -> None:
+        await self._db.execute("UPDATE invites SET mailbox = NULL WHERE key_id = $1", key_id)
+
+    async def consume_invite(self, key_id: str, now: float, node_id: str) -> InviteStatus:
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                "SELECT expires_at, used_by FROM invites WHERE key_id = $1 FOR UPDATE", key_id)
+            if row is None:
+                return InviteStatus.UNKNOWN
+            expires_at, used_by = row
+            if used_by is not None:
+                return InviteStatus.OK if used_by == node_id else InviteStatus.USED
+            if now >= expires_at:
+                return InviteStatus.EXPIRED
+            await conn.execute("UPDATE invites SET used_by = $1, used_at = $2 WHERE key_id = $3",
+                               node_id, now, key_id)
+            return InviteStatus.OK
+
+    # -- shares -------------------------------------------------------------
+    async def put_shares(self, records: Sequence[ShareRecord]) -> PutOutcome:
+        future: asyncio.Future[PutOutcome] = asyncio.get_running_loop().create_future()
+        self._pending.append((records, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self._tx() as conn:
+                    outcomes = [await _put_batch(conn, records) for records, _ in batch]
+            except Exception as err:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(err)
+                continue
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+
+    async def held_senders(self, task: str, round_id: int) -> list[str]:
+        # COLLATE "C": byte order, as SQLite sorts, whatever the database's collation.
+        rows = await self._db.fetch(
+            'SELECT sender FROM shares WHERE task = $1 AND round = $2 ORDER BY sender COLLATE "C"',
+            task, round_id)
+        return [row[0] for row in rows]
+
+    async def load_shares(self, task: str, round_id: int, senders: Sequence[str]) -> list[bytes]:
+        rows = dict(await self._db.fetch(
+            "SELECT sender, share FROM shares WHERE task = $1 AND round = $2", task, round_id))
+        missing = [s for s in senders if s not in rows]
+        if missing:
+            raise KeyError(f"no share from {missing[0]} for {task} round {round_id}")
+        return [rows[s] for s in senders]
+
+    async def rounds_holding_shares(self) -> list[tuple[str, int]]:
+        rows = await self._db.fetch(
+            "SELECT DISTINCT s.task, s.round FROM shares s WHERE NOT EXISTS "
+            "(SELECT 1 FROM results r WHERE r.task = s.task AND r.round = s.round)")
+        return [(row[0], int(row[1])) for row in rows]
+
+    # -- commitments and noise ----------------------------------------------
+    async def get_commit(self, task: str, round_id: int) -> RoundCommit | None:
+        row = await self._db.fetchrow(
+            "SELECT senders, partial, coordinator, committed_at, dealers, statements, excluded "
+            "FROM commits WHERE task = $1 AND round = $2", task, round_id)
+        if row is None:
+            return None
+        senders, partial, coordinator, committed_at, dealers, statements, excluded = row
+        return RoundCommit(task, round_id, tuple(json.loads(senders)), partial, coordinator,
+                           committed_at, tuple(json.loads(dealers)),
+                           tuple(json.loads(statements)),
+                           tuple((h, v) for h, v in json.loads(excluded)))
+
+    async def put_commit(self, commit: RoundCommit) -> RoundCommit:
+        await self._db.execute(
+            "INSERT INTO commits (task, round, senders, partial, coordinator, committed_at, "
+            "dealers, statements, excluded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+            "ON CONFLICT (task, round) DO NOTHING",
+            commit.task, commit.round, json.dumps(list(commit.senders)), commit.partial,
+            commit.coordinator, commit.committed_at, json.dumps(list(commit.dealers)),
+            json.dumps(list(commit.statements)), json.dumps([list(e) for e in commit.excluded]))
+        stored = await self.get_commit(commit.task, commit.round)
+        assert stored is not None
+        return stored
+
+    async def _get_once(self, table: str, task: str, round_id: int) -> Any:
+        text = await self._db.fetchval(
+            f"SELECT {_ONCE[table]} FROM {table} WHERE task = $1 AND round = $2",  # noqa: S608
+            task, round_id)
+        return None if text is None else json.loads(text)
+
+    async def _put_once(self, table: str, task: str, round_id: int, value: Any, now: float) -> Any:
+        """Store ``value`` for (task, round) unless one is stored; return the stored one."""
+        await self._db.execute(
+            f"INSERT INTO {table} (task, round, {_ONCE[table]}, created_at) "  # noqa: S608
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (task, round) DO NOTHING",
+            task, round_id, json.dumps(value), now)
+        stored = await self._get_once(table, task, round_id)
+        assert stored is not None
+        return stored
+
+    async def get_noise_deal(self, task: str, round_id: int) -> dict[str, str] | None:
+        return await self._get_once("noise_deals", task, round_id)
+
+    async def put_noise_deal(
+        self, task: str, round_id: int, deal: dict[str, str], now: float
+    ) -> dict[str, str]:
+        return await self._put_once("noise_deals", task, round_id, deal, now)
+
+    async def get_held_statement(self, task: str, round_id: int) -> dict[str, Any] | None:
+        return await self._get_once("held_statements", task, round_id)
+
+    async def put_held_statement(
+        self, task: str, round_id: int, statement: dict[str, Any], now: float
+    ) -> dict[str, Any]:
+        return await self._put_once("held_statements", task, round_id, statement, now)
+
+    async def put_verify_seed(self, task: str, round_id: int, seed: str, now: float) -> str:
+        return await self._put_once("verify_seeds", task, round_id, seed, now)
+
+    async def get_verify_binding(self, task: str, round_id: int) -> dict[str, Any] | None:
+        return await self._get_once("verify_bindings", task, round_id)
+
+    async def put_verify_binding(
+        self, task: str, round_id: int, binding: dict[str, Any], now: float
+    ) -> dict[str, Any]:
+        return await self._put_once("verify_bindings", task, round_id, binding, now)
+
+    # -- misbehaviour -------------------------------------------------------
+    async def add_misbehaviour(self, record: Misbehaviour) -> None:
+        await self._db.execute(
+            "INSERT INTO misbehaviour (member, kind, detail, at) VALUES ($1, $2, $3, $4)",
+            record.member, record.kind, record.detail, record.at)
+
+    async def list_misbehaviour(self, limit: int = 1000) -> list[Misbehaviour]:
+        rows = await self._db.fetch(
+            "SELECT member, kind, detail, at FROM misbehaviour ORDER BY id DESC LIMIT $1", limit)
+        return [Misbehaviour(*row) for row in rows]
+
+    # -- results ------------------------------------------------------------
+    async def put_result(
+        self, task: str, round_id: int, status: str, doc: dict[str, Any], now: float
+    ) -> tuple[PutOutcome, ResultRecord]:
+        text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
+        async with self._tx() as conn:
+            # Held to commit: sequence numbers are allocated (and become visible) in order,
+            # and concurrent writers of one round see each other's result.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _RESULTS_LOCK)
+            row = await conn.fetchrow(
+                "SELECT seq, status, doc, received_at FROM results WHERE task = $1 AND round = $2",
+                task, round_id)
+            if row is not None and (row[1] != "failed" or status == "failed"):
+                outcome = PutOutcome.DUPLICATE if row[2] == text else PutOutcome.CONFLICT
+                return outcome, ResultRecord(row[0], task, round_id, row[1], json.loads(row[2]),
+                                             row[3])
+            if row is not None:  # a co-signed outcome replaces a deadline failure
+                await conn.execute("DELETE FROM results WHERE seq = $1", row[0])
+            seq = await conn.fetchval(
+                "INSERT INTO results (task, round, status, doc, received_at) "
+                "VALUES ($1, $2, $3, $4, $5) RETURNING seq", task, round_id, status, text, now)
+            # The round is decided: the shares have no further use, so do not keep them.
+            await conn.execute("DELETE FROM shares WHERE task = $1 AND round = $2",
+                               task, round_id)
+        return PutOutcome.STORED, ResultRecord(seq, task, round_id, status, doc, now)
+
+    async def get_result(self, task: str, round_id: int) -> ResultRecord | None:
+        row = await self._db.fetchrow(
+            "SELECT seq, status, doc, received_at FROM results WHERE task = $1 AND round = $2",
+            task, round_id)
+        if row is None:
+            return None
+        seq, status, doc, received_at = row
+        return ResultRecord(seq, task, round_id, status, json.loads(doc), received_at)
+
+    async def list_results(
+        self, task: str | None = None, since_seq: int = 0, limit: int = 100
+    ) -> list[ResultRecord]:
+        rows = await self._db.fetch(
+            "SELECT seq, task, round, status, doc, received_at FROM results "
+            "WHERE seq > $1 AND ($2::text IS NULL OR task = $2) ORDER BY seq DESC LIMIT $3",
+            since_seq, task, limit)
+        return [ResultRecord(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+
+    # -- household outbox ---------------------------------------------------
+    async def get_contribution(self, task: str, round_id: int) -> Contribution | None:
+        row = await self._db.fetchrow(
+            "SELECT value_mac, committee, round_end, created_at FROM contributions "
+            "WHERE task = $1 AND round = $2", task, round_id)
+        if row is None:
+            return None
+        mac, committee, round_end, created_at = row
+        return Contribution(task, round_id, mac, tuple(json.loads(committee)), round_end,
+                            created_at)
+
+    async def put_contribution(
+        self, contribution: Contribution, deliveries: Sequence[Delivery]
+    ) -> bool:
+        async with self._tx() as conn:
+            stored = await conn.fetchval(
+                "INSERT INTO contributions (task, round, value_mac, committee, round_end, "
+                "created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (task, round) "
+                "DO NOTHING RETURNING 1",
+                contribution.task, contribution.round, contribution.value_mac,
+                json.dumps(list(contribution.committee)), contribution.round_end,
+                contribution.created_at)
+            if stored is None:
+                return False
+            await conn.executemany(
+                "INSERT INTO deliveries (task, round, member, ciphertext, acked, attempts) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                [(d.task, d.round, d.member, d.ciphertext, d.acked, d.attempts)
+                 for d in deliveries])
+            return True
+
+    async def deliveries(self, task: str, round_id: int) -> list[Delivery]:
+        rows = await self._db.fetch(
+            "SELECT member, ciphertext, acked, attempts FROM deliveries "
+            "WHERE task = $1 AND round = $2 AND ciphertext IS NOT NULL", task, round_id)
+        return [Delivery(task, round_id, r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def pending_deliveries(self, min_round_end: float) -> list[Delivery]:
+        rows = await self._db.fetch(
+            "SELECT d.task, d.round, d.member, d.ciphertext, d.attempts FROM deliveries d "
+            "JOIN contributions c ON c.task = d.task AND c.round = d.round "
+            "WHERE NOT d.acked AND d.ciphertext IS NOT NULL AND c.round_end > $1",
+            min_round_end)
+        return [Delivery(r[0], r[1], r[2], r[3], False, r[4]) for r in rows]
+
+    async def mark_delivery(self, task: str, round_id: int, member: str, acked: bool) -> None:
+        await self._db.execute(
+            "UPDATE deliveries SET acked = acked OR $1, attempts = attempts + 1 "
+            "WHERE task = $2 AND round = $3 AND member = $4", acked, task, round_id, member)
+
+    async def count_contributions(self) -> int:
+        return int(await self._db.fetchval("SELECT COUNT(*) FROM contributions"))
+
+    # -- housekeeping ---------------------------------------------------------
+    async def prune(self, before: float, tombstones_before: float) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE deliveries SET ciphertext = NULL WHERE ciphertext IS NOT NULL AND "
+                "EXISTS (SELECT 1 FROM contributions c WHERE c.task = deliveries.task AND "
+                "c.round = deliveries.round AND c.round_end < $1)", before)
+            for table, column in (("commits", "committed_at"), ("held_statements", "created_at"),
+                                  ("noise_deals", "created_at"), ("verify_seeds", "created_at"),
+                                  ("verify_bindings", "created_at")):
+                await conn.execute(f"DELETE FROM {table} WHERE {column} < $1",  # noqa: S608
+                                   tombstones_before)
+
+    async def forget_contributions(self, ended_before: float) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "DELETE FROM deliveries WHERE EXISTS (SELECT 1 FROM contributions c WHERE "
+                "c.task = deliveries.task AND c.round = deliveries.round AND c.round_end < $1)",
+                ended_before)
+            deleted = await conn.execute("DELETE FROM contributions WHERE round_end < $1",
+                                         ended_before)
+        if deleted != "DELETE 0":
+            # The deleted versions (and those prune's UPDATE left) stay in the pages until
+            # rewritten; VACUUM FULL writes new files and unlinks the old ones. It locks the
+            # two outbox tables for the moment it takes (they hold only open rounds' rows).
+            await self._db.execute("VACUUM FULL contributions, deliveries")
+
+    # -- admissions -----------------------------------------------------------
+    async def put_admissions(self, records: Sequence[Admission]) -> None:
+        if not records:
+            return
+        async with self._tx() as conn:
+            await conn.executemany(
+                "INSERT INTO admissions (seq, node_id, wire) VALUES ($1, $2, $3) "
+                "ON CONFLICT DO NOTHING",
+                [(r.seq, r.node_id, _dumps(r.wire)) for r in records])
+
+    async def admissions_since(self, seq: int, limit: int) -> list[Admission]:
+        rows = await self._db.fetch(
+            "SELECT seq, node_id, wire FROM admissions WHERE seq > $1 ORDER BY seq LIMIT $2",
+            seq, limit)
+        return [Admission(row[0], row[1], json.loads(row[2])) for row in rows]
+
+    async def last_admission_seq(self) -> int:
+        return int(await self._db.fetchval("SELECT COALESCE(MAX(seq), 0) FROM admissions"))
+
+    async def get_admission(self, node_id: str) -> Admission | None:
+        row = await self._db.fetchrow(
+            "SELECT seq, node_id, wire FROM admissions WHERE node_id = $1", node_id)
+        return None if row is None else Admission(row[0], row[1], json.loads(row[2]))
+
+
+async def _put_batch(conn: asyncpg.Connection, records: Sequence[ShareRecord]) -> PutOutcome:
+    """One envelope's shares, all or nothing, inside the group's transaction.
+
+    INSERT ... ON CONFLICT DO NOTHING waits for a concurrent transaction writing the same
+    key (another process of this node) and then skips it, so exactly one share per
+    (task, round, sender) is ever stored; the digests are compared afterwards, in a new
+    statement that sees what the other transaction committed.
+    """
+    if not records:
+        return PutOutcome.DUPLICATE
+    # Key order within a batch: two transactions never wait on each other's rows crosswise.
+    ordered = sorted(records, key=lambda r: (r.task, r.round, r.sender))
+    columns = [list(c) for c in zip(*((r.task, r.round, r.sender, r.digest, r.share,
+                                        r.received_at) for r in ordered), strict=True)]
+    inserted = await conn.fetch(
+        "INSERT INTO shares (task, round, sender, digest, share, received_at) "
+        "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::bytea[], "
+        "$6::float8[]) ON CONFLICT DO NOTHING RETURNING task, round, sender", *columns)
+    stored = {(r[0], r[1], r[2]): r[3] for r in await conn.fetch(
+        "SELECT s.task, s.round, s.sender, s.digest FROM shares s JOIN "
+        "unnest($1::text[], $2::bigint[], $3::text[]) AS k (task, round, sender) "
+        "ON s.task = k.task AND s.round = k.round AND s.sender = k.sender", *columns[:3])}
+    if any(stored[(r.task, r.round, r.sender)] != r.digest for r in ordered):
+        # Take back this batch's own (uncommitted) rows: the same as rolling back to a
+        # savepoint, without two more round trips per batch for every batch.
+        keys = [list(c) for c in zip(*inserted, strict=True)] if inserted else [[], [], []]
+        await conn.execute(
+            "DELETE FROM shares s USING unnest($1::text[], $2::bigint[], $3::text[]) "
+            "AS k (task, round, sender) "
+            "WHERE s.task = k.task AND s.round = k.round AND s.sender = k.sender", *keys)
+        return PutOutcome.CONFLICT
+    return PutOutcome.STORED if inserted else PutOutcome.DUPLICATE

@@ -1,0 +1,135 @@
+"""What PostgreSQL storage must do beyond the shared contract (tests/backend/
+test_node_storage.py runs that on both backends): several processes of one node share the
+database, forgotten rows leave the table files, and a bad URL fails clearly."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from mpc_backend.storage import (
+    Contribution,
+    Delivery,
+    PostgresStorage,
+    PutOutcome,
+    ShareRecord,
+    StorageUnavailableError,
+    open_storage,
+)
+from mpc_backend.storage.postgres import _RESULTS_LOCK
+from tests.backend.nodes import free_port
+from tests.postgres import PostgresServer
+
+pytestmark = pytest.mark.postgres
+
+SENDERS = [f"h{i:03d}" for i in range(60)]
+
+
+def share(sender: str, digest: bytes, round_id: int = 7) -> ShareRecord:
+    return ShareRecord("temp", round_id, sender, digest, digest * 8, 1.0)
+
+
+async def test_two_writers_store_exactly_one_share_per_sender(postgres_url: str) -> None:
+    """Two storages on one database (two pools: two server sessions each committing its own
+    groups, as two processes of a node do) race to store a different share from every
+    sender, one envelope each: per sender exactly one wins, the other sees a conflict."""
+    first, second = PostgresStorage(postgres_url), PostgresStorage(postgres_url)
+    await first.open()
+    await second.open()
+    try:
+        outcomes = await asyncio.gather(*(
+            store.put_shares([share(s, tag), share(s, tag, round_id=8)])
+            for s in SENDERS for store, tag in ((first, b"A"), (second, b"B"))))
+        for i, sender in enumerate(SENDERS):
+            pair = outcomes[2 * i: 2 * i + 2]
+            assert sorted(o.value for o in pair) == ["conflict", "stored"], (sender, pair)
+            winner = b"A" if pair[0] is PutOutcome.STORED else b"B"
+            for round_id in (7, 8):  # the winner's whole batch, none of the loser's
+                assert await first.load_shares("temp", round_id, [sender]) == [winner * 8]
+        assert await second.held_senders("temp", 7) == SENDERS
+        # Resending the winner's batch from either writer is a duplicate, not a second row.
+        again = [share(SENDERS[0], b"A" if outcomes[0] is PutOutcome.STORED else b"B")]
+        assert await second.put_shares(again) is PutOutcome.DUPLICATE
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_result_sequence_numbers_are_handed_out_in_commit_order(
+    postgres_url: str
+) -> None:
+    """Concurrent writers get distinct sequence numbers; a number is allocated only by the
+    holder of the results lock, which it keeps to commit, so numbers become visible in
+    order and a reader streaming ``since_seq`` skips none."""
+    import asyncpg  # noqa: PLC0415 - only in the host env, where postgres tests run
+
+    stores = [PostgresStorage(postgres_url) for _ in range(3)]
+    for store in stores:
+        await store.open()
+    other = await asyncpg.connect(postgres_url)
+    try:
+        records = await asyncio.gather(*(
+            stores[r % 3].put_result("temp", r, "released", {"result": {"round": r}, "sig": "s"},
+                                     float(r))
+            for r in range(30)))
+        assert sorted(rec.seq for _, rec in records) == list(range(1, 31))
+        # Another session in the middle of writing a result holds the lock: a writer waits.
+        await other.execute("SELECT pg_advisory_lock($1)", _RESULTS_LOCK)
+        waiting = asyncio.create_task(stores[0].put_result("temp", 99, "released", {}, 1.0))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        await other.execute("SELECT pg_advisory_unlock($1)", _RESULTS_LOCK)
+        assert (await waiting)[1].seq == 31
+    finally:
+        await other.close()
+        for store in stores:
+            await store.close()
+
+
+def _database_files(server: PostgresServer, url: str) -> bytes:
+    """Every byte of the database's table files (after a checkpoint wrote them out)."""
+    name = url.rsplit("/", 1)[1]
+    server.psql("CHECKPOINT")
+    oid = server.psql(f"SELECT oid FROM pg_database WHERE datname = '{name}'").stdout.strip()
+    return b"".join(p.read_bytes() for p in (server.data_dir / "base" / oid).iterdir()
+                    if p.is_file())
+
+
+async def test_forgotten_contributions_leave_the_table_files(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """A DELETE alone leaves the value MAC and sealed shares in the pages; forgetting must
+    rewrite them away (the WAL still holds them until recycled: see postgres.py)."""
+    storage = PostgresStorage(postgres_url)
+    await storage.open()
+    mac, sealed = b"MAC-d1c3f5a7-secret", b"SEALED-9b8e2f-share"
+    try:
+        await storage.put_contribution(
+            Contribution("temp", 7, mac, ("m1",), round_end=100.0, created_at=1.0),
+            [Delivery("temp", 7, "m1", sealed, False, 0)])
+        await storage.mark_delivery("temp", 7, "m1", True)
+        # A round still open keeps its rows, on the same pages: plain VACUUM would only
+        # mark the dead rows' space free, and an empty table's pages would simply go.
+        await storage.put_contribution(
+            Contribution("temp", 8, b"mac-8", ("m1",), round_end=300.0, created_at=2.0),
+            [Delivery("temp", 8, "m1", b"sealed-8", False, 0)])
+        files = _database_files(postgres_server, postgres_url)
+        assert mac in files and sealed in files  # the check can see them
+        await storage.forget_contributions(ended_before=200.0)
+        assert await storage.count_contributions() == 1
+        files = _database_files(postgres_server, postgres_url)
+        assert mac not in files and sealed not in files
+    finally:
+        await storage.close()
+
+
+async def test_unreachable_server_fails_clearly_without_the_password(tmp_path: Path) -> None:
+    url = f"postgresql://hearth:s3cret-pw@127.0.0.1:{free_port()}/node"
+    storage = open_storage(tmp_path, url)
+    with pytest.raises(StorageUnavailableError) as caught:
+        await storage.open()
+    message = str(caught.value)
+    assert "hearth@127.0.0.1" in message and "pg_isready" in message
+    assert "s3cret-pw" not in message and "s3cret-pw" not in repr(storage)
