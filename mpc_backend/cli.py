@@ -190,7 +190,8 @@ def cmd_join(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(answer)
     else:
-        print(f"joined federation {answer['name']} (founder {answer['founder']}, "
+        role = "as a household, " if answer.get("household") else ""
+        print(f"joined federation {answer['name']} ({role}founder {answer['founder']}, "
               f"{answer['members']} members, roster v{answer['roster_version']})")
     return 0
 
@@ -307,7 +308,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     role = "founder" if fed["is_founder"] else "member"
     print(f"federation {fed['name']} ({fed['id']}), {role}, roster v{fed['roster_version']}, "
-          f"{fed['members_online']}/{fed['members']} members online")
+          f"{fed['members_online']}/{fed['members']} members online, "
+          f"{fed.get('households', 0)} admitted households known")
     for m in answer["members"]:
         state = {True: "online", False: "OFFLINE", None: "-"}[m["online"]]
         print(f"  {m['name']:<20} {m['node_id']} {state} capacity {m['capacity']:g}"

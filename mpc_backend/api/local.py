@@ -199,13 +199,17 @@ async def join(request: web.Request) -> web.Response:
     body = await read_object(request, LOCAL_BODY_LIMIT)
     if "token" not in body:
         raise BadRequest("missing field 'token'", field="token")
-    roster = await request.app[NODE_KEY].federation.join(body["token"])
+    node = request.app[NODE_KEY]
+    roster = await node.federation.join(body["token"])
     return web.json_response({
         "federation": roster.federation_id,
         "name": roster.name,
         "roster_version": roster.version,
         "members": len(roster.members),
         "founder": roster.founder_member.name,
+        # Admitted by the founder's signed admission (a household that only contributes),
+        # not listed in the roster.
+        "household": roster.member(node.ctx.node_id) is None,
     })
 
 

@@ -2,10 +2,12 @@
 
 Requests are authenticated before their body is read. Every route but
 ``/join`` requires the ``Hearth-*`` headers (``mpc_backend.node.peers``), checked
-in this order: the sender is a roster member, the time is within the message
-age window, the signature over path, time and body digest verifies under the
-member's roster key (each a 403, logged with sender and address, never the
-body), and that signature was not seen before (409). Only then is the body
+in this order: the sender is a member (of the roster, or a household admitted by
+the founder; one not known yet costs a storage lookup and, on a member that keeps
+the admission log, at most a rate-limited catch-up from the founder), the time is
+within the message age window, the signature over path, time and body digest
+verifies under the member's key (each a 403, logged with sender and address,
+never the body), and that signature was not seen before (409). Only then is the body
 read, up to the route's limit (413 beyond) and hashed on the way; one that does
 not match the signed digest is refused (403). Then it is parsed (large bodies
 in a worker thread) and the service checks the signed envelope inside. A
@@ -73,6 +75,10 @@ def peer_routes(node: Node) -> dict[str, Route]:
         "/roster": Route(lambda n: n.federation.handle_roster_push, ROSTER_BODY_LIMIT,
                          relay_max_age_s=DELIVERY_MAX_AGE_S),
         "/roster/fetch": Route(lambda n: n.federation.handle_roster_fetch, SMALL_BODY_LIMIT),
+        "/admissions": Route(lambda n: n.federation.handle_admissions_push, ROSTER_BODY_LIMIT,
+                             relay_max_age_s=DELIVERY_MAX_AGE_S),
+        "/admissions/fetch": Route(lambda n: n.federation.handle_admissions_fetch,
+                                   SMALL_BODY_LIMIT),
         "/tasks": Route(lambda n: n.federation.handle_task_proposal, SMALL_BODY_LIMIT),
         "/relay/password": Route(lambda n: n.federation.handle_relay_password,
                                  SMALL_BODY_LIMIT),
@@ -103,6 +109,7 @@ def _http_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamR
         try:
             if route.members_only:
                 path = request.match_info.route.resource.canonical  # however it was spelled
+                await node.ctx.resolve(request.headers.get(SENDER_HEADER, ""))
                 digest = check_signed_headers(node.ctx, path, request.headers, request.remote)
                 hasher = hashlib.sha256()
                 raw = await read_body(request, route.limit, hasher.update)
@@ -145,7 +152,7 @@ class PeerDispatcher:
         # Every answer to a sealed request goes back sealed to the member it names as its
         # sender (a refusal too): only that member can read it, and the broker cannot
         # tell or change what it says.
-        requester = ctx.roster.member(headers.get(SENDER_HEADER, "")) if sealed else None
+        requester = await ctx.resolve(headers.get(SENDER_HEADER, "")) if sealed else None
         try:
             if len(body) > route.limit:
                 raise PayloadTooLarge(f"request body exceeds the limit of {route.limit} bytes")
@@ -228,7 +235,7 @@ def check_signed_headers(ctx: NodeContext, path: str, headers: Mapping[str, str]
     if not (sender and ts_text and digest_text and sig_text):
         raise refuse(f"peer requests must carry the {SENDER_HEADER}, {TIME_HEADER}, "
                      f"{DIGEST_HEADER} and {SIGNATURE_HEADER} headers")
-    public = ctx.roster.signing_key(sender)
+    public = ctx.signing_key(sender)
     if public is None:
         raise refuse(f"sender {sender} is not a member of federation {ctx.federation_id}")
     try:

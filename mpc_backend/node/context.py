@@ -1,7 +1,12 @@
 """What every node service shares: settings, keys, storage, peers, the roster, the clock.
 
 ``verify`` is the single gate for inter-node messages: the envelope must be
-signed by a roster member for this federation and fresh, and its nonce unseen.
+signed by a member of this federation and fresh, and its nonce unseen. A member
+is one of the signed roster (the founder, the members that compute, and input-only
+members of rosters from before admissions) or a household admitted by the
+founder's signed admission (``directory``); ``member``/``signing_key`` look in
+that order, and ``resolve`` also asks storage and, on a member that keeps the
+admission log, the founder (rate-limited), for a sender not known yet.
 Rejections are logged with the sender and reason only, never the body.
 
 The nonce memory lives in RAM for the envelope age window. After a restart an
@@ -16,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,7 @@ from mpc_backend.relay.settings import RelaySettings
 from mpc_backend.storage import Storage
 
 from .config import NodeConfig
+from .directory import AdmissionDirectory
 from .errors import Conflict, Forbidden, NotFound
 from .peers import Handler, Peers
 from .roster import MemberInfo, Roster, SignedRoster
@@ -75,11 +81,16 @@ class NodeContext:
     replay: ReplayGuard = field(default_factory=ReplayGuard)
     relay: RelaySettings | None = None  # this node's broker account, in a relay federation
     relay_handler: Handler | None = None  # answers peer requests that come by relay
+    # Fetches admissions from the founder when a sender is unknown (set by the federation
+    # service on a node that keeps the admission log; None elsewhere).
+    admissions_catch_up: Callable[[], Awaitable[None]] | None = None
+    directory: AdmissionDirectory = field(init=False)
 
     def __post_init__(self) -> None:
         # The peer client signs every request with this node's keys, dated by its clock.
         self.peers.keys = self.keys
         self.peers.clock = self.clock
+        self.directory = AdmissionDirectory(self.storage)
 
     @property
     def node_id(self) -> str:
@@ -103,6 +114,29 @@ class NodeContext:
     @property
     def is_founder(self) -> bool:
         return self.signed_roster is not None and self.roster.founder == self.node_id
+
+    def member(self, node_id: str) -> MemberInfo | None:
+        """A member of the roster, else an admitted household this node knows (in memory)."""
+        if self.signed_roster is not None:
+            member = self.signed_roster.roster.member(node_id)
+            if member is not None:
+                return member
+        return self.directory.get(node_id)
+
+    def signing_key(self, node_id: str) -> bytes | None:
+        member = self.member(node_id)
+        return member.signing_public if member else None
+
+    async def resolve(self, node_id: str) -> MemberInfo | None:
+        """``member``, also asking storage and then (single-flight, rate-limited) the
+        founder for admissions this node has not seen yet; None if still unknown."""
+        if not node_id:
+            return None
+        member = self.member(node_id) or await self.directory.lookup(node_id)
+        if member is None and self.admissions_catch_up is not None:
+            await self.directory.catch_up(self.admissions_catch_up)
+            member = self.directory.get(node_id)
+        return member
 
     def me(self) -> MemberInfo:
         """This node's member record: behind a relay it has a mailbox and no URL, so no
@@ -133,7 +167,7 @@ class NodeContext:
         try:
             body = verify_envelope(
                 envelope,
-                lookup or self.roster.signing_key,
+                lookup or self.signing_key,
                 msg_type,
                 federation,
                 max_age_s,

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import hashlib
 import ipaddress
+import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -68,8 +69,10 @@ from mpc_backend.relay.settings import (
 from mpc_backend.relay.transport import RelayError
 from mpc_backend.storage import InviteStatus
 
+from .admission import AdmissionError, SignedAdmission, sign_admission, verify_admission
 from .config import MAX_CAPACITY, ConfigError, capacity_problem
 from .context import DELIVERY_MAX_AGE_S, NodeContext
+from .directory import PAGE
 from .errors import (
     BadGateway,
     BadRequest,
@@ -95,6 +98,7 @@ from .roster import (
 log = logging.getLogger("mpc_backend.federation")
 
 FOUNDER_KEY_META = "founder_signing_public"
+ADMISSION_META = "admission"  # a household's own admission (wire JSON)
 MAX_INVITE_TTL_S = 30 * 24 * 3600
 RELAY_CONNECT_S = 15.0  # creating or joining waits this long for the broker
 # Every task costs every member work each round and tasks cannot be removed yet.
@@ -130,6 +134,12 @@ class FederationService:
         self._push_failures: dict[str, int] = {}
         self._adopt_lock = asyncio.Lock()
         self._passwords_set: dict[str, bytes] = {}  # mailbox -> hash of the password set
+        # Founder: joins of households waiting for their admission, signed and stored together.
+        self._admitting: list[tuple[MemberInfo, asyncio.Future[SignedAdmission]]] = []
+        self._admitter: asyncio.Task[None] | None = None
+        self._admissions_wakeup = asyncio.Event()
+        self._admissions_acked: dict[str, int] = {}  # member -> last seq it acknowledged
+        self._admissions_failures: dict[str, int] = {}
         # What the node does when its relay connection (re)opens: catch up on what was
         # pushed while it was away (set by Node; the roster by default).
         self.on_relay_connected: Callable[[], Awaitable[None]] = self.refresh_from_founder
@@ -143,7 +153,11 @@ class FederationService:
         self.ctx.founder_public = b64url_decode(pinned)
         try:
             self.ctx.signed_roster = verify_roster(wire, self.ctx.founder_public)
-        except RosterError as err:
+            own = await self.ctx.storage.get_meta(ADMISSION_META)
+            if own is not None:
+                self.ctx.directory.add(verify_admission(
+                    json.loads(own), self.ctx.founder_public, self.ctx.federation_id).member)
+        except (RosterError, AdmissionError) as err:
             # e.g. a federation from an earlier version whose tasks or members this
             # version refuses (min_contributors below 3, capacity out of range).
             raise ConfigError(
@@ -151,6 +165,14 @@ class FederationService:
                 f"this version ({err}); the federation has to be created anew: move the "
                 "data dir aside, then init, create or join again"
             ) from None
+        await self.ctx.directory.load()
+        self._keep_admission_log()
+
+    def _keep_admission_log(self) -> None:
+        """A member that computes checks households' signatures: it keeps the founder's
+        admission log and, for a sender it does not know, catches up from the founder."""
+        if not self.ctx.is_founder and not self.ctx.config.input_only:
+            self.ctx.admissions_catch_up = self.fetch_admissions
 
     async def refresh_from_founder(self) -> None:
         """Catch up on roster versions pushed while this node was down."""
@@ -169,6 +191,34 @@ class FederationService:
             await self.adopt(answer.get("roster"))
         except (PeerError, RosterError, NodeError) as err:
             log.warning("could not refresh the roster from the founder: %s", err)
+        if self.ctx.admissions_catch_up is not None:
+            await self.fetch_admissions()
+
+    async def fetch_admissions(self) -> None:
+        """Fetch the admissions this node lacks from the founder, page by page."""
+        if self.ctx.signed_roster is None or self.ctx.founder_public is None:
+            return
+        founder = self.ctx.roster.founder_member
+        if not self.ctx.peers.reachable(founder):
+            return
+        directory = self.ctx.directory
+        while True:
+            since = directory.last_seq
+
+            def fetch(since: int = since) -> dict[str, Any]:
+                return sign_envelope(self.ctx.keys, "admissions-fetch", self.ctx.federation_id,
+                                     {"since": since}, now=self.ctx.clock())
+
+            try:
+                answer = await self.ctx.peers.post(founder, "/peer/v1/admissions/fetch", fetch)
+                last = await directory.adopt(answer.get("admissions"), self.ctx.founder_public,
+                                             self.ctx.federation_id)
+            except (PeerError, AdmissionError, NodeError) as err:
+                log.warning("could not fetch admissions from the founder: %s", err)
+                return
+            if last == since:  # nothing new (or the founder skipped ahead: a gap)
+                return
+            log.info("caught up on admissions %d..%d from the founder", since + 1, last)
 
     # -- founder: create / invite -----------------------------------------------
     async def create(
@@ -493,7 +543,7 @@ class FederationService:
         """Founder: set a member's own broker password (sealed to the founder on the way)."""
         body = self.ctx.verify(envelope, "relay-password", remote=remote)
         self._require_founder("change broker passwords")
-        relay, member = self.ctx.relay, self.ctx.roster.member(envelope["sender"])
+        relay, member = self.ctx.relay, self.ctx.member(envelope["sender"])
         admin = await self._current_admin()
         if relay is None or admin is None or member is None or member.mailbox is None:
             raise Unprocessable("this federation has no relay account for that member",
@@ -545,13 +595,27 @@ class FederationService:
                 "invite (fingerprint mismatch); do not join, and check the URL with the founder",
                 code="fingerprint_mismatch",
             )
-        if roster.federation_id != invite.federation_id or roster.member(me.node_id) is None:
-            raise BadGateway("the founder's roster does not admit this node")
         founder_key = roster.founder_member.signing_public
+        admission = None
+        if roster.federation_id != invite.federation_id:
+            raise BadGateway("the founder's roster is for another federation than the invite's")
+        if roster.member(me.node_id) is None:
+            # A household that only contributes is admitted by a signed record, not the roster.
+            try:
+                admission = verify_admission(answer.get("admission"), founder_key,
+                                             roster.federation_id)
+            except AdmissionError as err:
+                raise BadGateway(f"the founder's answer does not admit this node: {err}") from None
+            if admission.member.to_dict() != {**member, "joined_at": admission.member.joined_at}:
+                raise BadGateway("the founder's admission is for another member record")
+            await self.ctx.storage.set_meta(ADMISSION_META, json.dumps(admission.wire()))
         await self.ctx.storage.set_meta(FOUNDER_KEY_META, b64url_encode(founder_key))
         self.ctx.founder_public = founder_key
         await self._store(signed.wire(), roster.version)
+        if admission is not None:
+            self.ctx.directory.add(admission.member)
         self.ctx.signed_roster = signed
+        self._keep_admission_log()
         return roster
 
     # -- founder: handling peers -------------------------------------------------
@@ -613,6 +677,13 @@ class FederationService:
                         candidate.node_id, candidate.mailbox)
             raise Forbidden("the join claims a relay mailbox other than the one its invite "
                             "provisioned", code="wrong_mailbox")
+        in_roster = self.ctx.roster.member(candidate.node_id) is not None
+        if self.ctx.directory.get(candidate.node_id) is not None and not candidate.input_only:
+            # Admitted as a household, now joining as a member that computes: one node,
+            # one membership (a retry of the same join gets its admission again, below).
+            log.warning("refused a join from %s: already a member", candidate.node_id)
+            raise Conflict("this node is already a member of the federation",
+                           code="already_member")
         status = await self.ctx.storage.consume_invite(
             invite_key_id(invite_public), self.ctx.clock(), candidate.node_id
         )
@@ -627,6 +698,14 @@ class FederationService:
                 code=f"invite_{status.value}",
             )
         self.ctx.replay.check_and_add(envelope["sender"], envelope["nonce"], self.ctx.clock())
+        if candidate.input_only and not in_roster:
+            # O(1): one signed record, no roster version, nothing pushed to households.
+            admission = await self._admit(candidate)
+            log.info("admitted %s (%s) as household %d", candidate.name, candidate.node_id,
+                     admission.seq)
+            assert self.ctx.signed_roster is not None
+            return {"roster": self.ctx.signed_roster.wire(), "version": self.ctx.roster.version,
+                    "admission": admission.wire()}
 
         def admit(roster: Roster) -> Changes:
             if roster.member(candidate.node_id) is not None:
@@ -664,6 +743,10 @@ class FederationService:
                  member.capacity, roster.version)
         return {"node_id": node_id, "name": member.name, "capacity": member.capacity,
                 "roster_version": roster.version}
+
+    def _name(self, node_id: str) -> str:
+        member = self.ctx.member(node_id)
+        return member.name if member else node_id
 
     def _resolve_member(self, ref: str) -> MemberInfo:
         roster = self.ctx.roster
@@ -770,7 +853,7 @@ class FederationService:
                     "pick another metric name or task id",
                     field="task_id", code="task_exists",
                 )
-            _check_task_caps(roster, proposer)
+            _check_task_caps(roster, proposer, self._name(proposer))
             eligible = [m for m in roster.members if not m.input_only]
             if len(eligible) < spec.k:
                 raise Unprocessable(
@@ -823,6 +906,8 @@ class FederationService:
             if new_members or new_tasks or updated:
                 for member in new_members:  # joiners get this version in their answer
                     self._pushed[member.node_id] = draft.version
+                if any(not m.input_only for m in new_members):
+                    self._admissions_wakeup.set()  # it needs the admission log
                 signed = sign_roster(self.ctx.keys, draft)
                 await self._store(signed.wire(), draft.version)
                 self.ctx.signed_roster = signed
@@ -850,7 +935,7 @@ class FederationService:
             # start or reconnect, as over direct HTTP: pushing every version to each of them
             # through the relay costs the founder members x roster size per join.
             targets = [
-                m for m in self.ctx.roster.members
+                m for m in (*self.ctx.roster.members, *self.ctx.directory.members())
                 if self.ctx.peers.reachable(m) and m.node_id != self.ctx.node_id
                 and not (m.input_only and m.url is None)
                 and self._pushed.get(m.node_id, 0) < version
@@ -889,8 +974,147 @@ class FederationService:
             log.info("roster v%d not yet delivered to %s: %s", version, member.name, err)
             return False
 
+    # -- admissions (founder issues, members that compute keep the log) -------------
+    async def _admit(self, member: MemberInfo) -> SignedAdmission:
+        """Founder: the admission of household ``member``, signed and stored (or the one
+        it already has, for a retried join)."""
+        future: asyncio.Future[SignedAdmission] = asyncio.get_running_loop().create_future()
+        self._admitting.append((member, future))
+        if self._admitter is None or self._admitter.done():
+            self._admitter = asyncio.create_task(self._issue_admissions())
+        return await future
 
-def _check_task_caps(roster: Roster, proposer: str) -> None:
+    async def _issue_admissions(self) -> None:
+        """Joins that arrive while a batch is being stored go into the next batch: one
+        transaction each, and seqs handed out in order only once stored (no gaps)."""
+        directory = self.ctx.directory
+        while self._admitting:
+            batch, self._admitting = self._admitting, []
+            issued: dict[str, SignedAdmission] = {}
+            fresh: list[SignedAdmission] = []
+            try:
+                for member, _ in batch:
+                    if member.node_id in issued:
+                        continue
+                    stored = await self.ctx.storage.get_admission(member.node_id)
+                    if stored is not None:
+                        assert self.ctx.founder_public is not None
+                        issued[member.node_id] = verify_admission(
+                            stored.wire, self.ctx.founder_public, self.ctx.federation_id)
+                        continue
+                    admission = sign_admission(
+                        self.ctx.keys, self.ctx.federation_id, directory.last_seq + len(fresh) + 1,
+                        replace(member, joined_at=self.ctx.clock()), self.ctx.clock())
+                    fresh.append(admission)
+                    issued[member.node_id] = admission
+                await self.ctx.storage.put_admissions([a.record() for a in fresh])
+            except Exception as err:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(err)
+                continue
+            directory.stored(fresh)
+            if fresh:
+                self._admissions_wakeup.set()
+            for member, future in batch:
+                if not future.done():
+                    future.set_result(issued[member.node_id])
+
+    async def admissions_push_loop(self) -> None:
+        """Founder: bring every member that computes up to the latest admission, a page at
+        a time from the seq it acknowledged, with backoff for members that are away."""
+        timing = self.ctx.config.timing
+        retry_in: float | None = None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._admissions_wakeup.wait(), retry_in)
+            self._admissions_wakeup.clear()
+            retry_in = None
+            if not self.ctx.is_founder:
+                continue
+            last = self.ctx.directory.last_seq
+            targets = [
+                m for m in self.ctx.roster.members
+                if not m.input_only and m.node_id != self.ctx.node_id
+                and self.ctx.peers.reachable(m) and self._admissions_acked.get(m.node_id, -1) < last
+            ]
+            if not targets:
+                continue
+            results = await asyncio.gather(*(self._push_admissions(m, last) for m in targets),
+                                           return_exceptions=True)
+            if any(r is not True for r in results):
+                failures = max(self._admissions_failures.values(), default=1)
+                retry_in = min(timing.backoff_s * 2 ** min(failures, 8), 60.0)
+            elif self.ctx.directory.last_seq > last:
+                self._admissions_wakeup.set()
+
+    async def _push_admissions(self, member: MemberInfo, last: int) -> bool:
+        # Not knowing what it holds (founder restarted, new member), send the newest page:
+        # its answer says where its log ends, and the next page starts there.
+        acked = self._admissions_acked.get(member.node_id, max(0, last - PAGE))
+        try:
+            while acked < last:
+                records = await self.ctx.storage.admissions_since(acked, PAGE)
+                if not records:
+                    break
+                sent = records[-1].seq
+
+                def push(wires: tuple[dict[str, Any], ...] = tuple(r.wire for r in records)
+                         ) -> dict[str, Any]:
+                    return sign_envelope(self.ctx.keys, "admissions", self.ctx.federation_id,
+                                         {"admissions": list(wires)}, now=self.ctx.clock())
+
+                # None: the relay holds it for a member that is away; it fetches what it
+                # lacks when it reconnects.
+                answer = await self.ctx.peers.push(member, "/peer/v1/admissions", push)
+                held = sent if answer is None else answer.get("seq")
+                if isinstance(held, bool) or not isinstance(held, int) or held < 0:
+                    held = sent
+                # Never beyond what was sent: a forged huge seq would stop later pushes.
+                held = min(held, sent)
+                if held == acked:  # no progress: it refused the page
+                    raise PeerError(f"it stays at admission {held}")
+                acked = held
+                self._admissions_acked[member.node_id] = acked
+        except PeerError as err:
+            count = self._admissions_failures.get(member.node_id, 0) + 1
+            self._admissions_failures[member.node_id] = count
+            log.info("admissions up to %d not yet delivered to %s: %s", last, member.name, err)
+            return False
+        self._admissions_failures.pop(member.node_id, None)
+        return True
+
+    async def handle_admissions_push(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        """A member that computes: adopt the founder's admissions that continue its log."""
+        founder = self.ctx.roster.founder
+        body = self.ctx.verify(
+            envelope, "admissions",
+            lambda s: self.ctx.founder_public if s == founder else None, remote=remote,
+            max_age_s=DELIVERY_MAX_AGE_S,  # founder-signed records: an old push is harmless
+        )
+        return {"seq": await self._adopt_admissions(body.get("admissions"))}
+
+    async def _adopt_admissions(self, wires: Any) -> int:
+        assert self.ctx.founder_public is not None
+        try:
+            return await self.ctx.directory.adopt(wires, self.ctx.founder_public,
+                                                  self.ctx.federation_id)
+        except AdmissionError as err:
+            log.warning("rejected admissions: %s", err)
+            raise Forbidden(str(err), code="bad_admission") from None
+
+    async def handle_admissions_fetch(self, envelope: Any, remote: str | None
+                                      ) -> dict[str, Any]:
+        """Any member may fetch the log this node holds, a page at a time."""
+        body = self.ctx.verify(envelope, "admissions-fetch", remote=remote)
+        since = body.get("since")
+        if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+            raise BadRequest("since must be a whole number from 0", field="body.since")
+        records = await self.ctx.storage.admissions_since(since, PAGE)
+        return {"admissions": [r.wire for r in records], "last": self.ctx.directory.last_seq}
+
+
+def _check_task_caps(roster: Roster, proposer: str, name: str) -> None:
     if len(roster.tasks) >= MAX_TASKS:
         raise Unprocessable(
             f"the federation already has {MAX_TASKS} tasks, the most it may hold; tasks "
@@ -898,9 +1122,8 @@ def _check_task_caps(roster: Roster, proposer: str) -> None:
             code="too_many_tasks",
         )
     if sum(t.proposed_by == proposer for t in roster.tasks) >= MAX_TASKS_PER_PROPOSER:
-        member = roster.member(proposer)
         raise Unprocessable(
-            f"{member.name if member else proposer} has already proposed "
+            f"{name} has already proposed "
             f"{MAX_TASKS_PER_PROPOSER} tasks, the most one member may; tasks cannot be "
             "removed yet",
             code="too_many_tasks",

@@ -35,7 +35,7 @@ class MisbehaviourLog:
 
     async def report(self, member: str, kind: str, detail: str) -> None:
         assert kind in KINDS, kind
-        info = self.ctx.roster.member(member)
+        info = self.ctx.member(member)
         name = info.name if info else member
         log.warning("misbehaviour by member %s (%s): %s: %s", name, member, kind, detail)
         await self.ctx.storage.add_misbehaviour(
@@ -47,10 +47,9 @@ class MisbehaviourLog:
         by_member: dict[str, list[Misbehaviour]] = {}
         for record in records:  # newest first
             by_member.setdefault(record.member, []).append(record)
-        roster = self.ctx.roster if self.ctx.signed_roster else None
         members = []
         for member, acts in by_member.items():
-            info = roster.member(member) if roster else None
+            info = self.ctx.member(member)
             members.append({
                 "node_id": member,
                 "name": info.name if info else member,

@@ -2,7 +2,7 @@
 
 Background loops: the round scheduler (closes rounds this node sits on the
 committee of), the outbox (re-sends unacknowledged shares), the founder's
-roster pusher, and housekeeping (on a relay founder, removes the broker accounts of
+roster and admission pushers, and housekeeping (on a relay founder, removes the broker accounts of
 invites that expired unused; deletes the household's own outbox, value
 MAC included, once its round has ended, and round tombstones (commitments,
 held statements) after ``KEEP_TOMBSTONES_S``; shares go when a round is decided,
@@ -77,7 +77,8 @@ class Node:
         self.ctx.relay = self._relay_settings()
         await self.ctx.peers.start()
         loops = [self.rounds.scheduler_loop, self.household.retry_loop,
-                 self.federation.push_loop, self._housekeeping]
+                 self.federation.push_loop, self.federation.admissions_push_loop,
+                 self._housekeeping]
         if self.ctx.relay is not None and self.ctx.signed_roster is not None:
             # In the background (it retries by itself); it catches up once connected.
             await self.federation.connect_relay(self.ctx.federation_id)
@@ -98,8 +99,7 @@ class Node:
             settings = load_relay_settings(self.ctx.data_dir)
         except RelayConfigError as err:
             raise ConfigError(str(err)) from None
-        signed = self.ctx.signed_roster
-        me = signed.roster.member(self.ctx.node_id) if signed else None
+        me = self.ctx.member(self.ctx.node_id)
         if settings is None and me is not None and me.mailbox is not None:
             raise ConfigError(
                 f"{self.ctx.data_dir / RELAY_FILE_NAME} is missing, and this node is reached "
@@ -192,6 +192,8 @@ class Node:
                     "load": load, "misbehaviour": {"total": 0, "members": []}, "relay": relay}
         roster = ctx.roster
         online = await self.members_online()
+        # The roster's members, then the admitted households this node knows: all of them
+        # on the founder and on members that compute, only itself on a household.
         members = [
             {
                 "node_id": m.node_id,
@@ -205,7 +207,7 @@ class Node:
                 "founder": m.node_id == roster.founder,
                 "online": online.get(m.node_id),
             }
-            for m in roster.members
+            for m in (*roster.members, *ctx.directory.members())
         ]
         tasks = []
         for rtask in roster.tasks:
@@ -240,6 +242,7 @@ class Node:
                 "roster_version": roster.version,
                 "hpke_policy": roster.hpke_policy,
                 "members": len(roster.members),
+                "households": len(ctx.directory),
                 "members_online": sum(1 for v in online.values() if v),
             },
             "members": members,

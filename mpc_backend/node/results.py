@@ -138,7 +138,8 @@ class ResultService:
             return sign_envelope(self.ctx.keys, "result", self.ctx.federation_id,
                                  {"result": wire}, now=self.ctx.clock())
 
-        for member in self.ctx.roster.members:
+        # Admitted households too: those with an address (or a relay mailbox) get it pushed.
+        for member in (*self.ctx.roster.members, *self.ctx.directory.members()):
             if self.ctx.peers.reachable(member) and member.node_id != self.ctx.node_id:
                 task = asyncio.create_task(self._push(member, push))
                 self._pushes.add(task)
@@ -230,7 +231,7 @@ class ResultService:
             if not isinstance(entry, dict) or entry.get("verdict") != INVALID:
                 continue
             household = entry.get("household")
-            if isinstance(household, str) and self.ctx.roster.member(household) is not None:
+            if isinstance(household, str) and self.ctx.member(household) is not None:
                 await self.misbehaviour.report(
                     household, "invalid_report",
                     f"{doc['task']} round {doc['round']}: {INVALID_REPORT_DETAIL}")

@@ -386,7 +386,7 @@ class RoundService(CommitteeMember):
         return seeds, {str(seat): replies[seat].envelope for seat in shares}, excluded
 
     def _name(self, node_id: str) -> str:
-        info = self.ctx.roster.member(node_id)
+        info = self.ctx.member(node_id)
         return info.name if info else node_id
 
     def _bound_statements(
