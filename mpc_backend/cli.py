@@ -78,6 +78,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             capacity=args.capacity, input_only=args.input_only, tls_cert=args.tls_cert,
             tls_key=args.tls_key, insecure_listen=args.insecure_listen,
             timing=Timing(**{k: v for k, v in timing_args.items() if v is not None}),
+            database_url=args.database_url,
         )
     except ConfigError as err:
         raise CliError(str(err)) from None
@@ -99,6 +100,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"  fingerprint  {keys.fingerprint}")
         print(f"  HPKE suite   {keys.hpke_suite}")
         print(f"  listens on   {config.listen}; peers reach it at {config.peer_url}")
+        if config.database_url is not None:
+            from mpc_backend.storage.postgres import describe  # noqa: PLC0415
+
+            print(f"  storage      PostgreSQL {describe(config.database_url)}")
         print(f"next: mpc-backend serve --data-dir {data_dir}")
     return 0
 
@@ -111,13 +116,22 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import dataclasses  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
     from mpc_backend.api.server import serve  # noqa: PLC0415
-    from mpc_backend.node.config import load_config  # noqa: PLC0415
+    from mpc_backend.node.config import DATABASE_URL_ENV, load_config  # noqa: PLC0415
     from mpc_backend.node.logs import setup_logging  # noqa: PLC0415
+    from mpc_backend.storage import StorageUnavailableError  # noqa: PLC0415
 
     config = load_config(args.data_dir)
+    if os.environ.get(DATABASE_URL_ENV):
+        config = dataclasses.replace(config, database_url=os.environ[DATABASE_URL_ENV])
     setup_logging(args.log_level)
-    asyncio.run(serve(args.data_dir, config))
+    try:
+        asyncio.run(serve(args.data_dir, config))
+    except StorageUnavailableError as err:
+        raise CliError(str(err)) from None
     return 0
 
 
@@ -377,6 +391,10 @@ def _add_setup_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--tls-key", help="TLS private key (PEM)")
     p.add_argument("--insecure-listen", action="store_true",
                    help="allow a non-loopback listen address without TLS (warns at start)")
+    p.add_argument("--database-url", metavar="postgresql://USER@HOST:PORT/DB",
+                   help="keep the node's state in this PostgreSQL database (one per node) "
+                        "instead of SQLite in the data dir; needs the postgres extra. A "
+                        "password is better given to serve as HEARTH_DATABASE_URL")
     timing = p.add_argument_group("advanced timing (seconds)")
     timing.add_argument("--grace", type=float, help="accept shares this long after a round ends")
     timing.add_argument("--takeover", type=float,

@@ -76,7 +76,7 @@ async def serve(
                     "secrets of joining members, partial sums and round results; use it only "
                     "behind a TLS proxy or on a network you trust", config.listen_host)
     with lock_data_dir(data_dir):
-        node = Node(data_dir, config, keys, open_storage(data_dir))
+        node = Node(data_dir, config, keys, open_storage(data_dir, config.database_url))
         app = make_app(node, token)  # before start: relayed requests may arrive at once
         await node.start()
         runner = web.AppRunner(app, access_log=None,

@@ -5,6 +5,10 @@ the CLI finds the running node (its listen address) and authenticates (the
 token). The timing block is for operators with unusual links and for tests;
 every field has a sensible default.
 
+Storage: SQLite in the data dir by default; ``database_url`` (``init --database-url``, or
+``HEARTH_DATABASE_URL`` in ``serve``'s environment, which wins and keeps a password out of
+the file) points the node at its own PostgreSQL database instead.
+
 Listening policy: loopback by default. Any other address carries the local API
 (bearer token) and the peer API, so it needs TLS (``tls_cert``/``tls_key``) or
 an explicit ``insecure_listen``, which is logged as a warning at every start.
@@ -22,6 +26,7 @@ from urllib.parse import urlsplit
 
 CONFIG_FILE_NAME = "config.json"
 TOKEN_FILE_NAME = "api_token"  # noqa: S105 - a file name, not a secret
+DATABASE_URL_ENV = "HEARTH_DATABASE_URL"
 
 # Capacity weighs a hub's chance of a committee seat. Bounded so that no member can
 # claim seats by declaring a huge capacity: privacy holds only while fewer than t + 1
@@ -98,6 +103,8 @@ class NodeConfig:
     tls_key: str | None = None
     insecure_listen: bool = False
     timing: Timing = field(default_factory=Timing)
+    # PostgreSQL instead of SQLite; may carry a password, so it stays out of repr and logs.
+    database_url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -113,6 +120,10 @@ class NodeConfig:
             problem = url_problem(self.public_url)
             if problem is not None:
                 raise ConfigError(f"public URL (--public-url) {problem}")
+        if self.database_url is not None and not self.database_url.startswith(
+                ("postgresql://", "postgres://")):
+            raise ConfigError("the database URL (--database-url or HEARTH_DATABASE_URL) must "
+                              "be postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
         if not is_loopback(self.listen_host) and not (self.tls or self.insecure_listen):
             raise ConfigError(
                 f"listening on {self.listen_host} exposes the node beyond this machine; "
@@ -150,6 +161,8 @@ class NodeConfig:
         # Only what the operator chose, so improved defaults reach existing nodes.
         defaults = asdict(Timing())
         data["timing"] = {k: v for k, v in data["timing"].items() if v != defaults[k]}
+        if self.database_url is None:
+            del data["database_url"]
         return data
 
     @classmethod
@@ -168,6 +181,7 @@ class NodeConfig:
                 tls_key=data.get("tls_key"),
                 insecure_listen=bool(data.get("insecure_listen", False)),
                 timing=timing,
+                database_url=data.get("database_url"),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"settings are invalid ({err})") from None

@@ -174,6 +174,7 @@ class Cluster:
         self.root = root
         self.nodes: list[NodeProcess] = []
         self.broker: Any = None  # a tests.relay_broker.Broker when the street uses a relay
+        self.postgres: Any = None  # a tests.postgres.PostgresServer holding the nodes' state
 
     def add(self, name: str, *init_args: str) -> NodeProcess:
         node = NodeProcess(name, self.root / name, free_port(), self.root / f"{name}.log")

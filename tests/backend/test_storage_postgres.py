@@ -5,11 +5,18 @@ database, forgotten rows leave the table files, and a bad URL fails clearly."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from mpc_backend.node.config import ConfigError, NodeConfig
 from mpc_backend.storage import (
+    DB_FILE_NAME,
     Contribution,
     Delivery,
     PostgresStorage,
@@ -19,7 +26,7 @@ from mpc_backend.storage import (
     open_storage,
 )
 from mpc_backend.storage.postgres import _RESULTS_LOCK
-from tests.backend.nodes import free_port
+from tests.backend.nodes import _ENV, REPO, cli_json, free_port
 from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -133,3 +140,38 @@ async def test_unreachable_server_fails_clearly_without_the_password(tmp_path: P
     message = str(caught.value)
     assert "hearth@127.0.0.1" in message and "pg_isready" in message
     assert "s3cret-pw" not in message and "s3cret-pw" not in repr(storage)
+
+
+def test_database_url_setting_stays_out_of_repr_and_default_config() -> None:
+    config = NodeConfig(name="h", listen_host="127.0.0.1", listen_port=8731, public_url=None)
+    assert "database_url" not in config.to_dict()  # existing config files keep their shape
+    url = "postgresql://hearth:s3cret-pw@db.lan/node"
+    with_db = dataclasses.replace(config, database_url=url)
+    assert NodeConfig.from_dict(with_db.to_dict()) == with_db
+    assert "s3cret-pw" not in repr(with_db)
+    with pytest.raises(ConfigError, match="postgresql://"):
+        dataclasses.replace(config, database_url="mysql://db.lan/node")
+
+
+def test_serve_reports_an_unreachable_database_and_the_environment_wins(
+    tmp_path: Path
+) -> None:
+    """``init --database-url`` stores the setting; ``serve`` fails in one line naming the
+    database without its password; HEARTH_DATABASE_URL overrides the stored URL."""
+    data_dir = tmp_path / "node"
+    stored = f"postgresql://hearth:s3cret-pw@127.0.0.1:{free_port()}/stored"
+    info = cli_json("init", "--data-dir", str(data_dir), "--name", "h", "--listen",
+                    f"127.0.0.1:{free_port()}", "--database-url", stored)
+    assert info["node_id"]
+    assert json.loads((data_dir / "config.json").read_text())["database_url"] == stored
+    assert stat.S_IMODE((data_dir / "config.json").stat().st_mode) == 0o600
+    for env, name in (({}, "stored"), ({"HEARTH_DATABASE_URL": stored.replace(
+            "stored", "from_env")}, "from_env")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "mpc_backend", "serve", "--data-dir", str(data_dir)],
+            capture_output=True, text=True, timeout=60, cwd=REPO, env={**_ENV, **env},
+            check=False)
+        assert proc.returncode == 1, proc.stderr
+        assert "error: cannot use the PostgreSQL database hearth@127.0.0.1" in proc.stderr
+        assert f"/{name} " in proc.stderr and "s3cret-pw" not in proc.stderr
+        assert not (data_dir / DB_FILE_NAME).exists()

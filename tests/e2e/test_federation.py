@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 
 from mpc_backend.arith import P
+from mpc_backend.storage import DB_FILE_NAME
 from tests.backend.nodes import Cluster, NodeProcess, wait_for
 
-from .conftest import PERIOD
+from .conftest import PERIOD, STREETS_WITH_POSTGRES
 
 pytestmark = pytest.mark.slow
 
@@ -95,6 +96,7 @@ def check_statistics(result: dict[str, Any], values: list[float]) -> None:
         assert abs(stats["quantiles"][name] - exact) <= width, (name, stats["quantiles"])
 
 
+@pytest.mark.parametrize("federation", STREETS_WITH_POSTGRES, indirect=True)
 def test_round_releases_plaintext_statistics(federation: Cluster) -> None:
     values = VALUES["temp"]
     round_id, _ = contribute(federation, "temp", values)
@@ -106,6 +108,8 @@ def test_round_releases_plaintext_statistics(federation: Cluster) -> None:
     signers = {tuple(r["signed_by"]) for r in results}
     assert len(signers) == 1, "every member holds the same co-signed result"
     assert len(signers.pop()) >= 2, "signed by t + 1 committee members"
+    if federation.postgres is not None:  # the nodes kept their state there, not in SQLite
+        assert not any((n.data_dir / DB_FILE_NAME).exists() for n in federation.nodes)
 
     noisy = wait_results(federation.nodes[:1], "temp_dp", round_id)[0]
     assert noisy["status"] == "released" and noisy["dp_epsilon"] == 1
@@ -136,6 +140,7 @@ def _encodings(value: float) -> list[bytes]:
     ]
 
 
+@pytest.mark.parametrize("federation", STREETS_WITH_POSTGRES, indirect=True)
 def test_no_plaintext_value_on_disk_or_in_logs(federation: Cluster) -> None:
     """After a round, no node's files or logs hold any household's value or its encoding."""
     files: list[Path] = []
@@ -144,6 +149,8 @@ def test_no_plaintext_value_on_disk_or_in_logs(federation: Cluster) -> None:
         files += node.logs
     if federation.broker is not None:  # what the relay stored and logged
         files += [p for p in federation.broker.directory.rglob("*") if p.is_file()]
+    if federation.postgres is not None:  # the server's tables, WAL and log
+        files += [p for p in federation.postgres.directory.rglob("*") if p.is_file()]
     assert files
     blobs = {path: path.read_bytes() for path in files}
     for value in VALUES["temp"]:
