@@ -54,6 +54,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.floor import client_floor_ms, measure_floor, print_floor  # noqa: E402
 from benchmarks.proof_costs import histogram_task, measure, print_table  # noqa: E402
 from mpc_backend.arith import FieldRNG  # noqa: E402
 from mpc_backend.crypto import NodeKeys, join_proof, parse_invite, sign_envelope  # noqa: E402
@@ -72,6 +73,12 @@ GATEWAYS = 16
 TASK = {"low": -20.0, "high": 40.0, "resolution": 0.01, "unit": "°C",
         "stats": ["count", "sum", "mean", "variance", "stddev", "histogram", "quantiles"],
         "buckets": [16.0, 18.0, 20.0, 22.0, 24.0]}
+
+
+def readings(n: int, m: int) -> np.ndarray:
+    """N households' readings for M tasks, seeded (bench_mpyc computes over the same ones)."""
+    rand = random.Random(7)  # plaintext readings only; nothing secret
+    return np.array([[round(rand.uniform(15, 26), 2) for _ in range(m)] for _ in range(n)])
 
 
 async def api(session: aiohttp.ClientSession, node: NodeProcess, method: str, path: str,
@@ -146,14 +153,21 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         households = [NodeKeys.generate() for _ in range(n)]
         # Through the relay every invite provisions a broker account, and the broker rewrites
         # its whole accounts file for each: fewer at a time.
-        sem = asyncio.Semaphore(32 if broker is None else 4)
+        sem = asyncio.Semaphore(args.join_concurrency or (32 if broker is None else 4))
+        joined: list[float] = []  # when each join completed, in completion order
 
         async def join(i: int, keys: NodeKeys) -> BrokerAccount | None:
             async with sem:
-                return await join_household(session, founder, keys, i)
+                account = await join_household(session, founder, keys, i)
+            joined.append(time.perf_counter())
+            return account
 
+        j0 = time.perf_counter()
         accounts = await asyncio.gather(*(join(i, k) for i, k in enumerate(households)))
-        period = args.period or max(20, math.ceil(15 + n * m * 0.003))
+        joins = _join_figures(j0, joined)
+        # Sealing costs about 1 ms per report and ingest a few ms per envelope (one per
+        # household and member): the round must hold both.
+        period = args.period or max(20, math.ceil(15 + n * (0.002 * m + 0.004)))
         task_ids = [f"metric_{j}" for j in range(m)]
         for task_id in task_ids:
             await api(session, founder, "POST", "/tasks", {
@@ -180,8 +194,7 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
 
         # Client side: seal every report (measured, one core).
         rng = FieldRNG()
-        rand = random.Random(7)  # plaintext readings only; nothing secret
-        values = np.array([[round(rand.uniform(15, 26), 2) for _ in range(m)] for _ in range(n)])
+        values = readings(n, m)
         specs = [roster.task(t).spec for t in task_ids]  # type: ignore[union-attr]
         committees = [roster.committee(t, round_id) for t in task_ids]
         envelopes: list[tuple[int, dict[str, Any]]] = []  # (committee seat member index, env)
@@ -252,22 +265,35 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
                     failures += 1
 
         sem_send = asyncio.Semaphore(args.concurrency)
+        pids = {nd.name: nd.proc.pid if nd.proc else 0 for nd in nodes}
+        ingest0 = {nd.name: await _ingest_counters(session, nd) for nd in nodes}
+        cpu0 = {name: _cpu_seconds(pid) for name, pid in pids.items()}
         s0 = time.perf_counter()
         await asyncio.gather(*(send(h, e) for h, e in envelopes))
         send_s = time.perf_counter() - s0
+        send_cpu = {name: _cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+        ingest1 = {nd.name: await _ingest_counters(session, nd) for nd in nodes}
         if time.time() > (round_id + 1) * period + GRACE_S:
             raise RuntimeError("sending took longer than the round; raise --period")
         for gateway in gateways:
             await gateway.close()
 
-        # Round close latency: from the round's end until all nodes hold all results.
+        # Round close latency: from the round's end until all nodes hold all results. The
+        # committee's compute at close: each node's CPU time from just before the close can
+        # start (end + grace) until all results are in, less what our polling costs it.
         end = (round_id + 1) * period
+        results_path = f"/results?since=0&limit={m * 4}"
+        poll_cpu = await _poll_cost(session, nodes, pids, results_path)
+        await asyncio.sleep(max(0.0, end + GRACE_S - 0.2 - time.time()))
+        cpu1 = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        polls = 0
         pending = {(nd.name, t) for nd in nodes for t in task_ids}
         results: dict[str, Any] = {}
         while pending:
             await asyncio.sleep(0.1)
+            polls += 1
             for nd in nodes:
-                listed = await api(session, nd, "GET", f"/results?since=0&limit={m * 4}")
+                listed = await api(session, nd, "GET", results_path)
                 for r in listed["results"]:
                     if r["round"] == round_id and (nd.name, r["task"]) in pending:
                         pending.discard((nd.name, r["task"]))
@@ -275,6 +301,8 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
             if time.time() > end + 120:
                 raise RuntimeError(f"results missing after 120 s: {sorted(pending)}")
         close_s = time.time() - end
+        close_cpu = {name: _cpu_seconds(pid) - cpu1[name] - polls * poll_cpu[name]
+                     for name, pid in pids.items()}
         correct = all(
             results[t]["status"] == "released"
             and results[t]["contributors"] == n
@@ -287,6 +315,8 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
     if broker is not None:
         relay = {"broker_cpu_s": round(broker.cpu_seconds() - broker_cpu0, 2),
                  "broker_peak_rss_mb": _peak_rss_mb(broker.pid)}
+    stages = {nd.name: _node_stages(accepted[nd.node_id], send_s, send_cpu[nd.name],
+                                    ingest0[nd.name], ingest1[nd.name]) for nd in nodes}
     return {
         "households": n,
         "tasks": m,
@@ -301,10 +331,98 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
                                    zip((nd.name for nd in nodes), accepted.values(), strict=True)},
         "rejected_envelopes": failures,
         "round_close_latency_s": round(close_s, 2),
+        "close_compute_s": {name: round(v, 4) for name, v in close_cpu.items()},
+        "close_compute_total_s": round(sum(close_cpu.values()), 4),
+        "stages_ms_per_report": stages,
+        "stages_ms_per_report_mean": _mean_stages(stages),
+        **joins,
         "peak_rss_mb": rss,
         "results_correct": correct,
         **relay,
     }
+
+
+INGEST_COUNTERS = ("verify_s", "open_s", "commit_s", "handler_s")
+
+
+async def _ingest_counters(session: aiohttp.ClientSession,
+                           node: NodeProcess) -> dict[str, float] | None:
+    """The node's cumulative ingest counters (status ``load.ingest``); None if it has none."""
+    ingest = (await api(session, node, "GET", "/status")).get("load", {}).get("ingest")
+    if not isinstance(ingest, dict) or not all(k in ingest for k in INGEST_COUNTERS):
+        return None
+    return {k: float(ingest[k]) for k in INGEST_COUNTERS}
+
+
+def _node_stages(reports: int, send_s: float, cpu_s: float, before: dict[str, float] | None,
+                 after: dict[str, float] | None) -> dict[str, float | None]:
+    """One node's ingest per report (ms): wall (the sending window over the reports it
+    accepted), CPU, the node's own verify/open/commit/handler seconds, and transport: the
+    wall time not spent in verify, open or commit."""
+    if reports == 0:
+        return {"wall": None, "cpu": None, "transport": None,
+                **{k.removesuffix("_s"): None for k in INGEST_COUNTERS}}
+    stages: dict[str, float | None] = {"wall": send_s / reports * 1000,
+                                       "cpu": cpu_s / reports * 1000}
+    for key in INGEST_COUNTERS:
+        stages[key.removesuffix("_s")] = (None if before is None or after is None
+                                          else (after[key] - before[key]) / reports * 1000)
+    parts = [stages["verify"], stages["open"], stages["commit"]]
+    stages["transport"] = (None if None in parts
+                           else stages["wall"] - sum(p for p in parts if p is not None))
+    return {k: None if v is None else round(v, 4) for k, v in stages.items()}
+
+
+def _mean_stages(stages: dict[str, dict[str, float | None]]) -> dict[str, float | None]:
+    keys = next(iter(stages.values())).keys()
+    mean: dict[str, float | None] = {}
+    for key in keys:
+        values = [s[key] for s in stages.values()]
+        mean[key] = (None if any(v is None for v in values)
+                     else round(float(np.mean([v for v in values if v is not None])), 4))
+    return mean
+
+
+def _join_figures(start: float, completed: list[float]) -> dict[str, Any]:
+    """Joins' wall time, and joins per second over the first and the last third of them
+    (equal rates: joins cost the same however many have joined)."""
+    n = len(completed)
+    third = n // 3
+    figures: dict[str, Any] = {"joins_s": round(completed[-1] - start, 2) if n else 0.0,
+                               "joins_per_s_first_third": None, "joins_per_s_last_third": None}
+    if third:
+        first = completed[third - 1] - start
+        last = completed[-1] - completed[n - third - 1]
+        figures["joins_per_s_first_third"] = round(third / first, 1) if first > 0 else None
+        figures["joins_per_s_last_third"] = round(third / last, 1) if last > 0 else None
+    return figures
+
+
+async def _poll_cost(session: aiohttp.ClientSession, nodes: list[NodeProcess],
+                     pids: dict[str, int], path: str, polls: int = 10) -> dict[str, float]:
+    """CPU seconds one results poll costs each node (measured now, before the close)."""
+    cost = {}
+    for nd in nodes:
+        c0 = _cpu_seconds(pids[nd.name])
+        for _ in range(polls):
+            await api(session, nd, "GET", path)
+        cost[nd.name] = (_cpu_seconds(pids[nd.name]) - c0) / polls
+    return cost
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a process's live threads (ns-precise, from schedstat)."""
+    total = 0
+    try:
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    for thread in threads:
+        try:
+            total += int((thread / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended meanwhile
+    return total / 1e9
 
 
 def _peak_rss_mb(pid: int | None) -> float | None:
@@ -327,6 +445,8 @@ def main() -> None:
                         help="committee nodes k (threshold t = 1 for 3, 2 for 5)")
     parser.add_argument("--period", type=int, help="round length (default: sized to the load)")
     parser.add_argument("--concurrency", type=int, default=48, help="requests in flight")
+    parser.add_argument("--join-concurrency", type=int,
+                        help="joins in flight (default 32 direct, 4 through the relay)")
     parser.add_argument("--transport", choices=("direct", "relay", "both"), default="both",
                         help="how hubs talk: direct HTTP, a Mosquitto relay on loopback, or "
                              "both side by side (default)")
@@ -335,10 +455,19 @@ def main() -> None:
     args = parser.parse_args()
     transports = ["direct", "relay"] if args.transport == "both" else [args.transport]
     runs = [asyncio.run(run(args, transport)) for transport in transports]
+    # The floor once the nodes are gone, so nothing else competes for the cores.
+    floor = measure_floor(TASK, args.committee)
+    for r in runs:
+        r["floor_ratios"] = floor_ratios(r, floor)
     proof_costs = [measure(histogram_task(b), 1000, args.committee) for b in (6, 32)]
     if args.json:
-        print(json.dumps({"runs": runs, "proof_costs": proof_costs}, indent=2))
+        print(json.dumps({"runs": runs, "floor": floor, "proof_costs": proof_costs}, indent=2))
         return
+    print_report(runs, floor, proof_costs)
+
+
+def print_report(runs: list[dict[str, Any]], floor: dict[str, Any],
+                 proof_costs: list[dict[str, Any]]) -> None:
     first = runs[0]
     print(f"{first['households']} households x {first['tasks']} tasks, period "
           f"{first['period_s']} s, {first['hpke_suite']}, k = {first['committee']}")
@@ -361,12 +490,87 @@ def main() -> None:
         ("setup (joins + tasks, not timed)", [f"{r['setup_s']} s" for r in runs], ""),
     ]
     header = ("", [r["transport"] for r in runs], "relay/direct" if len(runs) == 2 else "")
-    width = max(len(name) for name, _, _ in [header, *rows])
-    cells = max(len(c) for _, values, _ in [header, *rows] for c in values)
-    for name, values, ratio in [header, *rows]:
-        print(f"{name:<{width}}  " + "  ".join(f"{v:<{cells}}" for v in values) + f"  {ratio}")
+    _print_rows([header, *rows])
+    print()
+    print(f"where the time goes, per report (ingest: mean of the {first['committee']} "
+          "committee nodes); (ratio to the floor below)")
+    _print_rows([("", [r["transport"] for r in runs], ""),
+                 *[(name, [stage_cell(r, key) for r in runs], "") for name, key in STAGE_ROWS]])
+    print()
+    print_floor(floor)
+    print("transport = ingest wall - verify - open - commit (HTTP, JSON, the event loop, and "
+          "the cores the\nnodes share with each other and the clients); ingest wall = the "
+          "sending window / reports\nthe node accepted; verify, open, commit: the node's own "
+          "counters (status load.ingest), \"-\" where\nit has none; close compute = CPU time "
+          "of each node from the close's earliest start until all\nresults are in, less the "
+          "benchmark's polling")
     print()
     print_table(proof_costs)
+
+
+def _print_rows(rows: list[tuple[str, list[str], str]]) -> None:
+    width = max(len(name) for name, _, _ in rows)
+    cells = max(len(c) for _, values, _ in rows for c in values)
+    for name, values, ratio in rows:
+        print(f"{name:<{width}}  " + "  ".join(f"{v:<{cells}}" for v in values) + f"  {ratio}")
+
+
+# (label, key): keys are stages_ms_per_report_mean entries, or the run's own figures.
+STAGE_ROWS = [
+    ("client: encode+prove+share+seal+sign", "client"),
+    ("ingest wall per report per node", "wall"),
+    ("  transport", "transport"),
+    ("  verify", "verify"),
+    ("  open", "open"),
+    ("  commit", "commit"),
+    ("ingest CPU per report per node", "cpu"),
+    ("close: latency after period end", "close"),
+    ("close: committee compute, all nodes", "close_compute"),
+    ("joins (setup)", "joins"),
+    ("joins/s, first third -> last third", "join_rates"),
+]
+
+
+def floor_ratios(r: dict[str, Any], floor: dict[str, Any]) -> dict[str, float | None]:
+    """Each stage per report over its floor: client over K seals and its signatures; verify,
+    open and commit over one Ed25519 verify, one HPKE open, a one-row commit (and the
+    per-row cost at 48 rows a commit); ingest wall and CPU over the whole ingest floor."""
+    stages = r["stages_ms_per_report_mean"]
+    floors = {
+        "client": client_floor_ms(floor, r["committee"], r["tasks"]),
+        "verify": floor["ed25519_verify_us"] / 1000,
+        "open": floor["hpke_open_us"] / 1000,
+        "commit": floor["commit_1_row_us"] / 1000,
+        "commit_batched": floor["commit_per_row_48_us"] / 1000,
+        "wall": floor["ingest_floor_ms"],
+        "wall_batched": floor["ingest_floor_batched_ms"],
+        "cpu": floor["ingest_floor_ms"],
+    }
+    figures = {**stages, "client": r["client_ms_per_report"]}
+    return {key: (None if figures[key.removesuffix("_batched")] is None or not value
+                  else round(figures[key.removesuffix("_batched")] / value, 2))
+            for key, value in floors.items()}
+
+
+def stage_cell(r: dict[str, Any], key: str) -> str:
+    ratios = r.get("floor_ratios", {})
+    if key == "close":
+        return f"{r['round_close_latency_s']} s"
+    if key == "close_compute":
+        nodes = ", ".join(f"{v:.3f}" for v in r["close_compute_s"].values())
+        return f"{r['close_compute_total_s']:.3f} s ({nodes})"
+    if key == "joins":
+        return f"{r['joins_s']} s"
+    if key == "join_rates":
+        return f"{r['joins_per_s_first_third'] or '-'} -> {r['joins_per_s_last_third'] or '-'}"
+    value = r["client_ms_per_report"] if key == "client" else r["stages_ms_per_report_mean"][key]
+    if value is None:
+        return "-"
+    cell = f"{value:.3f} ms"
+    ratio, batched = ratios.get(key), ratios.get(f"{key}_batched")
+    if ratio is not None:
+        cell += f" ({ratio}x" + (f", {batched}x at 48/commit)" if batched is not None else ")")
+    return cell
 
 
 def _ratio(runs: list[dict[str, Any]], figure: Any) -> str:

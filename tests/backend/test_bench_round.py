@@ -1,20 +1,26 @@
 """The round benchmark still runs through the relay (a small street, one task): its
-released means match the plaintext and no envelope is refused."""
+released means match the plaintext, no envelope is refused, and it says where the time
+goes: per-stage figures per report, the floor measured in the same run, and their ratios."""
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
 import pytest
 
+from benchmarks.bench_round import STAGE_ROWS, print_report
 from tests.backend.nodes import REPO
 
 pytestmark = [pytest.mark.relay, pytest.mark.slow]
 
+FLOOR_FIGURES = ("hpke_open_us", "ed25519_verify_us", "commit_1_row_us", "commit_per_row_48_us",
+                 "hpke_seal_us", "ed25519_sign_us")
 
-def test_bench_round_runs_through_the_relay() -> None:
+
+def test_bench_round_runs_through_the_relay(capsys: pytest.CaptureFixture[str]) -> None:
     done = subprocess.run(
         [sys.executable, "benchmarks/bench_round.py", "--households", "6", "--tasks", "1",
          "--transport", "relay", "--json"],
@@ -27,3 +33,39 @@ def test_bench_round_runs_through_the_relay() -> None:
     assert run["rejected_envelopes"] == 0
     assert all(rate > 0 for rate in run["reports_per_s_per_node"].values())
     assert run["broker_cpu_s"] >= 0 and run["broker_peak_rss_mb"] > 0
+
+    floor = figures["floor"]
+    assert all(floor[k] > 0 for k in FLOOR_FIGURES)
+    assert floor["commit_per_row_48_us"] < floor["commit_1_row_us"]  # a shared commit pays
+    assert floor["ingest_floor_ms"] == pytest.approx(
+        (floor["hpke_open_us"] + floor["ed25519_verify_us"] + floor["commit_1_row_us"]) / 1000,
+        abs=1e-3)
+
+    assert len(run["stages_ms_per_report"]) == 3
+    for stages in run["stages_ms_per_report"].values():
+        assert stages["wall"] > 0 and stages["cpu"] > 0
+        counters = [stages[k] for k in ("verify", "open", "commit", "handler")]
+        # The node's own counters are all there or all missing ("-"), never half.
+        assert all(c is None for c in counters) or all(c >= 0 for c in counters)
+        if stages["verify"] is not None:
+            assert stages["transport"] == pytest.approx(
+                stages["wall"] - stages["verify"] - stages["open"] - stages["commit"], abs=1e-3)
+    mean = run["stages_ms_per_report_mean"]
+    ratios = run["floor_ratios"]
+    assert ratios["wall"] == pytest.approx(mean["wall"] / floor["ingest_floor_ms"], rel=0.01)
+    assert ratios["wall_batched"] > ratios["wall"] > 0
+    assert ratios["cpu"] == pytest.approx(mean["cpu"] / floor["ingest_floor_ms"], rel=0.01)
+    assert ratios["client"] > 0 and run["client_ms_per_report"] > 0
+    assert run["close_compute_total_s"] > 0
+    assert math.isclose(run["close_compute_total_s"], sum(run["close_compute_s"].values()),
+                        abs_tol=1e-3)
+    assert run["joins_s"] > 0
+    assert run["joins_per_s_first_third"] > 0 and run["joins_per_s_last_third"] > 0
+
+    # The text report shows every stage row, the floor and the ratios.
+    print_report(figures["runs"], floor, figures["proof_costs"])
+    text = capsys.readouterr().out
+    for label, _ in STAGE_ROWS:
+        assert label in text
+    assert "floor per report: open + verify + 1-row commit" in text
+    assert f"({ratios['wall']}x, {ratios['wall_batched']}x at 48/commit)" in text
