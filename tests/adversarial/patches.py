@@ -350,3 +350,53 @@ def lying_household() -> None:
 
     household.prove = prove
     household.shamir_share = shamir_share
+
+
+# -- admissions ---------------------------------------------------------------------------
+
+def forge_admissions() -> None:
+    """Once in the federation, admit a made-up household by records this member signs itself
+    (one for this federation, one naming another) and push them to every other member that
+    computes, as the founder pushes admissions."""
+    from mpc_backend.crypto import sign_envelope  # noqa: PLC0415
+    from mpc_backend.node.admission import sign_admission  # noqa: PLC0415
+    from mpc_backend.node.peers import PeerError  # noqa: PLC0415
+    from mpc_backend.node.roster import MemberInfo  # noqa: PLC0415
+
+    async def forge(service: Any) -> None:
+        ctx = service.ctx  # restarted as a member: the roster is loaded before loops start
+        fake = MemberInfo.of_keys(NodeKeys.generate(), "phantom", None, 1.0, True)
+        wires = [sign_admission(ctx.keys, federation_id, 1, fake, ctx.clock()).wire()
+                 for federation_id in (ctx.federation_id, "0" * 32)]
+        for member in ctx.roster.members:
+            if member.input_only or member.node_id == ctx.node_id:
+                continue
+
+            def push() -> dict[str, Any]:
+                return sign_envelope(ctx.keys, "admissions", ctx.federation_id,
+                                     {"admissions": wires}, now=ctx.clock())
+
+            try:
+                answer: Any = await ctx.peers.post(member, "/peer/v1/admissions", push,
+                                                   attempts=1)
+            except PeerError as err:  # the refusal is what the test looks for
+                answer = repr(err)
+            log.warning("EVIL forge_admissions: pushed phantom %s to %s: %s", fake.node_id,
+                        member.name, answer)
+
+    _attach(forge)
+
+
+def shares_as_stranger() -> None:
+    """The household (admitted under its own id) signs its shares with a key the founder
+    never admitted, as a node passing off contributions of made-up households would."""
+    from mpc_backend.node import household  # noqa: PLC0415
+
+    honest = household.shares_envelope
+    stranger = NodeKeys.generate()
+
+    def envelope(keys: NodeKeys, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        log.warning("EVIL shares_as_stranger: signing shares as %s", stranger.node_id)
+        return honest(stranger, *args, **kwargs)
+
+    household.shares_envelope = envelope
