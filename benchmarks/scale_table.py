@@ -1,0 +1,139 @@
+"""Hearth beside MPyC as N grows: the table of issue 13, regenerated.
+
+    python benchmarks/scale_table.py [--households 100 1000 5000 10000] [--json]
+
+For each N, in this one process tree and one after the other: ``bench_round``'s round
+over direct HTTP (3 committee nodes on loopback, t = 1, one task: count, sum, mean,
+variance, stddev, a 6-bucket histogram and quantiles; N in-process households), then
+``bench_mpyc`` (3 MPyC parties on loopback, the same readings, count, mean, stddev and
+the 6-bucket histogram with 14-bit secure comparisons). Both check their outputs
+against the plaintext; a wrong output fails the run. The floor (``benchmarks/floor.py``)
+is measured once at the end, with nothing else running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks import bench_mpyc, bench_round  # noqa: E402
+from benchmarks.floor import measure_floor  # noqa: E402
+
+DEFINITIONS = """\
+committee compute at close: CPU seconds of the 3 committee nodes together, from the
+  earliest moment the close can start (round end + grace) until every node holds the
+  result, less the CPU the benchmark's own result polling costs them (measured first)
+MPyC inputs -> outputs: wall time from a barrier after the 3 parties have connected,
+  through secret-sharing the inputs, to every party holding the opened outputs
+Hearth end to end = clients + ingest + close compute, where clients = the wall time to
+  encode, prove, share, seal and sign all N reports one after the other on one core;
+  ingest = the wall time from the first envelope sent to the last acknowledged (all
+  sent concurrently to the 3 nodes); close compute as above (waits excluded: the grace
+  period and the scheduler's tick are protocol timing, not work)
+joins (setup): wall time of the N joins (32 in flight), not part of end to end;
+  joins/s over the first and the last third of them (equal: linear in N)
+per value = the figure / N; ratio = Hearth per value / MPyC per value (< 1: Hearth faster)
+ingest x floor = a node's ingest wall time per report (the sending window / its reports)
+  over the floor: one HPKE open + one Ed25519 verify + a one-row SQLite WAL commit"""
+
+
+def hearth(n: int) -> dict[str, Any]:
+    args = argparse.Namespace(households=n, tasks=1, committee=3, period=None, concurrency=48,
+                              join_concurrency=None, keep=False)
+    return asyncio.run(bench_round.run(args, "direct"))
+
+
+def row(n: int, h: dict[str, Any], m: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
+    end_to_end = h["client_seal_wall_s"] + h["send_wall_s"] + h["close_compute_total_s"]
+    hearth_per_value = end_to_end / n * 1000
+    mpyc_per_value = m["inputs_to_outputs_s"] / n * 1000
+    wall = h["stages_ms_per_report_mean"]["wall"]
+    return {
+        "households": n,
+        "hearth_close_compute_s": h["close_compute_total_s"],
+        "mpyc_inputs_to_outputs_s": m["inputs_to_outputs_s"],
+        "hearth_end_to_end_s": round(end_to_end, 3),
+        "hearth_clients_s": h["client_seal_wall_s"],
+        "hearth_ingest_s": h["send_wall_s"],
+        "hearth_joins_s": h["joins_s"],
+        "joins_per_s_first_third": h["joins_per_s_first_third"],
+        "joins_per_s_last_third": h["joins_per_s_last_third"],
+        "hearth_per_value_ms": round(hearth_per_value, 4),
+        "mpyc_per_value_ms": round(mpyc_per_value, 4),
+        "hearth_over_mpyc": round(hearth_per_value / mpyc_per_value, 2),
+        "ingest_wall_ms_per_report": wall,
+        "ingest_over_floor": round(wall / floor["ingest_floor_ms"], 2),
+        "round_close_latency_s": h["round_close_latency_s"],
+        "correct": h["results_correct"] and m["correct"],
+    }
+
+
+COLUMNS = [
+    ("N", "households", "{}"),
+    ("Hearth compute at close", "hearth_close_compute_s", "{:.3f} s"),
+    ("MPyC inputs->outputs", "mpyc_inputs_to_outputs_s", "{:.2f} s"),
+    ("Hearth end to end", "hearth_end_to_end_s", "{:.2f} s"),
+    ("Hearth joins (setup)", "hearth_joins_s", "{:.1f} s"),
+    ("Hearth/value", "hearth_per_value_ms", "{:.3f} ms"),
+    ("MPyC/value", "mpyc_per_value_ms", "{:.3f} ms"),
+    ("Hearth/MPyC", "hearth_over_mpyc", "{:.2f}x"),
+    ("joins/s 1st->3rd third", None, ""),
+    ("ingest x floor", "ingest_over_floor", "{:.2f}x"),
+]
+
+
+def print_table(rows: list[dict[str, Any]], floor: dict[str, Any]) -> None:
+    def cell(r: dict[str, Any], key: str | None, fmt: str) -> str:
+        if key is None:
+            return f"{r['joins_per_s_first_third'] or '-'} -> {r['joins_per_s_last_third'] or '-'}"
+        return fmt.format(r[key])
+
+    table = [[name for name, _, _ in COLUMNS],
+             *[[cell(r, key, fmt) for _, key, fmt in COLUMNS] for r in rows]]
+    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+    for line in table:
+        print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
+    print()
+    print(f"floor per report {floor['ingest_floor_ms']:.3f} ms (HPKE open "
+          f"{floor['hpke_open_us']:.0f} us, Ed25519 verify {floor['ed25519_verify_us']:.0f} us, "
+          f"1-row commit {floor['commit_1_row_us']:.0f} us; {floor['commit_per_row_48_us']:.1f}"
+          f" us per row at {floor['rows_per_commit']} a commit)")
+    print("outputs match plaintext: " + ", ".join(f"N={r['households']} {r['correct']}"
+                                                  for r in rows))
+    print()
+    print(DEFINITIONS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--households", type=int, nargs="+", default=[100, 1000, 5000, 10000])
+    parser.add_argument("--mpyc-timeout", type=float, default=1800)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    figures = []
+    for n in args.households:
+        h = hearth(n)
+        m = bench_mpyc.run(n, args.mpyc_timeout)
+        figures.append((n, h, m))
+        print(f"N={n}: Hearth and MPyC done", file=sys.stderr, flush=True)
+    floor = measure_floor(bench_round.TASK)
+    rows = [row(n, h, m, floor) for n, h, m in figures]
+    if args.json:
+        print(json.dumps({"rows": rows, "floor": floor, "definitions": DEFINITIONS,
+                          "hearth": [h for _, h, _ in figures],
+                          "mpyc": [m for _, _, m in figures]}, indent=2))
+    else:
+        print_table(rows, floor)
+    if not all(r["correct"] for r in rows):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
