@@ -1,7 +1,7 @@
 """Round benchmark: K real committee nodes on loopback, N simulated households, M tasks.
 
     python benchmarks/bench_round.py --households 1000 --tasks 10 [--committee 5]
-        [--transport direct|relay|both] [--json]
+        [--transport direct|relay|both] [--join-concurrency J] [--json]
 
 The committee is K ``mpc-backend serve`` processes (default 3, threshold t = 1; with
 5, t = 2), and every round closes with held statements, verification, partial sums
@@ -23,6 +23,23 @@ carrying all M tasks' shares. The benchmark prints:
   seal, sign; committee: verifier shares, judgement, partial sum), beside the same
   pipeline without proofs, for histogram tasks with 6 and 32 buckets
   (``benchmarks/proof_costs.py``, measured in this run, one core).
+
+and where the time goes, per report, beside the floor measured in the same run once the
+nodes have stopped (``benchmarks/floor.py``: one HPKE open, one Ed25519 verify, a one-row
+SQLite WAL commit with ``synchronous=FULL`` and the per-row cost at 48 rows a commit), as
+ratios to it:
+
+* client: encode + prove + share + seal + sign, over K seals and the signatures;
+* ingest per committee node, wall (the sending window over the reports the node
+  accepted) and CPU (the node process's, over the same window), over the floor; split
+  into verify, open and commit by the node's own counters (status ``load.ingest``;
+  "-" where the node has none) and transport: the wall time left (HTTP, JSON, the event
+  loop, and the two cores shared by the nodes and the clients);
+* close: latency, and the committee's compute: each node's CPU time from the earliest
+  start of the close (round end + grace) until all results are in, less what the
+  benchmark's own result polling costs it (measured just before);
+* joins (setup): their wall time, and joins per second over the first and the last
+  third of the households (equal when a join costs the same however many have joined).
 
 Released means are checked against the plaintext values.
 
