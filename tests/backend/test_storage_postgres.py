@@ -40,11 +40,11 @@ def share(sender: str, digest: bytes, round_id: int = 7) -> ShareRecord:
 
 async def test_two_writers_store_exactly_one_share_per_sender(postgres_url: str) -> None:
     """Two storages on one database (two pools: two server sessions each committing its own
-    groups, as two processes of a node do) race to store a different share from every
-    sender, one envelope each: per sender exactly one wins, the other sees a conflict."""
+    groups, as two processes of a node do) open it at once, then race to store a different
+    share from every sender, one envelope each: per sender exactly one wins, the other sees
+    a conflict."""
     first, second = PostgresStorage(postgres_url), PostgresStorage(postgres_url)
-    await first.open()
-    await second.open()
+    await asyncio.gather(first.open(), second.open())  # both create the schema at once
     try:
         outcomes = await asyncio.gather(*(
             store.put_shares([share(s, tag), share(s, tag, round_id=8)])
