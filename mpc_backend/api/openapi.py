@@ -144,7 +144,13 @@ _PATHS: dict[str, Any] = {
     "/api/v1/status": {"get": {
         "summary": "Identity, federation, members online, tasks and rounds, load",
         "description": "identity.relay_admin is {url} when a broker admin account is "
-                       "configured beside the node (never its password), else null",
+                       "configured beside the node (never its password), else null. "
+                       "members lists the signed roster's members, then the households "
+                       "admitted by the founder's signed admissions that this node knows "
+                       "(all of them on the founder and on members that compute, only itself "
+                       "on a household); federation.members counts the former, "
+                       "federation.households the latter; load.admission_catch_ups counts "
+                       "this node's fetches of admissions for senders it did not know",
         "responses": {"200": _json({"type": "object"}), **_errors(401)},
     }},
     "/api/v1/tasks": {
@@ -254,7 +260,9 @@ _PATHS: dict[str, Any] = {
                        "federation's founder), fingerprint_mismatch (do not join), "
                        "already_member, relay_unavailable, peer_error (founder unreachable), "
                        "no_public_url (an invite without a relay, and this node listens on "
-                       "every interface with no public URL).",
+                       "every interface with no public URL). household: true when this node "
+                       "(input-only) was admitted by a signed admission rather than listed "
+                       "in the roster.",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["token"],
             "properties": {"token": {"type": "string"}}}}}},

@@ -7,14 +7,31 @@ founder's URL and key fingerprint. ``join TOKEN`` makes the joiner's node send a
 request signed with its own key (proof of possession) and its member record signed with
 the invite key the secret seeds (the secret itself never leaves the hub) to the
 founder's ``/peer/v1/join``; the founder checks the invite key's hash, expiry and
-one-time use, adds the member, bumps the version, signs, answers with the new
-roster and pushes it to every member. The joiner accepts it only if the
-founder's keys match the fingerprint in the token, and pins the founder key.
+one-time use. A member that computes is added to the roster: the founder bumps
+the version, signs, answers with the new roster and pushes it to every member. A
+household that only contributes (``input_only``) is not: the founder signs one
+admission for it (``admission.py``, seq from 1 with no gaps; a burst of joins is
+stored in one transaction) and answers with the unchanged roster and that record,
+so a join costs the founder the same at the 10 000th household as at the first.
+The joiner accepts either only if the founder's keys match the fingerprint in the
+token, and pins the founder key.
+
+The members that compute check households' signatures, so they keep the admission
+log: the founder pushes new records in pages (``/peer/v1/admissions``, from the seq
+each member acknowledged; a member takes only the founder's records that continue
+its log and answers where it stands, so a gap is resent), and a member fetches what
+it lacks (``/peer/v1/admissions/fetch``) at start, on reconnecting, and when a
+sender it does not know calls (``NodeContext.resolve``: one fetch at a time, at
+most one per ``directory.CATCH_UP_EVERY_S``).
 
 The founder is the only authority in this version: it alone publishes rosters
-(members, their capacities, tasks); any member may propose a task, which the
-founder validates and publishes. Roster changes arriving together (a burst of
-joins) are coalesced into one new version.
+(members, their capacities, tasks) and signs admissions, and a member cannot
+forge either (each record is checked under the pinned founder key and names its
+federation); any member may propose a task, which the founder validates and
+publishes. Roster changes arriving together (a burst of joins) are coalesced into
+one new version. Limit: the join of a member that computes still publishes a new
+roster version, pushed whole to every member and to every household with an
+address (O(members that compute) bytes each).
 
 Membership policy at join (issue #9, a member may run a modified node): the
 declared capacity must lie in ``MIN_CAPACITY``..``JOIN_MAX_CAPACITY`` so no joiner

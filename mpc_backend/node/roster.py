@@ -1,4 +1,11 @@
-"""The federation roster: who is a member, which tasks run, signed by the founder.
+"""The federation roster: who computes, which tasks run, signed by the founder.
+
+The roster (the "core") lists the founder and the members that compute, the
+tasks, the HPKE policy and the relay; households that only contribute are admitted
+by separate founder-signed records (``admission.py``), so the roster's size and
+its versions do not follow the number of households. Rosters from before
+admissions may list input-only members; they stay members (lookups go through
+``NodeContext.member``: this roster first, then the admissions).
 
 Wire form ``{"roster": {...}, "sig": b64url}``; the signature is Ed25519 by the
 founder over ``hearth/roster/v1\\0`` + canonical JSON of the roster. A node
