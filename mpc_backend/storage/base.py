@@ -19,6 +19,9 @@ What is stored, and why each thing is durable:
 * held statements: the one signed set of senders this member attested for a
   round. Signing two different sets would let a coordinator pick between them,
   so the first is kept and handed out again (a tombstone that outlives shares).
+* closing marks: the rounds this member has started closing. From the mark on no
+  share of that round is stored, by any process sharing the database, so every
+  share acknowledged is one the member's held statement can name.
 * misbehaviour: what this node caught other members doing (member, kind, a
   detail without any reading), for ``status`` and Home Assistant.
 * noise deals: the sealed DP noise shares a member dealt for a round, so a
@@ -49,6 +52,7 @@ class PutOutcome(enum.Enum):
     STORED = "stored"
     DUPLICATE = "duplicate"  # every item was already stored with the same digest
     CONFLICT = "conflict"  # some (task, round, sender) holds a different share
+    CLOSED = "closed"  # some item's round was marked closing (``mark_closing``): nothing stored
 
 
 class InviteStatus(enum.Enum):
@@ -313,3 +317,20 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def get_admission(self, node_id: str) -> Admission | None:
         """The record admitting ``node_id``, or None."""
+
+    # -- closing marks and roster version (ingest workers) --------------------------
+    @abc.abstractmethod
+    async def mark_closing(self, task: str, round_id: int, now: float) -> None:
+        """Mark the round closing: ``put_shares`` refuses its shares (``CLOSED``) from now on.
+
+        Atomic with respect to ``put_shares`` in every process sharing the store: once this
+        returns, each share of the round was either stored before (and is visible to
+        ``held_senders``) or will be refused; never stored after. Idempotent. The mark is a
+        tombstone (``prune`` drops it with the others).
+        """
+
+    async def roster_version(self) -> int | None:
+        """The stored roster's version (None if none): polled by ingest workers, so
+        backends that can read it without the whole roster should."""
+        wire = await self.get_roster()
+        return None if wire is None else int(wire["roster"]["version"])

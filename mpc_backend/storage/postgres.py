@@ -18,6 +18,13 @@ batches arriving in one process while a commit is in flight are written together
 next transaction (group commit), as in SQLite, by one call of a PL/pgSQL function: one
 round trip per group instead of two statements per batch (11x less time per envelope at
 48 concurrent envelopes on a 2-core machine).
+Two processes' groups meeting the same keys crosswise would deadlock; batches go in key
+order, and a group the server aborts for a deadlock anyway is run again. A round marked
+closing (``mark_closing``) takes no share from any process once the mark has committed:
+the mark and the groups lock the round against each other (advisory locks).
+
+Text: PostgreSQL cannot store NUL, which a member's message may bring into a misbehaviour
+record; those columns hold it escaped and read back exactly.
 
 Forgetting: a DELETE leaves the old row versions in the table's pages until a vacuum, and
 even a plain VACUUM leaves their bytes in free page space. ``forget_contributions``
@@ -33,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from types import MappingProxyType
@@ -63,6 +71,9 @@ POOL_SIZE = 8
 # pg_advisory_xact_lock keys (per database): schema creation, result sequence numbers.
 _SCHEMA_LOCK: Final = 0x48656172_7468_01
 _RESULTS_LOCK: Final = 0x48656172_7468_02
+# A group meeting another process's group crosswise (same keys, opposite order) deadlocks;
+# the server aborts one of the two, which is then run again.
+_DEADLOCK_ATTEMPTS: Final = 3
 _ONCE: Final = MappingProxyType({"noise_deals": "deal", "held_statements": "statement",
                                  "verify_seeds": "seed", "verify_bindings": "binding"})
 
@@ -112,6 +123,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (task, round, member));
 CREATE TABLE IF NOT EXISTS admissions (
     seq BIGINT PRIMARY KEY, node_id TEXT NOT NULL UNIQUE, wire TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS closing (
+    task TEXT NOT NULL, round BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (task, round));
 """
 
 _PUT_SHARES = """
@@ -122,6 +136,10 @@ _PUT_SHARES = """
 -- sender) is ever stored; the digest is then compared in a new statement, which sees
 -- what that transaction committed. A conflicting batch deletes the rows it inserted
 -- (its own, uncommitted): a rollback without a subtransaction per batch.
+-- Closing marks: first a shared advisory lock per (task, round) of the group, in one fixed
+-- order, held to commit; mark_closing takes the exclusive one. So a mark waits for the
+-- groups in flight, and a group that starts after it sees the mark (each statement here
+-- reads what is committed when it starts): a batch with a marked round is 'closed'.
 CREATE OR REPLACE FUNCTION hearth_put_shares(
     batch_of INTEGER[], tasks TEXT[], rounds BIGINT[], senders TEXT[], digests BYTEA[],
     shares_ BYTEA[], times DOUBLE PRECISION[], batches INTEGER) RETURNS TEXT[]
@@ -131,13 +149,21 @@ DECLARE
     mine INTEGER[] := '{}';  -- rows the current batch inserted
     stored BYTEA;
     b INTEGER;
+    k RECORD;
 BEGIN
+    FOR k IN SELECT DISTINCT t, r FROM unnest(tasks, rounds) AS u (t, r) ORDER BY t, r LOOP
+        PERFORM pg_advisory_xact_lock_shared(1212370003, hashtext(k.t || '/' || k.r));
+    END LOOP;
+    FOR k IN SELECT DISTINCT u.b FROM unnest(batch_of, tasks, rounds) AS u (b, t, r)
+             JOIN closing c ON c.task = u.t AND c.round = u.r LOOP
+        outcomes[k.b] := 'closed';
+    END LOOP;
     FOR i IN 1 .. coalesce(array_length(tasks, 1), 0) LOOP
         b := batch_of[i];
         IF i > 1 AND b <> batch_of[i - 1] THEN
             mine := '{}';
         END IF;
-        CONTINUE WHEN outcomes[b] = 'conflict';
+        CONTINUE WHEN outcomes[b] IN ('conflict', 'closed');
         INSERT INTO shares (task, round, sender, digest, share, received_at)
             VALUES (tasks[i], rounds[i], senders[i], digests[i], shares_[i], times[i])
             ON CONFLICT DO NOTHING;
@@ -155,6 +181,16 @@ BEGIN
         END IF;
     END LOOP;
     RETURN outcomes;
+END $$;
+
+-- 1212370003 ("HCLS"): the closing locks' class in the two-integer advisory key space, apart
+-- from the single-bigint keys of the schema and results. A hash collision only makes two
+-- rounds wait on each other.
+CREATE OR REPLACE FUNCTION hearth_mark_closing(t TEXT, r BIGINT, at DOUBLE PRECISION)
+RETURNS VOID LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(1212370003, hashtext(t || '/' || r));
+    INSERT INTO closing (task, round, created_at) VALUES (t, r, at) ON CONFLICT DO NOTHING;
 END $$;
 """
 
@@ -187,6 +223,23 @@ def describe(url: str) -> str:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+def _key(record: ShareRecord) -> tuple[str, int, str]:
+    return record.task, record.round, record.sender
+
+
+# PostgreSQL text cannot hold NUL, which a member's message may carry into a misbehaviour
+# detail: those columns keep it escaped (backslash first, so the escape reverses exactly).
+_ESCAPED: Final = re.compile(r"\\(.)", re.DOTALL)
+
+
+def _escape_nul(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\0", "\\0")
+
+
+def _unescape_nul(text: str) -> str:
+    return _ESCAPED.sub(lambda m: "\0" if m[1] == "0" else m[1], text) if "\\" in text else text
 
 
 class PostgresStorage(Storage):
@@ -324,15 +377,37 @@ class PostgresStorage(Storage):
 
     async def _put_group(self, group: list[Sequence[ShareRecord]]) -> list[PutOutcome]:
         """All batches of a group in one statement (one transaction, one round trip)."""
-        rows = [(b, r) for b, records in enumerate(group, start=1)
-                # Key order within a batch: two writers do not wait on each other crosswise.
-                for r in sorted(records, key=lambda r: (r.task, r.round, r.sender))]
-        outcomes = await self._db.fetchval(
-            "SELECT hearth_put_shares($1, $2, $3, $4, $5, $6, $7, $8)",
-            [b for b, _ in rows], [r.task for _, r in rows], [r.round for _, r in rows],
-            [r.sender for _, r in rows], [r.digest for _, r in rows],
-            [r.share for _, r in rows], [r.received_at for _, r in rows], len(group))
-        return [PutOutcome(o) for o in outcomes]
+        # Key order within a batch, and batches by their first key: two processes storing
+        # the same keys then take their row locks in the same order (each batch's keys
+        # share a sender, so crosswise overlaps need odd resends; those are retried).
+        batches = sorted(((sorted(records, key=_key), index)
+                          for index, records in enumerate(group) if records),
+                         key=lambda batch: _key(batch[0][0]))
+        rows = [(b, r) for b, (records, _) in enumerate(batches, start=1) for r in records]
+        args = ([b for b, _ in rows], [r.task for _, r in rows], [r.round for _, r in rows],
+                [r.sender for _, r in rows], [r.digest for _, r in rows],
+                [r.share for _, r in rows], [r.received_at for _, r in rows], len(batches))
+        for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
+            try:
+                stored = await self._db.fetchval(
+                    "SELECT hearth_put_shares($1, $2, $3, $4, $5, $6, $7, $8)", *args)
+                break
+            except self._asyncpg.DeadlockDetectedError:
+                if attempt == _DEADLOCK_ATTEMPTS:
+                    raise
+                log.info("share group met another process's crosswise; storing it again")
+        outcomes = [PutOutcome.DUPLICATE] * len(group)  # an empty batch stores nothing
+        for (_, index), outcome in zip(batches, stored or (), strict=True):
+            outcomes[index] = PutOutcome(outcome)
+        return outcomes
+
+    async def mark_closing(self, task: str, round_id: int, now: float) -> None:
+        # Its exclusive lock waits for the groups storing shares of this round to commit.
+        await self._db.execute("SELECT hearth_mark_closing($1, $2, $3)", task, round_id, now)
+
+    async def roster_version(self) -> int | None:
+        version = await self._db.fetchval("SELECT version FROM roster WHERE id = 1")
+        return None if version is None else int(version)
 
     async def held_senders(self, task: str, round_id: int) -> list[str]:
         # COLLATE "C": byte order, as SQLite sorts, whatever the database's collation.
@@ -427,12 +502,14 @@ class PostgresStorage(Storage):
     async def add_misbehaviour(self, record: Misbehaviour) -> None:
         await self._db.execute(
             "INSERT INTO misbehaviour (member, kind, detail, at) VALUES ($1, $2, $3, $4)",
-            record.member, record.kind, record.detail, record.at)
+            _escape_nul(record.member), _escape_nul(record.kind), _escape_nul(record.detail),
+            record.at)
 
     async def list_misbehaviour(self, limit: int = 1000) -> list[Misbehaviour]:
         rows = await self._db.fetch(
             "SELECT member, kind, detail, at FROM misbehaviour ORDER BY id DESC LIMIT $1", limit)
-        return [Misbehaviour(*row) for row in rows]
+        return [Misbehaviour(_unescape_nul(r[0]), _unescape_nul(r[1]), _unescape_nul(r[2]), r[3])
+                for r in rows]
 
     # -- results ------------------------------------------------------------
     async def put_result(
@@ -540,7 +617,7 @@ class PostgresStorage(Storage):
                 "c.round = deliveries.round AND c.round_end < $1)", before)
             for table, column in (("commits", "committed_at"), ("held_statements", "created_at"),
                                   ("noise_deals", "created_at"), ("verify_seeds", "created_at"),
-                                  ("verify_bindings", "created_at")):
+                                  ("verify_bindings", "created_at"), ("closing", "created_at")):
                 await conn.execute(f"DELETE FROM {table} WHERE {column} < $1",  # noqa: S608
                                    tombstones_before)
 

@@ -86,6 +86,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (task, round, member));
 CREATE TABLE IF NOT EXISTS admissions (
     seq INTEGER PRIMARY KEY, node_id TEXT NOT NULL UNIQUE, wire TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS closing (
+    task TEXT NOT NULL, round INTEGER NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (task, round)) WITHOUT ROWID;
 """
 
 
@@ -508,7 +511,7 @@ class SQLiteStorage(Storage):
             )
             db.execute("DELETE FROM commits WHERE committed_at < ?", (tombstones_before,))
             db.execute("DELETE FROM held_statements WHERE created_at < ?", (tombstones_before,))
-            for table in ("noise_deals", "verify_seeds", "verify_bindings"):
+            for table in ("noise_deals", "verify_seeds", "verify_bindings", "closing"):
                 db.execute(f"DELETE FROM {table} WHERE created_at < ?",  # noqa: S608
                            (tombstones_before,))
 
@@ -549,12 +552,24 @@ class SQLiteStorage(Storage):
             "SELECT seq, node_id, wire FROM admissions WHERE node_id = ?", (node_id,))
         return Admission(int(rows[0][0]), rows[0][1], json.loads(rows[0][2])) if rows else None
 
+    # -- closing marks ----------------------------------------------------------
+    async def mark_closing(self, task: str, round_id: int, now: float) -> None:
+        await self._tx_async(lambda db: db.execute(
+            "INSERT OR IGNORE INTO closing (task, round, created_at) VALUES (?, ?, ?)",
+            (task, round_id, now)))
+
 
 def _put_batches(
     db: sqlite3.Connection, batch: list[tuple[Sequence[ShareRecord], Any]]
 ) -> list[PutOutcome]:
     outcomes: list[PutOutcome] = []
+    # In this transaction, so serialised with mark_closing (one writer at a time).
+    closed = {key for key in {(r.task, r.round) for records, _ in batch for r in records}
+              if db.execute("SELECT 1 FROM closing WHERE task = ? AND round = ?", key).fetchone()}
     for records, _ in batch:
+        if closed and any((r.task, r.round) in closed for r in records):
+            outcomes.append(PutOutcome.CLOSED)
+            continue
         db.execute("SAVEPOINT batch")
         outcome = PutOutcome.DUPLICATE
         for rec in records:
