@@ -334,7 +334,8 @@ class FakeBackend:
                     "input_only": False, "version": "0.1.0", "uptime_s": 12.5,
                     "relay_admin": self.relay_admin}
         load = {"shares_accepted": 0, "shares_rejected": 0, "rounds_closed_as_coordinator": 0,
-                "contributions_sent": len(self.readings), "rounds_holding_shares": 0}
+                "contributions_sent": len(self.readings), "rounds_holding_shares": 0,
+                "admission_catch_ups": 0}
         if self.federation is None:
             status: dict[str, Any] = {"identity": identity, "federation": None, "members": [],
                                       "tasks": [], "load": load, "relay": self.relay}
@@ -364,7 +365,7 @@ class FakeBackend:
                            "is_founder": True, "roster_version": 4,
                            # Members with classical keys are only admitted under "any".
                            "hpke_policy": "any" if self.classical else "hybrid",
-                           "members": self.members,
+                           "members": self.members, "households": 0,
                            "members_online": self.members_online},
             "members": [
                 {"node_id": node_id, "name": f"house{i}", "url": f"http://127.0.0.1:{9000 + i}",
