@@ -1013,7 +1013,10 @@ class FederationService:
                 for member, _ in batch:
                     if member.node_id in issued:
                         continue
-                    stored = await self.ctx.storage.get_admission(member.node_id)
+                    # The founder's directory holds every admission: storage is read only
+                    # for the record of a retried join.
+                    known = directory.get(member.node_id) is not None
+                    stored = await self.ctx.storage.get_admission(member.node_id) if known else None
                     if stored is not None:
                         assert self.ctx.founder_public is not None
                         issued[member.node_id] = verify_admission(
