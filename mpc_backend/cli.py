@@ -121,15 +121,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from mpc_backend.api.server import serve  # noqa: PLC0415
     from mpc_backend.node.config import DATABASE_URL_ENV, load_config  # noqa: PLC0415
+    from mpc_backend.node.ingest_worker import check_workers  # noqa: PLC0415
     from mpc_backend.node.logs import setup_logging  # noqa: PLC0415
     from mpc_backend.storage import StorageUnavailableError  # noqa: PLC0415
 
     config = load_config(args.data_dir)
     if os.environ.get(DATABASE_URL_ENV):
         config = dataclasses.replace(config, database_url=os.environ[DATABASE_URL_ENV])
+    check_workers(config, args.ingest_workers)
     setup_logging(args.log_level)
     try:
-        asyncio.run(serve(args.data_dir, config))
+        asyncio.run(serve(args.data_dir, config, ingest_workers=args.ingest_workers))
     except StorageUnavailableError as err:
         raise CliError(str(err)) from None
     return 0
@@ -408,6 +410,10 @@ def _add_setup_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                        description="Run the node in the foreground; logs go to stderr.")
     _data_dir(p)
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--ingest-workers", type=int, default=0, metavar="N",
+                   help="take shares in N more processes sharing the node's address and its "
+                        "PostgreSQL database (a heavily loaded committee node); the rest "
+                        "stays in this process")
     p.set_defaults(func=cmd_serve)
 
 

@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from aiohttp import web
 
 from mpc_backend.crypto import load_keys
 from mpc_backend.node.config import DataDirBusyError, NodeConfig, is_loopback, read_token
+from mpc_backend.node.ingest_worker import IngestWorkers
 from mpc_backend.node.node import Node
 from mpc_backend.storage import open_storage
 
@@ -66,7 +68,8 @@ def _ssl_context(config: NodeConfig) -> ssl.SSLContext | None:
 
 
 async def serve(
-    data_dir: Path, config: NodeConfig, *, on_ready: Callable[[], None] | None = None
+    data_dir: Path, config: NodeConfig, *, on_ready: Callable[[], None] | None = None,
+    ingest_workers: int = 0,
 ) -> None:
     keys = load_keys(data_dir)
     token = read_token(data_dir)
@@ -75,6 +78,7 @@ async def serve(
                     "sends and receives travels in clear, including the API token, invite "
                     "secrets of joining members, partial sums and round results; use it only "
                     "behind a TLS proxy or on a network you trust", config.listen_host)
+    workers = IngestWorkers(data_dir, config, ingest_workers) if ingest_workers else None
     with lock_data_dir(data_dir):
         node = Node(data_dir, config, keys, open_storage(data_dir, config.database_url))
         app = make_app(node, token)  # before start: relayed requests may arrive at once
@@ -83,9 +87,17 @@ async def serve(
                                shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         try:
             await runner.setup()
-            site = web.TCPSite(runner, config.listen_host, config.listen_port,
-                               ssl_context=_ssl_context(config), reuse_address=True)
+            if workers is None:
+                site: web.BaseSite = web.TCPSite(
+                    runner, config.listen_host, config.listen_port,
+                    ssl_context=_ssl_context(config), reuse_address=True)
+            else:  # the workers take the node's address; this process, a loopback port
+                internal = socket.create_server(("127.0.0.1", 0))
+                site = web.SockSite(runner, internal)
             await site.start()
+            if workers is not None:
+                await workers.start(internal.getsockname()[1])
+                node.worker_view = workers.view
             log.info("listening on %s (peer URL %s)", config.listen, config.peer_url)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -96,5 +108,7 @@ async def serve(
             await stop.wait()
             log.info("stopping")
         finally:
+            if workers is not None:
+                await workers.stop()
             await runner.cleanup()
             await node.stop()

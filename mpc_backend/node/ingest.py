@@ -70,6 +70,10 @@ class IngestService:
                 "one contribution per member per task per round",
                 code="duplicate_contribution",
             )
+        if outcome is PutOutcome.CLOSED:  # marked in storage, by this or another process
+            raise Unprocessable("a round of these shares is not accepting shares: this member "
+                                "has started closing it", field="body.items",
+                                code="outside_round_window")
         if outcome is PutOutcome.STORED:
             self.accepted += len(records)
         # Bound to this delivery: the household checks its own id and each item's

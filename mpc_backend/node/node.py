@@ -69,6 +69,8 @@ class Node:
         self.started_at = clock()
         self._loops: list[asyncio.Task[None]] = []
         self._online: tuple[float, dict[str, bool]] = (0.0, {})
+        # Counters of ingest worker processes (serve --ingest-workers), for status.
+        self.worker_view: Callable[[], list[dict[str, Any]]] | None = None
 
     async def start(self) -> None:
         await self.ctx.storage.open()
@@ -186,6 +188,8 @@ class Node:
             # Fetches from the founder for senders this node did not know (rate-limited).
             "admission_catch_ups": ctx.directory.catch_ups,
         }
+        if self.worker_view is not None:
+            load["ingest_workers"] = self.worker_view()
         relay = ctx.peers.relay_status()
         if relay is not None:
             relay["since"] = iso(relay["since"])

@@ -244,6 +244,9 @@ class CommitteeMember(VerifyingMember):
         self.closing.setdefault((spec.task_id, round_id), self.ctx.clock())
         stored = await storage.get_held_statement(spec.task_id, round_id)
         if stored is None:
+            # In storage too, before reading the senders: no process sharing it (an ingest
+            # worker) acknowledges a share of this round that the statement would not name.
+            await storage.mark_closing(spec.task_id, round_id, self.ctx.clock())
             senders = await storage.held_senders(spec.task_id, round_id)
             seed = await self._verify_seed(spec, round_id)
             wire = sign_held(self.ctx.keys, self.ctx.federation_id, spec.task_id, round_id,

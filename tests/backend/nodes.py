@@ -70,6 +70,7 @@ class NodeProcess:
     patch_args: dict[str, Any] = field(default_factory=dict)
     # A command prefix for ``serve`` and the CLI, e.g. ``("ip", "netns", "exec", NS)``.
     wrap: tuple[str, ...] = ()
+    serve_args: tuple[str, ...] = ()  # more arguments for ``serve``
 
     @property
     def url(self) -> str:
@@ -91,7 +92,8 @@ class NodeProcess:
             env = {**_ENV, "HEARTH_EVIL_ARGS": json.dumps(self.patch_args)}
         with log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [*self.wrap, sys.executable, *launcher, "serve", "--data-dir", str(self.data_dir)],
+                [*self.wrap, sys.executable, *launcher, "serve", "--data-dir", str(self.data_dir),
+                 *self.serve_args],
                 stdout=subprocess.DEVNULL, stderr=log, cwd=REPO, env=env,
             )
         deadline = time.monotonic() + timeout

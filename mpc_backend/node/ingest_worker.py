@@ -1,0 +1,340 @@
+"""Stateless ingest workers: a committee node on PostgreSQL takes shares in several processes.
+
+``mpc-backend serve --ingest-workers N``: the main process runs the node as always (rounds,
+results, roster, outbox, the relay, the local API) but listens on a loopback port of its
+own; N worker processes listen on the node's address with ``SO_REUSEPORT``, so the kernel
+spreads incoming connections over them. A worker answers ``POST /peer/v1/shares`` itself,
+with the same checks, storage and signed acks as the main process (the node's keys, read
+from the data dir; its database, shared), and ``GET /api/v1/health``; it forwards every
+other request unchanged to the main process (``mpc_backend.api.proxy``). A sender it does
+not know, after looking in storage and for a newer roster, is forwarded too: the main
+process catches up from the founder (rate-limited) or refuses it.
+
+What keeps a worker's acks true:
+
+* a round the main process starts closing is marked in the database before the member
+  reads its senders (``Storage.mark_closing``); from then on ``put_shares`` refuses its
+  shares in every process (422 ``outside_round_window``), so no share is acknowledged
+  that the member's held statement leaves out;
+* the roster is read from storage and reloaded when its stored version changes (polled
+  every ``ROSTER_POLL_S``, and on a sender not known), so a worker checks windows and
+  committee seats against the roster the node holds.
+
+The replay memory is per process: the same envelope replayed to two workers passes both
+nonce checks, and both store the same digest (the second a DUPLICATE), which changes
+nothing; the household's ack says the same.
+
+The main process supervises the workers: it starts them once storage is open and waits
+until each listens, restarts one that exits (backoff ``RESTART_BACKOFF_S`` doubling to
+``MAX_BACKOFF_S``, reset after ``STABLE_S`` of running), stops them on SIGTERM before
+itself, and reports their counters in ``status`` (``load.ingest_workers``). A worker reads
+its stdin until the main process goes, so none outlives it; it writes its counters to
+stdout as JSON lines and logs to the node's stderr, each line marked with its number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from mpc_backend.api.errors import error_middleware
+from mpc_backend.api.local import health
+from mpc_backend.api.peer import NODE_KEY, _http_handler, peer_routes
+from mpc_backend.api.proxy import Proxy
+from mpc_backend.crypto import b64url_decode, load_keys
+from mpc_backend.storage import open_storage
+
+from .config import DATABASE_URL_ENV, ConfigError, NodeConfig, load_config
+from .federation import FOUNDER_KEY_META
+from .logs import OneLineFormatter, setup_logging
+from .node import Node
+from .peers import SENDER_HEADER
+from .roster import verify_roster
+
+log = logging.getLogger("mpc_backend.workers")
+
+ROSTER_POLL_S = 1.0
+REPORT_EVERY_S = 1.0
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+RESTART_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 30.0
+STABLE_S = 60.0
+_READY = "ready"
+
+
+def check_workers(config: NodeConfig, count: int) -> None:
+    """ConfigError unless ``count`` ingest workers can serve this node."""
+    if count < 0:
+        raise ConfigError("--ingest-workers must be 0 or more")
+    if count and config.database_url is None:
+        raise ConfigError(
+            "--ingest-workers needs PostgreSQL storage: the workers share the node's database, "
+            "and this node keeps its state in SQLite in its data dir; set it up with init "
+            "--database-url (or HEARTH_DATABASE_URL), or serve without --ingest-workers")
+
+
+# -- the main process's side --------------------------------------------------------------
+@dataclass
+class _Worker:
+    number: int
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    counters: dict[str, Any] = field(default_factory=dict)
+
+
+class IngestWorkers:
+    """Starts, watches, restarts and stops the worker processes of one node."""
+
+    def __init__(self, data_dir: Path, config: NodeConfig, count: int) -> None:
+        check_workers(config, count)
+        self.data_dir = data_dir
+        self.config = config
+        self._workers = [_Worker(n) for n in range(1, count + 1)]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._upstream = 0
+
+    async def start(self, upstream_port: int) -> None:
+        """Start every worker and wait until each listens; ConfigError if one cannot."""
+        self._upstream = upstream_port
+        loop = asyncio.get_running_loop()
+        ready: list[asyncio.Future[None]] = [loop.create_future() for _ in self._workers]
+        self._tasks = [asyncio.create_task(self._keep(worker, started))
+                       for worker, started in zip(self._workers, ready, strict=True)]
+        try:
+            await asyncio.wait_for(asyncio.gather(*ready), READY_TIMEOUT_S)
+        except TimeoutError:
+            raise ConfigError(f"the ingest workers did not all listen within "
+                              f"{READY_TIMEOUT_S:g} s; see the log above") from None
+        log.info("%d ingest workers take connections at %s:%d; the main process answers what "
+                 "they forward on 127.0.0.1:%d", len(self._workers), self.config.listen_host,
+                 self.config.listen_port, upstream_port)
+
+    def view(self) -> list[dict[str, Any]]:
+        """Per worker: number, pid, restarts and its latest counters (for ``status``)."""
+        return [{"worker": w.number, "pid": w.proc.pid if w.proc else None,
+                 "restarts": w.restarts, **w.counters} for w in self._workers]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        running = [w.proc for w in self._workers
+                   if w.proc is not None and w.proc.returncode is None]
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        for proc in running:
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("ingest worker pid %d ignored SIGTERM; killing it", proc.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _spawn(self, worker: _Worker) -> asyncio.subprocess.Process:
+        env = dict(os.environ)
+        if self.config.database_url is not None:  # the same database, kept off the command line
+            env[DATABASE_URL_ENV] = self.config.database_url
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mpc_backend.node.ingest_worker",
+            "--data-dir", str(self.data_dir), "--worker", str(worker.number),
+            "--upstream", str(self._upstream),
+            "--log-level", logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+
+    async def _keep(self, worker: _Worker, ready: asyncio.Future[None]) -> None:
+        """Run ``worker``, restarting it whenever it exits, until ``stop``."""
+        backoff = RESTART_BACKOFF_S
+        while True:
+            started = time.monotonic()
+            proc = worker.proc = await self._spawn(worker)
+            assert proc.stdout is not None
+            async for line in proc.stdout:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if message == _READY:
+                    if not ready.done():
+                        ready.set_result(None)
+                    log.info("ingest worker %d listening (pid %d)", worker.number, proc.pid)
+                elif isinstance(message, dict):
+                    worker.counters = message
+            code = await proc.wait()
+            if self._stopping:
+                return
+            if not ready.done():  # never listened: starting the node fails
+                ready.set_exception(ConfigError(
+                    f"ingest worker {worker.number} exited with code {code} before it "
+                    "listened; see the log above"))
+                return
+            if time.monotonic() - started > STABLE_S:
+                backoff = RESTART_BACKOFF_S
+            log.warning("ingest worker %d (pid %d) exited with code %d; restarting it in "
+                        "%.1f s", worker.number, proc.pid, code, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            worker.restarts += 1
+
+
+# -- a worker process ---------------------------------------------------------------------
+class _RosterWatch:
+    """The worker's roster: loaded from storage, reloaded when the stored version changes."""
+
+    def __init__(self, node: Node) -> None:
+        self.ctx = node.ctx
+        self._version: int | None = None
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> None:
+        async with self._lock:
+            storage = self.ctx.storage
+            version = await storage.roster_version()
+            if version is None or version == self._version:
+                return
+            wire, pinned = await storage.get_roster(), await storage.get_meta(FOUNDER_KEY_META)
+            if wire is None or pinned is None:
+                return
+            self.ctx.founder_public = b64url_decode(pinned)
+            self.ctx.signed_roster = verify_roster(wire, self.ctx.founder_public)
+            if self._version is not None:
+                log.info("roster v%d loaded", version)
+            self._version = version
+
+    async def poll(self) -> None:
+        while True:
+            await asyncio.sleep(ROSTER_POLL_S)
+            try:
+                await self.refresh()
+            except Exception:  # a database hiccup must not end the worker
+                log.exception("reading the roster failed")
+
+    async def knows(self, sender: str) -> bool:
+        """A member of the roster or an admitted household, after a look at storage."""
+        if await self.ctx.resolve(sender) is not None:
+            return True
+        await self.refresh()
+        return self.ctx.member(sender) is not None
+
+
+def make_worker_app(node: Node, proxy: Proxy, roster: _RosterWatch) -> web.Application:
+    ingest = _http_handler(peer_routes(node)["/shares"])  # exactly the main process's handler
+
+    async def shares(request: web.Request) -> web.StreamResponse:
+        if await roster.knows(request.headers.get(SENDER_HEADER, "")):
+            return await ingest(request)
+        return await proxy.forward(request)
+
+    app = web.Application(middlewares=[error_middleware])
+    app[NODE_KEY] = node
+    app.router.add_post("/peer/v1/shares", shares)
+    app.router.add_get("/api/v1/health", health)
+    app.router.add_route("*", "/{path:.*}", proxy.forward)
+    return app
+
+
+def _report(message: Any) -> None:
+    sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+async def _report_loop(node: Node) -> None:
+    last: dict[str, Any] = {}
+    while True:
+        ingest = node.ingest
+        counters = {"accepted": ingest.accepted, "rejected": ingest.rejected,
+                    "ingest": ingest.stats.as_dict()}
+        if counters != last:
+            _report(counters)
+            last = counters
+        await asyncio.sleep(REPORT_EVERY_S)
+
+
+async def _until_stdin_closes() -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.read(4096):
+        pass
+
+
+async def run_worker(data_dir: Path, config: NodeConfig, upstream_port: int) -> None:
+    from mpc_backend.api.server import SHUTDOWN_TIMEOUT_S, _ssl_context  # noqa: PLC0415 - it imports us
+
+    # The node's keys, read only; the data dir's lock belongs to the main process.
+    node = Node(data_dir, config, load_keys(data_dir),
+                open_storage(data_dir, config.database_url))
+    await node.ctx.storage.open()
+    proxy = Proxy(upstream_port)
+    runner: web.AppRunner | None = None
+    loops: list[asyncio.Task[None]] = []
+    try:
+        roster = _RosterWatch(node)
+        await roster.refresh()
+        await proxy.start()
+        runner = web.AppRunner(make_worker_app(node, proxy, roster), access_log=None,
+                               shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        await runner.setup()
+        await web.TCPSite(runner, config.listen_host, config.listen_port,
+                          ssl_context=_ssl_context(config), reuse_address=True,
+                          reuse_port=True).start()
+        _report(_READY)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        orphaned = asyncio.create_task(_until_stdin_closes())
+        orphaned.add_done_callback(lambda _t: stop.set())
+        loops = [orphaned, asyncio.create_task(roster.poll()),
+                 asyncio.create_task(_report_loop(node))]
+        await stop.wait()
+    finally:
+        for task in loops:
+            task.cancel()
+        if runner is not None:
+            await runner.cleanup()
+        await proxy.close()
+        await node.ctx.storage.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="An ingest worker; started by serve.")
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--worker", type=int, required=True)
+    parser.add_argument("--upstream", type=int, required=True, help="the main process's port")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(OneLineFormatter(
+            f"%(asctime)s %(levelname)s %(name)s [ingest worker {args.worker}]: %(message)s"))
+    config = load_config(args.data_dir)
+    if os.environ.get(DATABASE_URL_ENV):
+        config = dataclasses.replace(config, database_url=os.environ[DATABASE_URL_ENV])
+    try:
+        asyncio.run(run_worker(args.data_dir, config, args.upstream))
+    except Exception:
+        log.exception("ingest worker failed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
