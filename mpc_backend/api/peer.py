@@ -10,7 +10,9 @@ verifies under the member's key (each a 403, logged with sender and address,
 never the body), and that signature was not seen before (409). Only then is the body
 read, up to the route's limit (413 beyond) and hashed on the way; one that does
 not match the signed digest is refused (403). Then it is parsed (large bodies
-in a worker thread) and the service checks the signed envelope inside. A
+in a worker thread) and the service checks the signed envelope inside (for
+``/shares`` all but its signature, which would prove again what the request's
+did: ``mpc_backend.node.ingest``). A
 joining node is no member yet: ``/join`` takes 64 KiB at most and is checked
 by its envelope alone.
 
@@ -24,6 +26,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +40,7 @@ from mpc_backend.crypto.errors import DecryptionError
 from mpc_backend.crypto.sealing import seal_share
 from mpc_backend.node.context import DELIVERY_MAX_AGE_S, MAX_MESSAGE_AGE_S, NodeContext
 from mpc_backend.node.errors import BadRequest, Conflict, Forbidden, NodeError, PayloadTooLarge
+from mpc_backend.node.ingest import Preauth
 from mpc_backend.node.node import Node
 from mpc_backend.node.peers import DIGEST_HEADER, SENDER_HEADER, SIGNATURE_HEADER, TIME_HEADER
 from mpc_backend.relay.sealed import answer_aad, request_aad
@@ -50,7 +54,7 @@ SMALL_BODY_LIMIT = 64 * 1024
 NODE_KEY = web.AppKey("node", Node)
 log = logging.getLogger("mpc_backend.api")
 
-Service = Callable[[Any, str | None], Awaitable[dict[str, Any]]]
+Service = Callable[..., Awaitable[dict[str, Any]]]  # (envelope, remote[, preauth=])
 
 
 
@@ -65,12 +69,15 @@ class Route:
     # for longer. Over HTTP nothing waits, and every request must be fresh (the envelope
     # inside may be as old over either transport: its content is self-authenticating).
     relay_max_age_s: float = MAX_MESSAGE_AGE_S
+    # The service takes ``preauth=``: who signed the request, so it need not verify the
+    # signature of the envelope inside over the same bytes again (ingest).
+    preauth: bool = False
 
 
 def peer_routes(node: Node) -> dict[str, Route]:
     """Every POST route of the peer API, by path under ``/peer/v1``."""
     routes = {
-        "/shares": Route(lambda n: n.ingest.handle_shares, SHARES_BODY_LIMIT),
+        "/shares": Route(lambda n: n.ingest.handle_shares, SHARES_BODY_LIMIT, preauth=True),
         "/join": Route(lambda n: n.federation.handle_join, SMALL_BODY_LIMIT, members_only=False),
         "/roster": Route(lambda n: n.federation.handle_roster_push, ROSTER_BODY_LIMIT,
                          relay_max_age_s=DELIVERY_MAX_AGE_S),
@@ -106,11 +113,16 @@ def _http_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamR
 
     async def handler(request: web.Request) -> web.StreamResponse:
         node = request.app[NODE_KEY]
+        arrived = time.perf_counter()
+        preauth = None
         try:
             if route.members_only:
                 path = request.match_info.route.resource.canonical  # however it was spelled
                 await node.ctx.resolve(request.headers.get(SENDER_HEADER, ""))
+                checking = time.perf_counter()
                 digest = check_signed_headers(node.ctx, path, request.headers, request.remote)
+                preauth = Preauth(request.headers[SENDER_HEADER], arrived,
+                                  time.perf_counter() - checking)
                 hasher = hashlib.sha256()
                 raw = await read_body(request, route.limit, hasher.update)
                 check_digest(node.ctx, path, hasher.digest(), digest, request.remote)
@@ -119,7 +131,7 @@ def _http_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamR
         except NodeError as err:
             return await _refuse_unread(request, err)
         envelope = await decode_json(raw)
-        answer = await route.pick(node)(envelope, request.remote)
+        answer = await _serve(route, node, envelope, request.remote, preauth)
         return web.json_response(answer)
 
     return handler
@@ -153,12 +165,16 @@ class PeerDispatcher:
         # sender (a refusal too): only that member can read it, and the broker cannot
         # tell or change what it says.
         requester = await ctx.resolve(headers.get(SENDER_HEADER, "")) if sealed else None
+        arrived = time.perf_counter()
+        preauth = None
         try:
             if len(body) > route.limit:
                 raise PayloadTooLarge(f"request body exceeds the limit of {route.limit} bytes")
             if route.members_only:
                 digest = check_signed_headers(ctx, path, headers, remote,
                                               route.relay_max_age_s)
+                # The signed digest is of the sealed bytes, which open to one plaintext only.
+                preauth = Preauth(headers[SENDER_HEADER], arrived, time.perf_counter() - arrived)
                 check_digest(ctx, path, hashlib.sha256(body).digest(), digest, remote)
                 body = _open_request(ctx, path, headers, body, sealed)
             elif sealed:
@@ -166,7 +182,7 @@ class PeerDispatcher:
             if not body:
                 raise BadRequest("request body is empty; send a JSON object", field="body")
             envelope = await decode_json(body)
-            status, answer = 200, await route.pick(self.node)(envelope, remote)
+            status, answer = 200, await _serve(route, self.node, envelope, remote, preauth)
         except NodeError as err:
             status, answer = err.status, _error(err.code, err.message)
             if err.field is not None:
@@ -180,6 +196,14 @@ class PeerDispatcher:
                          headers.get(SIGNATURE_HEADER, ""), status)
         return status, seal_share(requester.hpke_public, requester.hpke_suite, _json(answer),
                                   aad), True
+
+
+async def _serve(route: Route, node: Node, envelope: Any, remote: str | None,
+                 preauth: Preauth | None) -> dict[str, Any]:
+    service = route.pick(node)
+    if route.preauth and preauth is not None:
+        return await service(envelope, remote, preauth=preauth)
+    return await service(envelope, remote)
 
 
 def _open_request(ctx: NodeContext, path: str, headers: Mapping[str, str], body: bytes,

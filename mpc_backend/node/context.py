@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mpc_backend.crypto import AuthError, NodeKeys, verify_envelope
+from mpc_backend.crypto.envelope import check_authenticated_envelope
 from mpc_backend.relay.settings import RelaySettings
 from mpc_backend.storage import Storage
 
@@ -156,23 +157,30 @@ class NodeContext:
         remote: str | None = None,
         remember: bool = True,
         max_age_s: float = MAX_MESSAGE_AGE_S,
+        authenticated_by: str | None = None,
     ) -> dict[str, Any]:
         """Body of an authentic, fresh, first-seen envelope; Forbidden or Conflict otherwise.
 
         ``remember=False`` checks the nonce without recording it: for messages any
         key pair can sign (a join), the caller records it once the message is
-        accepted, so strangers cannot fill the replay memory.
+        accepted, so strangers cannot fill the replay memory. ``authenticated_by``: the
+        member whose verified request signature covers these exact bytes
+        (``check_authenticated_envelope``); the envelope must name it as its sender.
         """
         federation = self.federation_id
         try:
-            body = verify_envelope(
-                envelope,
-                lookup or self.signing_key,
-                msg_type,
-                federation,
-                max_age_s,
-                now=self.clock(),
-            )
+            if authenticated_by is not None:
+                body = check_authenticated_envelope(envelope, authenticated_by, msg_type,
+                                                    federation, max_age_s, now=self.clock())
+            else:
+                body = verify_envelope(
+                    envelope,
+                    lookup or self.signing_key,
+                    msg_type,
+                    federation,
+                    max_age_s,
+                    now=self.clock(),
+                )
         except AuthError as err:
             sender = envelope.get("sender") if isinstance(envelope, dict) else None
             log.warning(

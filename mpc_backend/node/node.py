@@ -185,6 +185,7 @@ class Node:
             "rounds_closed_as_coordinator": self.rounds.closed,
             "contributions_sent": self.household.accepted,
             "rounds_holding_shares": len(await ctx.storage.rounds_holding_shares()),
+            "ingest": self.ingest.counters(),  # cumulative, for benchmarks
             # Fetches from the founder for senders this node did not know (rate-limited).
             "admission_catch_ups": ctx.directory.catch_ups,
         }

@@ -135,6 +135,10 @@ class Admission:
 class Storage(abc.ABC):
     """Durable state of one node. Implementations must be safe to call concurrently."""
 
+    # Seconds spent in the transactions of put_shares, cumulative (status load.ingest);
+    # a backend that does not time them leaves it at 0.
+    share_commit_s: float = 0.0
+
     @abc.abstractmethod
     async def open(self) -> None: ...
 

@@ -400,3 +400,35 @@ def shares_as_stranger() -> None:
         return honest(stranger, *args, **kwargs)
 
     household.shares_envelope = envelope
+
+
+def impersonate_household(victim: str) -> None:
+    """The household's shares go out in ``victim``'s name: each sealed to the share context
+    naming the victim (so it would open at the committee), in an envelope naming the victim
+    as its sender, carried by requests this node signs as itself, the only key it has."""
+    from mpc_backend.node import household  # noqa: PLC0415
+
+    honest_seal, honest_envelope = household.seal_vector, household.shares_envelope
+
+    class Posing:
+        """This node's keys, answering to the victim's id."""
+
+        node_id = victim
+
+        def __init__(self, keys: NodeKeys) -> None:
+            self._keys = keys
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._keys, name)
+
+    def seal_vector(keys: NodeKeys, *args: Any) -> Any:
+        return honest_seal(Posing(keys), *args)
+
+    def shares_envelope(keys: NodeKeys, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        envelope = honest_envelope(keys, *args, **kwargs)
+        envelope["sender"] = victim
+        log.warning("EVIL impersonate_household: shares in %s's name", victim)
+        return envelope
+
+    household.seal_vector = seal_vector
+    household.shares_envelope = shares_envelope

@@ -91,18 +91,21 @@ async def test_share_faults_get_the_right_status_and_leave_data_intact(
         ctx.keys, ctx.federation_id, [("temp", round_id, sealed[2])], now=clock()))
     assert status == 403
 
-    # A non-member's signature: 403 and logged.
+    # Another's envelope (a non-member's) in this member's request: 403 and logged.
     stranger = NodeKeys.generate()
     status, body = await send(target, shares_envelope(
         stranger, ctx.federation_id, [item], now=clock()))
-    assert status == 403 and "not a member" in body["error"]["message"]
+    assert status == 403 and "but the request carrying it is signed by" in body["error"]["message"]
     assert f"rejected shares message from {stranger.node_id}" in caplog.text
 
-    # An envelope altered after signing: 403.
+    # An envelope altered on the way: the request's signature no longer covers it, 403.
     altered = copy.deepcopy(envelope)
     altered["body"]["items"][0]["round"] = round_id + 1
-    status, _ = await send(target, altered)
-    assert status == 403
+    signed = request_headers(ctx.keys, "/peer/v1/shares", json.dumps(envelope).encode(),
+                             clock() - 1)  # not the genuine request's signature, sent below
+    async with http.post(f"{target.url}/peer/v1/shares", data=json.dumps(altered).encode(),
+                         headers=signed) as resp:
+        assert resp.status == 403
 
     # The genuine envelope: 200 with a signed ack; the same request again is a replay: 409,
     # and so is the same envelope in a request signed a second later.

@@ -98,8 +98,8 @@ def capture_acks(
         real = live.node.ingest.handle_shares
 
         async def record(envelope: Any, remote: str | None, real: Any = real,
-                         live: LiveNode = live) -> dict[str, Any]:
-            answer = await real(envelope, remote)
+                         live: LiveNode = live, **preauth: Any) -> dict[str, Any]:
+            answer = await real(envelope, remote, **preauth)
             seen.append((live.node_id, answer))
             return answer
 
@@ -125,7 +125,7 @@ async def test_a_replayed_ack_leaves_the_share_pending_until_really_acknowledged
     real = member.node.ingest.handle_shares
     replays: list[int] = []
 
-    async def relay(envelope: Any, remote: str | None) -> dict[str, Any]:
+    async def relay(envelope: Any, remote: str | None, **preauth: Any) -> dict[str, Any]:
         replays.append(1)
         return kept  # the share never reaches the member
 
