@@ -16,9 +16,10 @@ What keeps a worker's acks true:
   reads its senders (``Storage.mark_closing``); from then on ``put_shares`` refuses its
   shares in every process (422 ``outside_round_window``), so no share is acknowledged
   that the member's held statement leaves out;
-* the roster is read from storage and reloaded when its stored version changes (polled
-  every ``ROSTER_POLL_S``, and on a sender not known), so a worker checks windows and
-  committee seats against the roster the node holds.
+* the roster is read from storage and reloaded when its stored version changes, and
+  admissions are read as they are stored (polled every ``ROSTER_POLL_S``, and on a sender
+  not known), so a worker checks senders, windows and committee seats against what the
+  node holds.
 
 The replay memory is per process: the same envelope replayed to two workers passes both
 nonce checks, and both store the same digest (the second a DUPLICATE), which changes
@@ -62,7 +63,7 @@ from .federation import FOUNDER_KEY_META
 from .logs import OneLineFormatter, setup_logging
 from .node import Node
 from .peers import SENDER_HEADER
-from .roster import verify_roster
+from .roster import MemberInfo, verify_roster
 
 log = logging.getLogger("mpc_backend.workers")
 
@@ -73,6 +74,7 @@ STOP_TIMEOUT_S = 10.0
 RESTART_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
 STABLE_S = 60.0
+ADMISSION_PAGE = 5000
 _READY = "ready"
 
 
@@ -196,7 +198,9 @@ class IngestWorkers:
 
 # -- a worker process ---------------------------------------------------------------------
 class _RosterWatch:
-    """The worker's roster: loaded from storage, reloaded when the stored version changes."""
+    """The worker's view of the members: the roster, loaded from storage and reloaded when
+    the stored version changes, and the admitted households, followed in the stored log
+    (as the main process learns them, so a worker's lookups hit memory as often)."""
 
     def __init__(self, node: Node) -> None:
         self.ctx = node.ctx
@@ -205,18 +209,21 @@ class _RosterWatch:
 
     async def refresh(self) -> None:
         async with self._lock:
-            storage = self.ctx.storage
+            storage, directory = self.ctx.storage, self.ctx.directory
             version = await storage.roster_version()
-            if version is None or version == self._version:
-                return
-            wire, pinned = await storage.get_roster(), await storage.get_meta(FOUNDER_KEY_META)
-            if wire is None or pinned is None:
-                return
-            self.ctx.founder_public = b64url_decode(pinned)
-            self.ctx.signed_roster = verify_roster(wire, self.ctx.founder_public)
-            if self._version is not None:
-                log.info("roster v%d loaded", version)
-            self._version = version
+            if version is not None and version != self._version:
+                wire = await storage.get_roster()
+                pinned = await storage.get_meta(FOUNDER_KEY_META)
+                if wire is not None and pinned is not None:
+                    self.ctx.founder_public = b64url_decode(pinned)
+                    self.ctx.signed_roster = verify_roster(wire, self.ctx.founder_public)
+                    log.info("roster v%d loaded", version)
+                    self._version = version
+            if await storage.last_admission_seq() > directory.last_seq:
+                while page := await storage.admissions_since(directory.last_seq, ADMISSION_PAGE):
+                    for record in page:  # checked by the process that stored it
+                        directory.add(MemberInfo.from_dict(record.wire["admission"]["member"]))
+                    directory.last_seq = page[-1].seq
 
     async def poll(self) -> None:
         while True:
@@ -259,8 +266,9 @@ async def _report_loop(node: Node) -> None:
     last: dict[str, Any] = {}
     while True:
         ingest = node.ingest
+        # The same counters as the main process's status shows for itself.
         counters = {"accepted": ingest.accepted, "rejected": ingest.rejected,
-                    "ingest": ingest.stats.as_dict()}
+                    "ingest": ingest.counters()}
         if counters != last:
             _report(counters)
             last = counters
@@ -300,11 +308,16 @@ async def run_worker(data_dir: Path, config: NodeConfig, upstream_port: int) -> 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        orphaned = asyncio.create_task(_until_stdin_closes())
-        orphaned.add_done_callback(lambda _t: stop.set())
-        loops = [orphaned, asyncio.create_task(roster.poll()),
-                 asyncio.create_task(_report_loop(node))]
+        # Stdin closes when the main process goes; a loop that fails ends the worker too
+        # (the main process starts a new one).
+        loops = [asyncio.create_task(_until_stdin_closes()),
+                 asyncio.create_task(roster.poll()), asyncio.create_task(_report_loop(node))]
+        for task in loops:
+            task.add_done_callback(lambda _t: stop.set())
         await stop.wait()
+        failed = [e for t in loops if t.done() and not t.cancelled() and (e := t.exception())]
+        if failed:
+            raise failed[0]
     finally:
         for task in loops:
             task.cancel()
