@@ -6,7 +6,9 @@ else is logged with its traceback on the node and answered with a bare 500, so
 clients never see internals.
 
 Request bodies are read up to a hard limit and parsed off the event loop when
-large, so one big upload cannot stall every other request.
+large, so one big upload cannot stall every other request. A body nobody has
+vouched for yet is read against a deadline (``read_body(deadline=)``), so a caller
+that declares a body and never sends it cannot hold the request for ever.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ log = logging.getLogger("mpc_backend.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 THREAD_PARSE_ABOVE = 64 * 1024
+# For a body read before its sender is known (a join): an honest one is a few KB, sent at once.
+UNAUTHENTICATED_BODY_S = 10.0
+
+
+class BodyTimeout(NodeError):
+    status, code = 408, "request_timeout"
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
@@ -55,9 +63,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def read_body(
-    request: web.Request, limit: int, on_chunk: Callable[[bytes], None] | None = None
+    request: web.Request, limit: int, on_chunk: Callable[[bytes], None] | None = None,
+    *, deadline: float | None = None, allow_empty: bool = False,
 ) -> bytes:
-    """The raw request body, passing each chunk to ``on_chunk``; 413 over ``limit`` bytes.
+    """The raw request body, passing each chunk to ``on_chunk``; 413 over ``limit`` bytes,
+    408 if it has not all arrived within ``deadline`` seconds.
 
     Nothing beyond ``limit`` is read: a declared length over it is refused at once.
     """
@@ -65,14 +75,18 @@ async def read_body(
         raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(64 * 1024):  # read() may return less
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        if on_chunk is not None:
-            on_chunk(chunk)
-        chunks.append(chunk)
-    if not size:
+    try:
+        async with asyncio.timeout(deadline):
+            while chunk := await request.content.read(64 * 1024):  # read() may return less
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+                if on_chunk is not None:
+                    on_chunk(chunk)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout(f"the request body did not arrive within {deadline:g} s") from None
+    if not size and not allow_empty:
         raise BadRequest("request body is empty; send a JSON object", field="body")
     return b"".join(chunks)
 

@@ -45,7 +45,13 @@ from mpc_backend.node.node import Node
 from mpc_backend.node.peers import DIGEST_HEADER, SENDER_HEADER, SIGNATURE_HEADER, TIME_HEADER
 from mpc_backend.relay.sealed import answer_aad, request_aad
 
-from .errors import decode_json, error_middleware, error_response, read_body
+from .errors import (
+    UNAUTHENTICATED_BODY_S,
+    decode_json,
+    error_middleware,
+    error_response,
+    read_body,
+)
 
 SHARES_BODY_LIMIT = 1024 * 1024
 ROUND_BODY_LIMIT = 4 * 1024 * 1024
@@ -127,7 +133,7 @@ def _http_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamR
                 raw = await read_body(request, route.limit, hasher.update)
                 check_digest(node.ctx, path, hasher.digest(), digest, request.remote)
             else:
-                raw = await read_body(request, route.limit)
+                raw = await read_body(request, route.limit, deadline=UNAUTHENTICATED_BODY_S)
         except NodeError as err:
             return await _refuse_unread(request, err)
         envelope = await decode_json(raw)
