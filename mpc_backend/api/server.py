@@ -30,14 +30,20 @@ from mpc_backend.storage import open_storage
 from .errors import error_middleware
 from .local import make_local_app
 from .peer import ROSTER_BODY_LIMIT, PeerDispatcher, make_peer_app
+from .proxy import forwarded_middleware
 
 log = logging.getLogger("mpc_backend.server")
 LOCK_FILE_NAME = "node.lock"
 SHUTDOWN_TIMEOUT_S = 3.0
 
 
-def make_app(node: Node, token: str) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=ROSTER_BODY_LIMIT)
+def make_app(node: Node, token: str, workers_secret: str | None = None) -> web.Application:
+    """``workers_secret``: requests carrying it come from this node's ingest workers, which
+    pass on their callers' addresses (``mpc_backend.api.proxy``)."""
+    middlewares = [error_middleware]
+    if workers_secret is not None:
+        middlewares.insert(0, forwarded_middleware(workers_secret))
+    app = web.Application(middlewares=middlewares, client_max_size=ROSTER_BODY_LIMIT)
     app.add_subapp("/api/v1", make_local_app(node, token))
     app.add_subapp("/peer/v1", make_peer_app(node))
     node.ctx.relay_handler = PeerDispatcher(node).dispatch  # the same routes, by relay
@@ -81,7 +87,8 @@ async def serve(
     workers = IngestWorkers(data_dir, config, ingest_workers) if ingest_workers else None
     with lock_data_dir(data_dir):
         node = Node(data_dir, config, keys, open_storage(data_dir, config.database_url))
-        app = make_app(node, token)  # before start: relayed requests may arrive at once
+        # Before start: relayed requests may arrive at once.
+        app = make_app(node, token, workers.secret if workers else None)
         await node.start()
         runner = web.AppRunner(app, access_log=None,
                                shutdown_timeout=SHUTDOWN_TIMEOUT_S)

@@ -6,9 +6,16 @@ own; N worker processes listen on the node's address with ``SO_REUSEPORT``, so t
 spreads incoming connections over them. A worker answers ``POST /peer/v1/shares`` itself,
 with the same checks, storage and signed acks as the main process (the node's keys, read
 from the data dir; its database, shared), and ``GET /api/v1/health``; it forwards every
-other request unchanged to the main process (``mpc_backend.api.proxy``). A sender it does
-not know, after looking in storage and for a newer roster, is forwarded too: the main
-process catches up from the founder (rate-limited) or refuses it.
+other request to the main process (``mpc_backend.api.proxy``: bodies read in full, within
+a deadline, before an upstream connection is taken; the caller's address vouched for by a
+secret the main process hands each worker on its stdin).
+
+A worker's sender lookups cost no query: it holds the roster and the admission log in
+memory and follows both in storage (polled every ``ROSTER_POLL_S``). A share delivery from
+a sender it does not know is refused at once if its signature headers are missing or out
+of date, and otherwise forwarded: the main process catches up from the founder
+(rate-limited) or refuses it. So a request with a made-up sender costs the database
+nothing, however many arrive.
 
 What keeps a worker's acks true:
 
@@ -17,9 +24,9 @@ What keeps a worker's acks true:
   shares in every process (422 ``outside_round_window``), so no share is acknowledged
   that the member's held statement leaves out;
 * the roster is read from storage and reloaded when its stored version changes, and
-  admissions are read as they are stored (polled every ``ROSTER_POLL_S``, and on a sender
-  not known), so a worker checks senders, windows and committee seats against what the
-  node holds.
+  admissions are read as they are stored (both polled every ``ROSTER_POLL_S``), so a worker
+  checks senders, windows and committee seats against what the node holds (a household
+  admitted in the last second is forwarded, and the main process knows it).
 
 The replay memory is per process: the same envelope replayed to two workers passes both
 nonce checks, and both store the same digest (the second a DUPLICATE), which changes
@@ -42,9 +49,11 @@ import dataclasses
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,17 +61,19 @@ from typing import Any
 from aiohttp import web
 
 from mpc_backend.api.errors import error_middleware
-from mpc_backend.api.local import health
-from mpc_backend.api.peer import NODE_KEY, _http_handler, peer_routes
+from mpc_backend.api.local import LOCAL_BODY_LIMIT, health
+from mpc_backend.api.peer import NODE_KEY, _http_handler, _refuse_unread, peer_routes
 from mpc_backend.api.proxy import Proxy
 from mpc_backend.crypto import b64url_decode, load_keys
 from mpc_backend.storage import open_storage
 
 from .config import DATABASE_URL_ENV, ConfigError, NodeConfig, load_config
+from .context import MAX_MESSAGE_AGE_S
+from .errors import Forbidden
 from .federation import FOUNDER_KEY_META
 from .logs import OneLineFormatter, setup_logging
 from .node import Node
-from .peers import SENDER_HEADER
+from .peers import DIGEST_HEADER, SENDER_HEADER, SIGNATURE_HEADER, TIME_HEADER
 from .roster import MemberInfo, verify_roster
 
 log = logging.getLogger("mpc_backend.workers")
@@ -109,6 +120,8 @@ class IngestWorkers:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._upstream = 0
+        # Vouches for the callers' addresses the workers forward (handed over on stdin).
+        self.secret = secrets.token_urlsafe(32)
 
     async def start(self, upstream_port: int) -> None:
         """Start every worker and wait until each listens; ConfigError if one cannot."""
@@ -154,12 +167,16 @@ class IngestWorkers:
         env = dict(os.environ)
         if self.config.database_url is not None:  # the same database, kept off the command line
             env[DATABASE_URL_ENV] = self.config.database_url
-        return await asyncio.create_subprocess_exec(
+        proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "mpc_backend.node.ingest_worker",
             "--data-dir", str(self.data_dir), "--worker", str(worker.number),
             "--upstream", str(self._upstream),
             "--log-level", logging.getLevelName(logging.getLogger().getEffectiveLevel()),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+        assert proc.stdin is not None
+        proc.stdin.write(self.secret.encode() + b"\n")  # stays open: closes when we go
+        await proc.stdin.drain()
+        return proc
 
     async def _keep(self, worker: _Worker, ready: asyncio.Future[None]) -> None:
         """Run ``worker``, restarting it whenever it exits, until ``stop``."""
@@ -205,25 +222,23 @@ class _RosterWatch:
     def __init__(self, node: Node) -> None:
         self.ctx = node.ctx
         self._version: int | None = None
-        self._lock = asyncio.Lock()
 
     async def refresh(self) -> None:
-        async with self._lock:
-            storage, directory = self.ctx.storage, self.ctx.directory
-            version = await storage.roster_version()
-            if version is not None and version != self._version:
-                wire = await storage.get_roster()
-                pinned = await storage.get_meta(FOUNDER_KEY_META)
-                if wire is not None and pinned is not None:
-                    self.ctx.founder_public = b64url_decode(pinned)
-                    self.ctx.signed_roster = verify_roster(wire, self.ctx.founder_public)
-                    log.info("roster v%d loaded", version)
-                    self._version = version
-            if await storage.last_admission_seq() > directory.last_seq:
-                while page := await storage.admissions_since(directory.last_seq, ADMISSION_PAGE):
-                    for record in page:  # checked by the process that stored it
-                        directory.add(MemberInfo.from_dict(record.wire["admission"]["member"]))
-                    directory.last_seq = page[-1].seq
+        storage, directory = self.ctx.storage, self.ctx.directory
+        version = await storage.roster_version()
+        if version is not None and version != self._version:
+            wire = await storage.get_roster()
+            pinned = await storage.get_meta(FOUNDER_KEY_META)
+            if wire is not None and pinned is not None:
+                self.ctx.founder_public = b64url_decode(pinned)
+                self.ctx.signed_roster = verify_roster(wire, self.ctx.founder_public)
+                log.info("roster v%d loaded", version)
+                self._version = version
+        if await storage.last_admission_seq() > directory.last_seq:
+            while page := await storage.admissions_since(directory.last_seq, ADMISSION_PAGE):
+                for record in page:  # checked by the process that stored it
+                    directory.add(MemberInfo.from_dict(record.wire["admission"]["member"]))
+                directory.last_seq = page[-1].seq
 
     async def poll(self) -> None:
         while True:
@@ -233,21 +248,43 @@ class _RosterWatch:
             except Exception:  # a database hiccup must not end the worker
                 log.exception("reading the roster failed")
 
-    async def knows(self, sender: str) -> bool:
-        """A member of the roster or an admitted household, after a look at storage."""
-        if await self.ctx.resolve(sender) is not None:
-            return True
-        await self.refresh()
-        return self.ctx.member(sender) is not None
+
+def _unsigned_or_stale(node: Node, headers: Mapping[str, str]) -> str | None:
+    """Why a request's signature headers cannot be valid for anyone (None: they may be),
+    judged without a lookup."""
+    if not all(headers.get(h) for h in (SENDER_HEADER, TIME_HEADER, DIGEST_HEADER,
+                                         SIGNATURE_HEADER)):
+        return (f"peer requests must carry the {SENDER_HEADER}, {TIME_HEADER}, "
+                f"{DIGEST_HEADER} and {SIGNATURE_HEADER} headers")
+    try:
+        age = node.ctx.clock() - int(headers[TIME_HEADER])
+    except ValueError:
+        return "malformed request signature headers"
+    if abs(age) > MAX_MESSAGE_AGE_S:
+        return f"request is dated {age:.0f} s from this node's time"
+    return None
 
 
-def make_worker_app(node: Node, proxy: Proxy, roster: _RosterWatch) -> web.Application:
+def body_limits(node: Node) -> Callable[[str], int]:
+    """The most body bytes the main process reads at a path (its peer routes' limits; the
+    local API's elsewhere)."""
+    limits = {f"/peer/v1{path}": route.limit for path, route in peer_routes(node).items()}
+    return lambda path: limits.get(path, LOCAL_BODY_LIMIT)
+
+
+def make_worker_app(node: Node, proxy: Proxy) -> web.Application:
     ingest = _http_handler(peer_routes(node)["/shares"])  # exactly the main process's handler
 
     async def shares(request: web.Request) -> web.StreamResponse:
-        if await roster.knows(request.headers.get(SENDER_HEADER, "")):
+        sender = request.headers.get(SENDER_HEADER, "")
+        if node.ctx.member(sender) is not None:  # memory only: the roster and the log
             return await ingest(request)
-        return await proxy.forward(request)
+        problem = _unsigned_or_stale(node, request.headers)
+        if problem is not None:
+            log.warning("refused a request to /peer/v1/shares from %s (%s): %s",
+                        sender or "?", request.remote or "?", problem)
+            return await _refuse_unread(request, Forbidden(problem, code="auth_failed"))
+        return await proxy.forward(request)  # admitted since the last poll, or refused there
 
     app = web.Application(middlewares=[error_middleware])
     app[NODE_KEY] = node
@@ -283,21 +320,22 @@ async def _until_stdin_closes() -> None:
         pass
 
 
-async def run_worker(data_dir: Path, config: NodeConfig, upstream_port: int) -> None:
+async def run_worker(data_dir: Path, config: NodeConfig, upstream_port: int,
+                     secret: str) -> None:
     from mpc_backend.api.server import SHUTDOWN_TIMEOUT_S, _ssl_context  # noqa: PLC0415 - it imports us
 
     # The node's keys, read only; the data dir's lock belongs to the main process.
     node = Node(data_dir, config, load_keys(data_dir),
                 open_storage(data_dir, config.database_url))
     await node.ctx.storage.open()
-    proxy = Proxy(upstream_port)
+    proxy = Proxy(upstream_port, body_limits(node), secret)
     runner: web.AppRunner | None = None
     loops: list[asyncio.Task[None]] = []
     try:
         roster = _RosterWatch(node)
         await roster.refresh()
         await proxy.start()
-        runner = web.AppRunner(make_worker_app(node, proxy, roster), access_log=None,
+        runner = web.AppRunner(make_worker_app(node, proxy), access_log=None,
                                shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
         await web.TCPSite(runner, config.listen_host, config.listen_port,
@@ -338,11 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         handler.setFormatter(OneLineFormatter(
             f"%(asctime)s %(levelname)s %(name)s [ingest worker {args.worker}]: %(message)s"))
+    secret = sys.stdin.readline().strip()  # the main process's first line
     config = load_config(args.data_dir)
     if os.environ.get(DATABASE_URL_ENV):
         config = dataclasses.replace(config, database_url=os.environ[DATABASE_URL_ENV])
     try:
-        asyncio.run(run_worker(args.data_dir, config, args.upstream))
+        asyncio.run(run_worker(args.data_dir, config, args.upstream, secret))
     except Exception:
         log.exception("ingest worker failed")
         return 1

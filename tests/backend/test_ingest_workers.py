@@ -147,6 +147,53 @@ async def send_as(household: NodeProcess, roster: Roster, round_id: int, value: 
 
 @pytest.mark.slow
 @pytest.mark.postgres
+def test_slow_bodies_hold_no_upstream_slot_and_the_callers_address_reaches_the_log(
+        street: Cluster) -> None:
+    """An outsider declares bodies on 300 connections (more than a worker once had upstream
+    connections) and never sends them: the workers hold those themselves, so a normal
+    request still goes through to the main process at once. The main process logs the
+    caller's address (here 127.0.0.5) as the worker passed it on, never one the caller
+    claims in the same header."""
+    founder = street.nodes[0]
+    host, port = founder.url.removeprefix("http://").rsplit(":", 1)
+
+    async def scenario() -> tuple[float, int, Any]:
+        held = []
+        for _ in range(300):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"POST /peer/v1/join HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                         b"application/json\r\nContent-Length: 50000\r\n\r\n{")
+            held.append(writer)
+        await asyncio.sleep(0.5)  # every request is in a worker, waiting for its body
+        try:
+            started = time.monotonic()
+            status = await asyncio.to_thread(founder.api, "GET", "/status")
+            elapsed = time.monotonic() - started
+            # A made-up member from another loopback address, claiming to be elsewhere.
+            reader, writer = await asyncio.open_connection(host, int(port),
+                                                           local_addr=("127.0.0.5", 0))
+            writer.write(b"POST /peer/v1/roster/fetch HTTP/1.1\r\nHost: x\r\nConnection: "
+                         b"close\r\nHearth-Sender: made-up-sender\r\nHearth-Time: "
+                         + str(int(time.time())).encode() + b"\r\nHearth-Digest: AAAA\r\n"
+                         b"Hearth-Signature: AAAA\r\nHearth-Forwarded-For: guess 10.9.9.9\r\n"
+                         b"Content-Length: 2\r\n\r\n{}")
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            return elapsed, status[0], answer
+        finally:
+            for writer in held:
+                writer.close()
+
+    elapsed, code, answer = asyncio.run(scenario())
+    assert code == 200 and elapsed < 5, (code, elapsed)
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+    log_text = wait_for(lambda: founder.log_text() if "made-up-sender (127.0.0.5)"
+                        in founder.log_text() else None, 5, what="the refusal's log line")
+    assert "10.9.9.9" not in log_text
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_workers_take_shares_forward_the_rest_and_come_back(
         street: Cluster, postgres_server: PostgresServer) -> None:  # noqa: F811
     founder, *others = street.nodes
