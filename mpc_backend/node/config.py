@@ -120,10 +120,12 @@ class NodeConfig:
             problem = url_problem(self.public_url)
             if problem is not None:
                 raise ConfigError(f"public URL (--public-url) {problem}")
-        if self.database_url is not None and not self.database_url.startswith(
-                ("postgresql://", "postgres://")):
-            raise ConfigError("the database URL (--database-url or HEARTH_DATABASE_URL) must "
-                              "be postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
+        if self.database_url is not None:
+            problem = _database_url_problem(self.database_url)
+            if problem is not None:
+                raise ConfigError(f"the database URL (--database-url or HEARTH_DATABASE_URL) "
+                                  f"{problem}; it must be "
+                                  "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
         if not is_loopback(self.listen_host) and not (self.tls or self.insecure_listen):
             raise ConfigError(
                 f"listening on {self.listen_host} exposes the node beyond this machine; "
@@ -224,6 +226,24 @@ def _url_problem(url: str) -> str | None:
         (bool(parts.fragment) or "#" in url, "has a fragment"),
     )
     return next((problem for failed, problem in checks if failed), None)
+
+
+def _database_url_problem(url: str) -> str | None:
+    """What is wrong with a PostgreSQL URL, in words that never quote it (a password could
+    be in any part of a malformed one); None if it can be used."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return "is not a postgresql:// URL"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "cannot be read (an IPv6 address must be written [ADDRESS], closed)"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "has a port that is not a number from 1 to 65535"
+    return None
 
 
 def is_loopback(host: str) -> bool:

@@ -28,7 +28,10 @@ record; those columns hold it escaped and read back exactly.
 
 Forgetting: a DELETE leaves the old row versions in the table's pages until a vacuum, and
 even a plain VACUUM leaves their bytes in free page space. ``forget_contributions``
-therefore rewrites the outbox tables (``VACUUM FULL``: new files, the old ones unlinked).
+therefore rewrites the outbox tables (``VACUUM FULL``: new files, the old ones unlinked),
+and ``prune`` (housekeeping, once a minute) rewrites the shares table when a round was
+decided since its last rewrite (its shares, opened, were deleted with the decision). A
+rewrite locks the table for the moment it takes; it then holds only open rounds' shares.
 What remains true, honestly: the rows' bytes stay in the WAL until a checkpoint recycles
 the segment (and longer in WAL archives, replicas' WAL and base backups, if the server
 keeps any), and in freed file-system blocks until they are reused; SQLite's
@@ -74,6 +77,8 @@ _RESULTS_LOCK: Final = 0x48656172_7468_02
 # A group meeting another process's group crosswise (same keys, opposite order) deadlocks;
 # the server aborts one of the two, which is then run again.
 _DEADLOCK_ATTEMPTS: Final = 3
+# The last result (seq) whose round's deleted shares the shares table was rewritten after.
+_SHARES_REWRITTEN_META: Final = "shares_rewritten_after_result"
 _ONCE: Final = MappingProxyType({"noise_deals": "deal", "held_statements": "statement",
                                  "verify_seeds": "seed", "verify_bindings": "binding"})
 
@@ -267,10 +272,14 @@ class PostgresStorage(Storage):
                 await conn.execute(_SCHEMA)
                 await conn.execute(_PUT_SHARES)
                 fsync = await conn.fetchval("SHOW fsync")
-        except (OSError, TimeoutError, ValueError, pg.PostgresError, pg.InterfaceError) as err:
+        except (OSError, TimeoutError, ValueError, OverflowError, pg.PostgresError,
+                pg.InterfaceError) as err:
             await self.close()
-            password = urlsplit(self._url).password if "://" in self._url else None
             detail = f"{type(err).__name__}: {err}"
+            try:
+                password = urlsplit(self._url).password
+            except ValueError:  # the config refuses such URLs; still, quote nothing of it
+                password, detail = None, "the database URL cannot be read"
             if password:
                 detail = detail.replace(password, "***")
             raise StorageUnavailableError(
@@ -620,6 +629,11 @@ class PostgresStorage(Storage):
                                   ("verify_bindings", "created_at"), ("closing", "created_at")):
                 await conn.execute(f"DELETE FROM {table} WHERE {column} < $1",  # noqa: S608
                                    tombstones_before)
+        # Stored in the database, so a rewrite missed before a restart is not forgotten.
+        latest = await self._db.fetchval("SELECT COALESCE(MAX(seq), 0) FROM results")
+        if latest > int(await self.get_meta(_SHARES_REWRITTEN_META) or 0):
+            await self._db.execute("VACUUM FULL shares")
+            await self.set_meta(_SHARES_REWRITTEN_META, str(latest))
 
     async def forget_contributions(self, ended_before: float) -> None:
         async with self._tx() as conn:

@@ -26,7 +26,7 @@ from mpc_backend.storage import (
     open_storage,
 )
 from mpc_backend.storage.postgres import _RESULTS_LOCK
-from tests.backend.nodes import _ENV, REPO, cli_json, free_port
+from tests.backend.nodes import _ENV, REPO, cli, cli_json, free_port
 from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -132,6 +132,34 @@ async def test_forgotten_contributions_leave_the_table_files(
         await storage.close()
 
 
+async def test_decided_rounds_shares_leave_the_table_files(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """Deciding a round deletes its (opened) shares; housekeeping then rewrites the shares
+    table, so their bytes leave the table files while an open round's stay readable."""
+    storage = PostgresStorage(postgres_url)
+    await storage.open()
+    decided, still_open = b"SHARE-7c1e9d-decided", b"SHARE-30a6b4-open"
+    try:
+        await storage.put_shares([ShareRecord("temp", 7, s, s.encode(), decided, 1.0)
+                                  for s in SENDERS[:3]])
+        await storage.put_shares([ShareRecord("temp", 8, "h000", b"d", still_open, 1.0)])
+        await storage.put_result("temp", 7, "released", {"result": {"round": 7}}, 2.0)
+        assert await storage.held_senders("temp", 7) == []
+        assert decided in _database_files(postgres_server, postgres_url)  # a dead row still
+        await storage.prune(before=0.0, tombstones_before=0.0)
+        files = _database_files(postgres_server, postgres_url)
+        assert decided not in files and still_open in files
+        assert await storage.load_shares("temp", 8, ["h000"]) == [still_open]
+        # Nothing decided since: no second rewrite (the table keeps its file).
+        filenode = "SELECT pg_relation_filenode('shares')"
+        before = await storage._db.fetchval(filenode)
+        await storage.prune(before=0.0, tombstones_before=0.0)
+        assert await storage._db.fetchval(filenode) == before
+    finally:
+        await storage.close()
+
+
 async def test_unreachable_server_fails_clearly_without_the_password(tmp_path: Path) -> None:
     url = f"postgresql://hearth:s3cret-pw@127.0.0.1:{free_port()}/node"
     storage = open_storage(tmp_path, url)
@@ -175,3 +203,27 @@ def test_serve_reports_an_unreachable_database_and_the_environment_wins(
         assert "error: cannot use the PostgreSQL database hearth@127.0.0.1" in proc.stderr
         assert f"/{name} " in proc.stderr and "s3cret-pw" not in proc.stderr
         assert not (data_dir / DB_FILE_NAME).exists()
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("postgresql://hearth:s3cret-pw@127.0.0.1:99999/node", "has a port that is not a number"),
+    ("postgresql://hearth:s3cret-pw@[::1/node", "cannot be read"),
+])
+def test_a_malformed_database_url_is_one_clear_line(tmp_path: Path, url: str,
+                                                     problem: str) -> None:
+    """Refused when given (init) and when it comes from the environment (serve): one
+    ``error:`` line naming the problem, no traceback, no password."""
+    data_dir = tmp_path / "node"
+    init = cli("init", "--data-dir", str(data_dir), "--name", "h", "--listen",
+               f"127.0.0.1:{free_port()}", "--database-url", url, check=False)
+    cli("init", "--data-dir", str(data_dir), "--name", "h", "--listen",
+        f"127.0.0.1:{free_port()}")
+    serve = subprocess.run(
+        [sys.executable, "-m", "mpc_backend", "serve", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={**_ENV, "HEARTH_DATABASE_URL": url}, check=False)
+    for proc in (init, serve):
+        assert proc.returncode != 0
+        assert f"error: the database URL (--database-url or HEARTH_DATABASE_URL) {problem}" \
+            in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and "s3cret-pw" not in proc.stderr
