@@ -153,14 +153,23 @@ def test_slow_bodies_hold_no_upstream_slot_and_the_callers_address_reaches_the_l
     connections) and never sends them: the workers hold those themselves, so a normal
     request still goes through to the main process at once. The main process logs the
     caller's address (here 127.0.0.5) as the worker passed it on, never one the caller
-    claims in the same header."""
+    claims in the same header. Shares from an unknown sender without signature headers are
+    refused by the worker itself (from memory: no lookup, nothing forwarded)."""
     founder = street.nodes[0]
     host, port = founder.url.removeprefix("http://").rsplit(":", 1)
 
-    async def scenario() -> tuple[float, int, Any]:
+    async def post(request: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection(host, int(port),
+                                                       local_addr=("127.0.0.5", 0))
+        writer.write(request)
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        return answer
+
+    async def scenario() -> tuple[float, int, bytes, bytes]:
         held = []
         for _ in range(300):
-            reader, writer = await asyncio.open_connection(host, int(port))
+            _reader, writer = await asyncio.open_connection(host, int(port))
             writer.write(b"POST /peer/v1/join HTTP/1.1\r\nHost: x\r\nContent-Type: "
                          b"application/json\r\nContent-Length: 50000\r\n\r\n{")
             held.append(writer)
@@ -170,26 +179,29 @@ def test_slow_bodies_hold_no_upstream_slot_and_the_callers_address_reaches_the_l
             status = await asyncio.to_thread(founder.api, "GET", "/status")
             elapsed = time.monotonic() - started
             # A made-up member from another loopback address, claiming to be elsewhere.
-            reader, writer = await asyncio.open_connection(host, int(port),
-                                                           local_addr=("127.0.0.5", 0))
-            writer.write(b"POST /peer/v1/roster/fetch HTTP/1.1\r\nHost: x\r\nConnection: "
-                         b"close\r\nHearth-Sender: made-up-sender\r\nHearth-Time: "
-                         + str(int(time.time())).encode() + b"\r\nHearth-Digest: AAAA\r\n"
-                         b"Hearth-Signature: AAAA\r\nHearth-Forwarded-For: guess 10.9.9.9\r\n"
-                         b"Content-Length: 2\r\n\r\n{}")
-            answer = await asyncio.wait_for(reader.read(), 10)
-            writer.close()
-            return elapsed, status[0], answer
+            forwarded = await post(
+                b"POST /peer/v1/roster/fetch HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Hearth-Sender: made-up-sender\r\nHearth-Time: "
+                + str(int(time.time())).encode() + b"\r\nHearth-Digest: AAAA\r\n"
+                b"Hearth-Signature: AAAA\r\nHearth-Forwarded-For: guess 10.9.9.9\r\n"
+                b"Content-Length: 2\r\n\r\n{}")
+            unsigned = await post(
+                b"POST /peer/v1/shares HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Hearth-Sender: unsigned-sender\r\nContent-Length: 2\r\n\r\n{}")
+            return elapsed, status[0], forwarded, unsigned
         finally:
             for writer in held:
                 writer.close()
 
-    elapsed, code, answer = asyncio.run(scenario())
+    elapsed, code, forwarded, unsigned = asyncio.run(scenario())
     assert code == 200 and elapsed < 5, (code, elapsed)
-    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+    assert forwarded.startswith(b"HTTP/1.1 403"), forwarded[:200]
+    assert unsigned.startswith(b"HTTP/1.1 403"), unsigned[:200]
     log_text = wait_for(lambda: founder.log_text() if "made-up-sender (127.0.0.5)"
                         in founder.log_text() else None, 5, what="the refusal's log line")
     assert "10.9.9.9" not in log_text
+    refusals = [line for line in log_text.splitlines() if "unsigned-sender" in line]
+    assert len(refusals) == 1 and "[ingest worker" in refusals[0], refusals
 
 
 @pytest.mark.slow
