@@ -2,11 +2,12 @@
 
 Requests are authenticated before their body is read. Every route but
 ``/join`` requires the ``Hearth-*`` headers (``mpc_backend.node.peers``), checked
-in this order: the sender is a member (of the roster, or a household admitted by
-the founder; one not known yet costs a storage lookup and, on a member that keeps
-the admission log, at most a rate-limited catch-up from the founder), the time is
-within the message age window, the signature over path, time and body digest
-verifies under the member's key (each a 403, logged with sender and address,
+in this order: all four are present and the time is within the message age window
+(so a request without them costs no lookup), the sender is a member (of the roster,
+or a household admitted by the founder, both held in memory; one not known yet
+costs, on a member that keeps the admission log, at most a rate-limited catch-up
+from the founder), the signature over path, time and body digest verifies under
+the member's key (each a 403, logged with sender and address,
 never the body), and that signature was not seen before (409). Only then is the body
 read, up to the route's limit (413 beyond) and hashed on the way; one that does
 not match the signed digest is refused (403). Then it is parsed (large bodies
@@ -124,11 +125,11 @@ def _http_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamR
         try:
             if route.members_only:
                 path = request.match_info.route.resource.canonical  # however it was spelled
-                await node.ctx.resolve(request.headers.get(SENDER_HEADER, ""))
+                signed = signed_headers(node.ctx, path, request.headers, request.remote)
+                await node.ctx.resolve(signed.sender)
                 checking = time.perf_counter()
-                digest = check_signed_headers(node.ctx, path, request.headers, request.remote)
-                preauth = Preauth(request.headers[SENDER_HEADER], arrived,
-                                  time.perf_counter() - checking)
+                digest = check_signed_headers(node.ctx, path, signed, request.remote)
+                preauth = Preauth(signed.sender, arrived, time.perf_counter() - checking)
                 hasher = hashlib.sha256()
                 raw = await read_body(request, route.limit, hasher.update)
                 check_digest(node.ctx, path, hasher.digest(), digest, request.remote)
@@ -169,16 +170,19 @@ class PeerDispatcher:
         ctx = self.node.ctx
         # Every answer to a sealed request goes back sealed to the member it names as its
         # sender (a refusal too): only that member can read it, and the broker cannot
-        # tell or change what it says.
-        requester = await ctx.resolve(headers.get(SENDER_HEADER, "")) if sealed else None
+        # tell or change what it says. A sender not in memory is looked for further only
+        # once the request's headers pass their first checks.
+        requester = ctx.member(headers.get(SENDER_HEADER, "")) if sealed else None
         arrived = time.perf_counter()
         preauth = None
         try:
             if len(body) > route.limit:
                 raise PayloadTooLarge(f"request body exceeds the limit of {route.limit} bytes")
             if route.members_only:
-                digest = check_signed_headers(ctx, path, headers, remote,
-                                              route.relay_max_age_s)
+                signed = signed_headers(ctx, path, headers, remote, route.relay_max_age_s)
+                known = await ctx.resolve(signed.sender)
+                requester = known if sealed else None
+                digest = check_signed_headers(ctx, path, signed, remote)
                 # The signed digest is of the sealed bytes, which open to one plaintext only.
                 preauth = Preauth(headers[SENDER_HEADER], arrived, time.perf_counter() - arrived)
                 check_digest(ctx, path, hashlib.sha256(body).digest(), digest, remote)
@@ -247,44 +251,67 @@ async def _refuse_unread(request: web.Request, err: NodeError) -> web.StreamResp
     return response
 
 
-def check_signed_headers(ctx: NodeContext, path: str, headers: Mapping[str, str],
-                         remote: str | None, max_age_s: float = MAX_MESSAGE_AGE_S) -> bytes:
-    """The signed body digest of a request by a roster member; Forbidden/Conflict otherwise.
+@dataclass(frozen=True)
+class SignedHeaders:
+    sender: str
+    ts: int
+    digest: bytes
+    sig: bytes
 
-    Nothing of the body is needed (nor read) before this passes.
-    """
+
+def _refuse(path: str, sender: str | None, remote: str | None, reason: str) -> Forbidden:
+    log.warning("refused a request to %s from %s (%s): %s", path, sender or "?",
+                remote or "?", reason)
+    return Forbidden(reason, code="auth_failed")
+
+
+def signed_headers(ctx: NodeContext, path: str, headers: Mapping[str, str],
+                   remote: str | None, max_age_s: float = MAX_MESSAGE_AGE_S) -> SignedHeaders:
+    """The request's signature headers, all present, well formed and dated within the age
+    window; Forbidden otherwise. Checked before the sender is looked up: a request without
+    them costs no lookup, and no catch-up from the founder."""
     sender = headers.get(SENDER_HEADER)
-
-    def refuse(reason: str) -> Forbidden:
-        log.warning("refused a request to %s from %s (%s): %s", path, sender or "?",
-                    remote or "?", reason)
-        return Forbidden(reason, code="auth_failed")
-
     ts_text, digest_text, sig_text = (
         headers.get(TIME_HEADER), headers.get(DIGEST_HEADER), headers.get(SIGNATURE_HEADER))
     if not (sender and ts_text and digest_text and sig_text):
-        raise refuse(f"peer requests must carry the {SENDER_HEADER}, {TIME_HEADER}, "
-                     f"{DIGEST_HEADER} and {SIGNATURE_HEADER} headers")
-    public = ctx.signing_key(sender)
-    if public is None:
-        raise refuse(f"sender {sender} is not a member of federation {ctx.federation_id}")
+        raise _refuse(path, sender, remote,
+                      f"peer requests must carry the {SENDER_HEADER}, {TIME_HEADER}, "
+                      f"{DIGEST_HEADER} and {SIGNATURE_HEADER} headers")
     try:
         ts = int(ts_text)
         digest, sig = b64url_decode(digest_text), b64url_decode(sig_text)
     except ValueError:
-        raise refuse("malformed request signature headers") from None
-    now = ctx.clock()
-    if not -MAX_MESSAGE_AGE_S <= now - ts <= max_age_s:
-        raise refuse(f"request is dated {now - ts:.0f} s from this node's time (limit "
-                     f"{max_age_s:g} s): replayed, or a hub's clock is wrong")
+        raise _refuse(path, sender, remote, "malformed request signature headers") from None
+    age = ctx.clock() - ts
+    if not -MAX_MESSAGE_AGE_S <= age <= max_age_s:
+        raise _refuse(path, sender, remote,
+                      f"request is dated {age:.0f} s from this node's time (limit "
+                      f"{max_age_s:g} s): replayed, or a hub's clock is wrong")
+    return SignedHeaders(sender, ts, digest, sig)
+
+
+def check_signed_headers(ctx: NodeContext, path: str, signed: SignedHeaders,
+                         remote: str | None) -> bytes:
+    """The signed body digest of a request by a member; Forbidden/Conflict otherwise.
+
+    Nothing of the body is needed (nor read) before this passes.
+    """
+    public = ctx.signing_key(signed.sender)
+    if public is None:
+        raise _refuse(path, signed.sender, remote,
+                      f"sender {signed.sender} is not a member of federation "
+                      f"{ctx.federation_id}")
     try:
-        verify_request(public, path, ts, digest, sig)
+        verify_request(public, path, signed.ts, signed.digest, signed.sig)
     except BadSignatureError:
-        raise refuse("request signature does not verify") from None
-    if not ctx.replay.check_and_add(sender, sig.hex(), now):  # bytes: one key per signature
-        log.warning("refused a replayed request to %s from %s (%s)", path, sender, remote or "?")
+        raise _refuse(path, signed.sender, remote,
+                      "request signature does not verify") from None
+    # bytes: one key per signature
+    if not ctx.replay.check_and_add(signed.sender, signed.sig.hex(), ctx.clock()):
+        log.warning("refused a replayed request to %s from %s (%s)", path, signed.sender,
+                    remote or "?")
         raise Conflict("replayed request (signature already seen)", code="replay")
-    return digest
+    return signed.digest
 
 
 def check_digest(ctx: NodeContext, path: str, actual: bytes, signed: bytes,

@@ -4,9 +4,9 @@
 signed by a member of this federation and fresh, and its nonce unseen. A member
 is one of the signed roster (the founder, the members that compute, and input-only
 members of rosters from before admissions) or a household admitted by the
-founder's signed admission (``directory``); ``member``/``signing_key`` look in
-that order, and ``resolve`` also asks storage and, on a member that keeps the
-admission log, the founder (rate-limited), for a sender not known yet.
+founder's signed admission (``directory``, in memory); ``member``/``signing_key``
+look in that order, and ``resolve`` also asks, on a member that keeps the admission
+log, the founder (rate-limited) for a sender not known yet.
 Rejections are logged with the sender and reason only, never the body.
 
 The nonce memory lives in RAM for the envelope age window. After a restart an
@@ -129,11 +129,12 @@ class NodeContext:
         return member.signing_public if member else None
 
     async def resolve(self, node_id: str) -> MemberInfo | None:
-        """``member``, also asking storage and then (single-flight, rate-limited) the
-        founder for admissions this node has not seen yet; None if still unknown."""
+        """``member``, also asking the founder (single-flight, rate-limited) for admissions
+        this node has not seen yet; None if still unknown. Not storage: this process holds
+        every admission it stored (it loads them at start and alone writes them)."""
         if not node_id:
             return None
-        member = self.member(node_id) or await self.directory.lookup(node_id)
+        member = self.member(node_id)
         if member is None and self.admissions_catch_up is not None:
             await self.directory.catch_up(self.admissions_catch_up)
             member = self.directory.get(node_id)

@@ -1,12 +1,13 @@
 """The admitted households this node knows: in memory, backed by the admission log in storage.
 
 The founder and the members that compute (they check households' signatures at
-ingest) keep the whole log; a household keeps only its own admission. Lookups are
-memory first; a miss asks storage (another process sharing the database may have
-stored it since), and the caller may then ask for a catch-up from the founder:
-one fetch at a time (callers that miss meanwhile wait for it) and at most one per
-``CATCH_UP_EVERY_S``, so requests from made-up sender ids cannot make this node
-hammer the founder.
+ingest) keep the whole log; a household keeps only its own admission. The process
+that writes the log holds all of it in memory (loaded at start, added to as it
+stores), so its lookups never ask storage; on a miss the caller may ask for a
+catch-up from the founder: one fetch at a time (callers that miss meanwhile wait
+for it) and at most one per ``CATCH_UP_EVERY_S``, so requests from made-up sender
+ids cannot make this node hammer the founder. A process that only reads a log
+another one writes (an ingest worker) can look in storage (``lookup_in_storage``).
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ class AdmissionDirectory:
         """Know ``member`` without holding the log (a household's own admission)."""
         self._members[member.node_id] = member
 
-    async def lookup(self, node_id: str) -> MemberInfo | None:
-        """Memory, then storage (written by another process, or before a restart)."""
+    async def lookup_in_storage(self, node_id: str) -> MemberInfo | None:
+        """Memory, then storage: for a process sharing the database with the one that
+        writes the log (a query per miss, so not for requests before they authenticate)."""
         member = self._members.get(node_id)
         if member is None:
             record = await self.storage.get_admission(node_id)

@@ -238,3 +238,39 @@ async def test_a_refused_upload_is_cut_off_not_drained(trio: list[LiveNode]) -> 
     writer.close()
     assert answer.startswith(b"HTTP/1.1 403"), answer[:80]
     assert b"auth_failed" in answer
+
+
+@pytest.mark.parametrize("who", ["unsigned", "stale"])
+async def test_a_made_up_sender_costs_no_lookup_before_its_headers_pass(
+    trio: list[LiveNode], clock: FakeClock, http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch, who: str,
+) -> None:
+    """A member that keeps the admission log would ask the founder about a sender it does
+    not know: only for requests whose four headers are there and fresh, and never storage
+    (it holds every admission it stored)."""
+    target = trio[1].node
+    queries = 0
+    real_get = target.ctx.storage.get_admission
+
+    async def get_admission(node_id: str) -> Any:
+        nonlocal queries
+        queries += 1
+        return await real_get(node_id)
+
+    monkeypatch.setattr(target.ctx.storage, "get_admission", get_admission)
+    path = "/peer/v1/shares"
+    for _ in range(20):
+        stranger = NodeKeys.generate()
+        headers = {
+            "unsigned": {"Hearth-Sender": stranger.node_id},
+            "stale": request_headers(stranger, path, b"{}", clock() - 3600),
+        }[who]
+        async with http.post(f"{trio[1].url}{path}", data=b"{}", headers=headers) as resp:
+            assert resp.status == 403
+    assert (target.ctx.directory.catch_ups, queries) == (0, 0)
+    # Signed and fresh, an unknown sender makes it catch up (once per interval), still
+    # without a storage query.
+    headers = request_headers(NodeKeys.generate(), path, b"{}", clock())
+    async with http.post(f"{trio[1].url}{path}", data=b"{}", headers=headers) as resp:
+        assert resp.status == 403
+    assert (target.ctx.directory.catch_ups, queries) == (1, 0)
