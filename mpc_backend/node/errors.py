@@ -48,6 +48,10 @@ class Unprocessable(NodeError):
     status, code = 422, "unprocessable"
 
 
+class TooManyRequests(NodeError):
+    status, code = 429, "too_many_requests"
+
+
 class BadGateway(NodeError):
     """A peer this request depended on refused or failed."""
 

@@ -17,12 +17,14 @@ The joiner accepts either only if the founder's keys match the fingerprint in th
 token, and pins the founder key.
 
 The members that compute check households' signatures, so they keep the admission
-log: the founder pushes new records in pages (``/peer/v1/admissions``, from the seq
-each member acknowledged; a member takes only the founder's records that continue
-its log and answers where it stands, so a gap is resent), and a member fetches what
-it lacks (``/peer/v1/admissions/fetch``) at start, on reconnecting, and when a
-sender it does not know calls (``NodeContext.resolve``: one fetch at a time, at
-most one per ``directory.CATCH_UP_EVERY_S``).
+log: the founder pushes new records in pages (``/peer/v1/admissions``, to each member
+on its own, from the seq it acknowledged; a member takes only the founder's records
+that continue its log and answers where it stands, so a gap is resent; an answer
+that goes back or brings it no nearer earns a backoff), and a member fetches what
+it lacks (``/peer/v1/admissions/fetch``, served to members that compute only) at
+start, on reconnecting, and when a sender it does not know calls
+(``NodeContext.resolve``: one fetch at a time, at most one per
+``directory.CATCH_UP_EVERY_S``).
 
 The founder is the only authority in this version: it alone publishes rosters
 (members, their capacities, tasks) and signs admissions, and a member cannot
@@ -51,8 +53,10 @@ import hashlib
 import ipaddress
 import json
 import logging
+import math
 import secrets
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -97,6 +101,7 @@ from .errors import (
     Forbidden,
     NodeError,
     NotFound,
+    TooManyRequests,
     Unprocessable,
 )
 from .peers import Address, PeerError, PeerRejected
@@ -122,6 +127,8 @@ RELAY_CONNECT_S = 15.0  # creating or joining waits this long for the broker
 MAX_TASKS = 64
 MAX_TASKS_PER_PROPOSER = 16
 _COALESCE_S = 0.05
+# A member that computes may fetch admissions it was already sent once per this long.
+REWIND_EVERY_S = 60.0
 # Declared by the joiner itself: at most an equal share of seats. A higher weight is
 # the founder's decision alone, visible to every member in the signed roster.
 JOIN_MAX_CAPACITY = 1.0
@@ -156,7 +163,10 @@ class FederationService:
         self._admitter: asyncio.Task[None] | None = None
         self._admissions_wakeup = asyncio.Event()
         self._admissions_acked: dict[str, int] = {}  # member -> last seq it acknowledged
-        self._admissions_failures: dict[str, int] = {}
+        # Member -> (end of the last page of admissions it fetched, when it last went back).
+        self._fetched: dict[str, tuple[int, float]] = {}
+        # Joins in progress, per node id (a lock and how many hold or wait for it).
+        self._joins: dict[str, tuple[asyncio.Lock, int]] = {}
         # What the node does when its relay connection (re)opens: catch up on what was
         # pushed while it was away (set by Node; the roster by default).
         self.on_relay_connected: Callable[[], Awaitable[None]] = self.refresh_from_founder
@@ -694,10 +704,33 @@ class FederationService:
                         candidate.node_id, candidate.mailbox)
             raise Forbidden("the join claims a relay mailbox other than the one its invite "
                             "provisioned", code="wrong_mailbox")
-        in_roster = self.ctx.roster.member(candidate.node_id) is not None
-        if self.ctx.directory.get(candidate.node_id) is not None and not candidate.input_only:
-            # Admitted as a household, now joining as a member that computes: one node,
-            # one membership (a retry of the same join gets its admission again, below).
+        # One join per node id at a time: a household join and a computing one sent
+        # together with the same keys would otherwise both pass the checks below.
+        async with self._one_join(candidate.node_id):
+            return await self._admit_joiner(candidate, envelope, invite_public)
+
+    @contextlib.asynccontextmanager
+    async def _one_join(self, node_id: str) -> AsyncIterator[None]:
+        lock, users = self._joins.get(node_id) or (asyncio.Lock(), 0)
+        self._joins[node_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._joins[node_id]
+            if users == 1:
+                del self._joins[node_id]
+            else:
+                self._joins[node_id] = (lock, users - 1)
+
+    async def _admit_joiner(self, candidate: MemberInfo, envelope: dict[str, Any],
+                            invite_public: bytes) -> dict[str, Any]:
+        in_roster = self.ctx.roster.member(candidate.node_id)
+        known = in_roster or self.ctx.directory.get(candidate.node_id)
+        if known is not None and known.input_only != candidate.input_only:
+            # A household now joining as a member that computes, or the other way round:
+            # one node, one membership (a retry of the same join gets its admission or the
+            # roster again, below).
             log.warning("refused a join from %s: already a member", candidate.node_id)
             raise Conflict("this node is already a member of the federation",
                            code="already_member")
@@ -715,7 +748,7 @@ class FederationService:
                 code=f"invite_{status.value}",
             )
         self.ctx.replay.check_and_add(envelope["sender"], envelope["nonce"], self.ctx.clock())
-        if candidate.input_only and not in_roster:
+        if candidate.input_only and in_roster is None:
             # O(1): one signed record, no roster version, nothing pushed to households.
             admission = await self._admit(candidate)
             log.info("admitted %s (%s) as household %d", candidate.name, candidate.node_id,
@@ -1041,42 +1074,69 @@ class FederationService:
                     future.set_result(issued[member.node_id])
 
     async def admissions_push_loop(self) -> None:
-        """Founder: bring every member that computes up to the latest admission, a page at
-        a time from the seq it acknowledged, with backoff for members that are away."""
+        """Founder: bring every member that computes up to the latest admission. Each member
+        has its own pusher (``_keep_admitted``), so one that is slow, away or answers
+        nonsense holds up no other."""
+        pushers: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                await self._admissions_wakeup.wait()
+                self._admissions_wakeup.clear()
+                if not self.ctx.is_founder:
+                    continue
+                last = self.ctx.directory.last_seq
+                for member in self.ctx.roster.members:
+                    if (member.input_only or member.node_id == self.ctx.node_id
+                            or not self.ctx.peers.reachable(member)
+                            or self._admissions_acked.get(member.node_id, 0) >= last):
+                        continue
+                    running = pushers.get(member.node_id)
+                    if running is None or running.done():
+                        pushers[member.node_id] = asyncio.create_task(
+                            self._keep_admitted(member.node_id))
+        finally:
+            for task in pushers.values():
+                task.cancel()
+
+    async def _keep_admitted(self, node_id: str) -> None:
+        """Founder: push admissions to one member until it holds the latest; after a round
+        that brought it no nearer, wait (doubling up to a minute) before the next."""
         timing = self.ctx.config.timing
-        retry_in: float | None = None
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._admissions_wakeup.wait(), retry_in)
-            self._admissions_wakeup.clear()
-            retry_in = None
-            if not self.ctx.is_founder:
-                continue
+        failures = 0
+        while (member := self.ctx.roster.member(node_id)) is not None:
             last = self.ctx.directory.last_seq
-            targets = [
-                m for m in self.ctx.roster.members
-                if not m.input_only and m.node_id != self.ctx.node_id
-                and self.ctx.peers.reachable(m) and self._admissions_acked.get(m.node_id, -1) < last
-            ]
-            if not targets:
-                continue
-            results = await asyncio.gather(*(self._push_admissions(m, last) for m in targets),
-                                           return_exceptions=True)
-            if any(r is not True for r in results):
-                failures = max(self._admissions_failures.values(), default=1)
-                retry_in = min(timing.backoff_s * 2 ** min(failures, 8), 60.0)
-            elif self.ctx.directory.last_seq > last:
-                self._admissions_wakeup.set()
+            if self._admissions_acked.get(node_id, 0) >= last:
+                return
+            if await self._push_admissions(member, last) and (
+                    self._admissions_acked.get(node_id, 0) >= last):
+                failures = 0
+                continue  # more may have been admitted meanwhile
+            failures += 1
+            wait_s = min(timing.backoff_s * 2 ** min(failures, 8), 60.0)
+            log.info("admissions: next push to %s in %.1f s (%d failed in a row)",
+                     member.name, wait_s, failures)
+            await asyncio.sleep(wait_s)
 
     async def _push_admissions(self, member: MemberInfo, last: int) -> bool:
+        """Pages from the seq ``member`` acknowledged up to ``last``; True once it holds them.
+
+        Its answer (``{"seq"}``, where its log ends) is taken only between what it already
+        acknowledged and what was sent, so the acknowledged seq never goes back and every
+        page must bring it nearer; at most as many pages as the gap needs, plus one.
+        """
+        known = self._admissions_acked.get(member.node_id)
         # Not knowing what it holds (founder restarted, new member), send the newest page:
-        # its answer says where its log ends, and the next page starts there.
-        acked = self._admissions_acked.get(member.node_id, max(0, last - PAGE))
+        # its answer says where its log ends (lower is believed once), the next page
+        # starts there.
+        acked = known if known is not None else max(0, last - PAGE)
+        floor = known or 0
         try:
-            while acked < last:
+            for _ in range(1 + math.ceil((last - floor) / PAGE)):
+                if acked >= last:
+                    return True
                 records = await self.ctx.storage.admissions_since(acked, PAGE)
                 if not records:
-                    break
+                    return False
                 sent = records[-1].seq
 
                 def push(wires: tuple[dict[str, Any], ...] = tuple(r.wire for r in records)
@@ -1088,21 +1148,21 @@ class FederationService:
                 # lacks when it reconnects.
                 answer = await self.ctx.peers.push(member, "/peer/v1/admissions", push)
                 held = sent if answer is None else answer.get("seq")
-                if isinstance(held, bool) or not isinstance(held, int) or held < 0:
+                if isinstance(held, bool) or not isinstance(held, int):
                     held = sent
                 # Never beyond what was sent: a forged huge seq would stop later pushes.
                 held = min(held, sent)
-                if held == acked:  # no progress: it refused the page
-                    raise PeerError(f"it stays at admission {held}")
-                acked = held
-                self._admissions_acked[member.node_id] = acked
+                if held < floor or (held == acked and known is not None):
+                    log.warning("admissions: %s (%s) answered a push of %d..%d with seq %d, "
+                                "having acknowledged %d", member.name, member.node_id,
+                                acked + 1, sent, held, floor)
+                    return False
+                acked = floor = known = held
+                self._admissions_acked[member.node_id] = held
         except PeerError as err:
-            count = self._admissions_failures.get(member.node_id, 0) + 1
-            self._admissions_failures[member.node_id] = count
             log.info("admissions up to %d not yet delivered to %s: %s", last, member.name, err)
             return False
-        self._admissions_failures.pop(member.node_id, None)
-        return True
+        return acked >= last
 
     async def handle_admissions_push(self, envelope: Any, remote: str | None) -> dict[str, Any]:
         """A member that computes: adopt the founder's admissions that continue its log."""
@@ -1125,12 +1185,34 @@ class FederationService:
 
     async def handle_admissions_fetch(self, envelope: Any, remote: str | None
                                       ) -> dict[str, Any]:
-        """Any member may fetch the log this node holds, a page at a time."""
-        body = self.ctx.verify(envelope, "admissions-fetch", remote=remote)
+        """A member that computes may fetch the log this node holds, a page at a time; a
+        household may not (it keeps only its own admission). Fetching on from where the
+        last page ended is free; going back over pages already sent (a member that lost
+        its log) at most once per ``REWIND_EVERY_S``, so no member can make this node send
+        the whole log over and over."""
+        roster = self.ctx.roster
+
+        def computing(sender: str) -> bytes | None:
+            member = roster.member(sender)
+            return member.signing_public if member and not member.input_only else None
+
+        body = self.ctx.verify(envelope, "admissions-fetch", computing, remote=remote)
         since = body.get("since")
         if isinstance(since, bool) or not isinstance(since, int) or since < 0:
             raise BadRequest("since must be a whole number from 0", field="body.since")
+        sender = envelope["sender"]
+        served, rewound = self._fetched.get(sender, (0, -math.inf))
+        if since < served:
+            if time.monotonic() - rewound < REWIND_EVERY_S:
+                log.warning("refused %s's fetch of admissions from %d: it was sent up to %d "
+                            "already", self._name(sender), since + 1, served)
+                raise TooManyRequests(
+                    f"admissions up to {served} were sent to this member already; fetch "
+                    f"from {served}, or again from {since} in {REWIND_EVERY_S:g} s",
+                    code="rewind_too_often")
+            rewound = time.monotonic()
         records = await self.ctx.storage.admissions_since(since, PAGE)
+        self._fetched[sender] = (records[-1].seq if records else since, rewound)
         return {"admissions": [r.wire for r in records], "last": self.ctx.directory.last_seq}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -385,6 +386,22 @@ def forge_admissions() -> None:
                         member.name, answer)
 
     _attach(forge)
+
+
+def lying_admission_acks() -> None:
+    """Take the founder's admission pushes as an honest member does, but answer each with a
+    seq that goes back and forth (1, 0, 1, ...), as a member that wants the founder to send
+    the log over and over would."""
+    honest = federation.FederationService.handle_admissions_push
+    answers = itertools.cycle((1, 0))
+
+    async def handle(self: Any, envelope: Any, remote: str | None) -> dict[str, Any]:
+        await honest(self, envelope, remote)
+        seq = next(answers)
+        log.warning("EVIL lying_admission_acks: answered a push with seq %d", seq)
+        return {"seq": seq}
+
+    federation.FederationService.handle_admissions_push = handle  # type: ignore[method-assign]
 
 
 def shares_as_stranger() -> None:

@@ -4,8 +4,11 @@ Three honest members that compute (house0 founded the street) and mallory, a
 member that computes too. Only the founder admits households: mallory's own
 admissions (for this federation, or naming another) are refused by every honest
 member; a household that signs its shares with an id the founder never admitted
-is refused by the committee; and requests under made-up sender ids make an honest
-member ask the founder at most once per catch-up interval, however many arrive.
+is refused by the committee; requests under made-up sender ids make an honest
+member ask the founder at most once per catch-up interval, however many arrive; and
+a member answering the founder's admission pushes with seqs that go back and forth
+gets a bounded number of pages, while honest members still learn new households at
+once.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from mpc_backend.crypto import NodeKeys
+from mpc_backend.crypto import NodeKeys, join_proof, parse_invite, sign_envelope
 from mpc_backend.node.directory import CATCH_UP_EVERY_S
 from mpc_backend.node.peers import request_headers
+from mpc_backend.node.roster import MemberInfo
 from tests.backend.nodes import NodeProcess, wait_for
 
 from .conftest import HONEST_TIMING, PERIOD, TASK_ARGS, Federation, elm_street
@@ -94,3 +98,50 @@ def test_unknown_senders_cannot_make_a_member_hammer_the_founder(street: Federat
     assert statuses == {403: 400}
     after = target.api("GET", "/status")[1]["load"]["admission_catch_ups"]
     assert 1 <= after - before <= math.floor(elapsed / CATCH_UP_EVERY_S) + 1, (after, elapsed)
+
+
+def join_households(founder: NodeProcess, count: int) -> None:
+    """``count`` households join over HTTP, as the benchmark's do (no process of their own)."""
+    async def join(http: aiohttp.ClientSession, index: int) -> None:
+        _, invite = founder.api("POST", "/invites", {"expires_s": 600})
+        parsed = parse_invite(invite["token"])
+        keys = NodeKeys.generate()
+        record = MemberInfo.of_keys(keys, f"bulk {index}", None, 1.0, True).to_dict()
+        envelope = sign_envelope(keys, "join", parsed.federation_id,
+                                 {**join_proof(parsed.secret, parsed.federation_id, record),
+                                  "member": record})
+        async with http.post(f"{founder.url}/peer/v1/join", json=envelope) as resp:
+            assert resp.status == 200, await resp.text()
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as http:
+            for index in range(count):
+                await join(http, index)
+
+    asyncio.run(run())
+
+
+def test_a_member_lying_about_its_admission_log_gets_bounded_pushes(
+    street: Federation,
+) -> None:
+    founder, honest = street.honest[0], street.honest[1:]
+    street.restart_mallory("lying_admission_acks")
+    mallory = street.mallory
+
+    def lies() -> int:
+        return mallory.log_text().count("EVIL lying_admission_acks")
+
+    join_households(founder, 3)
+    wait_for(lambda: lies() >= 2, 10, what="mallory's lying answers")
+    time.sleep(4)
+    # The first push, then one page per wake-up and backoff (0.5, 1, 2 s...): without the
+    # bounds the founder resent the log to mallory hundreds of times a second, for ever.
+    assert lies() <= 12, lies()
+    # Meanwhile the honest members learn a new household by push, at once (no catch-up:
+    # nobody unknown called them).
+    known = households_known(founder)
+    join_households(founder, 1)
+    for node in honest:
+        wait_for(lambda n=node: households_known(n) == known + 1, 3,
+                 what=f"the new household on {node.name}")
+    assert "answered a push of" in founder.log_text()

@@ -17,13 +17,14 @@ import pytest
 
 from mpc_backend.crypto import NodeKeys, parse_invite, sign_envelope
 from mpc_backend.node import directory as directory_module
+from mpc_backend.node import federation as federation_module
 from mpc_backend.node.admission import (
     AdmissionError,
     continuing,
     sign_admission,
     verify_admission,
 )
-from mpc_backend.node.errors import Conflict, Forbidden
+from mpc_backend.node.errors import Conflict, Forbidden, TooManyRequests
 from mpc_backend.node.roster import MemberInfo
 from mpc_backend.storage import SQLiteStorage
 from tests.backend.conftest import FakeClock, LiveNode, start_node, stop_node
@@ -129,7 +130,7 @@ async def test_the_directory_adopts_in_order_and_answers_where_a_gap_starts(
         # Another process (a worker over the same database) finds it through storage.
         fresh = directory_module.AdmissionDirectory(store)
         assert fresh.get(member.node_id) is None
-        assert await fresh.lookup(member.node_id) == member
+        assert await fresh.lookup_in_storage(member.node_id) == member
         await fresh.load()
         assert (fresh.last_seq, len(fresh)) == (5, 5)
     finally:
@@ -277,3 +278,52 @@ async def test_admissions_pushed_by_anyone_but_the_founder_are_refused(
         await target.federation.handle_admissions_push(push, "test")
     assert err.value.code == "bad_admission"
     assert await target.ctx.storage.last_admission_seq() == 0
+
+
+async def test_only_members_that_compute_fetch_admissions_and_rewinds_are_limited(
+    trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    founder, member = trio[0].node, trio[1].node
+    households = [NodeKeys.generate() for _ in range(3)]
+    for keys in households:
+        await founder.federation.handle_join(await join_request(trio[0], keys, clock), "test")
+
+    def fetch(keys: NodeKeys, since: int) -> dict[str, Any]:
+        return sign_envelope(keys, "admissions-fetch", founder.ctx.federation_id,
+                             {"since": since}, now=clock())
+
+    with pytest.raises(Forbidden):  # a household keeps only its own admission
+        await founder.federation.handle_admissions_fetch(fetch(households[0], 0), "test")
+    answer = await founder.federation.handle_admissions_fetch(fetch(member.ctx.keys, 0), "t")
+    assert [w["admission"]["seq"] for w in answer["admissions"]] == [1, 2, 3]
+    # Fetching on is free; going back over what was sent, once per interval.
+    await founder.federation.handle_admissions_fetch(fetch(member.ctx.keys, 3), "test")
+    await founder.federation.handle_admissions_fetch(fetch(member.ctx.keys, 0), "test")
+    with pytest.raises(TooManyRequests):
+        await founder.federation.handle_admissions_fetch(fetch(member.ctx.keys, 0), "test")
+    monkeypatch.setattr(federation_module, "REWIND_EVERY_S", 0.0)  # the interval passed
+    answer = await founder.federation.handle_admissions_fetch(fetch(member.ctx.keys, 1), "t")
+    assert [w["admission"]["seq"] for w in answer["admissions"]] == [2, 3]
+
+
+@pytest.mark.parametrize("first", ["household", "computing"])
+async def test_one_node_cannot_join_as_household_and_as_member_at_once(
+    trio: list[LiveNode], clock: FakeClock, first: str
+) -> None:
+    """Two invites, the same keys, both joins sent together: one membership."""
+    founder = trio[0]
+    keys = NodeKeys.generate()
+    joins = {
+        "household": await join_request(founder, keys, clock),
+        "computing": await join_request(founder, keys, clock, input_only=False,
+                                        url="http://127.0.0.1:9"),
+    }
+    order = [first, *(k for k in joins if k != first)]
+    answers = await asyncio.gather(
+        *(founder.node.federation.handle_join(joins[k], "test") for k in order),
+        return_exceptions=True)
+    assert not isinstance(answers[0], BaseException), answers[0]
+    assert isinstance(answers[1], Conflict) and answers[1].code == "already_member"
+    in_roster = founder.node.ctx.roster.member(keys.node_id) is not None
+    admitted = await founder.node.ctx.storage.get_admission(keys.node_id) is not None
+    assert (in_roster, admitted) == (first == "computing", first == "household")
