@@ -44,27 +44,33 @@ async def _race(writers: list[Storage], marker: Storage, senders: int, round_id:
     """Writers put one share per sender of the round while ``marker`` marks it closing
     and then reads its senders, as a member signing its held statement does: every share
     acknowledged as stored must be among them, and every put that starts after the mark
-    must be refused."""
-    marked = asyncio.Event()
+    must be refused. A third of the puts start at once, a third at random around the mark,
+    a third once it is made, so both sides of the race happen on a slow machine too."""
+    marked, first_stored = asyncio.Event(), asyncio.Event()
     stored: list[str] = []
     late: list[PutOutcome] = []
 
-    async def put(store: Storage, sender: str) -> None:
-        await asyncio.sleep(random.random() * 0.05)
+    async def put(store: Storage, sender: str, when: int) -> None:
+        if when == 1:
+            await asyncio.sleep(random.random() * 0.05)
+        elif when == 2:
+            await marked.wait()
         after = marked.is_set()
         outcome = await store.put_shares([share(sender, round_id)])
         if outcome is PutOutcome.STORED:
             stored.append(sender)
+            first_stored.set()
         if after:
             late.append(outcome)
 
     async def close() -> list[str]:
-        await asyncio.sleep(0.025)
+        await first_stored.wait()
+        await asyncio.sleep(random.random() * 0.025)
         await marker.mark_closing("temp", round_id, 1.0)
         marked.set()
         return await marker.held_senders("temp", round_id)
 
-    puts = [put(writers[i % len(writers)], f"h{i:03d}") for i in range(senders)]
+    puts = [put(writers[i % len(writers)], f"h{i:03d}", i % 3) for i in range(senders)]
     *_, held = await asyncio.gather(*puts, close())
     assert set(stored) <= set(held), "a share was acknowledged but left out of the statement"
     assert sorted(held) == sorted(stored)
