@@ -116,18 +116,15 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import dataclasses  # noqa: PLC0415
     import os  # noqa: PLC0415
 
     from mpc_backend.api.server import serve  # noqa: PLC0415
-    from mpc_backend.node.config import DATABASE_URL_ENV, load_config  # noqa: PLC0415
+    from mpc_backend.node.config import load_config  # noqa: PLC0415
     from mpc_backend.node.ingest_worker import check_workers  # noqa: PLC0415
     from mpc_backend.node.logs import setup_logging  # noqa: PLC0415
     from mpc_backend.storage import StorageUnavailableError  # noqa: PLC0415
 
-    config = load_config(args.data_dir)
-    if os.environ.get(DATABASE_URL_ENV):
-        config = dataclasses.replace(config, database_url=os.environ[DATABASE_URL_ENV])
+    config = load_config(args.data_dir, os.environ)
     check_workers(config, args.ingest_workers)
     setup_logging(args.log_level)
     try:

@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -97,7 +96,7 @@ def check_workers(config: NodeConfig, count: int) -> None:
         raise ConfigError(
             "--ingest-workers needs PostgreSQL storage: the workers share the node's database, "
             "and this node keeps its state in SQLite in its data dir; set it up with init "
-            "--database-url (or HEARTH_DATABASE_URL), or serve without --ingest-workers")
+            "--database-url, or serve without --ingest-workers")
 
 
 # -- the main process's side --------------------------------------------------------------
@@ -377,9 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         handler.setFormatter(OneLineFormatter(
             f"%(asctime)s %(levelname)s %(name)s [ingest worker {args.worker}]: %(message)s"))
     secret = sys.stdin.readline().strip()  # the main process's first line
-    config = load_config(args.data_dir)
-    if os.environ.get(DATABASE_URL_ENV):
-        config = dataclasses.replace(config, database_url=os.environ[DATABASE_URL_ENV])
+    config = load_config(args.data_dir, os.environ)
     try:
         asyncio.run(run_worker(args.data_dir, config, args.upstream, secret))
     except Exception:

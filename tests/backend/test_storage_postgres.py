@@ -217,7 +217,7 @@ def test_a_malformed_database_url_is_one_clear_line(tmp_path: Path, url: str,
     init = cli("init", "--data-dir", str(data_dir), "--name", "h", "--listen",
                f"127.0.0.1:{free_port()}", "--database-url", url, check=False)
     cli("init", "--data-dir", str(data_dir), "--name", "h", "--listen",
-        f"127.0.0.1:{free_port()}")
+        f"127.0.0.1:{free_port()}", "--database-url", "postgresql://hearth@127.0.0.1/node")
     serve = subprocess.run(
         [sys.executable, "-m", "mpc_backend", "serve", "--data-dir", str(data_dir)],
         capture_output=True, text=True, timeout=60, cwd=REPO,
@@ -227,3 +227,20 @@ def test_a_malformed_database_url_is_one_clear_line(tmp_path: Path, url: str,
         assert f"error: the database URL (--database-url or HEARTH_DATABASE_URL) {problem}" \
             in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr and "s3cret-pw" not in proc.stderr
+
+
+def test_the_environment_never_moves_a_sqlite_node_onto_a_database(tmp_path: Path) -> None:
+    """HEARTH_DATABASE_URL replaces a stored database URL only: a node initialised on SQLite
+    refuses to serve with it (it would start on an empty database) and touches nothing."""
+    data_dir = tmp_path / "node"
+    cli("init", "--data-dir", str(data_dir), "--name", "h", "--listen",
+        f"127.0.0.1:{free_port()}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mpc_backend", "serve", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={**_ENV, "HEARTH_DATABASE_URL": "postgresql://hearth:s3cret-pw@127.0.0.1/x"},
+        check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"error: this node keeps its state in SQLite in {data_dir}; "
+                                  "unset HEARTH_DATABASE_URL"), proc.stderr
+    assert "s3cret-pw" not in proc.stderr and not (data_dir / DB_FILE_NAME).exists()
