@@ -5,9 +5,10 @@ the CLI finds the running node (its listen address) and authenticates (the
 token). The timing block is for operators with unusual links and for tests;
 every field has a sensible default.
 
-Storage: SQLite in the data dir by default; ``database_url`` (``init --database-url``, or
-``HEARTH_DATABASE_URL`` in ``serve``'s environment, which wins and keeps a password out of
-the file) points the node at its own PostgreSQL database instead.
+Storage: SQLite in the data dir by default; ``database_url`` (``init --database-url``)
+points the node at its own PostgreSQL database instead. ``HEARTH_DATABASE_URL`` in
+``serve``'s environment replaces that URL (to keep a password out of the file); it never
+moves a SQLite node onto a database.
 
 Listening policy: loopback by default. Any other address carries the local API
 (bearer token) and the peer API, so it needs TLS (``tls_cert``/``tls_key``) or
@@ -19,7 +20,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -272,7 +274,20 @@ def token_path(data_dir: Path) -> Path:
     return Path(data_dir) / TOKEN_FILE_NAME
 
 
-def load_config(data_dir: Path) -> NodeConfig:
+def load_config(data_dir: Path, env: Mapping[str, str] | None = None) -> NodeConfig:
+    """The node's settings; with ``env`` (a process environment: ``serve`` and its ingest
+    workers), ``HEARTH_DATABASE_URL`` there replaces the stored database URL."""
+    config = _read_config(data_dir)
+    url = env.get(DATABASE_URL_ENV) if env is not None else None
+    if not url:
+        return config
+    if config.database_url is None:  # a password kept off the disk, never a move to a database
+        raise ConfigError(f"this node keeps its state in SQLite in {data_dir}; unset "
+                          f"{DATABASE_URL_ENV}, or init a node with --database-url")
+    return replace(config, database_url=url)
+
+
+def _read_config(data_dir: Path) -> NodeConfig:
     path = config_path(data_dir)
     try:
         raw = path.read_text(encoding="utf-8")
