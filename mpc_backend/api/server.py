@@ -86,7 +86,8 @@ async def serve(
                     "behind a TLS proxy or on a network you trust", config.listen_host)
     workers = IngestWorkers(data_dir, config, ingest_workers) if ingest_workers else None
     with lock_data_dir(data_dir):
-        node = Node(data_dir, config, keys, open_storage(data_dir, config.database_url))
+        node = Node(data_dir, config, keys, open_storage(data_dir, config.database_url,
+                                                      keys.node_id))
         # Before start: relayed requests may arrive at once.
         app = make_app(node, token, workers.secret if workers else None)
         await node.start()

@@ -324,8 +324,8 @@ async def run_worker(data_dir: Path, config: NodeConfig, upstream_port: int,
     from mpc_backend.api.server import SHUTDOWN_TIMEOUT_S, _ssl_context  # noqa: PLC0415 - it imports us
 
     # The node's keys, read only; the data dir's lock belongs to the main process.
-    node = Node(data_dir, config, load_keys(data_dir),
-                open_storage(data_dir, config.database_url))
+    keys = load_keys(data_dir)
+    node = Node(data_dir, config, keys, open_storage(data_dir, config.database_url, keys.node_id))
     await node.ctx.storage.open()
     proxy = Proxy(upstream_port, body_limits(node), secret)
     runner: web.AppRunner | None = None

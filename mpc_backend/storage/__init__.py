@@ -17,14 +17,16 @@ from .postgres import PostgresStorage, StorageUnavailableError
 from .sqlite import DB_FILE_NAME, SQLiteStorage
 
 
-def open_storage(data_dir: Path, database_url: str | None = None) -> Storage:
+def open_storage(data_dir: Path, database_url: str | None = None,
+                 node_id: str | None = None) -> Storage:
     """The node's storage (not yet opened: call ``await storage.open()``): SQLite in the data
-    dir, or the PostgreSQL database at ``database_url`` if one is set.
+    dir, or the PostgreSQL database at ``database_url`` if one is set, which ``open`` refuses
+    if a node other than ``node_id`` has used it.
 
     Raises ``StorageUnavailableError`` if PostgreSQL is asked for and asyncpg is missing.
     """
     if database_url is not None:
-        return PostgresStorage(database_url)
+        return PostgresStorage(database_url, node_id)
     return SQLiteStorage(data_dir)
 
 

@@ -2,7 +2,8 @@
 
 For a node whose load outgrows one machine's SQLite file: the database can live on its own
 host, and several processes of one node can share it. One database per node: its tables
-hold that node's secrets and state (nothing in them says which node they belong to).
+hold that node's secrets and state. The first node to open a database writes its id there
+(meta ``node_id``); any other node is refused, so two nodes never share one by mistake.
 
 Durability: a method returns only after its transaction committed, and every connection
 runs with ``synchronous_commit = on`` (whatever the server's default), so a commit is
@@ -79,6 +80,7 @@ _RESULTS_LOCK: Final = 0x48656172_7468_02
 _DEADLOCK_ATTEMPTS: Final = 3
 # The last result (seq) whose round's deleted shares the shares table was rewritten after.
 _SHARES_REWRITTEN_META: Final = "shares_rewritten_after_result"
+_NODE_ID_META: Final = "node_id"  # the node this database belongs to
 _ONCE: Final = MappingProxyType({"noise_deals": "deal", "held_statements": "statement",
                                  "verify_seeds": "seed", "verify_bindings": "binding"})
 
@@ -248,11 +250,14 @@ def _unescape_nul(text: str) -> str:
 
 
 class PostgresStorage(Storage):
-    """Storage in the PostgreSQL database at ``url`` (``postgresql://user:pw@host:port/db``)."""
+    """Storage in the PostgreSQL database at ``url`` (``postgresql://user:pw@host:port/db``);
+    ``node_id``: the node opening it (``open`` claims the database for it, or refuses one
+    another node claimed)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, node_id: str | None = None) -> None:
         self._asyncpg = _asyncpg()
         self._url = url
+        self._node_id = node_id
         self._pool: asyncpg.Pool | None = None
         self._pending: list[tuple[Sequence[ShareRecord], asyncio.Future[PutOutcome]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -272,6 +277,12 @@ class PostgresStorage(Storage):
                 await conn.execute(_SCHEMA)
                 await conn.execute(_PUT_SHARES)
                 fsync = await conn.fetchval("SHOW fsync")
+                owner = self._node_id
+                if owner is not None:
+                    await conn.execute("INSERT INTO meta (key, value) VALUES ($1, $2) "
+                                       "ON CONFLICT (key) DO NOTHING", _NODE_ID_META, owner)
+                    owner = await conn.fetchval("SELECT value FROM meta WHERE key = $1",
+                                                _NODE_ID_META)
         except (OSError, TimeoutError, ValueError, OverflowError, pg.PostgresError,
                 pg.InterfaceError) as err:
             await self.close()
@@ -287,6 +298,12 @@ class PostgresStorage(Storage):
                 "that the server is running and reachable there (pg_isready -h HOST -p PORT), "
                 "that the database exists and that the user and password in the database URL "
                 "(config.json database_url or HEARTH_DATABASE_URL) are right") from None
+        if owner != self._node_id:
+            await self.close()
+            raise StorageUnavailableError(
+                f"the PostgreSQL database {describe(self._url)} holds the state of node {owner}, "
+                f"not of this node ({self._node_id}): one database per node; give this node "
+                "a database of its own (init --database-url)")
         if fsync != "on":
             log.warning("the PostgreSQL server runs with fsync=%s: acknowledged shares can be "
                         "lost in a power cut; turn fsync on", fsync)

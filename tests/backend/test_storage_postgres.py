@@ -160,6 +160,25 @@ async def test_decided_rounds_shares_leave_the_table_files(
         await storage.close()
 
 
+async def test_a_database_belongs_to_the_first_node_that_opens_it(postgres_url: str) -> None:
+    """One database per node: the first node to open it is stored there, and another node
+    opening it is refused (before any of its state is read) in a line naming both."""
+    first = PostgresStorage(postgres_url, "node-a")
+    await first.open()
+    await first.set_meta("k", "a's")
+    await first.close()
+    other = PostgresStorage(postgres_url, "node-b")
+    with pytest.raises(StorageUnavailableError, match=r"holds the state of node node-a, not of "
+                                                      r"this node \(node-b\): one database"):
+        await other.open()
+    again = PostgresStorage(postgres_url, "node-a")  # its own node, restarted: welcome
+    await again.open()
+    try:
+        assert await again.get_meta("k") == "a's"
+    finally:
+        await again.close()
+
+
 async def test_unreachable_server_fails_clearly_without_the_password(tmp_path: Path) -> None:
     url = f"postgresql://hearth:s3cret-pw@127.0.0.1:{free_port()}/node"
     storage = open_storage(tmp_path, url)
