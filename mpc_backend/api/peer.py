@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -61,14 +62,15 @@ SMALL_BODY_LIMIT = 64 * 1024
 NODE_KEY = web.AppKey("node", Node)
 log = logging.getLogger("mpc_backend.api")
 
-Service = Callable[..., Awaitable[dict[str, Any]]]  # (envelope, remote[, preauth=])
-
-
+Service = Callable[[Any, str | None], Awaitable[dict[str, Any]]]  # (envelope, remote)
 
 
 @dataclass(frozen=True)
 class Route:
-    pick: Callable[[Node], Service]  # per request, so a service's handler can be replaced
+    # Per request, so a service's handler can be replaced; given who signed the request
+    # (None on a route open to non-members), so a service that takes it (ingest) need not
+    # verify the signature of the envelope inside over the same bytes again.
+    pick: Callable[[Node, Preauth | None], Service]
     limit: int
     members_only: bool = True
     # Self-authenticating documents (co-signed results, founder-signed rosters) pushed
@@ -76,32 +78,30 @@ class Route:
     # for longer. Over HTTP nothing waits, and every request must be fresh (the envelope
     # inside may be as old over either transport: its content is self-authenticating).
     relay_max_age_s: float = MAX_MESSAGE_AGE_S
-    # The service takes ``preauth=``: who signed the request, so it need not verify the
-    # signature of the envelope inside over the same bytes again (ingest).
-    preauth: bool = False
 
 
 def peer_routes(node: Node) -> dict[str, Route]:
     """Every POST route of the peer API, by path under ``/peer/v1``."""
     routes = {
-        "/shares": Route(lambda n: n.ingest.handle_shares, SHARES_BODY_LIMIT, preauth=True),
-        "/join": Route(lambda n: n.federation.handle_join, SMALL_BODY_LIMIT, members_only=False),
-        "/roster": Route(lambda n: n.federation.handle_roster_push, ROSTER_BODY_LIMIT,
+        "/shares": Route(lambda n, p: partial(n.ingest.handle_shares, preauth=p),
+                         SHARES_BODY_LIMIT),
+        "/join": Route(lambda n, _: n.federation.handle_join, SMALL_BODY_LIMIT, members_only=False),
+        "/roster": Route(lambda n, _: n.federation.handle_roster_push, ROSTER_BODY_LIMIT,
                          relay_max_age_s=DELIVERY_MAX_AGE_S),
-        "/roster/fetch": Route(lambda n: n.federation.handle_roster_fetch, SMALL_BODY_LIMIT),
-        "/admissions": Route(lambda n: n.federation.handle_admissions_push, ROSTER_BODY_LIMIT,
+        "/roster/fetch": Route(lambda n, _: n.federation.handle_roster_fetch, SMALL_BODY_LIMIT),
+        "/admissions": Route(lambda n, _: n.federation.handle_admissions_push, ROSTER_BODY_LIMIT,
                              relay_max_age_s=DELIVERY_MAX_AGE_S),
-        "/admissions/fetch": Route(lambda n: n.federation.handle_admissions_fetch,
+        "/admissions/fetch": Route(lambda n, _: n.federation.handle_admissions_fetch,
                                    SMALL_BODY_LIMIT),
-        "/tasks": Route(lambda n: n.federation.handle_task_proposal, SMALL_BODY_LIMIT),
-        "/relay/password": Route(lambda n: n.federation.handle_relay_password,
+        "/tasks": Route(lambda n, _: n.federation.handle_task_proposal, SMALL_BODY_LIMIT),
+        "/relay/password": Route(lambda n, _: n.federation.handle_relay_password,
                                  SMALL_BODY_LIMIT),
-        "/results": Route(lambda n: n.results.handle_push, ROUND_BODY_LIMIT,
+        "/results": Route(lambda n, _: n.results.handle_push, ROUND_BODY_LIMIT,
                           relay_max_age_s=DELIVERY_MAX_AGE_S),
-        "/results/fetch": Route(lambda n: n.results.handle_fetch, SMALL_BODY_LIMIT),
+        "/results/fetch": Route(lambda n, _: n.results.handle_fetch, SMALL_BODY_LIMIT),
     }
     for step in node.rounds.handlers():  # every round step the service answers
-        routes[f"/round/{step}"] = Route(lambda n, s=step: n.rounds.handlers()[s],
+        routes[f"/round/{step}"] = Route(lambda n, _, s=step: n.rounds.handlers()[s],
                                          ROUND_BODY_LIMIT)
     return routes
 
@@ -182,9 +182,10 @@ class PeerDispatcher:
                 signed = signed_headers(ctx, path, headers, remote, route.relay_max_age_s)
                 known = await ctx.resolve(signed.sender)
                 requester = known if sealed else None
+                checking = time.perf_counter()  # after any catch-up, as over HTTP
                 digest = check_signed_headers(ctx, path, signed, remote)
                 # The signed digest is of the sealed bytes, which open to one plaintext only.
-                preauth = Preauth(headers[SENDER_HEADER], arrived, time.perf_counter() - arrived)
+                preauth = Preauth(headers[SENDER_HEADER], arrived, time.perf_counter() - checking)
                 check_digest(ctx, path, hashlib.sha256(body).digest(), digest, remote)
                 body = _open_request(ctx, path, headers, body, sealed)
             elif sealed:
@@ -210,10 +211,7 @@ class PeerDispatcher:
 
 async def _serve(route: Route, node: Node, envelope: Any, remote: str | None,
                  preauth: Preauth | None) -> dict[str, Any]:
-    service = route.pick(node)
-    if route.preauth and preauth is not None:
-        return await service(envelope, remote, preauth=preauth)
-    return await service(envelope, remote)
+    return await route.pick(node, preauth)(envelope, remote)
 
 
 def _open_request(ctx: NodeContext, path: str, headers: Mapping[str, str], body: bytes,

@@ -86,6 +86,11 @@ class Timing:
                 "raise takeover_s or lower peer_timeout_s / peer_attempts"
             )
 
+    def backoff(self, failures: int) -> float:
+        """Wait before retrying after ``failures`` failed rounds in a row: doubling from
+        backoff_s, at most a minute."""
+        return min(self.backoff_s * 2 ** min(failures, 8), 60.0)
+
     @property
     def peer_call_chain_s(self) -> float:
         """Longest a peer call can take: every attempt times out, with backoff between."""

@@ -12,7 +12,7 @@ the version, signs, answers with the new roster and pushes it to every member. A
 household that only contributes (``input_only``) is not: the founder signs one
 admission for it (``admission.py``, seq from 1 with no gaps; a burst of joins is
 stored in one transaction) and answers with the unchanged roster and that record,
-so a join costs the founder the same at the 10 000th household as at the first.
+so the founder's answer to a join does not grow with the households admitted.
 The joiner accepts either only if the founder's keys match the fingerprint in the
 token, and pins the founder key.
 
@@ -1004,7 +1004,7 @@ class FederationService:
             if any(r is not True for r in results):
                 # Retry laggards later with backoff; they also fetch the roster at start-up.
                 failures = max(self._push_failures.values(), default=1)
-                retry_in = min(timing.backoff_s * 2 ** min(failures, 8), 60.0)
+                retry_in = timing.backoff(failures)
 
     async def _push_one(
         self, member: MemberInfo, push: Callable[[], dict[str, Any]], version: int
@@ -1061,6 +1061,7 @@ class FederationService:
                     fresh.append(admission)
                     issued[member.node_id] = admission
                 await self.ctx.storage.put_admissions([a.record() for a in fresh])
+                await self._check_stored(fresh)
             except Exception as err:
                 for _, future in batch:
                     if not future.done():
@@ -1072,6 +1073,19 @@ class FederationService:
             for member, future in batch:
                 if not future.done():
                     future.set_result(issued[member.node_id])
+
+    async def _check_stored(self, fresh: list[SignedAdmission]) -> None:
+        """Raise unless storage now holds exactly ``fresh`` after the log's last seq: a record
+        storage left out (put_admissions keeps a seq or node id it already has) would
+        leave a gap in the log no member could continue past."""
+        if not fresh:
+            return
+        last = self.ctx.directory.last_seq
+        back = await self.ctx.storage.admissions_since(last, len(fresh) + 1)
+        if [(r.seq, r.node_id) for r in back] != [(a.seq, a.member.node_id) for a in fresh]:
+            raise RuntimeError(
+                f"admission log out of step with storage: issued seqs {fresh[0].seq}.."
+                f"{fresh[-1].seq} after {last}, storage holds {[r.seq for r in back]}")
 
     async def admissions_push_loop(self) -> None:
         """Founder: bring every member that computes up to the latest admission. Each member
@@ -1112,7 +1126,7 @@ class FederationService:
                 failures = 0
                 continue  # more may have been admitted meanwhile
             failures += 1
-            wait_s = min(timing.backoff_s * 2 ** min(failures, 8), 60.0)
+            wait_s = timing.backoff(failures)
             log.info("admissions: next push to %s in %.1f s (%d failed in a row)",
                      member.name, wait_s, failures)
             await asyncio.sleep(wait_s)
