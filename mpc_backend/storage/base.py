@@ -182,7 +182,10 @@ class Storage(abc.ABC):
     # -- shares (committee side) -----------------------------------------
     @abc.abstractmethod
     async def put_shares(self, records: Sequence[ShareRecord]) -> PutOutcome:
-        """Store all records atomically (all or nothing), durable before returning."""
+        """Store all records atomically (all or nothing), durable before returning.
+
+        Of two concurrent calls holding different shares for one key, the first to arrive
+        in this process wins (the other gets CONFLICT), on every backend."""
 
     @abc.abstractmethod
     async def held_senders(self, task: str, round_id: int) -> list[str]: ...

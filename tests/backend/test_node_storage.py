@@ -83,6 +83,25 @@ async def test_batches_are_atomic_and_idempotent(storage: Storage) -> None:
         await storage.load_shares("temp", 7, ["a", "zz"])
 
 
+async def test_conflicting_batches_in_one_group_are_decided_in_arrival_order(
+    storage: Storage
+) -> None:
+    """Two envelopes from one sender with different shares, committed in one group: the
+    first to arrive wins on both backends, whatever order their keys sort in (PostgreSQL
+    takes its row locks in key order: the later batch's round 7 sorts first)."""
+    outcomes = await asyncio.gather(
+        storage.put_shares([share("s", b"first", round_id=8)]),
+        storage.put_shares([share("s", b"second", round_id=7),
+                            share("s", b"second", round_id=8)]),
+        storage.put_shares([share("t", b"third", round_id=7)]),
+    )
+    assert outcomes == [PutOutcome.STORED, PutOutcome.CONFLICT, PutOutcome.STORED]
+    assert await storage.held_senders("temp", 7) == ["t"]  # the loser kept nothing
+    assert await storage.held_senders("temp", 8) == ["s"]
+    assert await storage.put_shares([share("s", b"first", round_id=8)]) is PutOutcome.DUPLICATE
+    assert storage.share_commit_s > 0  # the commits are timed (status load.ingest.commit_s)
+
+
 async def test_first_result_wins_and_retires_the_shares(storage: Storage) -> None:
     await storage.put_shares([share("a")])
     assert await storage.rounds_holding_shares() == [("temp", 7)]
