@@ -34,6 +34,9 @@ therefore rewrites the outbox tables (``VACUUM FULL``: new files, the old ones u
 and ``prune`` (housekeeping, once a minute) rewrites the shares table when a round was
 decided since its last rewrite (its shares, opened, were deleted with the decision). A
 rewrite locks the table for the moment it takes; it then holds only open rounds' shares.
+The shares table's rewrite waits at most ``_REWRITE_LOCK_TIMEOUT_MS`` for its lock (share
+commits queue behind a waiting rewrite) and, when the table is busy, is left to the next
+housekeeping.
 What remains true, honestly: the rows' bytes stay in the WAL until a checkpoint recycles
 the segment (and longer in WAL archives, replicas' WAL and base backups, if the server
 keeps any), and in freed file-system blocks until they are reused; SQLite's
@@ -83,6 +86,8 @@ _DEADLOCK_ATTEMPTS: Final = 3
 # The last result (seq) whose round's deleted shares the shares table was rewritten after.
 _SHARES_REWRITTEN_META: Final = "shares_rewritten_after_result"
 _NODE_ID_META: Final = "node_id"  # the node this database belongs to
+# How long the shares table's rewrite waits for its lock: meanwhile share commits queue.
+_REWRITE_LOCK_TIMEOUT_MS: Final = 200
 _ONCE: Final = MappingProxyType({"noise_deals": "deal", "held_statements": "statement",
                                  "verify_seeds": "seed", "verify_bindings": "binding"})
 
@@ -669,9 +674,25 @@ class PostgresStorage(Storage):
                                    tombstones_before)
         # Stored in the database, so a rewrite missed before a restart is not forgotten.
         latest = await self._db.fetchval("SELECT COALESCE(MAX(seq), 0) FROM results")
-        if latest > int(await self.get_meta(_SHARES_REWRITTEN_META) or 0):
-            await self._db.execute("VACUUM FULL shares")
+        if (latest > int(await self.get_meta(_SHARES_REWRITTEN_META) or 0)
+                and await self._rewrite_shares()):
             await self.set_meta(_SHARES_REWRITTEN_META, str(latest))
+
+    async def _rewrite_shares(self) -> bool:
+        """VACUUM FULL the shares table unless a session holds it (False: skipped, to be
+        tried at the next housekeeping). Waiting for its lock would queue every share
+        commit of every process behind the rewrite; the rewrite itself still holds the
+        table while it runs (it then holds only open rounds' shares)."""
+        async with self._db.acquire() as conn:
+            await conn.execute(f"SET lock_timeout = '{_REWRITE_LOCK_TIMEOUT_MS}ms'")
+            try:
+                await conn.execute("VACUUM FULL shares")
+            except self._asyncpg.LockNotAvailableError:
+                log.info("the shares table is in use; rewriting it at the next housekeeping")
+                return False
+            finally:
+                await conn.execute("RESET lock_timeout")
+        return True
 
     async def forget_contributions(self, ended_before: float) -> None:
         async with self._tx() as conn:

@@ -160,6 +160,33 @@ async def test_decided_rounds_shares_leave_the_table_files(
         await storage.close()
 
 
+async def test_the_shares_rewrite_is_skipped_while_the_table_is_busy(postgres_url: str) -> None:
+    """Housekeeping does not wait for the shares table (every share commit would queue
+    behind it): while another session holds it, prune returns at once without rewriting,
+    and the next prune after it is free does the rewrite."""
+    import asyncpg  # noqa: PLC0415 - only in the host env, where postgres tests run
+
+    storage = PostgresStorage(postgres_url)
+    await storage.open()
+    other = await asyncpg.connect(postgres_url)
+    try:
+        await storage.put_shares([share("h000", b"d")])
+        await storage.put_result("temp", 7, "released", {"result": {"round": 7}}, 2.0)
+        filenode = "SELECT pg_relation_filenode('shares')"
+        before = await storage._db.fetchval(filenode)
+        reader = other.transaction()
+        await reader.start()
+        await other.fetch("SELECT 1 FROM shares LIMIT 1")  # holds it until commit
+        await asyncio.wait_for(storage.prune(before=0.0, tombstones_before=0.0), 2.0)
+        assert await storage._db.fetchval(filenode) == before
+        await reader.commit()
+        await storage.prune(before=0.0, tombstones_before=0.0)
+        assert await storage._db.fetchval(filenode) != before
+    finally:
+        await other.close()
+        await storage.close()
+
+
 async def test_a_database_belongs_to_the_first_node_that_opens_it(postgres_url: str) -> None:
     """One database per node: the first node to open it is stored there, and another node
     opening it is refused (before any of its state is read) in a line naming both."""
