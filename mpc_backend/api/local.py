@@ -78,7 +78,10 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[NODE_KEY].status())
+    households = request.query.get("households", "0")
+    if households not in ("0", "1"):
+        raise BadRequest("households must be 0 or 1", field="households")
+    return web.json_response(await request.app[NODE_KEY].status(households == "1"))
 
 
 async def list_tasks(request: web.Request) -> web.Response:

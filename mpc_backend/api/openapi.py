@@ -145,13 +145,19 @@ _PATHS: dict[str, Any] = {
         "summary": "Identity, federation, members online, tasks and rounds, load",
         "description": "identity.relay_admin is {url} when a broker admin account is "
                        "configured beside the node (never its password), else null. "
-                       "members lists the signed roster's members, then the households "
-                       "admitted by the founder's signed admissions that this node knows "
-                       "(all of them on the founder and on members that compute, only itself "
-                       "on a household); federation.members counts the former, "
-                       "federation.households the latter; load.admission_catch_ups counts "
-                       "this node's fetches of admissions for senders it did not know",
-        "responses": {"200": _json({"type": "object"}), **_errors(401)},
+                       "members lists the signed roster's members, then this node if the "
+                       "founder admitted it as a household by a signed admission; with "
+                       "households=1, every admitted household this node knows instead (all "
+                       "of them on the founder and on members that compute, only itself on a "
+                       "household). federation.members counts the former, "
+                       "federation.households the households this node knows; "
+                       "load.admission_catch_ups counts this node's fetches of admissions for "
+                       "senders it did not know",
+        "parameters": [
+            {"name": "households", "in": "query", "schema": {"enum": ["0", "1"], "default": "0"},
+             "description": "1: list every admitted household this node knows in members"},
+        ],
+        "responses": {"200": _json({"type": "object"}), **_errors(400, 401)},
     }},
     "/api/v1/tasks": {
         "get": {

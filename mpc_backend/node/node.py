@@ -164,7 +164,9 @@ class Node:
         self._online = (now, online)
         return online
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self, households: bool = False) -> dict[str, Any]:
+        """This node's view; ``households``: list every admitted household it knows (on the
+        founder and on members that compute, all of them: a long list, so only when asked)."""
         ctx = self.ctx
         now = ctx.clock()
         identity = {
@@ -199,8 +201,10 @@ class Node:
                     "load": load, "misbehaviour": {"total": 0, "members": []}, "relay": relay}
         roster = ctx.roster
         online = await self.members_online()
-        # The roster's members, then the admitted households this node knows: all of them
-        # on the founder and on members that compute, only itself on a household.
+        # The roster's members, then admitted households: this node itself if it is one,
+        # or, when asked, every one it knows.
+        own = ctx.directory.get(ctx.node_id)
+        admitted = ctx.directory.members() if households else [own] if own else []
         members = [
             {
                 "node_id": m.node_id,
@@ -214,7 +218,7 @@ class Node:
                 "founder": m.node_id == roster.founder,
                 "online": online.get(m.node_id),
             }
-            for m in (*roster.members, *ctx.directory.members())
+            for m in (*roster.members, *admitted)
         ]
         tasks = []
         for rtask in roster.tasks:

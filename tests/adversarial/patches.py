@@ -56,8 +56,8 @@ def claim_node_id(node_id: str) -> None:
 
     honest = Node.status
 
-    async def status(self: Any) -> dict[str, Any]:
-        answer = await honest(self)
+    async def status(self: Any, households: bool = False) -> dict[str, Any]:
+        answer = await honest(self, households)
         log.warning("EVIL claim_node_id: status claims node id %s", node_id)
         answer["identity"]["node_id"] = node_id
         return answer

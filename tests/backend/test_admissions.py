@@ -28,6 +28,7 @@ from mpc_backend.node.errors import Conflict, Forbidden, TooManyRequests
 from mpc_backend.node.roster import MemberInfo
 from mpc_backend.storage import SQLiteStorage
 from tests.backend.conftest import FakeClock, LiveNode, start_node, stop_node
+from tests.backend.nodes import wait_for
 from tests.backend.test_membership_policy import join_request
 
 FED = "f" * 32
@@ -159,14 +160,6 @@ async def test_catch_up_is_single_flight_and_rate_limited(
 
 # -- in-process nodes -----------------------------------------------------------------------
 
-async def wait_until(predicate: Any, what: str, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def join_household(trio: list[LiveNode], tmp_path: Path, clock: FakeClock,
                          name: str) -> LiveNode:
     live = await start_node(tmp_path / name, name, clock, input_only=True)
@@ -187,14 +180,19 @@ async def test_a_household_joins_by_admission_and_its_shares_are_accepted(
         assert live.node.ctx.roster.member(me) is None
         assert live.node.ctx.member(me) is not None
         for member in trio[1:]:  # pushed to the members that compute
-            await wait_until(lambda m=member: m.node.ctx.member(me) is not None,
-                             f"the admission on {member.node.ctx.config.name}")
+            await asyncio.to_thread(wait_for, lambda m=member: m.node.ctx.member(me), 5, 0.02,
+                                    f"the admission on {member.node.ctx.config.name}")
             assert await member.node.ctx.storage.last_admission_seq() == 1
         status = await live.node.status()
         assert status["federation"]["households"] == 1
         assert [m["name"] for m in status["members"]] == ["house0", "house1", "house2",
                                                            "house9"]
-        assert (await founder.status())["federation"]["households"] == 1
+        # The founder lists its households only when asked (a long list on a city's founder).
+        founder_view = await founder.status()
+        assert founder_view["federation"]["households"] == 1
+        assert [m["name"] for m in founder_view["members"]] == ["house0", "house1", "house2"]
+        founder_view = await founder.status(households=True)
+        assert [m["name"] for m in founder_view["members"]][-1] == "house9"
         answer = await live.node.household.contribute("temp", 21.5)
         assert answer["status"] == "accepted" and answer["acknowledged_by"] == 3
         # Restarted, the household still knows it is admitted.
@@ -257,6 +255,23 @@ async def test_concurrent_joins_get_consecutive_seqs(
     assert sorted(a["admission"]["admission"]["seq"] for a in answers) == list(range(1, 21))
     records = await founder.node.ctx.storage.admissions_since(0, 100)
     assert [r.seq for r in records] == list(range(1, 21))
+
+
+async def test_an_admission_storage_left_out_fails_the_join_and_leaves_no_gap(
+    trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    founder = trio[0]
+    storage = founder.node.ctx.storage
+    put = storage.put_admissions
+
+    async def drop_last(records: Any) -> None:  # as a clash on seq or node id would
+        await put(records[:-1])
+
+    monkeypatch.setattr(storage, "put_admissions", drop_last)
+    with pytest.raises(RuntimeError, match="admission log out of step with storage"):
+        await founder.node.federation.handle_join(
+            await join_request(founder, NodeKeys.generate(), clock), "test")
+    assert founder.node.ctx.directory.last_seq == 0  # nothing issued past the stored log
 
 
 async def test_admissions_pushed_by_anyone_but_the_founder_are_refused(

@@ -45,6 +45,10 @@ async def test_auth(trio: list[LiveNode], http: aiohttp.ClientSession) -> None:
     assert status == 401
     status, body = await call(http, live, "GET", "/status")
     assert status == 200 and body["federation"]["members"] == 3
+    status, body = await call(http, live, "GET", "/status?households=1")
+    assert status == 200 and len(body["members"]) == 3  # no households in this federation
+    status, body = await call(http, live, "GET", "/status?households=yes")
+    assert status == 400 and body["error"]["field"] == "households"
 
 
 @pytest.mark.parametrize(
@@ -237,7 +241,7 @@ async def test_a_hub_without_an_address_needs_a_relay(
 async def test_internal_errors_show_no_internals(
     trio: list[LiveNode], http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken() -> None:
+    async def broken(households: bool = False) -> None:
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(trio[0].node, "status", broken)

@@ -112,9 +112,12 @@ class BackendClient:
             raise NotInFederation(f"the backend at {self.url} is not in a federation yet")
         return status
 
-    async def members(self) -> list[Member]:
-        """The federation's members as this node sees them (with online state)."""
-        data = await self._request("GET", "/status")
+    async def members(self, *, households: bool = False) -> list[Member]:
+        """The federation's members as this node sees them (with online state): the hubs
+        that compute and this one; with ``households``, every household that only
+        contributes that the node knows (all of them on the founder and on a hub that
+        computes, so a long list in a city: only when asked)."""
+        data = await self._request("GET", "/status", params={"households": int(households)})
         items = data.get("members")
         if not isinstance(items, list):
             raise UnexpectedAnswer("backend /status answer has no members list")

@@ -218,7 +218,7 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
     ) -> ConfigFlowResult:
         """Who is in the neighbourhood, as this hub's node sees them (a closing message)."""
         try:
-            members = await self._client().members()
+            members = await self._client().members(households=True)
         except InvalidAuth:
             return self.async_abort(reason="backend_invalid_auth")
         except BackendError:
@@ -226,7 +226,9 @@ class NeighbourhoodOptionsFlow(OptionsFlowWithReload):
         return self.async_abort(
             reason="members",
             description_placeholders={
-                "members": members_table(members), "count": str(len(members))
+                "members": members_table(members),
+                "count": str(len(members)),
+                "households": str(sum(m.input_only for m in members)),
             },
         )
 

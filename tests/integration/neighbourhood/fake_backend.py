@@ -153,6 +153,9 @@ class FakeBackend:
     federation: str | None = "Elm Street"
     members: int = 3
     members_online: int = 3
+    # Admitted households that only contribute, known to this (computing) node; /status
+    # lists them only with ?households=1, as the real node does.
+    households: int = 0
     committee_seats: int = 1
     results: list[dict[str, Any]] = field(default_factory=list)
     readings: list[dict[str, Any]] = field(default_factory=list)
@@ -329,12 +332,17 @@ class FakeBackend:
     async def _status(self, request: web.Request) -> web.Response:
         if self.broken:
             return self._error(500, "internal", "internal error; see the node's log")
+        listed = request.query.get("households", "0")
+        if listed not in ("0", "1"):
+            return self._error(400, "bad_request", "households must be 0 or 1", "households")
         identity = {"node_id": self.node_id, "name": self.name, "fingerprint": "AAAA-BBBB",
                     "hpke_suite": self.suite(self.name), "url": self.url, "capacity": 1.0,
                     "input_only": False, "version": "0.1.0", "uptime_s": 12.5,
                     "relay_admin": self.relay_admin}
         load = {"shares_accepted": 0, "shares_rejected": 0, "rounds_closed_as_coordinator": 0,
                 "contributions_sent": len(self.readings), "rounds_holding_shares": 0,
+                "ingest": {"envelopes": 0, "reports": 0, "verify_s": 0.0, "open_s": 0.0,
+                           "commit_s": 0.0, "handler_s": 0.0},
                 "admission_catch_ups": 0}
         if self.federation is None:
             status: dict[str, Any] = {"identity": identity, "federation": None, "members": [],
@@ -365,7 +373,7 @@ class FakeBackend:
                            "is_founder": True, "roster_version": 4,
                            # Members with classical keys are only admitted under "any".
                            "hpke_policy": "any" if self.classical else "hybrid",
-                           "members": self.members, "households": 0,
+                           "members": self.members, "households": self.households,
                            "members_online": self.members_online},
             "members": [
                 {"node_id": node_id, "name": f"house{i}", "url": f"http://127.0.0.1:{9000 + i}",
@@ -373,6 +381,11 @@ class FakeBackend:
                  "online": i < self.members_online, "hpke_suite": self.suite(f"house{i}"),
                  "post_quantum": self.suite(f"house{i}") == SUITE_HYBRID}
                 for i, node_id in enumerate(self.member_ids())
+            ] + [
+                {"node_id": f"{i:032x}", "name": f"household{i}", "url": None, "mailbox": None,
+                 "capacity": 1.0, "input_only": True, "founder": False, "online": None,
+                 "hpke_suite": SUITE_HYBRID, "post_quantum": True}
+                for i in range(self.households if listed == "1" else 0)
             ],
             "tasks": tasks, "load": load, "relay": self.relay,
         }

@@ -305,13 +305,17 @@ async def test_members_step(
 ) -> None:
     backend.members_online = 2
     backend.classical = {"house2"}
+    backend.households = 2  # listed here, not in every poll's status
     result = await _open(hass, loaded, "neighbourhood_members")
     assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "members")
     assert result["description_placeholders"] == {
-        "count": "3",
+        "count": "5",
+        "households": "2",
         "members": "| **house0** ⌂ | ✓ | ✓ | ✓ | 1 | ✓ |\n"
                    "| house1 | ✗ | ✓ | ✓ | 1 | ✓ |\n"
-                   "| house2 | ✗ | ✗ | ✓ | 1 | ✗ |",
+                   "| house2 | ✗ | ✗ | ✓ | 1 | ✗ |\n"
+                   "| household0 | ✗ | ? | ✗ | - | ✓ |\n"
+                   "| household1 | ✗ | ? | ✗ | - | ✓ |",
     }
     assert loaded.options == {CONF_CONTRIBUTIONS: {}}
 

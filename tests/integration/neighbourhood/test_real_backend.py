@@ -154,6 +154,15 @@ async def test_fake_backend_matches_the_real_api(hass: HomeAssistant, street: Cl
         assert set(fake_reading) <= set(real_reading)
         _, real_status = house0.api("GET", "/status")
         assert keys(await _get(fake.url, "/status", fake.token)) == keys(real_status)
+        # Admitted households are listed when asked, with the fields of any other member.
+        fake.households = 1
+        _, real_listed = house0.api("GET", "/status?households=1")
+        listed = (await _get(fake.url, "/status?households=1", fake.token))["members"]
+        assert set(listed[-1]) == set(real_listed["members"][0])
+        assert listed[-1]["input_only"] and len(listed) == fake.members + 1
+        code, real_refused = house0.api("GET", "/status?households=yes")
+        assert code == 400
+        assert await _get(fake.url, "/status?households=yes", fake.token) == real_refused
         _, real_health = house0.api("GET", "/health", token="")
         assert keys(await _get(fake.url, "/health", None)) == keys(real_health)
         code, real_error = house0.api("GET", "/status", token="wrong")

@@ -137,7 +137,7 @@ def test_options_flow_is_translated() -> None:
     assert "```\n{token}\n```" in done and "{expires}" in done
     assert "privately" in done and "until it is used or expires" in done
     members = options["abort"]["members"]
-    assert set(re.findall(r"\{(\w+)\}", members)) == {"count", "members"}
+    assert set(re.findall(r"\{(\w+)\}", members)) == {"count", "households", "members"}
     propose = options["step"]["neighbourhood_propose"]
     fields = {str(key) for key in propose_schema().schema}
     assert fields == set(propose["data"]) == set(propose["data_description"])
