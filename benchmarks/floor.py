@@ -87,10 +87,11 @@ def measure_floor(task: dict[str, Any], committee: int = 3, reps: int = 200) -> 
 
 
 def client_floor_ms(floor: dict[str, Any], committee: int, tasks: int) -> float:
-    """A household's least work per report: one seal per member, and one signed envelope per
-    member carrying all its tasks' shares."""
+    """A household's least work per report: one seal per member, and per member one signed
+    envelope carrying all its tasks' shares, its signed request and the ack's verification."""
     return (committee * floor["hpke_seal_us"]
-            + committee * floor["ed25519_sign_us"] / tasks) / 1000
+            + committee * (2 * floor["ed25519_sign_us"] + floor["ed25519_verify_us"]) / tasks
+            ) / 1000
 
 
 def _commit_floor(share: bytes, reps: int) -> dict[str, float]:

@@ -32,16 +32,20 @@ committee compute at close: CPU seconds of the 3 committee nodes together, from 
   result, less the CPU the benchmark's own result polling costs them (measured first)
 MPyC inputs -> outputs: wall time from a barrier after the 3 parties have connected,
   through secret-sharing the inputs, to every party holding the opened outputs
-Hearth end to end = clients + ingest + close compute, where clients = the wall time to
-  encode, prove, share, seal and sign all N reports one after the other on one core;
-  ingest = the wall time from the first envelope sent to the last acknowledged (all
-  sent concurrently to the 3 nodes); close compute as above (waits excluded: the grace
-  period and the scheduler's tick are protocol timing, not work)
+Hearth end to end = clients + ingest + close compute, on this one machine: clients = the
+  wall time to encode, prove, share, seal and sign all N reports and check their acks, one
+  after the other on one core; ingest = the sum of the 3 nodes' sending windows (one node
+  at a time, all its envelopes concurrently); close compute as above (waits excluded: the
+  grace period and the scheduler's tick are protocol timing, not work)
+hubs in parallel (model) = one household's client work + the slowest node's window +
+  close compute: each hub on its own machine, modelled from per-node measurements on this
+  one (each household seals on its own hub; each node ingests on its own)
 joins (setup): wall time of the N joins (32 in flight), not part of end to end;
   joins/s over the first and the last third of them (equal: linear in N)
 per value = the figure / N; ratio = Hearth per value / MPyC per value (< 1: Hearth faster)
-ingest x floor = a node's ingest wall time per report (the sending window / its reports)
-  over the floor: one HPKE open + one Ed25519 verify + a one-row SQLite WAL commit"""
+ingest x floor = each node's ingest wall time per report (its own window, a core of its
+  own, the client on the other / its reports) over the floor: one HPKE open + one Ed25519
+  verify + a one-row SQLite WAL commit"""
 
 
 def hearth(n: int) -> dict[str, Any]:
@@ -51,48 +55,56 @@ def hearth(n: int) -> dict[str, Any]:
 
 
 def row(n: int, h: dict[str, Any], m: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
-    end_to_end = h["client_seal_wall_s"] + h["send_wall_s"] + h["close_compute_total_s"]
-    hearth_per_value = end_to_end / n * 1000
     mpyc_per_value = m["inputs_to_outputs_s"] / n * 1000
-    wall = h["stages_ms_per_report_mean"]["wall"]
+    per_value = {key: h[f"{key}_s"] / n * 1000 for key in ("end_to_end", "hubs_in_parallel")}
     return {
         "households": n,
         "hearth_close_compute_s": h["close_compute_total_s"],
         "mpyc_inputs_to_outputs_s": m["inputs_to_outputs_s"],
-        "hearth_end_to_end_s": round(end_to_end, 3),
-        "hearth_clients_s": h["client_seal_wall_s"],
+        "hearth_end_to_end_s": h["end_to_end_s"],
+        "hearth_hubs_in_parallel_s": h["hubs_in_parallel_s"],
+        "hearth_clients_s": h["client_wall_s"],
         "hearth_ingest_s": h["send_wall_s"],
+        "hearth_ingest_windows_s": h["ingest_windows_s"],
         "hearth_joins_s": h["joins_s"],
         "joins_per_s_first_third": h["joins_per_s_first_third"],
         "joins_per_s_last_third": h["joins_per_s_last_third"],
-        "hearth_per_value_ms": round(hearth_per_value, 4),
+        "hearth_per_value_ms": round(per_value["end_to_end"], 4),
+        "hearth_parallel_per_value_ms": round(per_value["hubs_in_parallel"], 4),
         "mpyc_per_value_ms": round(mpyc_per_value, 4),
-        "hearth_over_mpyc": round(hearth_per_value / mpyc_per_value, 2),
-        "ingest_wall_ms_per_report": wall,
-        "ingest_over_floor": round(wall / floor["ingest_floor_ms"], 2),
+        "hearth_over_mpyc": round(per_value["end_to_end"] / mpyc_per_value, 2),
+        "hearth_parallel_over_mpyc": round(per_value["hubs_in_parallel"] / mpyc_per_value, 2),
+        "ingest_wall_ms_per_report": {name: s["wall"] for name, s in
+                                      h["stages_ms_per_report"].items()},
+        "ingest_over_floor": bench_round.node_floor_ratios(h, floor),
         "round_close_latency_s": h["round_close_latency_s"],
         "correct": h["results_correct"] and m["correct"],
     }
 
 
-COLUMNS = [
+COLUMNS: list[tuple[str, str, str]] = [
     ("N", "households", "{}"),
     ("Hearth compute at close", "hearth_close_compute_s", "{:.3f} s"),
     ("MPyC inputs->outputs", "mpyc_inputs_to_outputs_s", "{:.2f} s"),
     ("Hearth end to end", "hearth_end_to_end_s", "{:.2f} s"),
     ("Hearth joins (setup)", "hearth_joins_s", "{:.1f} s"),
+    ("Hearth parallel hubs", "hearth_hubs_in_parallel_s", "{:.2f} s"),
     ("Hearth/value", "hearth_per_value_ms", "{:.3f} ms"),
+    ("parallel/value", "hearth_parallel_per_value_ms", "{:.3f} ms"),
     ("MPyC/value", "mpyc_per_value_ms", "{:.3f} ms"),
     ("Hearth/MPyC", "hearth_over_mpyc", "{:.2f}x"),
-    ("joins/s 1st->3rd third", None, ""),
-    ("ingest x floor", "ingest_over_floor", "{:.2f}x"),
+    ("parallel/MPyC", "hearth_parallel_over_mpyc", "{:.2f}x"),
+    ("joins/s 1st->3rd third", "join_rates", ""),
+    ("ingest x floor per node", "ingest_over_floor", ""),
 ]
 
 
 def print_table(rows: list[dict[str, Any]], floor: dict[str, Any]) -> None:
-    def cell(r: dict[str, Any], key: str | None, fmt: str) -> str:
-        if key is None:
+    def cell(r: dict[str, Any], key: str, fmt: str) -> str:
+        if key == "join_rates":
             return f"{r['joins_per_s_first_third'] or '-'} -> {r['joins_per_s_last_third'] or '-'}"
+        if key == "ingest_over_floor":
+            return ", ".join("-" if x is None else f"{x:.2f}x" for x in r[key].values())
         return fmt.format(r[key])
 
     table = [[name for name, _, _ in COLUMNS],

@@ -1,6 +1,8 @@
 """The round benchmark still runs through the relay (a small street, one task): its
 released means match the plaintext, no envelope is refused, and it says where the time
-goes: per-stage figures per report, the floor measured in the same run, and their ratios."""
+goes: per-stage figures per report, the floor measured in the same run, and their ratios;
+each committee node's ingest in its own window, and end to end on one machine and with the
+hubs in parallel (model), each consistent with its parts."""
 
 from __future__ import annotations
 
@@ -41,15 +43,31 @@ def test_bench_round_runs_through_the_relay(capsys: pytest.CaptureFixture[str]) 
         (floor["hpke_open_us"] + floor["ed25519_verify_us"] + floor["commit_1_row_us"]) / 1000,
         abs=1e-3)
 
-    assert len(run["stages_ms_per_report"]) == 3
-    for stages in run["stages_ms_per_report"].values():
-        assert stages["wall"] > 0 and stages["cpu"] > 0
-        counters = [stages[k] for k in ("verify", "open", "commit", "handler")]
-        # The node's own counters are all there or all missing ("-"), never half.
-        assert all(c is None for c in counters) or all(c >= 0 for c in counters)
-        if stages["verify"] is not None:
-            assert stages["transport"] == pytest.approx(
-                stages["wall"] - stages["verify"] - stages["open"] - stages["commit"], abs=1e-3)
+    # One node at a time: each node's wall per report is its own window over its reports,
+    # over the floor; the windows add up to the ingest figure.
+    windows = run["ingest_windows_s"]
+    assert len(run["stages_ms_per_report"]) == 3 and windows.keys() == run[
+        "stages_ms_per_report"].keys()
+    assert run["send_wall_s"] == pytest.approx(sum(windows.values()), abs=1e-3)
+    per_node = run["wall_over_floor_per_node"]
+    for name, stages in run["stages_ms_per_report"].items():
+        assert windows[name] > 0
+        assert stages["wall"] == pytest.approx(windows[name] / 6 * 1000, rel=0.01)
+        assert per_node[name] == pytest.approx(stages["wall"] / floor["ingest_floor_ms"],
+                                               rel=0.01)
+        assert stages["cpu"] > 0
+        # The node's own counters (status load.ingest) are present, not None.
+        assert all(stages[k] is not None and stages[k] >= 0
+                   for k in ("verify", "open", "commit", "handler"))
+        assert stages["transport"] == pytest.approx(
+            stages["wall"] - stages["verify"] - stages["open"] - stages["commit"], abs=1e-3)
+    # End to end on one machine, and with each hub on its own (the model), from the parts.
+    assert run["end_to_end_s"] == pytest.approx(
+        run["client_wall_s"] + run["send_wall_s"] + run["close_compute_total_s"], abs=2e-3)
+    assert run["hubs_in_parallel_s"] == pytest.approx(
+        run["client_wall_s"] / 6 + max(windows.values()) + run["close_compute_total_s"],
+        abs=2e-3)
+    assert run["hubs_in_parallel_s"] < run["end_to_end_s"]
     mean = run["stages_ms_per_report_mean"]
     ratios = run["floor_ratios"]
     assert ratios["wall"] == pytest.approx(mean["wall"] / floor["ingest_floor_ms"], rel=0.01)
@@ -69,3 +87,5 @@ def test_bench_round_runs_through_the_relay(capsys: pytest.CaptureFixture[str]) 
         assert label in text
     assert "floor per report: open + verify + 1-row commit" in text
     assert f"({ratios['wall']}x, {ratios['wall_batched']}x at 48/commit)" in text
+    assert all(f"({x}x)" in text for x in per_node.values())
+    assert "hubs in parallel (model) = one household's client work" in text
