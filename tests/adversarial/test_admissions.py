@@ -21,11 +21,10 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from mpc_backend.crypto import NodeKeys, join_proof, parse_invite, sign_envelope
+from mpc_backend.crypto import NodeKeys
 from mpc_backend.node.directory import CATCH_UP_EVERY_S
 from mpc_backend.node.peers import request_headers
-from mpc_backend.node.roster import MemberInfo
-from tests.backend.nodes import NodeProcess, wait_for
+from tests.backend.nodes import NodeProcess, households_known, join_household, wait_for
 
 from .conftest import HONEST_TIMING, PERIOD, TASK_ARGS, Federation, elm_street
 
@@ -38,10 +37,6 @@ def street(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
         cluster.nodes[0].cli("task", "add", "--metric", "indoor temperature", "--id", "temp",
                              "--k", "3", "--t", "1", *TASK_ARGS)
         yield cluster
-
-
-def households_known(node: NodeProcess) -> int:
-    return int(node.api("GET", "/status")[1]["federation"]["households"])
 
 
 def test_admissions_a_member_signs_itself_are_refused(street: Federation) -> None:
@@ -100,27 +95,6 @@ def test_unknown_senders_cannot_make_a_member_hammer_the_founder(street: Federat
     assert 1 <= after - before <= math.floor(elapsed / CATCH_UP_EVERY_S) + 1, (after, elapsed)
 
 
-def join_households(founder: NodeProcess, count: int) -> None:
-    """``count`` households join over HTTP, as the benchmark's do (no process of their own)."""
-    async def join(http: aiohttp.ClientSession, index: int) -> None:
-        _, invite = founder.api("POST", "/invites", {"expires_s": 600})
-        parsed = parse_invite(invite["token"])
-        keys = NodeKeys.generate()
-        record = MemberInfo.of_keys(keys, f"bulk {index}", None, 1.0, True).to_dict()
-        envelope = sign_envelope(keys, "join", parsed.federation_id,
-                                 {**join_proof(parsed.secret, parsed.federation_id, record),
-                                  "member": record})
-        async with http.post(f"{founder.url}/peer/v1/join", json=envelope) as resp:
-            assert resp.status == 200, await resp.text()
-
-    async def run() -> None:
-        async with aiohttp.ClientSession() as http:
-            for index in range(count):
-                await join(http, index)
-
-    asyncio.run(run())
-
-
 def test_a_member_lying_about_its_admission_log_gets_bounded_pushes(
     street: Federation,
 ) -> None:
@@ -131,7 +105,8 @@ def test_a_member_lying_about_its_admission_log_gets_bounded_pushes(
     def lies() -> int:
         return mallory.log_text().count("EVIL lying_admission_acks")
 
-    join_households(founder, 3)
+    for i in range(3):
+        join_household(founder, f"bulk {i}")
     wait_for(lambda: lies() >= 2, 10, what="mallory's lying answers")
     time.sleep(4)
     # The first push, then one page per wake-up and backoff (0.5, 1, 2 s...): without the
@@ -140,7 +115,7 @@ def test_a_member_lying_about_its_admission_log_gets_bounded_pushes(
     # Meanwhile the honest members learn a new household by push, at once (no catch-up:
     # nobody unknown called them).
     known = households_known(founder)
-    join_households(founder, 1)
+    join_household(founder, "bulk 3")
     for node in honest:
         wait_for(lambda n=node: households_known(n) == known + 1, 3,
                  what=f"the new household on {node.name}")

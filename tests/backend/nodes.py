@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mpc_backend.crypto import NodeKeys, join_proof, parse_invite, sign_envelope
+from mpc_backend.node.roster import MemberInfo
+
 REPO = Path(__file__).resolve().parents[2]
 _ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
 
@@ -167,6 +170,35 @@ def local_api(url: str, method: str, path: str, body: Any = None, token: str = "
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
+
+def join_envelope(token: str, keys: NodeKeys, name: str) -> dict[str, Any]:
+    """A household's signed join for invite ``token``, as its node sends it to the founder's
+    ``/peer/v1/join`` (with the broker account the invite carries, in a relay federation)."""
+    invite = parse_invite(token)
+    account = invite.relay["username"] if invite.relay is not None else None
+    record = MemberInfo.of_keys(keys, name, None, 1.0, True, account).to_dict()
+    return sign_envelope(keys, "join", invite.federation_id,
+                         {**join_proof(invite.secret, invite.federation_id, record),
+                          "member": record})
+
+
+def join_household(founder: NodeProcess, name: str) -> bytes:
+    """A household joins over HTTP with fresh keys and no process of its own, as the
+    benchmark's do; the founder's raw answer (a refusal raises HTTPError)."""
+    _, invite = founder.api("POST", "/invites", {"expires_s": 600})
+    envelope = join_envelope(invite["token"], NodeKeys.generate(), name)
+    request = urllib.request.Request(f"{founder.url}/peer/v1/join",
+                                     data=json.dumps(envelope).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return bytes(resp.read())
+
+
+def households_known(node: NodeProcess) -> int:
+    """How many admitted households ``node`` knows (all of them on the founder and on
+    members that compute)."""
+    return int(node.api("GET", "/status")[1]["federation"]["households"])
 
 
 class Cluster:

@@ -14,25 +14,25 @@ from __future__ import annotations
 import json
 import math
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from mpc_backend.crypto import NodeKeys, join_proof, parse_invite, sign_envelope
-from mpc_backend.node.roster import MemberInfo
-from tests.backend.nodes import Cluster, NodeProcess, allow_loopback_sockets, wait_for
+from tests.backend.nodes import (
+    Cluster,
+    NodeProcess,
+    allow_loopback_sockets,
+    households_known,
+    join_household,
+    wait_for,
+)
 
 from .conftest import PERIOD, TASK_ARGS, TIMING
 
 pytestmark = pytest.mark.slow
 
 VALUES = [19.25, 21.5, 23.125]
-
-
-def households_known(node: NodeProcess) -> int:
-    return int(node.api("GET", "/status")[1]["federation"]["households"])
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_households_join_by_admission_and_their_round_is_released(street: Cluste
         out = node.cli("join", founder.cli("invite", "--expires", "10m").stdout.strip()).stdout
         assert "as a household" in out and f"roster v{version}" in out
         households.append(node)
-    status = founder.api("GET", "/status")[1]
+    status = founder.api("GET", "/status?households=1")[1]
     assert status["federation"]["roster_version"] == version, "no roster version per household"
     assert status["federation"]["households"] == 3
     assert {m["name"] for m in status["members"]} >= {"household0", "household2"}
@@ -93,26 +93,10 @@ def test_households_join_by_admission_and_their_round_is_released(street: Cluste
         assert result["statistics"]["mean"] == pytest.approx(sum(VALUES) / 3, abs=0.01)
 
 
-def peer_join(founder: NodeProcess, index: int) -> bytes:
-    """A household's join as the benchmark sends it; the founder's raw answer."""
-    _, invite = founder.api("POST", "/invites", {"expires_s": 600})
-    parsed = parse_invite(invite["token"])
-    keys = NodeKeys.generate()
-    record = MemberInfo.of_keys(keys, f"bulk {index:02d}", None, 1.0, True).to_dict()
-    envelope = sign_envelope(keys, "join", parsed.federation_id,
-                             {**join_proof(parsed.secret, parsed.federation_id, record),
-                              "member": record})
-    request = urllib.request.Request(f"{founder.url}/peer/v1/join",
-                                     data=json.dumps(envelope).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        return bytes(resp.read())
-
-
 def test_the_founders_answer_does_not_grow_with_the_households(street: Cluster) -> None:
     founder = street.nodes[0]
     before = founder.api("GET", "/status")[1]["federation"]
-    answers = [peer_join(founder, i) for i in range(30)]
+    answers = [join_household(founder, f"bulk {i:02d}") for i in range(30)]
     after = founder.api("GET", "/status")[1]["federation"]
     assert after["roster_version"] == before["roster_version"]
     assert after["households"] == before["households"] + 30
