@@ -119,8 +119,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import os  # noqa: PLC0415
 
     from mpc_backend.api.server import serve  # noqa: PLC0415
+    from mpc_backend.api.workers import check_workers  # noqa: PLC0415
     from mpc_backend.node.config import load_config  # noqa: PLC0415
-    from mpc_backend.node.ingest_worker import check_workers  # noqa: PLC0415
     from mpc_backend.node.logs import setup_logging  # noqa: PLC0415
     from mpc_backend.storage import StorageUnavailableError  # noqa: PLC0415
 

@@ -111,11 +111,11 @@ def make_peer_app(node: Node) -> web.Application:
     app[NODE_KEY] = node
     app.router.add_get("/health", health)
     for path, route in peer_routes(node).items():
-        app.router.add_post(path, _http_handler(route))
+        app.router.add_post(path, http_handler(route))
     return app
 
 
-def _http_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def http_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """A POST handler: authenticate, read at most ``route.limit`` bytes, parse, hand over."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -136,7 +136,7 @@ def _http_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamR
             else:
                 raw = await read_body(request, route.limit, deadline=UNAUTHENTICATED_BODY_S)
         except NodeError as err:
-            return await _refuse_unread(request, err)
+            return await refuse_unread(request, err)
         envelope = await decode_json(raw)
         answer = await _serve(route, node, envelope, request.remote, preauth)
         return web.json_response(answer)
@@ -238,7 +238,7 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-async def _refuse_unread(request: web.Request, err: NodeError) -> web.StreamResponse:
+async def refuse_unread(request: web.Request, err: NodeError) -> web.StreamResponse:
     """Answer a refusal, then drop the connection: aiohttp would otherwise go on reading
     (and discarding) the unread body for up to ten seconds after the answer."""
     response = error_response(err.status, err.code, err.message, err.field)

@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import socket
-import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,18 +22,18 @@ from aiohttp import web
 
 from mpc_backend.crypto import load_keys
 from mpc_backend.node.config import DataDirBusyError, NodeConfig, is_loopback, read_token
-from mpc_backend.node.ingest_worker import IngestWorkers
 from mpc_backend.node.node import Node
 from mpc_backend.storage import open_storage
 
 from .errors import error_middleware
+from .listen import SHUTDOWN_TIMEOUT_S, ssl_context
 from .local import make_local_app
 from .peer import ROSTER_BODY_LIMIT, PeerDispatcher, make_peer_app
 from .proxy import forwarded_middleware
+from .workers import IngestWorkers
 
 log = logging.getLogger("mpc_backend.server")
 LOCK_FILE_NAME = "node.lock"
-SHUTDOWN_TIMEOUT_S = 3.0
 
 
 def make_app(node: Node, token: str, workers_secret: str | None = None) -> web.Application:
@@ -65,14 +64,6 @@ def lock_data_dir(data_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _ssl_context(config: NodeConfig) -> ssl.SSLContext | None:
-    if not config.tls:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(str(config.tls_cert), str(config.tls_key))
-    return context
-
-
 async def serve(
     data_dir: Path, config: NodeConfig, *, on_ready: Callable[[], None] | None = None,
     ingest_workers: int = 0,
@@ -98,7 +89,7 @@ async def serve(
             if workers is None:
                 site: web.BaseSite = web.TCPSite(
                     runner, config.listen_host, config.listen_port,
-                    ssl_context=_ssl_context(config), reuse_address=True)
+                    ssl_context=ssl_context(config), reuse_address=True)
             else:  # the workers take the node's address; this process, a loopback port
                 internal = socket.create_server(("127.0.0.1", 0))
                 site = web.SockSite(runner, internal)

@@ -7,7 +7,7 @@ stores), so its lookups never ask storage; on a miss the caller may ask for a
 catch-up from the founder: one fetch at a time (callers that miss meanwhile wait
 for it) and at most one per ``CATCH_UP_EVERY_S``, so requests from made-up sender
 ids cannot make this node hammer the founder. A process that only reads a log
-another one writes (an ingest worker) can look in storage (``lookup_in_storage``).
+another one writes (an ingest worker) follows it (``follow``, on each poll).
 """
 
 from __future__ import annotations
@@ -41,14 +41,13 @@ class AdmissionDirectory:
         self._last_catch_up = -float("inf")
         self.catch_ups = 0  # fetches started (status and tests)
 
-    async def load(self) -> None:
-        """Read the stored log into memory (at start)."""
-        seq = 0
-        while page := await self.storage.admissions_since(seq, 5000):
+    async def follow(self) -> None:
+        """Read the stored log into memory from where this directory is: all of it at
+        start, then what another process (the one writing it) stored since."""
+        while page := await self.storage.admissions_since(self.last_seq, 5000):
             for record in page:
                 self._members[record.node_id] = _member_of(record.wire)
-            seq = page[-1].seq
-        self.last_seq = seq
+            self.last_seq = page[-1].seq
 
     def get(self, node_id: str) -> MemberInfo | None:
         return self._members.get(node_id)
@@ -62,16 +61,6 @@ class AdmissionDirectory:
     def add(self, member: MemberInfo) -> None:
         """Know ``member`` without holding the log (a household's own admission)."""
         self._members[member.node_id] = member
-
-    async def lookup_in_storage(self, node_id: str) -> MemberInfo | None:
-        """Memory, then storage: for a process sharing the database with the one that
-        writes the log (a query per miss, so not for requests before they authenticate)."""
-        member = self._members.get(node_id)
-        if member is None:
-            record = await self.storage.get_admission(node_id)
-            if record is not None:
-                member = self._members[node_id] = _member_of(record.wire)
-        return member
 
     def stored(self, admissions: Sequence[SignedAdmission]) -> None:
         """Admissions just stored in order by the founder (who checked and signed them)."""

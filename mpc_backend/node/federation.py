@@ -192,7 +192,7 @@ class FederationService:
                 f"this version ({err}); the federation has to be created anew: move the "
                 "data dir aside, then init, create or join again"
             ) from None
-        await self.ctx.directory.load()
+        await self.ctx.directory.follow()
         self._keep_admission_log()
 
     def _keep_admission_log(self) -> None:

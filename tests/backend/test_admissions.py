@@ -128,12 +128,16 @@ async def test_the_directory_adopts_in_order_and_answers_where_a_gap_starts(
         assert book.last_seq == 5 and await store.last_admission_seq() == 5
         member = verify_admission(wires[3], founder.signing_public, FED).member
         assert book.get(member.node_id) == member
-        # Another process (a worker over the same database) finds it through storage.
+        # Another process (a worker over the same database) follows the stored log: all of
+        # it at first, then only what was stored since.
         fresh = directory_module.AdmissionDirectory(store)
         assert fresh.get(member.node_id) is None
-        assert await fresh.lookup_in_storage(member.node_id) == member
-        await fresh.load()
-        assert (fresh.last_seq, len(fresh)) == (5, 5)
+        await fresh.follow()
+        assert (fresh.last_seq, len(fresh)) == (5, 5) and fresh.get(member.node_id) == member
+        later = sign_admission(founder, FED, 6, household(), 1000.0).wire()
+        assert await book.adopt([later], founder.signing_public, FED) == 6
+        await fresh.follow()
+        assert (fresh.last_seq, len(fresh)) == (6, 6)
     finally:
         await store.close()
 

@@ -11,7 +11,7 @@ a deadline, before an upstream connection is taken; the caller's address vouched
 secret the main process hands each worker on its stdin).
 
 A worker's sender lookups cost no query: it holds the roster and the admission log in
-memory and follows both in storage (polled every ``ROSTER_POLL_S``). A share delivery from
+memory and follows both in storage (polled every ``MEMBERS_POLL_S``). A share delivery from
 a sender it does not know is refused at once if its signature headers are missing or out
 of date, and otherwise forwarded: the main process catches up from the founder
 (rate-limited) or refuses it. So a request with a made-up sender costs the database
@@ -24,7 +24,7 @@ What keeps a worker's acks true:
   shares in every process (422 ``outside_round_window``), so no share is acknowledged
   that the member's held statement leaves out;
 * the roster is read from storage and reloaded when its stored version changes, and
-  admissions are read as they are stored (both polled every ``ROSTER_POLL_S``), so a worker
+  admissions are read as they are stored (both polled every ``MEMBERS_POLL_S``), so a worker
   checks senders, windows and committee seats against what the node holds (a household
   admitted in the last second is forwarded, and the main process knows it).
 
@@ -52,39 +52,38 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from mpc_backend.api.errors import error_middleware
-from mpc_backend.api.local import LOCAL_BODY_LIMIT, health
-from mpc_backend.api.peer import NODE_KEY, _http_handler, _refuse_unread, peer_routes
-from mpc_backend.api.proxy import Proxy
 from mpc_backend.crypto import b64url_decode, load_keys
+from mpc_backend.node.config import DATABASE_URL_ENV, ConfigError, NodeConfig, load_config
+from mpc_backend.node.errors import Forbidden
+from mpc_backend.node.federation import FOUNDER_KEY_META
+from mpc_backend.node.logs import OneLineFormatter, setup_logging
+from mpc_backend.node.node import Node
+from mpc_backend.node.peers import SENDER_HEADER
+from mpc_backend.node.roster import verify_roster
 from mpc_backend.storage import open_storage
 
-from .config import DATABASE_URL_ENV, ConfigError, NodeConfig, load_config
-from .context import MAX_MESSAGE_AGE_S
-from .errors import Forbidden
-from .federation import FOUNDER_KEY_META
-from .logs import OneLineFormatter, setup_logging
-from .node import Node
-from .peers import DIGEST_HEADER, SENDER_HEADER, SIGNATURE_HEADER, TIME_HEADER
-from .roster import MemberInfo, verify_roster
+from .errors import error_middleware
+from .listen import SHUTDOWN_TIMEOUT_S, ssl_context
+from .local import LOCAL_BODY_LIMIT, health
+from .peer import NODE_KEY, http_handler, peer_routes, refuse_unread, signed_headers
+from .proxy import Proxy
 
 log = logging.getLogger("mpc_backend.workers")
 
-ROSTER_POLL_S = 1.0
+MEMBERS_POLL_S = 1.0
 REPORT_EVERY_S = 1.0
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 RESTART_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
 STABLE_S = 60.0
-ADMISSION_PAGE = 5000
 _READY = "ready"
 
 
@@ -167,7 +166,7 @@ class IngestWorkers:
         if self.config.database_url is not None:  # the same database, kept off the command line
             env[DATABASE_URL_ENV] = self.config.database_url
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mpc_backend.node.ingest_worker",
+            sys.executable, "-m", "mpc_backend.api.workers",
             "--data-dir", str(self.data_dir), "--worker", str(worker.number),
             "--upstream", str(self._upstream),
             "--log-level", logging.getLevelName(logging.getLogger().getEffectiveLevel()),
@@ -180,9 +179,12 @@ class IngestWorkers:
     async def _keep(self, worker: _Worker, ready: asyncio.Future[None]) -> None:
         """Run ``worker``, restarting it whenever it exits, until ``stop``."""
         backoff = RESTART_BACKOFF_S
+        restarting = False
         while True:
             started = time.monotonic()
             proc = worker.proc = await self._spawn(worker)
+            if restarting:  # counted with the new pid in place (status shows both at once)
+                worker.restarts += 1
             assert proc.stdout is not None
             async for line in proc.stdout:
                 try:
@@ -209,21 +211,21 @@ class IngestWorkers:
                         "%.1f s", worker.number, proc.pid, code, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
-            worker.restarts += 1
+            restarting = True
 
 
 # -- a worker process ---------------------------------------------------------------------
-class _RosterWatch:
-    """The worker's view of the members: the roster, loaded from storage and reloaded when
-    the stored version changes, and the admitted households, followed in the stored log
-    (as the main process learns them, so a worker's lookups hit memory as often)."""
+class _MembersFollower:
+    """The worker's view of the members, followed in storage: the roster, reloaded when its
+    stored version changes, and the admission log, read on from where it was (as the main
+    process stores it, so a worker's lookups hit memory as often)."""
 
     def __init__(self, node: Node) -> None:
         self.ctx = node.ctx
         self._version: int | None = None
 
     async def refresh(self) -> None:
-        storage, directory = self.ctx.storage, self.ctx.directory
+        storage = self.ctx.storage
         version = await storage.roster_version()
         if version is not None and version != self._version:
             wire = await storage.get_roster()
@@ -233,35 +235,15 @@ class _RosterWatch:
                 self.ctx.signed_roster = verify_roster(wire, self.ctx.founder_public)
                 log.info("roster v%d loaded", version)
                 self._version = version
-        if await storage.last_admission_seq() > directory.last_seq:
-            while page := await storage.admissions_since(directory.last_seq, ADMISSION_PAGE):
-                for record in page:  # checked by the process that stored it
-                    directory.add(MemberInfo.from_dict(record.wire["admission"]["member"]))
-                directory.last_seq = page[-1].seq
+        await self.ctx.directory.follow()
 
     async def poll(self) -> None:
         while True:
-            await asyncio.sleep(ROSTER_POLL_S)
+            await asyncio.sleep(MEMBERS_POLL_S)
             try:
                 await self.refresh()
             except Exception:  # a database hiccup must not end the worker
-                log.exception("reading the roster failed")
-
-
-def _unsigned_or_stale(node: Node, headers: Mapping[str, str]) -> str | None:
-    """Why a request's signature headers cannot be valid for anyone (None: they may be),
-    judged without a lookup."""
-    if not all(headers.get(h) for h in (SENDER_HEADER, TIME_HEADER, DIGEST_HEADER,
-                                         SIGNATURE_HEADER)):
-        return (f"peer requests must carry the {SENDER_HEADER}, {TIME_HEADER}, "
-                f"{DIGEST_HEADER} and {SIGNATURE_HEADER} headers")
-    try:
-        age = node.ctx.clock() - int(headers[TIME_HEADER])
-    except ValueError:
-        return "malformed request signature headers"
-    if abs(age) > MAX_MESSAGE_AGE_S:
-        return f"request is dated {age:.0f} s from this node's time"
-    return None
+                log.exception("reading the roster or the admission log failed")
 
 
 def body_limits(node: Node) -> Callable[[str], int]:
@@ -272,17 +254,16 @@ def body_limits(node: Node) -> Callable[[str], int]:
 
 
 def make_worker_app(node: Node, proxy: Proxy) -> web.Application:
-    ingest = _http_handler(peer_routes(node)["/shares"])  # exactly the main process's handler
+    ingest = http_handler(peer_routes(node)["/shares"])  # exactly the main process's handler
 
     async def shares(request: web.Request) -> web.StreamResponse:
         sender = request.headers.get(SENDER_HEADER, "")
         if node.ctx.member(sender) is not None:  # memory only: the roster and the log
             return await ingest(request)
-        problem = _unsigned_or_stale(node, request.headers)
-        if problem is not None:
-            log.warning("refused a request to /peer/v1/shares from %s (%s): %s",
-                        sender or "?", request.remote or "?", problem)
-            return await _refuse_unread(request, Forbidden(problem, code="auth_failed"))
+        try:  # the main process's first checks, which need no lookup (they log a refusal)
+            signed_headers(node.ctx, "/peer/v1/shares", request.headers, request.remote)
+        except Forbidden as err:
+            return await refuse_unread(request, err)
         return await proxy.forward(request)  # admitted since the last poll, or refused there
 
     app = web.Application(middlewares=[error_middleware])
@@ -321,8 +302,6 @@ async def _until_stdin_closes() -> None:
 
 async def run_worker(data_dir: Path, config: NodeConfig, upstream_port: int,
                      secret: str) -> None:
-    from mpc_backend.api.server import SHUTDOWN_TIMEOUT_S, _ssl_context  # noqa: PLC0415 - it imports us
-
     # The node's keys, read only; the data dir's lock belongs to the main process.
     keys = load_keys(data_dir)
     node = Node(data_dir, config, keys, open_storage(data_dir, config.database_url, keys.node_id))
@@ -331,14 +310,14 @@ async def run_worker(data_dir: Path, config: NodeConfig, upstream_port: int,
     runner: web.AppRunner | None = None
     loops: list[asyncio.Task[None]] = []
     try:
-        roster = _RosterWatch(node)
-        await roster.refresh()
+        members = _MembersFollower(node)
+        await members.refresh()
         await proxy.start()
         runner = web.AppRunner(make_worker_app(node, proxy), access_log=None,
                                shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
         await web.TCPSite(runner, config.listen_host, config.listen_port,
-                          ssl_context=_ssl_context(config), reuse_address=True,
+                          ssl_context=ssl_context(config), reuse_address=True,
                           reuse_port=True).start()
         _report(_READY)
         stop = asyncio.Event()
@@ -348,7 +327,7 @@ async def run_worker(data_dir: Path, config: NodeConfig, upstream_port: int,
         # Stdin closes when the main process goes; a loop that fails ends the worker too
         # (the main process starts a new one).
         loops = [asyncio.create_task(_until_stdin_closes()),
-                 asyncio.create_task(roster.poll()), asyncio.create_task(_report_loop(node))]
+                 asyncio.create_task(members.poll()), asyncio.create_task(_report_loop(node))]
         for task in loops:
             task.add_done_callback(lambda _t: stop.set())
         await stop.wait()
