@@ -45,7 +45,6 @@ keeps any), and in freed file-system blocks until they are reused; SQLite's
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -55,6 +54,8 @@ from contextlib import asynccontextmanager
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
+
+from mpc_backend.batching import Coalescer
 
 from .base import (
     Admission,
@@ -285,8 +286,8 @@ class PostgresStorage(Storage):
         self._url = url
         self._node_id = node_id
         self._pool: asyncpg.Pool | None = None
-        self._pending: list[tuple[Sequence[ShareRecord], asyncio.Future[PutOutcome]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        # Share batches arriving while a group is in flight go into the next one.
+        self._shares = Coalescer(self._put_group)
 
     def __repr__(self) -> str:
         return f"PostgresStorage({describe(self._url)})"
@@ -335,8 +336,7 @@ class PostgresStorage(Storage):
                         "lost in a power cut; turn fsync on", fsync)
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        await self._shares.drain()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -407,25 +407,7 @@ class PostgresStorage(Storage):
 
     # -- shares -------------------------------------------------------------
     async def put_shares(self, records: Sequence[ShareRecord]) -> PutOutcome:
-        future: asyncio.Future[PutOutcome] = asyncio.get_running_loop().create_future()
-        self._pending.append((records, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                outcomes = await self._put_group([records for records, _ in batch])
-            except Exception as err:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(err)
-                continue
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
+        return await self._shares.submit(records)
 
     async def _put_group(self, group: list[Sequence[ShareRecord]]) -> list[PutOutcome]:
         """All batches of a group in one statement (one transaction, one round trip), in
@@ -446,7 +428,7 @@ class PostgresStorage(Storage):
                     if attempt == _DEADLOCK_ATTEMPTS:
                         raise
                     log.info("share group met another session's crosswise; storing it again")
-        finally:  # one group at a time (the flusher), so no other writer of the counter
+        finally:  # one group at a time (the coalescer), so no other writer of the counter
             self.share_commit_s += time.perf_counter() - started
         outcomes = [PutOutcome.DUPLICATE] * len(group)  # an empty batch stores nothing
         for (_, index), outcome in zip(batches, stored or (), strict=True):

@@ -24,6 +24,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
+from mpc_backend.batching import Coalescer
+
 from .base import (
     Admission,
     Contribution,
@@ -100,8 +102,8 @@ class SQLiteStorage(Storage):
         self.path = Path(data_dir) / DB_FILE_NAME
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
-        self._pending: list[tuple[Sequence[ShareRecord], asyncio.Future[PutOutcome]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        # Share batches arriving while a commit is in flight go into the next transaction.
+        self._shares = Coalescer(self._commit_group)
 
     # -- plumbing -----------------------------------------------------------
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
@@ -137,8 +139,7 @@ class SQLiteStorage(Storage):
         await self._run(self._open_sync)
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        await self._shares.drain()
         if self._conn is not None:
             await self._run(self._conn.close)
             self._conn = None
@@ -238,30 +239,15 @@ class SQLiteStorage(Storage):
 
     # -- shares -------------------------------------------------------------
     async def put_shares(self, records: Sequence[ShareRecord]) -> PutOutcome:
-        future: asyncio.Future[PutOutcome] = asyncio.get_running_loop().create_future()
-        self._pending.append((records, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
+        return await self._shares.submit(records)
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                outcomes = await self._run(self._commit_shares, batch)
-            except Exception as err:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(err)
-                continue
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
+    async def _commit_group(self, group: list[Sequence[ShareRecord]]) -> list[PutOutcome]:
+        return await self._run(self._commit_shares, group)
 
-    def _commit_shares(self, batch: list[tuple[Sequence[ShareRecord], Any]]) -> list[PutOutcome]:
+    def _commit_shares(self, group: list[Sequence[ShareRecord]]) -> list[PutOutcome]:
         started = time.perf_counter()
         try:
-            return self._tx(lambda db: _put_batches(db, batch))
+            return self._tx(lambda db: _put_batches(db, group))
         finally:  # in the one storage thread: no other writer of the counter
             self.share_commit_s += time.perf_counter() - started
 
@@ -567,14 +553,12 @@ class SQLiteStorage(Storage):
             (task, round_id, now)))
 
 
-def _put_batches(
-    db: sqlite3.Connection, batch: list[tuple[Sequence[ShareRecord], Any]]
-) -> list[PutOutcome]:
+def _put_batches(db: sqlite3.Connection, group: list[Sequence[ShareRecord]]) -> list[PutOutcome]:
     outcomes: list[PutOutcome] = []
     # In this transaction, so serialised with mark_closing (one writer at a time).
-    closed = {key for key in {(r.task, r.round) for records, _ in batch for r in records}
+    closed = {key for key in {(r.task, r.round) for records in group for r in records}
               if db.execute("SELECT 1 FROM closing WHERE task = ? AND round = ?", key).fetchone()}
-    for records, _ in batch:
+    for records in group:
         if closed and any((r.task, r.round) in closed for r in records):
             outcomes.append(PutOutcome.CLOSED)
             continue
