@@ -60,6 +60,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mpc_backend.batching import Coalescer
 from mpc_backend.crypto import (
     InvalidInviteError,
     Invite,
@@ -151,16 +152,16 @@ Mutation = Callable[[Roster], Changes]
 class FederationService:
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
-        self._pending: list[tuple[Mutation, asyncio.Future[Roster]]] = []
-        self._publisher: asyncio.Task[None] | None = None
+        # Founder: roster changes arriving together are published in one signed version.
+        self._mutations: Coalescer[Mutation, Roster] = Coalescer(self._publish, _COALESCE_S)
         self._push_wakeup = asyncio.Event()
         self._pushed: dict[str, int] = {}  # member -> roster version it acknowledged
         self._push_failures: dict[str, int] = {}
         self._adopt_lock = asyncio.Lock()
         self._passwords_set: dict[str, bytes] = {}  # mailbox -> hash of the password set
         # Founder: joins of households waiting for their admission, signed and stored together.
-        self._admitting: list[tuple[MemberInfo, asyncio.Future[SignedAdmission]]] = []
-        self._admitter: asyncio.Task[None] | None = None
+        self._admitting: Coalescer[MemberInfo, SignedAdmission] = Coalescer(
+            self._issue_admissions)
         self._admissions_wakeup = asyncio.Event()
         self._admissions_acked: dict[str, int] = {}  # member -> last seq it acknowledged
         # Member -> (end of the last page of admissions it fetched, when it last went back).
@@ -925,46 +926,38 @@ class FederationService:
 
     # -- roster publication (founder) ----------------------------------------------
     async def _mutate(self, mutation: Mutation) -> Roster:
-        future: asyncio.Future[Roster] = asyncio.get_running_loop().create_future()
-        self._pending.append((mutation, future))
-        if self._publisher is None or self._publisher.done():
-            self._publisher = asyncio.create_task(self._publish())
-        return await future
+        return await self._mutations.submit(mutation)
 
-    async def _publish(self) -> None:
-        while self._pending:
-            await asyncio.sleep(_COALESCE_S)  # let a burst of joins land in one version
-            batch, self._pending = self._pending, []
-            current = self.ctx.roster
-            new_members: list[MemberInfo] = []
-            new_tasks: list[RosterTask] = []
-            updated: dict[str, MemberInfo] = {}
-            applied: list[asyncio.Future[Roster]] = []
-            draft = current
-            for mutation, future in batch:
-                try:
-                    changes = mutation(draft)
-                except NodeError as err:
-                    future.set_exception(err)
-                    continue
-                new_members += changes.members
-                new_tasks += changes.tasks
-                updated.update((m.node_id, m) for m in changes.updated)
-                draft = current.with_changes(members=new_members, tasks=new_tasks,
-                                             updated=updated.values(), issued_at=self.ctx.clock())
-                applied.append(future)
-            if new_members or new_tasks or updated:
-                for member in new_members:  # joiners get this version in their answer
-                    self._pushed[member.node_id] = draft.version
-                if any(not m.input_only for m in new_members):
-                    self._admissions_wakeup.set()  # it needs the admission log
-                signed = sign_roster(self.ctx.keys, draft)
-                await self._store(signed.wire(), draft.version)
-                self.ctx.signed_roster = signed
-                self._push_wakeup.set()
-            for future in applied:
-                if not future.done():
-                    future.set_result(self.ctx.roster)
+    async def _publish(self, batch: list[Mutation]) -> list[Roster | NodeError]:
+        """One roster version for the mutations of ``batch`` that apply (the coalescer
+        waits ``_COALESCE_S`` first, so a burst of joins lands in one version)."""
+        current = self.ctx.roster
+        new_members: list[MemberInfo] = []
+        new_tasks: list[RosterTask] = []
+        updated: dict[str, MemberInfo] = {}
+        refused: dict[int, NodeError] = {}
+        draft = current
+        for index, mutation in enumerate(batch):
+            try:
+                changes = mutation(draft)
+            except NodeError as err:
+                refused[index] = err
+                continue
+            new_members += changes.members
+            new_tasks += changes.tasks
+            updated.update((m.node_id, m) for m in changes.updated)
+            draft = current.with_changes(members=new_members, tasks=new_tasks,
+                                         updated=updated.values(), issued_at=self.ctx.clock())
+        if new_members or new_tasks or updated:
+            for member in new_members:  # joiners get this version in their answer
+                self._pushed[member.node_id] = draft.version
+            if any(not m.input_only for m in new_members):
+                self._admissions_wakeup.set()  # it needs the admission log
+            signed = sign_roster(self.ctx.keys, draft)
+            await self._store(signed.wire(), draft.version)
+            self.ctx.signed_roster = signed
+            self._push_wakeup.set()
+        return [refused.get(index, self.ctx.roster) for index in range(len(batch))]
 
     async def _store(self, wire: dict[str, Any], version: int) -> None:
         await self.ctx.storage.put_roster(version, wire)
@@ -1028,51 +1021,37 @@ class FederationService:
     async def _admit(self, member: MemberInfo) -> SignedAdmission:
         """Founder: the admission of household ``member``, signed and stored (or the one
         it already has, for a retried join)."""
-        future: asyncio.Future[SignedAdmission] = asyncio.get_running_loop().create_future()
-        self._admitting.append((member, future))
-        if self._admitter is None or self._admitter.done():
-            self._admitter = asyncio.create_task(self._issue_admissions())
-        return await future
+        return await self._admitting.submit(member)
 
-    async def _issue_admissions(self) -> None:
+    async def _issue_admissions(self, batch: list[MemberInfo]) -> list[SignedAdmission]:
         """Joins that arrive while a batch is being stored go into the next batch: one
         transaction each, and seqs handed out in order only once stored (no gaps)."""
         directory = self.ctx.directory
-        while self._admitting:
-            batch, self._admitting = self._admitting, []
-            issued: dict[str, SignedAdmission] = {}
-            fresh: list[SignedAdmission] = []
-            try:
-                for member, _ in batch:
-                    if member.node_id in issued:
-                        continue
-                    # The founder's directory holds every admission: storage is read only
-                    # for the record of a retried join.
-                    known = directory.get(member.node_id) is not None
-                    stored = await self.ctx.storage.get_admission(member.node_id) if known else None
-                    if stored is not None:
-                        assert self.ctx.founder_public is not None
-                        issued[member.node_id] = verify_admission(
-                            stored.wire, self.ctx.founder_public, self.ctx.federation_id)
-                        continue
-                    admission = sign_admission(
-                        self.ctx.keys, self.ctx.federation_id, directory.last_seq + len(fresh) + 1,
-                        replace(member, joined_at=self.ctx.clock()), self.ctx.clock())
-                    fresh.append(admission)
-                    issued[member.node_id] = admission
-                await self.ctx.storage.put_admissions([a.record() for a in fresh])
-                await self._check_stored(fresh)
-            except Exception as err:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(err)
+        issued: dict[str, SignedAdmission] = {}
+        fresh: list[SignedAdmission] = []
+        for member in batch:
+            if member.node_id in issued:
                 continue
-            directory.stored(fresh)
-            if fresh:
-                self._admissions_wakeup.set()
-            for member, future in batch:
-                if not future.done():
-                    future.set_result(issued[member.node_id])
+            # The founder's directory holds every admission: storage is read only for the
+            # record of a retried join.
+            known = directory.get(member.node_id) is not None
+            stored = await self.ctx.storage.get_admission(member.node_id) if known else None
+            if stored is not None:
+                assert self.ctx.founder_public is not None
+                issued[member.node_id] = verify_admission(
+                    stored.wire, self.ctx.founder_public, self.ctx.federation_id)
+                continue
+            admission = sign_admission(
+                self.ctx.keys, self.ctx.federation_id, directory.last_seq + len(fresh) + 1,
+                replace(member, joined_at=self.ctx.clock()), self.ctx.clock())
+            fresh.append(admission)
+            issued[member.node_id] = admission
+        await self.ctx.storage.put_admissions([a.record() for a in fresh])
+        await self._check_stored(fresh)
+        directory.stored(fresh)
+        if fresh:
+            self._admissions_wakeup.set()
+        return [issued[member.node_id] for member in batch]
 
     async def _check_stored(self, fresh: list[SignedAdmission]) -> None:
         """Raise unless storage now holds exactly ``fresh`` after the log's last seq: a record
