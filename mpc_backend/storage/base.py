@@ -43,7 +43,14 @@ import abc
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
+
+# Per-round values written once and then handed out unchanged (a member's noise deal, its
+# held statement, its verification seed and binding): table -> JSON column, in both SQL
+# backends. SQL names come from here, never from input.
+ONCE_COLUMNS: Final = MappingProxyType({"noise_deals": "deal", "held_statements": "statement",
+                                        "verify_seeds": "seed", "verify_bindings": "binding"})
 
 
 class PutOutcome(enum.Enum):
@@ -206,36 +213,47 @@ class Storage(abc.ABC):
     async def put_commit(self, commit: RoundCommit) -> RoundCommit:
         """Store unless one exists; returns whichever commitment is now stored."""
 
+    # Values written once per round (``ONCE_COLUMNS``): the backends store and read them,
+    # the methods below name the table.
     @abc.abstractmethod
-    async def get_noise_deal(self, task: str, round_id: int) -> dict[str, str] | None: ...
+    async def _get_once(self, table: str, task: str, round_id: int) -> Any:
+        """The value stored in ``table`` for (task, round), or None."""
 
     @abc.abstractmethod
+    async def _put_once(self, table: str, task: str, round_id: int, value: Any, now: float) -> Any:
+        """Store ``value`` in ``table`` for (task, round) unless one is stored; return the
+        stored one."""
+
+    async def get_noise_deal(self, task: str, round_id: int) -> dict[str, str] | None:
+        return await self._get_once("noise_deals", task, round_id)
+
     async def put_noise_deal(
         self, task: str, round_id: int, deal: dict[str, str], now: float
     ) -> dict[str, str]:
         """Store unless one exists; returns whichever deal is now stored."""
+        return await self._put_once("noise_deals", task, round_id, deal, now)
 
-    @abc.abstractmethod
-    async def get_held_statement(self, task: str, round_id: int) -> dict[str, Any] | None: ...
+    async def get_held_statement(self, task: str, round_id: int) -> dict[str, Any] | None:
+        return await self._get_once("held_statements", task, round_id)
 
-    @abc.abstractmethod
     async def put_held_statement(
         self, task: str, round_id: int, statement: dict[str, Any], now: float
     ) -> dict[str, Any]:
         """Store unless one exists; returns whichever statement is now stored."""
+        return await self._put_once("held_statements", task, round_id, statement, now)
 
-    @abc.abstractmethod
     async def put_verify_seed(self, task: str, round_id: int, seed: str, now: float) -> str:
         """Store this member's secret verification seed (hex) unless one exists; return it."""
+        return await self._put_once("verify_seeds", task, round_id, seed, now)
 
-    @abc.abstractmethod
-    async def get_verify_binding(self, task: str, round_id: int) -> dict[str, Any] | None: ...
+    async def get_verify_binding(self, task: str, round_id: int) -> dict[str, Any] | None:
+        return await self._get_once("verify_bindings", task, round_id)
 
-    @abc.abstractmethod
     async def put_verify_binding(
         self, task: str, round_id: int, binding: dict[str, Any], now: float
     ) -> dict[str, Any]:
         """Store the statements this member revealed its seed for, unless stored; return it."""
+        return await self._put_once("verify_bindings", task, round_id, binding, now)
 
     # -- misbehaviour -----------------------------------------------------
     @abc.abstractmethod

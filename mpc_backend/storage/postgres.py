@@ -51,13 +51,13 @@ import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from mpc_backend.batching import Coalescer
 
 from .base import (
+    ONCE_COLUMNS,
     Admission,
     Contribution,
     Delivery,
@@ -89,8 +89,6 @@ _SHARES_REWRITTEN_META: Final = "shares_rewritten_after_result"
 _NODE_ID_META: Final = "node_id"  # the node this database belongs to
 # How long the shares table's rewrite waits for its lock: meanwhile share commits queue.
 _REWRITE_LOCK_TIMEOUT_MS: Final = 200
-_ONCE: Final = MappingProxyType({"noise_deals": "deal", "held_statements": "statement",
-                                 "verify_seeds": "seed", "verify_bindings": "binding"})
 
 # JSON is kept as text, exactly as SQLite keeps it: jsonb would reorder keys, and a
 # stored signed document is compared and handed out as it was written.
@@ -491,46 +489,18 @@ class PostgresStorage(Storage):
 
     async def _get_once(self, table: str, task: str, round_id: int) -> Any:
         text = await self._db.fetchval(
-            f"SELECT {_ONCE[table]} FROM {table} WHERE task = $1 AND round = $2",  # noqa: S608
+            f"SELECT {ONCE_COLUMNS[table]} FROM {table} WHERE task = $1 AND round = $2",  # noqa: S608
             task, round_id)
         return None if text is None else json.loads(text)
 
     async def _put_once(self, table: str, task: str, round_id: int, value: Any, now: float) -> Any:
-        """Store ``value`` for (task, round) unless one is stored; return the stored one."""
         await self._db.execute(
-            f"INSERT INTO {table} (task, round, {_ONCE[table]}, created_at) "  # noqa: S608
+            f"INSERT INTO {table} (task, round, {ONCE_COLUMNS[table]}, created_at) "  # noqa: S608
             "VALUES ($1, $2, $3, $4) ON CONFLICT (task, round) DO NOTHING",
             task, round_id, json.dumps(value), now)
         stored = await self._get_once(table, task, round_id)
         assert stored is not None
         return stored
-
-    async def get_noise_deal(self, task: str, round_id: int) -> dict[str, str] | None:
-        return await self._get_once("noise_deals", task, round_id)
-
-    async def put_noise_deal(
-        self, task: str, round_id: int, deal: dict[str, str], now: float
-    ) -> dict[str, str]:
-        return await self._put_once("noise_deals", task, round_id, deal, now)
-
-    async def get_held_statement(self, task: str, round_id: int) -> dict[str, Any] | None:
-        return await self._get_once("held_statements", task, round_id)
-
-    async def put_held_statement(
-        self, task: str, round_id: int, statement: dict[str, Any], now: float
-    ) -> dict[str, Any]:
-        return await self._put_once("held_statements", task, round_id, statement, now)
-
-    async def put_verify_seed(self, task: str, round_id: int, seed: str, now: float) -> str:
-        return await self._put_once("verify_seeds", task, round_id, seed, now)
-
-    async def get_verify_binding(self, task: str, round_id: int) -> dict[str, Any] | None:
-        return await self._get_once("verify_bindings", task, round_id)
-
-    async def put_verify_binding(
-        self, task: str, round_id: int, binding: dict[str, Any], now: float
-    ) -> dict[str, Any]:
-        return await self._put_once("verify_bindings", task, round_id, binding, now)
 
     # -- misbehaviour -------------------------------------------------------
     async def add_misbehaviour(self, record: Misbehaviour) -> None:

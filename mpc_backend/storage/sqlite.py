@@ -21,12 +21,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 from mpc_backend.batching import Coalescer
 
 from .base import (
+    ONCE_COLUMNS,
     Admission,
     Contribution,
     Delivery,
@@ -40,10 +40,6 @@ from .base import (
 )
 
 DB_FILE_NAME = "node.sqlite3"
-# Per-round values written once and then handed out unchanged (a member's noise deal, its
-# held statement): table -> JSON column. SQL names come from here, never from input.
-_ONCE: Final = MappingProxyType({"noise_deals": "deal", "held_statements": "statement",
-                                 "verify_seeds": "seed", "verify_bindings": "binding"})
 _T = TypeVar("_T")
 
 _SCHEMA = """
@@ -315,16 +311,15 @@ class SQLiteStorage(Storage):
 
     async def _get_once(self, table: str, task: str, round_id: int) -> Any:
         rows = await self._query(
-            f"SELECT {_ONCE[table]} FROM {table} WHERE task = ? AND round = ?",  # noqa: S608
+            f"SELECT {ONCE_COLUMNS[table]} FROM {table} WHERE task = ? AND round = ?",  # noqa: S608
             (task, round_id),
         )
         return json.loads(rows[0][0]) if rows else None
 
     async def _put_once(self, table: str, task: str, round_id: int, value: Any, now: float) -> Any:
-        """Store ``value`` for (task, round) unless one is stored; return the stored one."""
         await self._tx_async(
             lambda db: db.execute(
-                f"INSERT INTO {table} (task, round, {_ONCE[table]}, created_at) "  # noqa: S608
+                f"INSERT INTO {table} (task, round, {ONCE_COLUMNS[table]}, created_at) "  # noqa: S608
                 "VALUES (?, ?, ?, ?) ON CONFLICT (task, round) DO NOTHING",
                 (task, round_id, json.dumps(value), now),
             )
@@ -332,33 +327,6 @@ class SQLiteStorage(Storage):
         stored = await self._get_once(table, task, round_id)
         assert stored is not None
         return stored
-
-    async def get_noise_deal(self, task: str, round_id: int) -> dict[str, str] | None:
-        return await self._get_once("noise_deals", task, round_id)
-
-    async def put_noise_deal(
-        self, task: str, round_id: int, deal: dict[str, str], now: float
-    ) -> dict[str, str]:
-        return await self._put_once("noise_deals", task, round_id, deal, now)
-
-    async def get_held_statement(self, task: str, round_id: int) -> dict[str, Any] | None:
-        return await self._get_once("held_statements", task, round_id)
-
-    async def put_held_statement(
-        self, task: str, round_id: int, statement: dict[str, Any], now: float
-    ) -> dict[str, Any]:
-        return await self._put_once("held_statements", task, round_id, statement, now)
-
-    async def put_verify_seed(self, task: str, round_id: int, seed: str, now: float) -> str:
-        return await self._put_once("verify_seeds", task, round_id, seed, now)
-
-    async def get_verify_binding(self, task: str, round_id: int) -> dict[str, Any] | None:
-        return await self._get_once("verify_bindings", task, round_id)
-
-    async def put_verify_binding(
-        self, task: str, round_id: int, binding: dict[str, Any], now: float
-    ) -> dict[str, Any]:
-        return await self._put_once("verify_bindings", task, round_id, binding, now)
 
     # -- misbehaviour -------------------------------------------------------
     async def add_misbehaviour(self, record: Misbehaviour) -> None:
