@@ -7,6 +7,7 @@ the right statistics: nothing a bad message does touches stored data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -320,7 +321,7 @@ async def test_catching_up_takes_results_a_member_holds_and_names_a_forger(
     clock.advance(PERIOD + 6)
     assert (await wait_result(founder))["round"] == target
     await wait_result(member)
-    with sqlite3.connect(ctx.data_dir / DB_FILE_NAME) as db:
+    with contextlib.closing(sqlite3.connect(ctx.data_dir / DB_FILE_NAME)) as db, db:
         db.execute("DELETE FROM results WHERE task = 'temp'")
     assert await member.node.results.latest("temp", 0, 1) == []
     await member.node.results.catch_up()

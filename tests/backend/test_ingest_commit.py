@@ -11,6 +11,7 @@ envelope's signature checked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Sequence
@@ -67,7 +68,8 @@ async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
 
 def committed(tmp_path: Path) -> list[str]:
     """Senders whose shares another connection can read: committed ones only."""
-    with sqlite3.connect(tmp_path / DB_FILE_NAME) as db:
+    # closing(): a connection's own context manager ends a transaction, not the connection.
+    with contextlib.closing(sqlite3.connect(tmp_path / DB_FILE_NAME)) as db:
         return [row[0] for row in db.execute("SELECT sender FROM shares ORDER BY sender")]
 
 
