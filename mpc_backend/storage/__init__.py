@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from .base import (
+    ChannelRecord,
     Contribution,
     Delivery,
     InviteStatus,
@@ -32,6 +33,7 @@ def open_storage(data_dir: Path, database_url: str | None = None,
 
 __all__ = [
     "DB_FILE_NAME",
+    "ChannelRecord",
     "Contribution",
     "Delivery",
     "InviteStatus",

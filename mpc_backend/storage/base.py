@@ -35,12 +35,17 @@ What is stored, and why each thing is durable:
   Both only matter while the round accepts shares, and the MAC key sits in the
   same database (a MAC of a low-entropy reading is brute-forceable), so they are
   deleted once the round has ended (``forget_contributions``).
+* channels: the 32-byte secret a household (``out``) and a committee member (``in``) agreed
+  once, so each report is sealed and authenticated with symmetric keys derived from it.
+  First wins (a replayed or forged offer cannot swap the secret); deleted once expired
+  (``forget_channels``), with the same care as the outbox.
 """
 
 from __future__ import annotations
 
 import abc
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -137,6 +142,28 @@ class Admission:
     seq: int  # 1, 2, 3 ... in the founder's order, no gaps
     node_id: str  # the admitted member's id (``admission.member.node_id``)
     wire: dict[str, Any]  # {"admission": {...}, "sig": "..."} exactly as received
+
+
+_CHANNEL_ID: Final = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class ChannelRecord:
+    """A channel secret shared with one peer node."""
+
+    direction: str  # "out": this node sends (household side); "in": this node receives
+    peer: str  # the other node's id
+    channel: str  # 32 lowercase hex digits
+    secret: bytes  # 32 bytes
+    expires: float  # Unix time
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("in", "out"):
+            raise ValueError(f"channel direction must be 'in' or 'out', not {self.direction!r}")
+        if not _CHANNEL_ID.fullmatch(self.channel):
+            raise ValueError("a channel id is 32 lowercase hex digits")
+        if len(self.secret) != 32:
+            raise ValueError("a channel secret is 32 bytes")
 
 
 class Storage(abc.ABC):
@@ -359,3 +386,25 @@ class Storage(abc.ABC):
         backends that can read it without the whole roster should."""
         wire = await self.get_roster()
         return None if wire is None else int(wire["roster"]["version"])
+
+    # -- channels ---------------------------------------------------------------
+    @abc.abstractmethod
+    async def put_channel(self, record: ChannelRecord) -> bool:
+        """Store ``record``, durable before returning; the first stored wins. True if it is
+        stored now or was already stored with the same secret and expiry; False if
+        (direction, peer, channel) holds a different secret or expiry (kept as it is)."""
+
+    @abc.abstractmethod
+    async def get_channel(self, direction: str, peer: str, channel: str) -> ChannelRecord | None:
+        """The stored channel, expired or not (the caller compares ``expires``)."""
+
+    @abc.abstractmethod
+    async def live_channels(self, direction: str, peer: str, now: float) -> list[ChannelRecord]:
+        """Channels with ``peer`` in ``direction`` with ``expires > now``, longest-lived first."""
+
+    @abc.abstractmethod
+    async def forget_channels(self, before: float) -> int:
+        """Delete the channels with ``expires < before``; how many were deleted.
+
+        Deleted secrets must not linger in free pages or logs of the backing store.
+        """

@@ -31,6 +31,7 @@ record; those columns hold it escaped and read back exactly.
 Forgetting: a DELETE leaves the old row versions in the table's pages until a vacuum, and
 even a plain VACUUM leaves their bytes in free page space. ``forget_contributions``
 therefore rewrites the outbox tables (``VACUUM FULL``: new files, the old ones unlinked),
+``forget_channels`` the channels table when it deleted expired secrets,
 and ``prune`` (housekeeping, once a minute) rewrites the shares table when a round was
 decided since its last rewrite (its shares, opened, were deleted with the decision). A
 rewrite locks the table for the moment it takes; it then holds only open rounds' shares.
@@ -59,6 +60,7 @@ from mpc_backend.batching import Coalescer
 from .base import (
     ONCE_COLUMNS,
     Admission,
+    ChannelRecord,
     Contribution,
     Delivery,
     InviteStatus,
@@ -139,6 +141,9 @@ CREATE TABLE IF NOT EXISTS admissions (
 CREATE TABLE IF NOT EXISTS closing (
     task TEXT NOT NULL, round BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (task, round));
+CREATE TABLE IF NOT EXISTS channels (
+    direction TEXT NOT NULL, peer TEXT NOT NULL, channel TEXT NOT NULL, secret BYTEA NOT NULL,
+    expires DOUBLE PRECISION NOT NULL, PRIMARY KEY (direction, peer, channel));
 """
 
 _PUT_SHARES = """
@@ -684,3 +689,32 @@ class PostgresStorage(Storage):
             "SELECT seq, node_id, wire FROM admissions WHERE node_id = $1", node_id)
         return None if row is None else Admission(row[0], row[1], json.loads(row[2]))
 
+    # -- channels ---------------------------------------------------------------
+    async def put_channel(self, record: ChannelRecord) -> bool:
+        await self._db.execute(
+            "INSERT INTO channels (direction, peer, channel, secret, expires) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            record.direction, record.peer, record.channel, record.secret, record.expires)
+        # A statement of its own: it sees a row another process committed meanwhile.
+        stored = await self.get_channel(record.direction, record.peer, record.channel)
+        return stored == record
+
+    async def get_channel(self, direction: str, peer: str, channel: str) -> ChannelRecord | None:
+        row = await self._db.fetchrow(
+            "SELECT secret, expires FROM channels WHERE direction = $1 AND peer = $2 "
+            "AND channel = $3", direction, peer, channel)
+        return None if row is None else ChannelRecord(direction, peer, channel, *row)
+
+    async def live_channels(self, direction: str, peer: str, now: float) -> list[ChannelRecord]:
+        rows = await self._db.fetch(
+            "SELECT channel, secret, expires FROM channels WHERE direction = $1 AND peer = $2 "
+            'AND expires > $3 ORDER BY expires DESC, channel COLLATE "C"', direction, peer, now)
+        return [ChannelRecord(direction, peer, *row) for row in rows]
+
+    async def forget_channels(self, before: float) -> int:
+        status = await self._db.execute("DELETE FROM channels WHERE expires < $1", before)
+        deleted = int(status.split()[-1])
+        if deleted:
+            # As forget_contributions: the deleted versions stay in the pages until rewritten.
+            await self._db.execute("VACUUM FULL channels")
+        return deleted

@@ -28,6 +28,7 @@ from mpc_backend.batching import Coalescer
 from .base import (
     ONCE_COLUMNS,
     Admission,
+    ChannelRecord,
     Contribution,
     Delivery,
     InviteStatus,
@@ -88,6 +89,9 @@ CREATE TABLE IF NOT EXISTS admissions (
 CREATE TABLE IF NOT EXISTS closing (
     task TEXT NOT NULL, round INTEGER NOT NULL, created_at REAL NOT NULL,
     PRIMARY KEY (task, round)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS channels (
+    direction TEXT NOT NULL, peer TEXT NOT NULL, channel TEXT NOT NULL, secret BLOB NOT NULL,
+    expires REAL NOT NULL, PRIMARY KEY (direction, peer, channel)) WITHOUT ROWID;
 """
 
 
@@ -519,6 +523,40 @@ class SQLiteStorage(Storage):
         await self._tx_async(lambda db: db.execute(
             "INSERT OR IGNORE INTO closing (task, round, created_at) VALUES (?, ?, ?)",
             (task, round_id, now)))
+
+
+    # -- channels ---------------------------------------------------------------
+    async def put_channel(self, record: ChannelRecord) -> bool:
+        def put(db: sqlite3.Connection) -> bool:
+            db.execute(
+                "INSERT INTO channels (direction, peer, channel, secret, expires) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (record.direction, record.peer, record.channel, record.secret, record.expires))
+            stored = db.execute(
+                "SELECT secret, expires FROM channels WHERE direction = ? AND peer = ? "
+                "AND channel = ?", (record.direction, record.peer, record.channel)).fetchone()
+            return bool(stored == (record.secret, record.expires))
+
+        return await self._tx_async(put)
+
+    async def get_channel(self, direction: str, peer: str, channel: str) -> ChannelRecord | None:
+        rows = await self._query(
+            "SELECT secret, expires FROM channels WHERE direction = ? AND peer = ? "
+            "AND channel = ?", (direction, peer, channel))
+        return ChannelRecord(direction, peer, channel, *rows[0]) if rows else None
+
+    async def live_channels(self, direction: str, peer: str, now: float) -> list[ChannelRecord]:
+        rows = await self._query(
+            "SELECT channel, secret, expires FROM channels WHERE direction = ? AND peer = ? "
+            "AND expires > ? ORDER BY expires DESC, channel", (direction, peer, now))
+        return [ChannelRecord(direction, peer, *row) for row in rows]
+
+    async def forget_channels(self, before: float) -> int:
+        deleted = await self._tx_async(lambda db: db.execute(
+            "DELETE FROM channels WHERE expires < ?", (before,)).rowcount)
+        if deleted:  # secure_delete zeroed the rows; the WAL still holds the pages before
+            await self._run(lambda: self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+        return deleted
 
 
 def _put_batches(db: sqlite3.Connection, group: list[Sequence[ShareRecord]]) -> list[PutOutcome]:
