@@ -74,11 +74,19 @@ sys.path.insert(0, str(REPO))
 from benchmarks.floor import client_floor_ms, measure_floor, print_floor  # noqa: E402
 from benchmarks.proof_costs import histogram_task, measure, print_table  # noqa: E402
 from mpc_backend.arith import FieldRNG  # noqa: E402
-from mpc_backend.crypto import NodeKeys, parse_invite, sign_envelope  # noqa: E402
+from mpc_backend.crypto import NodeKeys, b64url_encode, parse_invite, sign_envelope  # noqa: E402
+from mpc_backend.crypto.channel import (  # noqa: E402
+    Channel,
+    derive,
+    new_channel_id,
+    new_secret,
+    offer_aad,
+)
 from mpc_backend.crypto.sealing import seal_share  # noqa: E402
+from mpc_backend.node.channels import LIFETIME_S  # noqa: E402
 from mpc_backend.node.household import ack_problem, seal_report, shares_envelope  # noqa: E402
 from mpc_backend.node.peers import SIGNATURE_HEADER, request_headers  # noqa: E402
-from mpc_backend.node.roster import verify_roster  # noqa: E402
+from mpc_backend.node.roster import MemberInfo, verify_roster  # noqa: E402
 from mpc_backend.relay.endpoint import BrokerAccount  # noqa: E402
 from mpc_backend.relay.sealed import answer_aad, request_aad  # noqa: E402
 from mpc_backend.relay.transport import RelayTransport  # noqa: E402
@@ -126,6 +134,32 @@ async def join_household(session: aiohttp.ClientSession, founder: NodeProcess,
     if (admitted.get("member") or {}).get("node_id") != keys.node_id:
         raise RuntimeError(f"household {index}: the founder's answer holds no admission for it")
     return account
+
+
+async def offer_channels(session: aiohttp.ClientSession, households: list[NodeKeys],
+                         members: list[MemberInfo], url_of: dict[str, str], federation: str,
+                         sem: asyncio.Semaphore) -> dict[tuple[int, str], Channel]:
+    """Each household offers each member a channel, as ``ChannelService.outbound`` does."""
+    path = "/peer/v1/channel"
+    expires = int(time.time() + LIFETIME_S)
+
+    async def offer(h: int, keys: NodeKeys, member: MemberInfo) -> tuple[tuple[int, str], Channel]:
+        cid, secret = new_channel_id(), new_secret()
+        ct = seal_share(member.hpke_public, member.hpke_suite, secret,
+                        offer_aad(federation, keys.node_id, member.node_id, cid, expires))
+        body = json.dumps(sign_envelope(keys, "channel", federation, {
+            "member": member.node_id, "channel": cid, "expires": expires,
+            "ct": b64url_encode(ct)})).encode()
+        headers = request_headers(keys, path, body, time.time())
+        async with sem, session.post(f"{url_of[member.node_id]}{path}", data=body,
+                                     headers=headers) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"channel offer refused: {await resp.text()}")
+        return (h, member.node_id), derive(secret, federation, keys.node_id, member.node_id,
+                                           cid, expires)
+
+    return dict(await asyncio.gather(*(offer(h, keys, mm) for h, keys in enumerate(households)
+                                       for mm in members)))
 
 
 async def run(args: argparse.Namespace, transport: str) -> dict[str, Any]:
@@ -202,6 +236,18 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         async with session.post(f"{founder.url}/peer/v1/roster/fetch", data=fetch,
                                 headers=headers) as resp:
             roster = verify_roster((await resp.json())["roster"]).roster
+        member_of = {mm.node_id: mm for mm in roster.members}
+        url_of = {nd.node_id: nd.url for nd in nodes}
+        # Setup, as each household's node does before its first report to a member: offer
+        # it a channel (a signed request carrying the HPKE-sealed secret), then seal shares
+        # and MAC requests under it for a day. Over HTTP either way, like the joins.
+        channel_of: dict[tuple[int, str], Channel] = {}
+        o0 = time.perf_counter()
+        if not args.signed:
+            channel_of = await offer_channels(session, households, [member_of[i] for i in url_of],
+                                              url_of, roster.federation_id,
+                                              asyncio.Semaphore(args.concurrency))
+        channels_s = time.perf_counter() - o0
         first = max(t["first_round"] for t in tasks["tasks"])
         await asyncio.sleep(max(0.0, first * period - time.time() + 0.2))
         round_id = int(time.time() // period)
@@ -213,8 +259,6 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         values = readings(n, m)
         specs = [roster.task(t).spec for t in task_ids]  # type: ignore[union-attr]
         committees = [roster.committee(t, round_id) for t in task_ids]
-        url_of = {nd.node_id: nd.url for nd in nodes}
-        member_of = {mm.node_id: mm for mm in roster.members}
         path = "/peer/v1/shares"
         # Per committee member: (household, items, request body, request headers).
         requests: dict[str, list[tuple[int, list[Any], bytes, dict[str, str]]]] = {
@@ -224,18 +268,21 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         for h, keys in enumerate(households):
             per_member: dict[str, list[tuple[str, int, bytes]]] = {}
             for j, spec in enumerate(specs):
+                seats = [channel_of.get((h, mm.node_id)) for mm in committees[j]]
                 sealed = seal_report(keys, roster.federation_id, spec, round_id, committees[j],
-                                     float(values[h, j]), rng)
+                                     float(values[h, j]), rng, seats)
                 for member, ct in zip(committees[j], sealed, strict=True):
                     per_member.setdefault(member.node_id, []).append((spec.task_id, round_id, ct))
             for member_id, items in per_member.items():
-                body = json.dumps(shares_envelope(keys, roster.federation_id, items)).encode()
+                channel = channel_of.get((h, member_id))
+                body = json.dumps(shares_envelope(keys, roster.federation_id, items,
+                                                  signed=channel is None)).encode()
                 if broker is not None:
                     # As a household's node does it through the relay: seal to the member.
                     target = member_of[member_id]
                     body = seal_share(target.hpke_public, target.hpke_suite, body, request_aad(
                         roster.federation_id, path, keys.node_id, member_id))
-                headers = request_headers(keys, path, body, time.time())
+                headers = request_headers(keys, path, body, time.time(), channel)
                 requests[member_id].append((h, items, body, headers))
         client_cpu = time.process_time() - c0
         client_wall = time.perf_counter() - w0
@@ -309,7 +356,7 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
                                      headers[SIGNATURE_HEADER], status))
                 if status == 200 and plain is not None and ack_problem(
                         json.loads(plain), member, roster.federation_id, keys.node_id,
-                        items) is None:
+                        items, channel=channel_of.get((h, member_id))) is None:
                     accepted[member_id] += len(items)
                 else:
                     failures += 1
@@ -365,6 +412,8 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         "period_s": period,
         "hpke_suite": households[0].hpke_suite,
         "setup_s": round(setup_s, 2),
+        "auth": "signed" if args.signed else "channels",
+        "channels_s": round(channels_s, 2),
         "client_ms_per_report": round(client_cpu / reports * 1000, 3),
         "client_wall_s": round(client_wall, 4),
         "client_one_household_s": round(client_wall / n, 6),
@@ -497,6 +546,8 @@ def main() -> None:
     parser.add_argument("--transport", choices=("direct", "relay", "both"), default="both",
                         help="how hubs talk: direct HTTP, a Mosquitto relay on loopback, or "
                              "both side by side (default)")
+    parser.add_argument("--signed", action="store_true",
+                        help="no channels: every report HPKE-sealed and signed, as before them")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the nodes' data dirs and logs")
     args = parser.parse_args()

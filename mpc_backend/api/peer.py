@@ -8,9 +8,12 @@ or a household admitted by the founder, both held in memory; one not known yet
 costs, on a member that keeps the admission log, at most a rate-limited catch-up
 from the founder), the signature over path, time and body digest verifies under
 the member's key (each a 403, logged with sender and address,
-never the body), and that signature was not seen before (409). Only then is the body
-read, up to the route's limit (413 beyond) and hashed on the way; one that does
-not match the signed digest is refused (403). Then it is parsed (large bodies
+never the body), and that signature was not seen before (409). ``/shares`` also
+takes, in the signature's place, the MAC of a channel the household offered this
+node (``Hearth-Channel`` names it; ``mpc_backend.node.channels``): an unknown or
+expired channel is a 403 ``unknown_channel``, and every other route refuses one.
+Only then is the body read, up to the route's limit (413 beyond) and hashed on
+the way; one that does not match the signed digest is refused (403). Then it is parsed (large bodies
 in a worker thread) and the service checks the signed envelope inside (for
 ``/shares`` all but its signature, which would prove again what the request's
 did: ``mpc_backend.node.ingest``). A
@@ -37,6 +40,7 @@ from aiohttp import web
 
 from mpc_backend import __version__
 from mpc_backend.crypto import BadSignatureError, b64url_decode
+from mpc_backend.crypto.channel import CHANNEL_HEADER, Channel, check_request_mac, valid_id
 from mpc_backend.crypto.envelope import verify_request
 from mpc_backend.crypto.errors import DecryptionError
 from mpc_backend.crypto.sealing import seal_share
@@ -78,13 +82,16 @@ class Route:
     # for longer. Over HTTP nothing waits, and every request must be fresh (the envelope
     # inside may be as old over either transport: its content is self-authenticating).
     relay_max_age_s: float = MAX_MESSAGE_AGE_S
+    # Whether a request may carry a channel MAC (``Hearth-Channel``) in its signature's place.
+    channel_auth: bool = False
 
 
 def peer_routes(node: Node) -> dict[str, Route]:
     """Every POST route of the peer API, by path under ``/peer/v1``."""
     routes = {
         "/shares": Route(lambda n, p: partial(n.ingest.handle_shares, preauth=p),
-                         SHARES_BODY_LIMIT),
+                         SHARES_BODY_LIMIT, channel_auth=True),
+        "/channel": Route(lambda n, _: n.channels.handle_offer, SMALL_BODY_LIMIT),
         "/join": Route(lambda n, _: n.federation.handle_join, SMALL_BODY_LIMIT, members_only=False),
         "/roster": Route(lambda n, _: n.federation.handle_roster_push, ROSTER_BODY_LIMIT,
                          relay_max_age_s=DELIVERY_MAX_AGE_S),
@@ -128,8 +135,10 @@ def http_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRe
                 signed = signed_headers(node.ctx, path, request.headers, request.remote)
                 await node.ctx.resolve(signed.sender)
                 checking = time.perf_counter()
-                digest = check_signed_headers(node.ctx, path, signed, request.remote)
-                preauth = Preauth(signed.sender, arrived, time.perf_counter() - checking)
+                channel = await channel_of(node, route, path, signed, request.remote)
+                digest = check_signed_headers(node.ctx, path, signed, request.remote, channel)
+                preauth = Preauth(signed.sender, arrived, time.perf_counter() - checking,
+                                  channel)
                 hasher = hashlib.sha256()
                 raw = await read_body(request, route.limit, hasher.update)
                 check_digest(node.ctx, path, hasher.digest(), digest, request.remote)
@@ -183,9 +192,11 @@ class PeerDispatcher:
                 known = await ctx.resolve(signed.sender)
                 requester = known if sealed else None
                 checking = time.perf_counter()  # after any catch-up, as over HTTP
-                digest = check_signed_headers(ctx, path, signed, remote)
+                channel = await channel_of(self.node, route, path, signed, remote)
+                digest = check_signed_headers(ctx, path, signed, remote, channel)
                 # The signed digest is of the sealed bytes, which open to one plaintext only.
-                preauth = Preauth(headers[SENDER_HEADER], arrived, time.perf_counter() - checking)
+                preauth = Preauth(headers[SENDER_HEADER], arrived, time.perf_counter() - checking,
+                                  channel)
                 check_digest(ctx, path, hashlib.sha256(body).digest(), digest, remote)
                 body = _open_request(ctx, path, headers, body, sealed)
             elif sealed:
@@ -254,7 +265,8 @@ class SignedHeaders:
     sender: str
     ts: int
     digest: bytes
-    sig: bytes
+    sig: bytes  # an Ed25519 signature, or with ``channel`` that channel's MAC
+    channel: str | None = None
 
 
 def _refuse(path: str, sender: str | None, remote: str | None, reason: str) -> Forbidden:
@@ -280,30 +292,62 @@ def signed_headers(ctx: NodeContext, path: str, headers: Mapping[str, str],
         digest, sig = b64url_decode(digest_text), b64url_decode(sig_text)
     except ValueError:
         raise _refuse(path, sender, remote, "malformed request signature headers") from None
+    channel = headers.get(CHANNEL_HEADER)
+    if channel is not None and not valid_id(channel):
+        raise _refuse(path, sender, remote, f"{CHANNEL_HEADER} must be 32 lowercase hex digits")
     age = ctx.clock() - ts
     if not -MAX_MESSAGE_AGE_S <= age <= max_age_s:
         raise _refuse(path, sender, remote,
                       f"request is dated {age:.0f} s from this node's time (limit "
                       f"{max_age_s:g} s): replayed, or a hub's clock is wrong")
-    return SignedHeaders(sender, ts, digest, sig)
+    return SignedHeaders(sender, ts, digest, sig, channel)
+
+
+async def channel_of(node: Node, route: Route, path: str, signed: SignedHeaders,
+                     remote: str | None) -> Channel | None:
+    """The live channel a request names, None for a signed one; Forbidden if it names one
+    this node does not hold from that sender (code ``unknown_channel``: offer it again) or
+    the route takes signatures only."""
+    if signed.channel is None:
+        return None
+    if not route.channel_auth:
+        raise _refuse(path, signed.sender, remote,
+                      f"only shares travel over a channel; sign requests to {path}")
+    if node.ctx.member(signed.sender) is None:  # no storage lookup for strangers
+        raise _refuse(path, signed.sender, remote,
+                      f"sender {signed.sender} is not a member of federation "
+                      f"{node.ctx.federation_id}")
+    channel = await node.channels.inbound(signed.sender, signed.channel)
+    if channel is None:
+        log.info("refused a request to %s from %s: channel %s unknown or expired", path,
+                 signed.sender, signed.channel)
+        raise Forbidden(f"channel {signed.channel} is unknown or expired here; offer it again "
+                        "(POST /peer/v1/channel) or open a new one", code="unknown_channel")
+    return channel
 
 
 def check_signed_headers(ctx: NodeContext, path: str, signed: SignedHeaders,
-                         remote: str | None) -> bytes:
-    """The signed body digest of a request by a member; Forbidden/Conflict otherwise.
+                         remote: str | None, channel: Channel | None = None) -> bytes:
+    """The signed (or, over ``channel``, MAC'd) body digest of a request by a member;
+    Forbidden/Conflict otherwise.
 
     Nothing of the body is needed (nor read) before this passes.
     """
-    public = ctx.signing_key(signed.sender)
-    if public is None:
-        raise _refuse(path, signed.sender, remote,
-                      f"sender {signed.sender} is not a member of federation "
-                      f"{ctx.federation_id}")
-    try:
-        verify_request(public, path, signed.ts, signed.digest, signed.sig)
-    except BadSignatureError:
-        raise _refuse(path, signed.sender, remote,
-                      "request signature does not verify") from None
+    if channel is not None:
+        if not check_request_mac(channel, path, signed.ts, signed.digest, signed.sig):
+            raise _refuse(path, signed.sender, remote,
+                          "request MAC does not verify under its channel")
+    else:
+        public = ctx.signing_key(signed.sender)
+        if public is None:
+            raise _refuse(path, signed.sender, remote,
+                          f"sender {signed.sender} is not a member of federation "
+                          f"{ctx.federation_id}")
+        try:
+            verify_request(public, path, signed.ts, signed.digest, signed.sig)
+        except BadSignatureError:
+            raise _refuse(path, signed.sender, remote,
+                          "request signature does not verify") from None
     # bytes: one key per signature
     if not ctx.replay.check_and_add(signed.sender, signed.sig.hex(), ctx.clock()):
         log.warning("refused a replayed request to %s from %s (%s)", path, signed.sender,

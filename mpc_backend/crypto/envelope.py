@@ -11,9 +11,11 @@ A peer HTTP request is also signed as a whole (``sign_request``), over
 ``hearth/peer-request/v1\\0``, the request path, the time and the SHA-256 of
 the exact body bytes: the receiver checks that before it reads the body, so
 only a member's key can make a node read, hash or parse anything large.
-Where that request signature has already authenticated the exact bytes of an
-envelope as its sender's, ``check_authenticated_envelope`` makes every check but
-the envelope's own signature, which would prove the same thing a second time.
+Where that request signature (or a channel MAC in its place) has already
+authenticated the exact bytes of an envelope as its sender's,
+``check_authenticated_envelope`` makes every check but the envelope's own
+signature, which would prove the same thing a second time; a household's shares
+over a channel carry none (``request_envelope``).
 """
 
 from __future__ import annotations
@@ -80,6 +82,28 @@ def sign_envelope(
     }
     envelope["sig"] = b64url_encode(keys.sign(_signed_bytes(envelope)))
     return envelope
+
+
+def request_envelope(
+    sender: str,
+    msg_type: str,
+    federation_id: str,
+    body: dict[str, Any],
+    *,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """An envelope with an empty ``sig``, for a request authenticated as a whole by a
+    channel MAC (``mpc_backend.crypto.channel``): only ``check_authenticated_envelope``
+    accepts it, which the peer API reaches only once that MAC has checked out."""
+    return {
+        "type": msg_type,
+        "federation": federation_id,
+        "sender": sender,
+        "ts": int(time.time() if now is None else now),
+        "nonce": secrets.token_hex(16),
+        "body": json.loads(canonical_json(body)),
+        "sig": "",
+    }
 
 
 def verify_signature(public: bytes, data: bytes, sig: bytes) -> None:

@@ -39,19 +39,24 @@ from mpc_backend.crypto import (
     AuthError,
     NodeKeys,
     UnsupportedSuiteError,
+    b64url_decode,
     b64url_encode,
     seal_share,
     share_aad,
     sign_envelope,
     verify_envelope,
 )
+from mpc_backend.crypto import channel as channels
+from mpc_backend.crypto.channel import Channel
+from mpc_backend.crypto.envelope import request_envelope
 from mpc_backend.protocol import TaskSpec, encode_report
 from mpc_backend.protocol.validity import prove
 from mpc_backend.storage import Contribution, Delivery
 
+from .channels import ChannelService
 from .context import MAX_MESSAGE_AGE_S, NodeContext
 from .errors import BadRequest, Conflict, NodeError, NotFound, Unavailable, Unprocessable
-from .peers import PeerError
+from .peers import PeerError, PeerRejected
 from .roster import MemberInfo
 from .wire import pack_elements
 
@@ -68,10 +73,11 @@ def seal_report(
     committee: Sequence[MemberInfo],
     value: float,
     rng: FieldRNG,
+    channels_by_seat: Sequence[Channel | None] | None = None,
 ) -> list[bytes]:
     """One sealed share per committee seat; ValueError if ``value`` is outside the range."""
     return seal_vector(keys, federation_id, spec, round_id, committee,
-                       encode_report(spec, value), rng)
+                       encode_report(spec, value), rng, channels_by_seat)
 
 
 def seal_vector(
@@ -82,19 +88,20 @@ def seal_vector(
     committee: Sequence[MemberInfo],
     vector: np.ndarray,
     rng: FieldRNG,
+    channels_by_seat: Sequence[Channel | None] | None = None,
 ) -> list[bytes]:
     """Prove an encoded report valid, Shamir-share it with its proof and seal one share to
-    each committee seat."""
+    each committee seat: under the seat's channel where ``channels_by_seat`` has one, else
+    with HPKE to the member's key."""
     shares = shamir_share(prove(spec, vector, rng), spec.t, len(committee), rng)
-    return [
-        seal_share(
-            member.hpke_public,
-            member.hpke_suite,
-            pack_elements(shares[seat]),
-            share_aad(federation_id, spec.task_id, round_id, keys.node_id, member.node_id),
-        )
-        for seat, member in enumerate(committee)
-    ]
+    sealed = []
+    for seat, member in enumerate(committee):
+        plaintext = pack_elements(shares[seat])
+        aad = share_aad(federation_id, spec.task_id, round_id, keys.node_id, member.node_id)
+        channel = channels_by_seat[seat] if channels_by_seat else None
+        sealed.append(channels.seal(channel, plaintext, aad) if channel is not None
+                      else seal_share(member.hpke_public, member.hpke_suite, plaintext, aad))
+    return sealed
 
 
 def shares_envelope(
@@ -102,15 +109,15 @@ def shares_envelope(
     federation_id: str,
     items: Sequence[tuple[str, int, bytes]],
     now: float | None = None,
+    *,
+    signed: bool = True,
 ) -> dict[str, Any]:
-    """A signed ``shares`` message carrying (task, round, ciphertext) items for one member."""
-    return sign_envelope(
-        keys,
-        "shares",
-        federation_id,
-        {"items": [{"task": t, "round": r, "ct": b64url_encode(ct)} for t, r, ct in items]},
-        now=now,
-    )
+    """A ``shares`` message carrying (task, round, ciphertext) items for one member: signed,
+    or (``signed=False``, for a request a channel MAC authenticates) with an empty sig."""
+    body = {"items": [{"task": t, "round": r, "ct": b64url_encode(ct)} for t, r, ct in items]}
+    if signed:
+        return sign_envelope(keys, "shares", federation_id, body, now=now)
+    return request_envelope(keys.node_id, "shares", federation_id, body, now=now)
 
 
 def ack_problem(
@@ -120,21 +127,33 @@ def ack_problem(
     household: str,
     sent: Sequence[tuple[str, int, bytes]],
     now: float | None = None,
+    channel: Channel | None = None,
 ) -> str | None:
     """Why ``answer`` is not ``member``'s acknowledgement of exactly ``sent``; None if it is.
 
     ``sent`` is the (task, round, ciphertext) items ``household`` delivered. A
-    valid ack is a fresh ``shares-ack`` signed by the member, naming this
-    household and listing exactly these items with each ciphertext's SHA-256:
-    an ack of another household's, round's or ciphertext's delivery, as a relay
-    could replay it, does not count.
+    valid ack is a fresh ``shares-ack`` signed by the member (over a channel: an ack
+    body with the channel's MAC), naming this household and listing exactly these
+    items with each ciphertext's SHA-256: an ack of another household's, round's or
+    ciphertext's delivery, as a relay could replay it, does not count.
     """
-    try:
-        body = verify_envelope(answer.get("ack"), lambda s: member.signing_public
-                               if s == member.node_id else None, "shares-ack", federation_id,
-                               MAX_MESSAGE_AGE_S, now=now)
-    except AuthError as err:
-        return f"{type(err).__name__}: {err}"
+    if channel is not None:
+        body, mac = answer.get("ack"), answer.get("mac")
+        try:
+            valid = (isinstance(body, dict) and isinstance(mac, str)
+                     and channels.check_ack_mac(channel, body, b64url_decode(mac)))
+        except ValueError:
+            valid = False
+        if not valid:
+            return "the ack does not carry this channel's MAC"
+        assert isinstance(body, dict)
+    else:
+        try:
+            body = verify_envelope(answer.get("ack"), lambda s: member.signing_public
+                                   if s == member.node_id else None, "shares-ack",
+                                   federation_id, MAX_MESSAGE_AGE_S, now=now)
+        except AuthError as err:
+            return f"{type(err).__name__}: {err}"
     if body.get("household") != household:
         return f"it acknowledges shares from {body.get('household')!r}, not from this household"
     expected = [[task, round_id, hashlib.sha256(ct).hexdigest()] for task, round_id, ct in sent]
@@ -150,9 +169,10 @@ def round_of(spec: TaskSpec, now: float) -> int:
 class ContributionService:
     """This household's readings: validate, seal, store in the outbox, deliver, retry."""
 
-    def __init__(self, ctx: NodeContext, deliver_local: Any) -> None:
+    def __init__(self, ctx: NodeContext, deliver_local: Any, channels: ChannelService) -> None:
         self.ctx = ctx
         self._deliver_local = deliver_local  # IngestService.handle_shares, for our own seat
+        self._channels = channels
         self._rng = FieldRNG()
         self._mac_key: bytes | None = None
         self._locks: dict[tuple[str, int], tuple[asyncio.Lock, int]] = {}  # lock, users
@@ -225,9 +245,13 @@ class ContributionService:
                 vector = encode_report(spec, value)
             except ValueError as err:
                 raise Unprocessable(str(err), field="value", code="out_of_range") from None
+            # A channel must outlast every retry: the outbox resends the very same bytes.
+            until = round_end + self.ctx.config.timing.grace_s
+            by_seat = await asyncio.gather(*(self._channels.outbound(m, until)
+                                             for m in committee))
             try:
                 sealed = seal_vector(self.ctx.keys, self.ctx.federation_id, spec, round_id,
-                                     committee, vector, self._rng)
+                                     committee, vector, self._rng, by_seat)
             except UnsupportedSuiteError as err:
                 raise NodeError(f"cannot seal shares for this committee: {err}",
                                 code="unsupported_suite") from None
@@ -279,10 +303,17 @@ class ContributionService:
             return False
 
         sent = [(delivery.task, delivery.round, delivery.ciphertext)]
+        # A share sealed under a channel starts with its id; an HPKE one matches none of
+        # ours (its first 16 bytes are an encapsulated key).
+        cid = channels.sealed_channel_id(delivery.ciphertext)
+        found = None
+        if cid is not None and member.node_id != self.ctx.node_id:
+            found = await self._channels.by_id(member.node_id, cid)
+        channel = found[0] if found else None
 
         def envelope() -> dict[str, Any]:
             return shares_envelope(self.ctx.keys, roster.federation_id, sent,
-                                   now=self.ctx.clock())
+                                   now=self.ctx.clock(), signed=channel is None)
 
         try:
             if member.node_id == self.ctx.node_id:
@@ -290,9 +321,19 @@ class ContributionService:
             elif not self.ctx.peers.reachable(member):
                 return False
             else:
-                answer = await self.ctx.peers.post(member, "/peer/v1/shares", envelope)
+                path = "/peer/v1/shares"
+                try:
+                    answer = await self.ctx.peers.post(member, path, envelope, channel=channel)
+                except PeerRejected as err:
+                    if found is None or err.code != "unknown_channel":
+                        raise
+                    # The member never stored the offer (its answer was lost) or lost it:
+                    # offer the same channel again, then resend the same bytes.
+                    if not await self._channels.offer(member, found[1]):
+                        raise
+                    answer = await self.ctx.peers.post(member, path, envelope, channel=channel)
             problem = ack_problem(answer, member, roster.federation_id, self.ctx.node_id, sent,
-                                  self.ctx.clock())
+                                  self.ctx.clock(), channel)
             if problem is not None:
                 log.warning("ignored an acknowledgement from %s (%s) for %s round %d: %s; the "
                             "share stays pending and is sent again", member.name,

@@ -27,6 +27,12 @@ envelope in another's name is refused (the names differ), and every share's HPKE
 context still names the envelope's sender. Shares delivered in-process (this
 node's own seat) have no request, and their envelope signature is verified.
 
+Over a channel (``mpc_backend.node.channels``) the request carries the channel's
+MAC instead of a signature, the envelope no signature at all, every share is
+sealed under the channel's share key (with the same share context as AAD), and the
+ack carries the channel's MAC instead of this node's signature: no public-key
+operation per report on either side.
+
 ``counters()``, cumulative, for the status API (``load.ingest``): envelopes
 acknowledged and reports newly stored; seconds spent checking signatures and
 freshness (the request's and the envelope's), opening HPKE shares, and in the
@@ -42,7 +48,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mpc_backend.crypto import DecryptionError, b64url_decode, share_aad, sign_envelope
+from mpc_backend.crypto import (
+    DecryptionError,
+    b64url_decode,
+    b64url_encode,
+    share_aad,
+    sign_envelope,
+)
+from mpc_backend.crypto import channel as channels
+from mpc_backend.crypto.channel import Channel
 from mpc_backend.protocol.validity import shared_length
 from mpc_backend.storage import PutOutcome, ShareRecord
 
@@ -59,9 +73,10 @@ MAX_ITEMS = 256
 class Preauth:
     """What the peer API established before it read a request's body."""
 
-    sender: str  # whose verified request signature covers the exact body bytes
+    sender: str  # whose verified request signature (or channel MAC) covers the exact bytes
     arrived: float  # time.perf_counter() when the request reached the handler
     verify_s: float  # time the request signature check took
+    channel: Channel | None = None  # the channel whose MAC it was, if not a signature
 
 
 @dataclass
@@ -100,9 +115,11 @@ class IngestService:
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
             raise BadRequest(f"items must be a list of 1-{MAX_ITEMS} shares", field="body.items")
         now = self.ctx.clock()
+        channel = preauth.channel if preauth else None
         records: list[ShareRecord] = []
         for index, item in enumerate(items):
-            record = self._open_item(envelope["sender"], item, f"body.items[{index}]", now)
+            record = self._open_item(envelope["sender"], item, f"body.items[{index}]", now,
+                                     channel)
             if any((r.task, r.round) == (record.task, record.round) for r in records):
                 raise BadRequest("an envelope may carry one share per task and round",
                                  field=f"body.items[{index}]")
@@ -124,16 +141,17 @@ class IngestService:
             stats.reports += len(records)
         # Bound to this delivery: the household checks its own id and each item's
         # ciphertext hash, so an ack cannot be passed off for another delivery.
-        ack = sign_envelope(
-            self.ctx.keys, "shares-ack", self.ctx.federation_id,
-            {"household": envelope["sender"],
-             "items": [[r.task, r.round, r.digest.hex()] for r in records],
-             "duplicate": outcome is PutOutcome.DUPLICATE},
-            now=now,
-        )
+        acked = {"household": envelope["sender"],
+                 "items": [[r.task, r.round, r.digest.hex()] for r in records],
+                 "duplicate": outcome is PutOutcome.DUPLICATE}
+        if channel is not None:
+            answer = {"ack": acked, "mac": b64url_encode(channels.ack_mac(channel, acked))}
+        else:
+            answer = {"ack": sign_envelope(self.ctx.keys, "shares-ack", self.ctx.federation_id,
+                                           acked, now=now)}
         stats.envelopes += 1
         stats.handler_s += time.perf_counter() - (preauth.arrived if preauth else started)
-        return {"ack": ack}
+        return answer
 
     def counters(self) -> dict[str, float]:
         stats = self.stats
@@ -142,7 +160,8 @@ class IngestService:
                 "commit_s": round(self.ctx.storage.share_commit_s, 6),
                 "handler_s": round(stats.handler_s, 6)}
 
-    def _open_item(self, sender: str, item: Any, where: str, now: float) -> ShareRecord:
+    def _open_item(self, sender: str, item: Any, where: str, now: float,
+                   channel: Channel | None) -> ShareRecord:
         """Check one item and open its share; the errors name the item's field."""
         if not isinstance(item, dict):
             raise BadRequest("each item must be an object", field=where)
@@ -184,7 +203,8 @@ class IngestService:
         aad = share_aad(roster.federation_id, task_id, round_id, sender, me)
         opening = time.perf_counter()
         try:
-            plaintext = self.ctx.keys.open_share(ciphertext, aad)
+            plaintext = (channels.open_sealed(channel, ciphertext, aad) if channel is not None
+                         else self.ctx.keys.open_share(ciphertext, aad))
         except DecryptionError as err:
             log.warning("rejected a share from %s for %s round %d: %s", sender, task_id,
                         round_id, err)

@@ -28,6 +28,7 @@ from mpc_backend.relay.provision import configured_admin
 from mpc_backend.relay.settings import RELAY_FILE_NAME, RelaySettings, load_relay_settings
 from mpc_backend.storage import Storage
 
+from .channels import ChannelService
 from .config import ConfigError, NodeConfig
 from .context import NodeContext
 from .federation import FederationService, task_view
@@ -64,7 +65,8 @@ class Node:
         self.results = ResultService(self.ctx, self.misbehaviour)
         self.rounds = RoundService(self.ctx, self.results, self.misbehaviour)
         self.ingest = IngestService(self.ctx, self.rounds.closing)
-        self.household = ContributionService(self.ctx, self.ingest.handle_shares)
+        self.channels = ChannelService(self.ctx)
+        self.household = ContributionService(self.ctx, self.ingest.handle_shares, self.channels)
         self.federation.on_relay_connected = self.catch_up
         self.started_at = clock()
         self._loops: list[asyncio.Task[None]] = []
@@ -145,6 +147,9 @@ class Node:
         before = now - KEEP_ROUND_STATE_S
         await self.ctx.storage.prune(before, now - KEEP_TOMBSTONES_S)
         self.rounds.forget_before(before)
+        # An expired channel is refused at once; its secret has no further use.
+        await self.ctx.storage.forget_channels(now)
+        self.channels.forget_before(now)
         await self.federation.retire_lapsed_invites()
 
     async def members_online(self) -> dict[str, bool]:

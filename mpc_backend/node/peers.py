@@ -38,6 +38,7 @@ from typing import Any, Protocol, runtime_checkable
 import aiohttp
 
 from mpc_backend.crypto import NodeKeys, b64url_encode
+from mpc_backend.crypto.channel import CHANNEL_HEADER, Channel, request_mac
 from mpc_backend.crypto.envelope import sign_request
 from mpc_backend.crypto.errors import DecryptionError
 from mpc_backend.crypto.sealing import seal_share
@@ -62,16 +63,24 @@ SIGNATURE_HEADER = "Hearth-Signature"
 HEALTH_PATH = "/peer/v1/health"
 
 
-def request_headers(keys: NodeKeys, path: str, body: bytes, now: float) -> dict[str, str]:
-    """The ``Hearth-*`` headers authenticating a POST of ``body`` to ``path``."""
+def request_headers(keys: NodeKeys, path: str, body: bytes, now: float,
+                    channel: Channel | None = None) -> dict[str, str]:
+    """The ``Hearth-*`` headers authenticating a POST of ``body`` to ``path``: signed, or
+    over a channel (only ``/peer/v1/shares`` takes one) with its MAC in the signature's
+    place and ``Hearth-Channel`` naming it."""
     ts = int(now)
     digest = hashlib.sha256(body).digest()
-    return {
+    headers = {
         SENDER_HEADER: keys.node_id,
         TIME_HEADER: str(ts),
         DIGEST_HEADER: b64url_encode(digest),
-        SIGNATURE_HEADER: b64url_encode(sign_request(keys, path, ts, digest)),
     }
+    if channel is None:
+        headers[SIGNATURE_HEADER] = b64url_encode(sign_request(keys, path, ts, digest))
+    else:
+        headers[SIGNATURE_HEADER] = b64url_encode(request_mac(channel, path, ts, digest))
+        headers[CHANNEL_HEADER] = channel.channel
+    return headers
 
 
 class PeerError(Exception):
@@ -123,6 +132,7 @@ class PeerClient:
         *,
         attempts: int | None = None,
         timeout_s: float | None = None,
+        channel: Channel | None = None,
     ) -> dict[str, Any]:
         """POST ``build()`` (called per attempt), return the JSON answer.
 
@@ -140,7 +150,7 @@ class PeerClient:
             body = json.dumps(build(), separators=(",", ":")).encode()
             headers = {"Content-Type": "application/json"}
             if self.keys is not None:
-                headers.update(request_headers(self.keys, path, body, self.clock()))
+                headers.update(request_headers(self.keys, path, body, self.clock(), channel))
             try:
                 async with self._session.post(
                     url, data=body, timeout=timeout, headers=headers
@@ -263,6 +273,7 @@ class Peers:
 
     def _sealed_request(
         self, relay: RelayTransport, target: Target, path: str, build: Callable[[], Any],
+        channel: Channel | None = None,
     ) -> tuple[bytes, dict[str, str], bool]:
         """(body, Hearth-* headers, sealed): sealed to a roster member, then signed."""
         keys = self.keys
@@ -273,7 +284,7 @@ class Peers:
             body = seal_share(target.hpke_public, target.hpke_suite, body,
                               request_aad(relay.federation_id, path, keys.node_id,
                                           target.node_id))
-        return body, request_headers(keys, path, body, self.clock()), sealed
+        return body, request_headers(keys, path, body, self.clock(), channel), sealed
 
     def open_answer(self, relay: RelayTransport, target: Target, path: str,
                      headers: dict[str, str], answer: RelayAnswer, sealed: bool) -> dict[str, Any]:
@@ -304,8 +315,10 @@ class Peers:
     async def post(
         self, target: Target, path: str, build: Callable[[], dict[str, Any]], *,
         attempts: int | None = None, timeout_s: float | None = None,
+        channel: Channel | None = None,
     ) -> dict[str, Any]:
-        """``build()`` (called per attempt) to ``target``; its JSON answer.
+        """``build()`` (called per attempt) to ``target``; its JSON answer. With ``channel``
+        the request carries its MAC instead of this node's signature.
 
         PeerRejected on a 4xx answer, PeerUnreachable when no attempt got one.
         """
@@ -314,7 +327,7 @@ class Peers:
             if not target.url:
                 raise PeerUnreachable(f"{target.name} has no address this node can reach")
             return await self.direct.post(target.url, path, build, attempts=attempts,
-                                          timeout_s=timeout_s)
+                                          timeout_s=timeout_s, channel=channel)
         label = f"{target.name} (via the relay)"
         tries = attempts or self.timing.peer_attempts
         timeout = timeout_s or self.timing.peer_timeout_s
@@ -322,7 +335,7 @@ class Peers:
         for attempt in range(tries):
             if attempt:
                 await asyncio.sleep(self.timing.backoff_s * 2 ** (attempt - 1))
-            body, headers, sealed = self._sealed_request(relay, target, path, build)
+            body, headers, sealed = self._sealed_request(relay, target, path, build, channel)
             try:
                 answer = await relay.request(target.mailbox, path, body, headers,
                                              timeout_s=timeout, sealed=sealed)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from mpc_backend.crypto import NodeKeys, sign_envelope
+from mpc_backend.crypto import NodeKeys, b64url_decode, sign_envelope
+from mpc_backend.crypto.channel import check_ack_mac
 from mpc_backend.node.household import ack_problem
 from mpc_backend.node.roster import MemberInfo
 from tests.backend.conftest import PERIOD, FakeClock, LiveNode
@@ -81,12 +82,22 @@ async def test_a_members_ack_names_the_household_and_the_ciphertext(
     deliveries = {d.member: d for d in
                   await household.node.ctx.storage.deliveries("temp", round_id)}
     assert acks and all(d.acked for d in deliveries.values())
+    over_channels = 0
     for member_id, answer in acks:
-        body = answer["ack"]["body"]
-        assert answer["ack"]["sender"] == member_id
+        ciphertext = deliveries[member_id].ciphertext
+        if "mac" in answer:  # a member the household reached over a channel
+            channel, _ = await household.node.channels.by_id(  # type: ignore[misc]
+                member_id, ciphertext[:16].hex())
+            body = answer["ack"]
+            assert check_ack_mac(channel, body, b64url_decode(answer["mac"]))
+            over_channels += 1
+        else:  # its own seat, in-process: signed
+            body = answer["ack"]["body"]
+            assert answer["ack"]["sender"] == member_id == household.node_id
         assert body["household"] == household.node_id
         assert body["items"] == [["temp", round_id,
-                                  hashlib.sha256(deliveries[member_id].ciphertext).hexdigest()]]
+                                  hashlib.sha256(ciphertext).hexdigest()]]
+    assert over_channels == 2
 
 
 def capture_acks(

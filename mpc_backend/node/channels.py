@@ -1,0 +1,200 @@
+"""Channels (``mpc_backend.crypto.channel``) as a node keeps them, on both ends.
+
+Receiving member (``/peer/v1/channel``, ``inbound``): an offer comes in a signed
+request and a signed ``channel`` envelope from a member or admitted household; it
+must name this node, a well-formed id and an expiry no more than
+``MAX_LIFETIME_S`` ahead, and its sealed secret must open for exactly that
+channel. It is stored first-wins (the same offer again is a 200, another secret
+under the same id a 409) before it is answered, so an acknowledged channel
+survives a restart. A sender holds at most ``MAX_LIVE_PER_SENDER`` live channels
+here, so offers cannot fill the disk. ``inbound`` looks a channel up for the peer
+API (memory, then storage: an ingest worker learns the main process's channels
+from the shared database); an expired one is not found.
+
+Household (``outbound``, ``by_id``): before sealing a round's shares to a member,
+the node uses a live channel that outlasts the round's window, or offers a new
+one (one offer at a time per member) and stores it once accepted. Where no
+channel can be had (the member is unreachable just then, or runs a version
+without channels and answers 404) the shares are HPKE-sealed and signed as
+before, so nothing waits on a channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from mpc_backend.crypto import DecryptionError, b64url_decode, b64url_encode, sign_envelope
+from mpc_backend.crypto.channel import (
+    MAX_LIFETIME_S,
+    Channel,
+    derive,
+    new_channel_id,
+    new_secret,
+    offer_aad,
+    valid_id,
+)
+from mpc_backend.crypto.sealing import seal_share
+from mpc_backend.storage import ChannelRecord
+
+from .context import MAX_MESSAGE_AGE_S, NodeContext
+from .errors import BadRequest, Conflict, Forbidden, TooManyRequests, Unprocessable
+from .peers import PeerError, PeerRejected
+from .roster import MemberInfo
+
+log = logging.getLogger("mpc_backend.channels")
+
+LIFETIME_S = 86_400  # a new channel's life: one offer per member per day
+MAX_LIVE_PER_SENDER = 8
+# A member that answered an offer with 404 (no channels there) is asked again after this.
+UNSUPPORTED_RETRY_S = 3600.0
+
+
+def channel_of(record: ChannelRecord, federation: str, me: str) -> Channel:
+    sender, receiver = (me, record.peer) if record.direction == "out" else (record.peer, me)
+    return derive(record.secret, federation, sender, receiver, record.channel,
+                  int(record.expires))
+
+
+class ChannelService:
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self._inbound: dict[tuple[str, str], Channel] = {}
+        self._outbound: dict[tuple[str, str], Channel] = {}
+        self._offering: dict[str, asyncio.Lock] = {}
+        self._unsupported: dict[str, float] = {}
+
+    # -- receiving member -------------------------------------------------------------
+
+    async def handle_offer(self, envelope: Any, remote: str | None) -> dict[str, Any]:
+        ctx = self.ctx
+        body = ctx.verify(envelope, "channel", remote=remote)
+        sender, now = envelope["sender"], ctx.clock()
+        channel, expires, ct_text = body.get("channel"), body.get("expires"), body.get("ct")
+        if body.get("member") != ctx.node_id:
+            raise Unprocessable("this channel offer is for another member", field="body.member",
+                                code="wrong_recipient")
+        if not valid_id(channel):
+            raise BadRequest("channel must be 32 lowercase hex digits", field="body.channel")
+        if isinstance(expires, bool) or not isinstance(expires, int):
+            raise BadRequest("expires must be a Unix time in whole seconds",
+                             field="body.expires")
+        if not now < expires <= now + MAX_LIFETIME_S + MAX_MESSAGE_AGE_S:
+            raise Unprocessable(
+                f"a channel must expire within {MAX_LIFETIME_S} s from now (this offer "
+                f"expires {expires - now:.0f} s from this node's time); check the hub's clock",
+                field="body.expires", code="bad_expiry")
+        if not isinstance(ct_text, str):
+            raise BadRequest("ct must be a base64url string", field="body.ct")
+        storage = ctx.storage
+        existing = await storage.get_channel("in", sender, channel)
+        if existing is None:
+            live = await storage.live_channels("in", sender, now)
+            if len(live) >= MAX_LIVE_PER_SENDER:
+                raise TooManyRequests(
+                    f"this sender already holds {len(live)} live channels with this node "
+                    f"(limit {MAX_LIVE_PER_SENDER}); use one of them until it expires",
+                    code="too_many_channels")
+        try:
+            secret = ctx.keys.open_share(
+                b64url_decode(ct_text),
+                offer_aad(ctx.federation_id, sender, ctx.node_id, channel, expires))
+        except (DecryptionError, ValueError):
+            log.warning("refused a channel offer from %s (%s): its secret does not open",
+                        sender, remote or "?")
+            raise Forbidden("the channel secret does not open with this node's key for this "
+                            "sender, channel and expiry", field="body.ct",
+                            code="decryption_failed") from None
+        if len(secret) != 32:
+            raise Unprocessable("a channel secret is 32 bytes", field="body.ct",
+                                code="bad_secret")
+        record = ChannelRecord("in", sender, channel, secret, expires)
+        if not await storage.put_channel(record):
+            raise Conflict("another secret is already stored under this channel id; offer a "
+                           "new channel", code="channel_conflict")
+        # Kept in memory too: the first report over it then needs no storage read.
+        self._inbound[(sender, channel)] = channel_of(record, ctx.federation_id, ctx.node_id)
+        return {"channel": channel, "expires": expires}
+
+    async def inbound(self, sender: str, channel: str) -> Channel | None:
+        """The live channel ``sender`` offered this node under that id, or None."""
+        now = self.ctx.clock()
+        known = self._inbound.get((sender, channel))
+        if known is None:
+            record = await self.ctx.storage.get_channel("in", sender, channel)
+            if record is None:
+                return None
+            known = channel_of(record, self.ctx.federation_id, self.ctx.node_id)
+            self._inbound[(sender, channel)] = known
+        return known if known.expires > now else None
+
+    def forget_before(self, before: float) -> None:
+        for book in (self._inbound, self._outbound):
+            for key in [k for k, c in book.items() if c.expires < before]:
+                del book[key]
+
+    # -- household ------------------------------------------------------------------
+
+    async def outbound(self, member: MemberInfo, until: float) -> Channel | None:
+        """A live channel to ``member`` that lasts until ``until``; None if none can be had."""
+        ctx = self.ctx
+        if member.node_id == ctx.node_id or not ctx.peers.reachable(member):
+            return None
+        lock = self._offering.setdefault(member.node_id, asyncio.Lock())
+        async with lock:
+            now = ctx.clock()
+            for record in await ctx.storage.live_channels("out", member.node_id, now):
+                if record.expires >= until:
+                    return self._remember(record)
+            if now < self._unsupported.get(member.node_id, 0.0):
+                return None
+            expires = int(max(now + LIFETIME_S, until + 60))
+            if expires > now + MAX_LIFETIME_S:
+                return None  # a round longer than a channel lives: seal with HPKE
+            record = ChannelRecord("out", member.node_id, new_channel_id(), new_secret(),
+                                   expires)
+            if not await self.offer(member, record):
+                return None
+            await ctx.storage.put_channel(record)
+            return self._remember(record)
+
+    async def by_id(self, member: str, channel: str) -> tuple[Channel, ChannelRecord] | None:
+        """This node's channel to ``member`` under that id (live or not), with its record."""
+        record = await self.ctx.storage.get_channel("out", member, channel)
+        return None if record is None else (self._remember(record), record)
+
+    async def offer(self, member: MemberInfo, record: ChannelRecord) -> bool:
+        """Offer ``record`` to ``member``; whether it accepted it."""
+        ctx = self.ctx
+        federation = ctx.federation_id
+        expires = int(record.expires)
+        ct = seal_share(member.hpke_public, member.hpke_suite, record.secret,
+                        offer_aad(federation, ctx.node_id, member.node_id, record.channel,
+                                  expires))
+
+        def envelope() -> dict[str, Any]:
+            return sign_envelope(ctx.keys, "channel", federation,
+                                 {"member": member.node_id, "channel": record.channel,
+                                  "expires": expires, "ct": b64url_encode(ct)},
+                                 now=ctx.clock())
+
+        try:
+            answer = await ctx.peers.post(member, "/peer/v1/channel", envelope)
+        except PeerRejected as err:
+            if err.status == 404:
+                self._unsupported[member.node_id] = ctx.clock() + UNSUPPORTED_RETRY_S
+            log.info("channel offer to %s refused: %s", member.name, err)
+            return False
+        except PeerError as err:
+            log.info("channel offer to %s not delivered: %s", member.name, err)
+            return False
+        return answer.get("channel") == record.channel and answer.get("expires") == expires
+
+    def _remember(self, record: ChannelRecord) -> Channel:
+        key = (record.peer, record.channel)
+        known = self._outbound.get(key)
+        if known is None:
+            known = channel_of(record, self.ctx.federation_id, self.ctx.node_id)
+            self._outbound[key] = known
+        return known
