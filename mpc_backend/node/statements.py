@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mpc_backend.crypto import (
@@ -71,6 +73,9 @@ def verify_held(
         raise StatementError("held statement is for another federation, task or round")
     if not isinstance(member, str) or (key := key_of(member)) is None:
         raise StatementError("held statement is not from a member of the round's committee")
+    known = _VERIFIED.get(key, wire)
+    if known is not None:
+        return member, known.senders
     if (
         not isinstance(senders, list)
         or not all(isinstance(s, str) for s in senders)
@@ -80,9 +85,79 @@ def verify_held(
     if not isinstance(statement.get("verify_commit"), str) or not _HEX64.fullmatch(
             statement["verify_commit"]):
         raise StatementError(f"held statement of {member} carries no seed commitment")
+    signed = canonical_json(statement)
     try:
-        verify_signature(key, HELD_CONTEXT + canonical_json(statement),
-                         b64url_decode(wire.get("sig", "")))
+        verify_signature(key, HELD_CONTEXT + signed, b64url_decode(wire.get("sig", "")))
     except (ValueError, BadSignatureError) as err:
         raise StatementError(f"held statement of {member}: bad signature ({err})") from None
-    return member, frozenset(senders)
+    return member, _VERIFIED.add(key, wire, signed).senders
+
+
+def statement_bytes(wire: dict[str, Any]) -> bytes:
+    """The canonical JSON of a held statement (its signed bytes, less the context)."""
+    known = _VERIFIED.find(wire)
+    return known.signed if known is not None else canonical_json(wire["statement"])
+
+
+@dataclass(frozen=True)
+class _Verified:
+    statement: dict[str, Any]  # as verified: compared field by field with a new copy
+    senders: frozenset[str]
+    signed: bytes
+
+
+class _VerifiedStatements:
+    """Statements whose signature already verified, by (signature, key).
+
+    A round's close hands the same few statements around many times (every member
+    forwards them with each step, and peeks at its peers' own); each would be
+    canonicalised, sorted and signature-checked again. A copy is taken as verified only if
+    each of its fields has the type and value of the verified one, so that it has the same
+    canonical JSON, hence the same signed bytes. Bounded by the senders it holds (the
+    least recently used statements go first): enough for the rounds closing at once.
+    """
+
+    def __init__(self, max_senders: int) -> None:
+        self.max_senders = max_senders
+        self._held = 0
+        self._entries: OrderedDict[tuple[str, bytes], _Verified] = OrderedDict()
+
+    def get(self, key: bytes, wire: dict[str, Any]) -> _Verified | None:
+        sig = wire.get("sig")
+        entry = self._entries.get((sig, key)) if isinstance(sig, str) else None
+        if entry is None or not _same_fields(wire["statement"], entry.statement):
+            return None
+        self._entries.move_to_end((sig, key))
+        return entry
+
+    def find(self, wire: dict[str, Any]) -> _Verified | None:
+        """A verified statement equal to ``wire``'s under its signature, whatever the key."""
+        sig = wire.get("sig")
+        for (known_sig, _), entry in reversed(self._entries.items()):
+            if known_sig == sig and _same_fields(wire["statement"], entry.statement):
+                return entry
+        return None
+
+    def add(self, key: bytes, wire: dict[str, Any], signed: bytes) -> _Verified:
+        statement = wire["statement"]
+        entry = _Verified({**statement, "senders": list(statement["senders"])},
+                          frozenset(statement["senders"]), signed)
+        old = self._entries.pop((wire["sig"], key), None)
+        self._held += len(entry.senders) - (len(old.senders) if old else 0)
+        self._entries[(wire["sig"], key)] = entry
+        while self._held > self.max_senders and len(self._entries) > 1:
+            _, dropped = self._entries.popitem(last=False)
+            self._held -= len(dropped.senders)
+        return entry
+
+
+def _same_fields(statement: dict[str, Any], known: dict[str, Any]) -> bool:
+    """Whether ``statement`` encodes to the same canonical JSON as the verified ``known``:
+    the same keys, and each value of the same type (1, 1.0 and True are equal in Python,
+    not in JSON) and value. The senders of ``known`` are all strings, so an equal list is."""
+    return statement.keys() == known.keys() and all(
+        type(statement[k]) is type(v) and statement[k] == v for k, v in known.items())
+
+
+# About 100 bytes a sender: 256 Ki senders is ~25 MB at most, 8 closes of 3 x 10 000.
+_VERIFIED = _VerifiedStatements(max_senders=1 << 18)

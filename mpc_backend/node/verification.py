@@ -29,7 +29,6 @@ from mpc_backend.crypto import (
     AuthError,
     b64url_decode,
     b64url_encode,
-    canonical_json,
     verify_envelope,
 )
 from mpc_backend.protocol import TaskSpec
@@ -48,7 +47,7 @@ from .context import MAX_MESSAGE_AGE_S, NodeContext
 from .cosign import seat_number
 from .errors import BadRequest, Conflict, Unprocessable
 from .roster import MemberInfo
-from .statements import seed_commitment
+from .statements import seed_commitment, statement_bytes
 from .wire import pack_elements, unpack_elements
 
 log = logging.getLogger("mpc_backend.rounds")
@@ -61,8 +60,7 @@ Wires = list[dict[str, Any]]  # held statements as forwarded, each already verif
 def statements_digest(wires: Sequence[Any]) -> str:
     """Names one set of held statements, whatever order or encoding they were forwarded in:
     each is its signed statement plus its signature's bytes."""
-    parts = sorted(canonical_json(w["statement"]) + b"\x00" + b64url_decode(w["sig"])
-                   for w in wires)
+    parts = sorted(statement_bytes(w) + b"\x00" + b64url_decode(w["sig"]) for w in wires)
     return hashlib.sha256(b"\n".join(parts)).hexdigest()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
@@ -112,3 +113,37 @@ def test_every_omission_rule_is_exercised_by_small_cases() -> None:
             except SetRefused:
                 continue
             assert target == universe
+
+
+def _reference_set(held: dict[str, frozenset[str]], t: int) -> list[str]:
+    """The rule as stated: every sender counted over every statement."""
+    counts = Counter(s for senders in held.values() for s in senders)
+    return sorted(s for s, n in counts.items() if n >= t + 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), k_t=st.sampled_from([(3, 1), (5, 2), (7, 3)]))
+def test_the_set_and_its_check_match_counting_every_sender(
+    data: st.DataObject, k_t: tuple[int, int]
+) -> None:
+    """The set-operation shortcuts give what counting each sender over each statement
+    gives, and the check refuses exactly where the counted rule does."""
+    k, t = k_t
+    senders = [f"s{i}" for i in range(10)]
+    members = data.draw(st.lists(st.sampled_from([f"m{i}" for i in range(k)]), min_size=1,
+                                 unique=True))
+    held = {m: frozenset(data.draw(st.sets(st.sampled_from(senders)))) for m in members}
+    assert contributor_set(held, t) == _reference_set(held, t)
+    me = members[0]
+    asked = sorted(data.draw(st.sets(st.sampled_from(senders)))) if data.draw(st.booleans()) \
+        else _reference_set(held, t)
+    counts = Counter(s for h in held.values() for s in h)
+    expected_ok = (len(held) >= t + 1 and asked == _reference_set(held, t)
+                   and set(asked) <= held[me]
+                   and all(len(held) - counts[s] >= k - t for s in held[me] - set(asked)))
+    try:
+        check_contributor_set(me, held, asked, k, t)
+    except SetRefused:
+        assert not expected_ok
+    else:
+        assert expected_ok
