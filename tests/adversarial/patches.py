@@ -449,3 +449,176 @@ def impersonate_household(victim: str) -> None:
 
     household.seal_vector = seal_vector
     household.shares_envelope = shares_envelope
+
+
+# -- channel attacks (a member that is offered channels, and a household with its own) -------
+
+async def _post_as(ctx: Any, member: Any, path: str, envelope: dict[str, Any], sender: str,
+                   channel: Any = None) -> str:
+    """POST ``envelope`` to ``member`` with ``sender`` in Hearth-Sender (and ``channel``'s MAC,
+    if any, else this node's signature), over the node's transport; the outcome as text.
+    Over the relay an answer sealed to another sender does not open here: "unreadable"."""
+    from mpc_backend.node.peers import PeerClient, PeerRejected, Peers  # noqa: PLC0415
+
+    class Posing:
+        node_id = sender
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(ctx.keys, name)
+
+    peers = Peers(ctx.peers.timing)
+    peers.direct = PeerClient(ctx.peers.timing, Posing(), ctx.clock)  # type: ignore[arg-type]
+    peers.relay = ctx.peers.relay
+    await peers.direct.start()
+    try:
+        await peers.post(member, path, lambda: envelope, attempts=1, timeout_s=1.0,
+                         channel=channel)
+        return "200"
+    except PeerRejected as err:
+        return f"{err.status} {err.code}"
+    except Exception as err:  # e.g. an answer sealed to the one posed as does not open
+        return f"unreadable ({type(err).__name__})"
+    finally:
+        peers.relay = None
+        await peers.direct.close()
+
+
+async def _offer(ctx: Any, member: Any, channel: str, secret: bytes, expires: int) -> str:
+    """This node's own signed offer of a new channel to ``member``; the outcome as text."""
+    from mpc_backend.crypto import b64url_encode, sign_envelope  # noqa: PLC0415
+    from mpc_backend.crypto.channel import offer_aad  # noqa: PLC0415
+    from mpc_backend.crypto.sealing import seal_share  # noqa: PLC0415
+
+    fed = ctx.federation_id
+    ct = seal_share(member.hpke_public, member.hpke_suite, secret,
+                    offer_aad(fed, ctx.node_id, member.node_id, channel, expires))
+    envelope = sign_envelope(ctx.keys, "channel", fed,
+                             {"member": member.node_id, "channel": channel, "expires": expires,
+                              "ct": b64url_encode(ct)}, now=ctx.clock())
+    return await _post_as(ctx, member, "/peer/v1/channel", envelope, ctx.node_id)
+
+
+def _forged_shares(ctx: Any, task: str, victim: str, member: Any, channel: Any) -> dict[str, Any]:
+    """An unsigned shares envelope in ``victim``'s name for ``member``: a report of 40 sealed
+    under ``channel`` to the share context naming the victim, as the victim's node would."""
+    from mpc_backend.crypto.envelope import request_envelope  # noqa: PLC0415
+    from mpc_backend.node import household  # noqa: PLC0415
+
+    class Posing:
+        node_id = victim
+
+    rtask = ctx.roster.task(task)
+    spec = rtask.spec
+    round_id = max(household.round_of(spec, ctx.clock()), rtask.first_round())
+    committee = ctx.roster.committee(task, round_id)
+    seats = [channel if m.node_id == member.node_id else None for m in committee]
+    sealed = household.seal_report(Posing(), ctx.federation_id, spec, round_id, committee, 40.0,
+                                   household.FieldRNG(), seats)
+    ct = sealed[[m.node_id for m in committee].index(member.node_id)]
+    body = {"items": [{"task": task, "round": round_id,
+                       "ct": household.b64url_encode(ct)}]}
+    return request_envelope(victim, "shares", ctx.federation_id, body, now=ctx.clock())
+
+
+def channel_attacks(task: str = "chan") -> None:
+    """Every channel attack of tests/adversarial/test_channel_attacks.py in one member:
+
+    * offered a channel by a household H, it first (before H hears back, so before H sends
+      any share) forwards H's offer to every other member, and sends each of them a report
+      in H's name over H's channel with this node (its id, its secret, keys derived for that
+      member);
+    * at start, as a household: over its own channel to one member it sends shares naming
+      ``victim`` as the sender (in Hearth-Sender; then, in the envelope only), and offers one
+      member channel after channel, then another member many at once (the victim: the
+      founder);
+    * it answers every share delivered over a channel (stored honestly) with a wrong ack:
+      a MAC'd ack of other items, a signed ack, a bad MAC, in turn.
+    """
+    from mpc_backend.crypto import b64url_decode, b64url_encode, sign_envelope  # noqa: PLC0415
+    from mpc_backend.crypto import channel as channels  # noqa: PLC0415
+    from mpc_backend.node import ingest  # noqa: PLC0415
+    from mpc_backend.node.channels import ChannelService  # noqa: PLC0415
+
+    honest_offer = ChannelService.handle_offer
+    attacked: set[str] = set()
+
+    async def handle_offer(self: Any, envelope: Any, remote: str | None) -> dict[str, Any]:
+        answer = await honest_offer(self, envelope, remote)
+        ctx, sender, cid = self.ctx, envelope["sender"], answer["channel"]
+        if sender in attacked:
+            return answer
+        attacked.add(sender)
+        stolen = await ctx.storage.get_channel("in", sender, cid)
+        for member in ctx.roster.members:
+            if member.node_id in (sender, ctx.node_id) or member.input_only:
+                continue
+            forwarded = await _post_as(ctx, member, "/peer/v1/channel", envelope, ctx.node_id)
+            log.warning("EVIL channel_attacks: forwarded %s's offer of channel %s to %s: %s",
+                        sender, cid, member.name, forwarded)
+            keys = channels.derive(stolen.secret, ctx.federation_id, sender, member.node_id,
+                                   cid, int(stolen.expires))
+            shares = _forged_shares(ctx, task, sender, member, keys)
+            outcome = await _post_as(ctx, member, "/peer/v1/shares", shares, sender, keys)
+            log.warning("EVIL channel_attacks: shares in %s's name to %s over its channel %s: %s",
+                        sender, member.name, cid, outcome)
+        return answer
+
+    honest_shares = ingest.IngestService.handle_shares
+    modes = itertools.cycle(("other_items", "signed", "bad_mac"))
+
+    async def handle_shares(self: Any, envelope: Any, remote: str | None,
+                            preauth: Any = None) -> dict[str, Any]:
+        answer = await honest_shares(self, envelope, remote, preauth)
+        channel = preauth.channel if preauth else None
+        if channel is None:
+            return answer
+        acked, mode = dict(answer["ack"]), next(modes)
+        if mode == "other_items":
+            acked["items"] = [[t, r + 1, d] for t, r, d in acked["items"]]
+            answer = {"ack": acked, "mac": b64url_encode(channels.ack_mac(channel, acked))}
+        elif mode == "signed":
+            answer = {"ack": sign_envelope(self.ctx.keys, "shares-ack", self.ctx.federation_id,
+                                           acked, now=self.ctx.clock())}
+        else:
+            mac = bytearray(b64url_decode(answer["mac"]))
+            mac[0] ^= 1
+            answer = {"ack": acked, "mac": b64url_encode(bytes(mac))}
+        log.warning("EVIL channel_attacks: answered %s's channel delivery with a %s ack",
+                    envelope["sender"], mode)
+        return answer
+
+    async def as_household(service: Any) -> None:
+        ctx = service.ctx
+        while True:  # joined, and the task added
+            await asyncio.sleep(0.2)
+            if ctx.signed_roster is not None and ctx.roster.task(task) is not None:
+                break
+        victim = ctx.roster.founder
+        others = [m for m in ctx.roster.members if m.node_id not in (ctx.node_id, victim)
+                  and not m.input_only]
+        target, flooded, burst = ctx.roster.member(victim), others[0], others[1]
+        own = await ChannelService(ctx).outbound(target, ctx.clock() + 600)
+        assert own is not None, "no channel of its own"
+        named = _forged_shares(ctx, task, ctx.node_id, target, own)
+        named["sender"] = victim  # the victim's name in the envelope, this node's request
+        log.warning("EVIL channel_attacks: own channel %s, %s in the envelope: %s", own.channel,
+                    victim, await _post_as(ctx, target, "/peer/v1/shares", named, ctx.node_id,
+                                           own))
+        named = _forged_shares(ctx, task, victim, target, own)
+        log.warning("EVIL channel_attacks: own channel %s, %s in Hearth-Sender: %s", own.channel,
+                    victim, await _post_as(ctx, target, "/peer/v1/shares", named, victim, own))
+        expires = int(ctx.clock()) + 3600
+        for _ in range(11):
+            outcome = await _offer(ctx, flooded, channels.new_channel_id(),
+                                   channels.new_secret(), expires)
+            log.warning("EVIL channel_attacks: flood offer to %s: %s", flooded.name, outcome)
+        outcomes = await asyncio.gather(*(
+            _offer(ctx, burst, channels.new_channel_id(), channels.new_secret(), expires)
+            for _ in range(24)))
+        log.warning("EVIL channel_attacks: burst of %d offers to %s: %d accepted",
+                    len(outcomes), burst.name, outcomes.count("200"))
+        log.warning("EVIL channel_attacks: household attacks done")
+
+    ChannelService.handle_offer = handle_offer  # type: ignore[method-assign]
+    ingest.IngestService.handle_shares = handle_shares  # type: ignore[method-assign]
+    _attach(as_household)
