@@ -142,8 +142,10 @@ def test_offers_are_capped_per_sender(street: Federation) -> None:
 
 
 @pytest.mark.xfail(reason="the cap is checked, then the offer stored, with awaits between "
-                          "(attack_report LOW 2)", strict=True)
+                          "(attack_report LOW 2)", strict=False)
 def test_concurrent_offers_overshoot_the_cap(street: Federation) -> None:
+    """A burst of 24 offers at once: 21-24 stored in most runs; not strict, as a relay that
+    happens to deliver them one by one stays within the cap. Remove the mark with the fix."""
     wait_for(lambda: DONE in street.mallory.log_text(), 30, what="mallory's household attacks")
     (burst,) = evil_lines(street, "burst of ")
     stored = rows(street.nodes[2], "SELECT count(*) FROM channels WHERE direction = 'in' "
