@@ -222,6 +222,7 @@ class _MembersFollower:
 
     def __init__(self, node: Node) -> None:
         self.ctx = node.ctx
+        self.channels = node.channels
         self._version: int | None = None
 
     async def refresh(self) -> None:
@@ -236,6 +237,8 @@ class _MembersFollower:
                 log.info("roster v%d loaded", version)
                 self._version = version
         await self.ctx.directory.follow()
+        # A worker runs no housekeeping: drop the channels that have expired from memory.
+        self.channels.forget_before(self.ctx.clock())
 
     async def poll(self) -> None:
         while True:

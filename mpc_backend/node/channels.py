@@ -12,11 +12,13 @@ API (memory, then storage: an ingest worker learns the main process's channels
 from the shared database); an expired one is not found.
 
 Household (``outbound``, ``by_id``): before sealing a round's shares to a member,
-the node uses a live channel that outlasts the round's window, or offers a new
-one (one offer at a time per member) and stores it once accepted. Where no
-channel can be had (the member is unreachable just then, or runs a version
-without channels and answers 404) the shares are HPKE-sealed and signed as
-before, so nothing waits on a channel.
+the node uses a live channel that outlasts the round's window. It never waits for
+an offer: when no channel lasts ``RENEW_BEFORE_S`` beyond the round, one is offered
+in the background (one at a time per member; after a failure, not again for
+``OFFER_RETRY_S``, or ``UNSUPPORTED_RETRY_S`` after a 404 from a version without
+channels) and stored once accepted, for the reports after this one. Until then the
+shares are HPKE-sealed and signed as before, so a slow or hostile member delays
+neither the reading's outbox nor the other seats.
 """
 
 from __future__ import annotations
@@ -46,9 +48,10 @@ from .roster import MemberInfo
 log = logging.getLogger("mpc_backend.channels")
 
 LIFETIME_S = 86_400  # a new channel's life: one offer per member per day
+RENEW_BEFORE_S = 6 * 3600  # offer a successor once the newest has less than this left
 MAX_LIVE_PER_SENDER = 8
-# A member that answered an offer with 404 (no channels there) is asked again after this.
-UNSUPPORTED_RETRY_S = 3600.0
+OFFER_RETRY_S = 300.0  # after an offer that failed
+UNSUPPORTED_RETRY_S = 3600.0  # after a 404: a member on a version without channels
 
 
 def channel_of(record: ChannelRecord, federation: str, me: str) -> Channel:
@@ -62,8 +65,9 @@ class ChannelService:
         self.ctx = ctx
         self._inbound: dict[tuple[str, str], Channel] = {}
         self._outbound: dict[tuple[str, str], Channel] = {}
-        self._offering: dict[str, asyncio.Lock] = {}
-        self._unsupported: dict[str, float] = {}
+        self._accepting: dict[str, asyncio.Lock] = {}  # per sender: the cap holds under bursts
+        self._offering: dict[str, asyncio.Task[None]] = {}
+        self._retry_at: dict[str, float] = {}
 
     # -- receiving member -------------------------------------------------------------
 
@@ -87,15 +91,6 @@ class ChannelService:
                 field="body.expires", code="bad_expiry")
         if not isinstance(ct_text, str):
             raise BadRequest("ct must be a base64url string", field="body.ct")
-        storage = ctx.storage
-        existing = await storage.get_channel("in", sender, channel)
-        if existing is None:
-            live = await storage.live_channels("in", sender, now)
-            if len(live) >= MAX_LIVE_PER_SENDER:
-                raise TooManyRequests(
-                    f"this sender already holds {len(live)} live channels with this node "
-                    f"(limit {MAX_LIVE_PER_SENDER}); use one of them until it expires",
-                    code="too_many_channels")
         try:
             secret = ctx.keys.open_share(
                 b64url_decode(ct_text),
@@ -110,9 +105,20 @@ class ChannelService:
             raise Unprocessable("a channel secret is 32 bytes", field="body.ct",
                                 code="bad_secret")
         record = ChannelRecord("in", sender, channel, secret, expires)
-        if not await storage.put_channel(record):
-            raise Conflict("another secret is already stored under this channel id; offer a "
-                           "new channel", code="channel_conflict")
+        # Only this (main) process answers /channel, so a lock per sender keeps the count
+        # and the insert together.
+        async with self._accepting.setdefault(sender, asyncio.Lock()):
+            storage = ctx.storage
+            if await storage.get_channel("in", sender, channel) is None:
+                live = await storage.live_channels("in", sender, now)
+                if len(live) >= MAX_LIVE_PER_SENDER:
+                    raise TooManyRequests(
+                        f"this sender already holds {len(live)} live channels with this node "
+                        f"(limit {MAX_LIVE_PER_SENDER}); use one of them until it expires",
+                        code="too_many_channels")
+            if not await storage.put_channel(record):
+                raise Conflict("another secret is already stored under this channel id; "
+                               "offer a new channel", code="channel_conflict")
         # Kept in memory too: the first report over it then needs no storage read.
         self._inbound[(sender, channel)] = channel_of(record, ctx.federation_id, ctx.node_id)
         return {"channel": channel, "expires": expires}
@@ -127,37 +133,60 @@ class ChannelService:
                 return None
             known = channel_of(record, self.ctx.federation_id, self.ctx.node_id)
             self._inbound[(sender, channel)] = known
-        return known if known.expires > now else None
+        if known.expires <= now:
+            del self._inbound[(sender, channel)]
+            return None
+        return known
 
     def forget_before(self, before: float) -> None:
         for book in (self._inbound, self._outbound):
             for key in [k for k, c in book.items() if c.expires < before]:
                 del book[key]
 
+    async def close(self) -> None:
+        """Cancel offers still in flight."""
+        tasks = list(self._offering.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     # -- household ------------------------------------------------------------------
 
     async def outbound(self, member: MemberInfo, until: float) -> Channel | None:
-        """A live channel to ``member`` that lasts until ``until``; None if none can be had."""
+        """A live channel to ``member`` lasting until ``until``, or None (seal with HPKE).
+
+        Never waits for an offer; starts one in the background when no channel lasts
+        ``RENEW_BEFORE_S`` beyond ``until``."""
         ctx = self.ctx
         if member.node_id == ctx.node_id or not ctx.peers.reachable(member):
             return None
-        lock = self._offering.setdefault(member.node_id, asyncio.Lock())
-        async with lock:
-            now = ctx.clock()
-            for record in await ctx.storage.live_channels("out", member.node_id, now):
-                if record.expires >= until:
-                    return self._remember(record)
-            if now < self._unsupported.get(member.node_id, 0.0):
-                return None
-            expires = int(max(now + LIFETIME_S, until + 60))
-            if expires > now + MAX_LIFETIME_S:
-                return None  # a round longer than a channel lives: seal with HPKE
-            record = ChannelRecord("out", member.node_id, new_channel_id(), new_secret(),
-                                   expires)
-            if not await self.offer(member, record):
-                return None
-            await ctx.storage.put_channel(record)
-            return self._remember(record)
+        records = await ctx.storage.live_channels("out", member.node_id, ctx.clock())
+        if not records or records[0].expires < until + RENEW_BEFORE_S:
+            self._offer_soon(member, until)
+        usable = next((r for r in records if r.expires >= until), None)
+        return None if usable is None else self._remember(usable)
+
+    def _offer_soon(self, member: MemberInfo, until: float) -> None:
+        node_id, now = member.node_id, self.ctx.clock()
+        if node_id in self._offering or now < self._retry_at.get(node_id, 0.0):
+            return
+        expires = int(max(now + LIFETIME_S, until + RENEW_BEFORE_S))
+        if expires > now + MAX_LIFETIME_S:
+            return  # rounds longer than a channel lives: their shares go with HPKE
+        record = ChannelRecord("out", node_id, new_channel_id(), new_secret(), expires)
+        task = asyncio.create_task(self._open(member, record))
+        self._offering[node_id] = task
+        task.add_done_callback(lambda _: self._offering.pop(node_id, None))
+
+    async def _open(self, member: MemberInfo, record: ChannelRecord) -> None:
+        try:
+            if await self.offer(member, record):
+                await self.ctx.storage.put_channel(record)
+                return
+        except Exception:  # a background offer must not die silently
+            log.exception("offering a channel to %s failed", member.name)
+        retry = self.ctx.clock() + OFFER_RETRY_S
+        self._retry_at[member.node_id] = max(self._retry_at.get(member.node_id, 0.0), retry)
 
     async def by_id(self, member: str, channel: str) -> tuple[Channel, ChannelRecord] | None:
         """This node's channel to ``member`` under that id (live or not), with its record."""
@@ -183,7 +212,7 @@ class ChannelService:
             answer = await ctx.peers.post(member, "/peer/v1/channel", envelope)
         except PeerRejected as err:
             if err.status == 404:
-                self._unsupported[member.node_id] = ctx.clock() + UNSUPPORTED_RETRY_S
+                self._retry_at[member.node_id] = ctx.clock() + UNSUPPORTED_RETRY_S
             log.info("channel offer to %s refused: %s", member.name, err)
             return False
         except PeerError as err:

@@ -128,6 +128,7 @@ class Node:
                 await task
         await self.rounds.drain()
         await self.results.drain()
+        await self.channels.close()
         await self.ctx.peers.close()
         await self.ctx.storage.close()
         log.info("node stopped")

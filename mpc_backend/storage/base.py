@@ -47,7 +47,7 @@ import abc
 import enum
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -154,7 +154,7 @@ class ChannelRecord:
     direction: str  # "out": this node sends (household side); "in": this node receives
     peer: str  # the other node's id
     channel: str  # 32 lowercase hex digits
-    secret: bytes  # 32 bytes
+    secret: bytes = field(repr=False)  # 32 bytes
     expires: float  # Unix time
 
     def __post_init__(self) -> None:

@@ -3,6 +3,7 @@ report. The pure parts against their definitions, then real nodes on loopback.""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -111,10 +112,28 @@ async def post(http: aiohttp.ClientSession, sender: NodeKeys, member: LiveNode,
         return resp.status, await resp.json()
 
 
+async def offered(household: LiveNode) -> None:
+    """Wait for the channel offers a contribution started in the background."""
+    for _ in range(100):
+        if not household.node.channels._offering:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("channel offers still in flight after 2 s")
+
+
 async def test_a_households_shares_travel_over_channels_offered_once(
     trio: list[LiveNode], clock: FakeClock,
 ) -> None:
     household, members = trio[0], trio[1:]
+    # The first reading goes with HPKE (a contribution never waits for an offer) and
+    # starts the offers; the next ones travel over the channels.
+    await household.node.household.contribute("temp", 20.0)
+    first = await household.node.ctx.storage.deliveries("temp", int(clock() // PERIOD))
+    assert all(d.acked for d in first)
+    for d in first:
+        assert await household.node.channels.by_id(d.member, d.ciphertext[:16].hex()) is None
+    await offered(household)
+    clock.advance(PERIOD)
     await household.node.household.contribute("temp", 21.0)
     round_id = int(clock() // PERIOD)
     deliveries = await household.node.ctx.storage.deliveries("temp", round_id)
@@ -125,7 +144,7 @@ async def test_a_households_shares_travel_over_channels_offered_once(
         held = await member.node.ctx.storage.live_channels("in", household.node_id, clock())
         assert len(out) == 1 and [(r.channel, r.secret) for r in held] == [
             (out[0].channel, out[0].secret)]
-        assert out[0].expires >= (round_id + 1) * PERIOD
+        assert out[0].expires >= (round_id + 1) * PERIOD + node_channels.RENEW_BEFORE_S
         channels[member.node_id] = out[0].channel
     for d in deliveries:  # own seat: HPKE; the others: under the channel it names
         assert ch.sealed_channel_id(d.ciphertext) == channels.get(d.member, ch.sealed_channel_id(
@@ -210,7 +229,10 @@ async def test_an_offer_is_idempotent_first_wins_and_capped_per_sender(
 
 
 async def channel_with(household: LiveNode, member: LiveNode, clock: FakeClock) -> ch.Channel:
-    channel = await household.node.channels.outbound(member.node.ctx.me(), clock() + 60)
+    target = member.node.ctx.me()
+    assert await household.node.channels.outbound(target, clock() + 60) is None  # offers
+    await offered(household)
+    channel = await household.node.channels.outbound(target, clock() + 60)
     assert channel is not None
     return channel
 
@@ -264,7 +286,7 @@ async def test_a_member_that_lost_the_channel_gets_it_offered_again(
     trio: list[LiveNode], clock: FakeClock,
 ) -> None:
     household, member = trio[0], trio[1]
-    await household.node.household.contribute("temp", 21.0)
+    await channel_with(household, member, clock)
     # The member loses the channel (say its database was restored from before the offer).
     store = member.node.ctx.storage
     [record] = await store.live_channels("in", household.node_id, clock())
@@ -298,6 +320,9 @@ async def test_a_member_without_channels_gets_hpke_and_signatures(
 
     monkeypatch.setattr(household.node.channels, "offer", counting)
     monkeypatch.setattr(old.node.channels, "handle_offer", no_such_route)
+    await household.node.household.contribute("temp", 20.0)
+    await offered(household)
+    clock.advance(PERIOD)
     answer = await household.node.household.contribute("temp", 21.0)
     assert answer["acknowledged_by"] == 3
     round_id = int(clock() // PERIOD)
@@ -324,3 +349,24 @@ async def test_housekeeping_forgets_expired_channels_on_both_ends(
     for live in (household, member):
         way, peer = direction[live.node_id]
         assert await live.node.ctx.storage.get_channel(way, peer, channel.channel) is None
+
+
+async def test_a_member_that_never_answers_offers_delays_nothing(
+    trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reading is sealed (HPKE for a seat without a channel), stored in the outbox and
+    delivered to every seat while the offer to a silent member is still unanswered."""
+    household, silent = trio[0], trio[1]
+    stalled = asyncio.Event()
+
+    async def never(envelope: Any, remote: str | None) -> dict[str, Any]:
+        stalled.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(silent.node.channels, "handle_offer", never)
+    answer = await household.node.household.contribute("temp", 21.0)
+    assert answer["acknowledged_by"] == 3
+    assert stalled.is_set() and silent.node_id in household.node.channels._offering
+    await household.node.channels.close()  # what stopping the node does
+    assert household.node.channels._offering == {}
