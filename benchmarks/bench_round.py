@@ -67,6 +67,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+import uvloop
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -552,7 +553,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the nodes' data dirs and logs")
     args = parser.parse_args()
     transports = ["direct", "relay"] if args.transport == "both" else [args.transport]
-    runs = [asyncio.run(run(args, transport)) for transport in transports]
+    # The households are nodes: on serve's event loop (MPyC, too, runs on uvloop when it is
+    # installed, as it is here: a backend dependency).
+    runs = [uvloop.run(run(args, transport)) for transport in transports]
     # The floor once the nodes are gone, so nothing else competes for the cores.
     floor = measure_floor(TASK, args.committee)
     for r in runs:

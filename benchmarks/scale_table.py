@@ -14,11 +14,12 @@ is measured once at the end, with nothing else running.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
 from typing import Any
+
+import uvloop
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -51,7 +52,7 @@ ingest x floor = each node's ingest wall time per report (its own window, a core
 def hearth(n: int) -> dict[str, Any]:
     args = argparse.Namespace(households=n, tasks=1, committee=3, period=None, concurrency=48,
                               join_concurrency=None, keep=False)
-    return asyncio.run(bench_round.run(args, "direct"))
+    return uvloop.run(bench_round.run(args, "direct"))
 
 
 def row(n: int, h: dict[str, Any], m: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:

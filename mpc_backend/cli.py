@@ -11,7 +11,6 @@ local API's JSON answer unchanged, so its shape is the one documented in
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import sys
@@ -118,6 +117,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import os  # noqa: PLC0415
 
+    import uvloop  # noqa: PLC0415
+
     from mpc_backend.api.server import serve  # noqa: PLC0415
     from mpc_backend.api.workers import check_workers  # noqa: PLC0415
     from mpc_backend.node.config import load_config  # noqa: PLC0415
@@ -128,7 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_workers(config, args.ingest_workers)
     setup_logging(args.log_level)
     try:
-        asyncio.run(serve(args.data_dir, config, ingest_workers=args.ingest_workers))
+        uvloop.run(serve(args.data_dir, config, ingest_workers=args.ingest_workers))
     except StorageUnavailableError as err:
         raise CliError(str(err)) from None
     return 0

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from aiohttp import web
 
 from mpc_backend.crypto import b64url_decode, load_keys
@@ -360,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     secret = sys.stdin.readline().strip()  # the main process's first line
     config = load_config(args.data_dir, os.environ)
     try:
-        asyncio.run(run_worker(args.data_dir, config, args.upstream, secret))
+        uvloop.run(run_worker(args.data_dir, config, args.upstream, secret))
     except Exception:
         log.exception("ingest worker failed")
         return 1
