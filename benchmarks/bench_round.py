@@ -1,15 +1,21 @@
 """Round benchmark: K real committee nodes on loopback, N simulated households, M tasks.
 
     python benchmarks/bench_round.py --households 1000 --tasks 10 [--committee 5]
-        [--transport direct|relay|both] [--join-concurrency J] [--json]
+        [--transport direct|relay|both] [--auth channels|signed|both]
+        [--join-concurrency J] [--json]
 
 The committee is K ``mpc-backend serve`` processes (default 3, threshold t = 1; with
 5, t = 2), and every round closes with held statements, verification, partial sums
 and t + 1 co-signatures. Households are in-process clients that do exactly what a
 household node does: they join through invites (signed join requests to the
-founder), then per round encode each reading, prove it valid, Shamir-share it with
-its proof, HPKE-seal one share per committee member and sign one envelope per member
-carrying all M tasks' shares. The benchmark prints:
+founder) and offer each committee member a channel (``--auth channels``, the default:
+one signed request with an HPKE-sealed secret per household and member, timed as setup
+since a household does it once a day), then per round encode each reading, prove it
+valid, Shamir-share it with its proof, seal one share per committee member under the
+channel and send one envelope per member carrying all M tasks' shares in a request MAC'd
+under it; the member's ack carries the channel's MAC. ``--auth signed`` does what a
+household did before channels (and does with a member that has none): HPKE-seal each
+share, sign each envelope and request, check signed acks. The benchmark prints:
 
 * client cost per report: encode + prove + share + K seals (+ the envelope signatures
   amortised over the tasks), single core;
@@ -48,7 +54,8 @@ over direct HTTP and through a Mosquitto relay on loopback (the setup ``mpc-back
 relay init`` writes), and prints them side by side with their ratio. Through the
 relay, households publish their envelopes through ``GATEWAYS`` MQTT connections
 (each a household's own broker account; one message per envelope, as each household
-would send), and the table adds the broker's CPU time and peak RSS.
+would send), and the table adds the broker's CPU time and peak RSS. ``--auth both``
+runs channels and signed side by side the same way.
 """
 
 from __future__ import annotations
@@ -163,7 +170,8 @@ async def offer_channels(session: aiohttp.ClientSession, households: list[NodeKe
                                        for mm in members)))
 
 
-async def run(args: argparse.Namespace, transport: str) -> dict[str, Any]:
+async def run(args: argparse.Namespace, transport: str,
+              auth: str = "channels") -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix=f"bench-round-{transport}-"))
     nodes = [NodeProcess(f"committee{i}", root / f"c{i}", free_port(), root / f"c{i}.log")
              for i in range(args.committee)]
@@ -174,7 +182,7 @@ async def run(args: argparse.Namespace, transport: str) -> dict[str, Any]:
         for node in nodes:
             node.init("--grace", str(GRACE_S), "--takeover", "20")
             node.start()
-        return {"transport": transport, **await _bench(args, nodes, broker)}
+        return {"transport": transport, **await _bench(args, nodes, broker, auth)}
     finally:
         for node in nodes:
             node.stop()
@@ -185,7 +193,7 @@ async def run(args: argparse.Namespace, transport: str) -> dict[str, Any]:
 
 
 async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
-                 broker: Broker | None) -> dict[str, Any]:
+                 broker: Broker | None, auth: str) -> dict[str, Any]:
     n, m = args.households, args.tasks
     connector = aiohttp.TCPConnector(limit=args.concurrency)
     timeout = aiohttp.ClientTimeout(total=120)
@@ -244,7 +252,7 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         # and MAC requests under it for a day. Over HTTP either way, like the joins.
         channel_of: dict[tuple[int, str], Channel] = {}
         o0 = time.perf_counter()
-        if not args.signed:
+        if auth == "channels":
             channel_of = await offer_channels(session, households, [member_of[i] for i in url_of],
                                               url_of, roster.federation_id,
                                               asyncio.Semaphore(args.concurrency))
@@ -413,7 +421,7 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         "period_s": period,
         "hpke_suite": households[0].hpke_suite,
         "setup_s": round(setup_s, 2),
-        "auth": "signed" if args.signed else "channels",
+        "auth": auth,
         "channels_s": round(channels_s, 2),
         "client_ms_per_report": round(client_cpu / reports * 1000, 3),
         "client_wall_s": round(client_wall, 4),
@@ -547,15 +555,19 @@ def main() -> None:
     parser.add_argument("--transport", choices=("direct", "relay", "both"), default="both",
                         help="how hubs talk: direct HTTP, a Mosquitto relay on loopback, or "
                              "both side by side (default)")
-    parser.add_argument("--signed", action="store_true",
-                        help="no channels: every report HPKE-sealed and signed, as before them")
+    parser.add_argument("--auth", choices=("channels", "signed", "both"), default="channels",
+                        help="how households seal and authenticate reports: over channels "
+                             "(default), HPKE + Ed25519 per report as before channels, or both "
+                             "side by side")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the nodes' data dirs and logs")
     args = parser.parse_args()
     transports = ["direct", "relay"] if args.transport == "both" else [args.transport]
+    auths = ["channels", "signed"] if args.auth == "both" else [args.auth]
     # The households are nodes: on serve's event loop (MPyC, too, runs on uvloop when it is
     # installed, as it is here: a backend dependency).
-    runs = [uvloop.run(run(args, transport)) for transport in transports]
+    runs = [uvloop.run(run(args, transport, auth)) for transport in transports
+            for auth in auths]
     # The floor once the nodes are gone, so nothing else competes for the cores.
     floor = measure_floor(TASK, args.committee)
     for r in runs:
@@ -590,13 +602,16 @@ def print_report(runs: list[dict[str, Any]], floor: dict[str, Any],
                              else "-" for r in runs], ""),
         ("released means match plaintext", [str(r["results_correct"]) for r in runs], ""),
         ("setup (joins + tasks, not timed)", [f"{r['setup_s']} s" for r in runs], ""),
+        ("channel offers (setup, once a day)",
+         [f"{r['channels_s']} s" if r["auth"] == "channels" else "-" for r in runs], ""),
     ]
-    header = ("", [r["transport"] for r in runs], "relay/direct" if len(runs) == 2 else "")
+    labels = [label(r, runs) for r in runs]
+    header = ("", labels, f"{labels[1]}/{labels[0]}" if len(runs) == 2 else "")
     _print_rows([header, *rows])
     print()
     print(f"where the time goes, per report (ingest: mean of the {first['committee']} "
           "committee nodes); (ratio to the floor below)")
-    _print_rows([("", [r["transport"] for r in runs], ""),
+    _print_rows([("", labels, ""),
                  *[(name, [stage_cell(r, key) for r in runs], "") for name, key in STAGE_ROWS]])
     print()
     print_floor(floor)
@@ -612,6 +627,15 @@ def print_report(runs: list[dict[str, Any]], floor: dict[str, Any],
     print(END_TO_END)
     print()
     print_table(proof_costs)
+
+
+def label(run: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+    """A run's column: its transport, and how it authenticates where the runs differ."""
+    if len({r["auth"] for r in runs}) == 1:
+        return str(run["transport"])
+    if len({r["transport"] for r in runs}) == 1:
+        return str(run["auth"])
+    return f"{run['transport']}, {run['auth']}"
 
 
 def _print_rows(rows: list[tuple[str, list[str], str]]) -> None:
@@ -713,8 +737,8 @@ def stage_cell(r: dict[str, Any], key: str) -> str:
 def _ratio(runs: list[dict[str, Any]], figure: Any) -> str:
     if len(runs) != 2:
         return ""
-    direct, relay = figure(runs[0]), figure(runs[1])
-    return f"{relay / direct:.2f}x" if direct else ""
+    first, second = figure(runs[0]), figure(runs[1])
+    return f"{second / first:.2f}x" if first else ""
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ hubs in parallel (model) = one household's client work + the slowest node's wind
   one (each household seals on its own hub; each node ingests on its own)
 joins (setup): wall time of the N joins (32 in flight), not part of end to end;
   joins/s over the first and the last third of them (equal: linear in N)
+channel offers (setup): wall time of the 3 N channel offers (each household offers each
+  member a secret once a day: one HPKE seal and signature on the household's side, one
+  HPKE open and signature check on the member's), not part of end to end: afterwards a
+  report costs neither side a public-key operation
 per value = the figure / N; ratio = Hearth per value / MPyC per value (< 1: Hearth faster)
 ingest x floor = each node's ingest wall time per report (its own window, a core of its
   own, the client on the other / its reports) over the floor: one HPKE open + one Ed25519
@@ -68,6 +72,7 @@ def row(n: int, h: dict[str, Any], m: dict[str, Any], floor: dict[str, Any]) -> 
         "hearth_ingest_s": h["send_wall_s"],
         "hearth_ingest_windows_s": h["ingest_windows_s"],
         "hearth_joins_s": h["joins_s"],
+        "hearth_channels_s": h["channels_s"],
         "joins_per_s_first_third": h["joins_per_s_first_third"],
         "joins_per_s_last_third": h["joins_per_s_last_third"],
         "hearth_per_value_ms": round(per_value["end_to_end"], 4),
@@ -89,6 +94,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("MPyC inputs->outputs", "mpyc_inputs_to_outputs_s", "{:.2f} s"),
     ("Hearth end to end", "hearth_end_to_end_s", "{:.2f} s"),
     ("Hearth joins (setup)", "hearth_joins_s", "{:.1f} s"),
+    ("channel offers (setup)", "hearth_channels_s", "{:.1f} s"),
     ("Hearth parallel hubs", "hearth_hubs_in_parallel_s", "{:.2f} s"),
     ("Hearth/value", "hearth_per_value_ms", "{:.3f} ms"),
     ("parallel/value", "hearth_parallel_per_value_ms", "{:.3f} ms"),

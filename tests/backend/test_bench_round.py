@@ -10,6 +10,7 @@ import json
 import math
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -25,23 +26,42 @@ FLOOR_FIGURES = ("hpke_open_us", "ed25519_verify_us", "commit_1_row_us", "commit
 def test_bench_round_runs_through_the_relay(capsys: pytest.CaptureFixture[str]) -> None:
     done = subprocess.run(
         [sys.executable, "benchmarks/bench_round.py", "--households", "6", "--tasks", "1",
-         "--transport", "relay", "--json"],
-        capture_output=True, text=True, timeout=240, cwd=REPO, check=False)
+         "--transport", "relay", "--auth", "both", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(done.stdout)
-    (run,) = figures["runs"]
-    assert run["transport"] == "relay"
-    assert run["results_correct"] is True
-    assert run["rejected_envelopes"] == 0
-    assert all(rate > 0 for rate in run["reports_per_s_per_node"].values())
-    assert run["broker_cpu_s"] >= 0 and run["broker_peak_rss_mb"] > 0
-
+    # Over channels and as before them (HPKE + signatures per report), side by side.
+    assert [(r["transport"], r["auth"]) for r in figures["runs"]] == [
+        ("relay", "channels"), ("relay", "signed")]
+    assert figures["runs"][0]["channels_s"] > 0 and figures["runs"][1]["channels_s"] == 0
     floor = figures["floor"]
     assert all(floor[k] > 0 for k in FLOOR_FIGURES)
     assert floor["commit_per_row_48_us"] < floor["commit_1_row_us"]  # a shared commit pays
     assert floor["ingest_floor_ms"] == pytest.approx(
         (floor["hpke_open_us"] + floor["ed25519_verify_us"] + floor["commit_1_row_us"]) / 1000,
         abs=1e-3)
+    for run in figures["runs"]:
+        check_run(run, floor)
+
+    # The text report shows every stage row, the floor and the ratios, per run.
+    print_report(figures["runs"], floor, figures["proof_costs"])
+    text = capsys.readouterr().out
+    for label, _ in STAGE_ROWS:
+        assert label in text
+    assert "signed/channels" in text and "channel offers (setup, once a day)" in text
+    assert "floor per report: open + verify + 1-row commit" in text
+    for run in figures["runs"]:
+        ratios = run["floor_ratios"]
+        assert f"({ratios['wall']}x, {ratios['wall_batched']}x at 48/commit)" in text
+        assert all(f"({x}x)" in text for x in run["wall_over_floor_per_node"].values())
+    assert "hubs in parallel (model) = one household's client work" in text
+
+
+def check_run(run: dict[str, Any], floor: dict[str, Any]) -> None:
+    assert run["results_correct"] is True
+    assert run["rejected_envelopes"] == 0
+    assert all(rate > 0 for rate in run["reports_per_s_per_node"].values())
+    assert run["broker_cpu_s"] >= 0 and run["broker_peak_rss_mb"] > 0
 
     # One node at a time: each node's wall per report is its own window over its reports,
     # over the floor; the windows add up to the ingest figure.
@@ -79,13 +99,3 @@ def test_bench_round_runs_through_the_relay(capsys: pytest.CaptureFixture[str]) 
                         abs_tol=1e-3)
     assert run["joins_s"] > 0
     assert run["joins_per_s_first_third"] > 0 and run["joins_per_s_last_third"] > 0
-
-    # The text report shows every stage row, the floor and the ratios.
-    print_report(figures["runs"], floor, figures["proof_costs"])
-    text = capsys.readouterr().out
-    for label, _ in STAGE_ROWS:
-        assert label in text
-    assert "floor per report: open + verify + 1-row commit" in text
-    assert f"({ratios['wall']}x, {ratios['wall_batched']}x at 48/commit)" in text
-    assert all(f"({x}x)" in text for x in per_node.values())
-    assert "hubs in parallel (model) = one household's client work" in text
