@@ -85,6 +85,8 @@ from mpc_backend.arith import FieldRNG  # noqa: E402
 from mpc_backend.crypto import NodeKeys, b64url_encode, parse_invite, sign_envelope  # noqa: E402
 from mpc_backend.crypto.channel import (  # noqa: E402
     Channel,
+    aead_open,
+    aead_seal,
     derive,
     new_channel_id,
     new_secret,
@@ -287,10 +289,12 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
                 body = json.dumps(shares_envelope(keys, roster.federation_id, items,
                                                   signed=channel is None)).encode()
                 if broker is not None:
-                    # As a household's node does it through the relay: seal to the member.
+                    # As a household's node does it through the relay: seal to the member
+                    # (under the channel where there is one).
                     target = member_of[member_id]
-                    body = seal_share(target.hpke_public, target.hpke_suite, body, request_aad(
-                        roster.federation_id, path, keys.node_id, member_id))
+                    aad = request_aad(roster.federation_id, path, keys.node_id, member_id)
+                    body = (aead_seal(channel.relay_request_key, body, aad) if channel
+                            else seal_share(target.hpke_public, target.hpke_suite, body, aad))
                 headers = request_headers(keys, path, body, time.time(), channel)
                 requests[member_id].append((h, items, body, headers))
         client_cpu = time.process_time() - c0
@@ -360,12 +364,16 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
                                                               strict=True):
                 keys = households[h]
                 # Through the relay, open the sealed answer as a household's node does.
-                plain = body if broker is None or body is None else keys.open_share(
-                    body, answer_aad(roster.federation_id, path, member_id, keys.node_id,
-                                     headers[SIGNATURE_HEADER], status))
+                channel = channel_of.get((h, member_id))
+                plain = body
+                if broker is not None and body is not None:
+                    aad = answer_aad(roster.federation_id, path, member_id, keys.node_id,
+                                     headers[SIGNATURE_HEADER], status)
+                    plain = (aead_open(channel.relay_answer_key, body, aad) if channel
+                             else keys.open_share(body, aad))
                 if status == 200 and plain is not None and ack_problem(
                         json.loads(plain), member, roster.federation_id, keys.node_id,
-                        items, channel=channel_of.get((h, member_id))) is None:
+                        items, channel=channel) is None:
                     accepted[member_id] += len(items)
                 else:
                     failures += 1

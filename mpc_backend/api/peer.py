@@ -40,7 +40,14 @@ from aiohttp import web
 
 from mpc_backend import __version__
 from mpc_backend.crypto import BadSignatureError, b64url_decode
-from mpc_backend.crypto.channel import CHANNEL_HEADER, Channel, check_request_mac, valid_id
+from mpc_backend.crypto.channel import (
+    CHANNEL_HEADER,
+    Channel,
+    aead_open,
+    aead_seal,
+    check_request_mac,
+    valid_id,
+)
 from mpc_backend.crypto.envelope import verify_request
 from mpc_backend.crypto.errors import DecryptionError
 from mpc_backend.crypto.sealing import seal_share
@@ -198,7 +205,7 @@ class PeerDispatcher:
                 preauth = Preauth(headers[SENDER_HEADER], arrived, time.perf_counter() - checking,
                                   channel)
                 check_digest(ctx, path, hashlib.sha256(body).digest(), digest, remote)
-                body = _open_request(ctx, path, headers, body, sealed)
+                body = _open_request(ctx, path, headers, body, sealed, channel)
             elif sealed:
                 raise BadRequest("a join travels unsealed: the joiner has no roster key yet")
             if not body:
@@ -216,6 +223,8 @@ class PeerDispatcher:
             return status, _json(answer), False
         aad = answer_aad(ctx.federation_id, path, ctx.node_id, requester.node_id,
                          headers.get(SIGNATURE_HEADER, ""), status)
+        if preauth is not None and preauth.channel is not None:
+            return status, aead_seal(preauth.channel.relay_answer_key, _json(answer), aad), True
         return status, seal_share(requester.hpke_public, requester.hpke_suite, _json(answer),
                                   aad), True
 
@@ -226,13 +235,16 @@ async def _serve(route: Route, node: Node, envelope: Any, remote: str | None,
 
 
 def _open_request(ctx: NodeContext, path: str, headers: Mapping[str, str], body: bytes,
-                  sealed: bool) -> bytes:
-    """An authenticated member request's plain body: relayed ones must be sealed to us."""
+                  sealed: bool, channel: Channel | None) -> bytes:
+    """An authenticated member request's plain body: relayed ones must be sealed to us (to
+    our key, or under the channel the request names)."""
     if not sealed:
         raise BadRequest("a relayed request from a member must be sealed to the recipient's "
                          "key; this node answers no unsealed one", code="unsealed")
     aad = request_aad(ctx.federation_id, path, headers[SENDER_HEADER], ctx.node_id)
     try:
+        if channel is not None:
+            return aead_open(channel.relay_request_key, body, aad)
         return ctx.keys.open_share(body, aad)
     except DecryptionError:
         log.warning("refused a relayed request to %s from %s: it does not open with this "

@@ -11,7 +11,10 @@ are derived from the secret with HKDF-SHA256 under the same context, one per use
   share; the sealed bytes start with the channel id, so a share names its key;
 * ``request``: HMAC-SHA256 over the same request fields an Ed25519 request
   signature covers (path, time, body digest), sent in its place;
-* ``answer``: HMAC-SHA256 over the member's ack of exactly the shares it stored.
+* ``answer``: HMAC-SHA256 over the member's ack of exactly the shares it stored;
+* ``relay_request`` / ``relay_answer``: through the relay, ChaCha20-Poly1305 over the
+  request's body and over the answer, each with the relay's own context as AAD
+  (``mpc_backend.relay.sealed``), in place of an HPKE seal to either end.
 
 Only the two ends know the secret, so a MAC convinces the other end (not a third
 party: neither end's MAC is evidence against it, and none is needed: an ack only
@@ -64,6 +67,8 @@ class Channel:
     share_key: bytes
     request_key: bytes
     answer_key: bytes
+    relay_request_key: bytes
+    relay_answer_key: bytes
 
     def __repr__(self) -> str:  # never print keys
         return (f"Channel({self.sender} -> {self.receiver}, {self.channel}, "
@@ -97,18 +102,30 @@ def derive(secret: bytes, federation: str, sender: str, receiver: str, channel: 
     """Both ends' keys for this channel; ValueError unless the secret is 32 bytes."""
     if len(secret) != SECRET_BYTES:
         raise ValueError(f"a channel secret is {SECRET_BYTES} bytes, got {len(secret)}")
-    okm = HKDF(algorithm=hashes.SHA256(), length=96, salt=None,
+    okm = HKDF(algorithm=hashes.SHA256(), length=160, salt=None,
                info=KEY_CONTEXT + _context(federation, sender, receiver, channel, expires),
                ).derive(secret)
-    return Channel(federation, sender, receiver, channel, expires, okm[:32], okm[32:64],
-                   okm[64:])
+    keys = [okm[i:i + 32] for i in range(0, 160, 32)]
+    return Channel(federation, sender, receiver, channel, expires, *keys)
+
+
+def aead_seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """nonce || ChaCha20-Poly1305(plaintext, aad), with a random 96-bit nonce."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    return nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, aad)
+
+
+def aead_open(key: bytes, sealed: bytes, aad: bytes) -> bytes:
+    """The plaintext of ``aead_seal``; DecryptionError if it does not open for ``aad``."""
+    try:
+        return ChaCha20Poly1305(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+    except (InvalidTag, ValueError):
+        raise DecryptionError("does not open under this channel for this context") from None
 
 
 def seal(channel: Channel, plaintext: bytes, aad: bytes) -> bytes:
     """channel id (16 bytes) || nonce || ChaCha20-Poly1305(plaintext, aad)."""
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    return (bytes.fromhex(channel.channel) + nonce
-            + ChaCha20Poly1305(channel.share_key).encrypt(nonce, plaintext, aad))
+    return bytes.fromhex(channel.channel) + aead_seal(channel.share_key, plaintext, aad)
 
 
 def sealed_channel_id(ciphertext: bytes) -> str | None:
@@ -122,11 +139,9 @@ def open_sealed(channel: Channel, ciphertext: bytes, aad: bytes) -> bytes:
     """The plaintext; DecryptionError if it is not sealed under this channel for ``aad``."""
     if sealed_channel_id(ciphertext) != channel.channel:
         raise DecryptionError("share is not sealed under the channel its request names")
-    nonce = ciphertext[ID_BYTES:ID_BYTES + NONCE_BYTES]
     try:
-        return ChaCha20Poly1305(channel.share_key).decrypt(
-            nonce, ciphertext[ID_BYTES + NONCE_BYTES:], aad)
-    except InvalidTag:
+        return aead_open(channel.share_key, ciphertext[ID_BYTES:], aad)
+    except DecryptionError:
         raise DecryptionError(
             "share does not open under its channel for this context (tampered, or sealed "
             "for another task, round, sender or recipient)") from None

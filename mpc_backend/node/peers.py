@@ -27,6 +27,7 @@ node's keys for that; ``NodeContext`` hands them over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -38,7 +39,7 @@ from typing import Any, Protocol, runtime_checkable
 import aiohttp
 
 from mpc_backend.crypto import NodeKeys, b64url_encode
-from mpc_backend.crypto.channel import CHANNEL_HEADER, Channel, request_mac
+from mpc_backend.crypto.channel import CHANNEL_HEADER, Channel, aead_open, aead_seal, request_mac
 from mpc_backend.crypto.envelope import sign_request
 from mpc_backend.crypto.errors import DecryptionError
 from mpc_backend.crypto.sealing import seal_share
@@ -281,26 +282,34 @@ class Peers:
         body = json.dumps(build(), separators=(",", ":")).encode()
         sealed = isinstance(target, MemberLike)
         if sealed:
-            body = seal_share(target.hpke_public, target.hpke_suite, body,
-                              request_aad(relay.federation_id, path, keys.node_id,
-                                          target.node_id))
+            aad = request_aad(relay.federation_id, path, keys.node_id, target.node_id)
+            body = (aead_seal(channel.relay_request_key, body, aad) if channel is not None
+                    else seal_share(target.hpke_public, target.hpke_suite, body, aad))
         return body, request_headers(keys, path, body, self.clock(), channel), sealed
 
     def open_answer(self, relay: RelayTransport, target: Target, path: str,
-                     headers: dict[str, str], answer: RelayAnswer, sealed: bool) -> dict[str, Any]:
+                    headers: dict[str, str], answer: RelayAnswer, sealed: bool,
+                    channel: Channel | None = None) -> dict[str, Any]:
         """The answer's JSON; UnverifiedAnswer if a sealed request got an unsealed answer (it may
         come from the broker: unverified, so the request counts as unanswered) or a sealed
-        answer that does not open for this request and status."""
+        answer that does not open for this request and status. Over a channel the member
+        seals its answer under it, except a refusal made before it found the channel."""
         body = answer.body
         if answer.sealed:
             keys = self.keys
             assert keys is not None and isinstance(target, MemberLike)
-            try:
-                body = keys.open_share(body, answer_aad(
-                    relay.federation_id, path, target.node_id, keys.node_id,
-                    headers[SIGNATURE_HEADER], answer.status))
-            except (DecryptionError, ValueError):
-                raise UnverifiedAnswer("a sealed answer that does not open") from None
+            aad = answer_aad(relay.federation_id, path, target.node_id, keys.node_id,
+                             headers[SIGNATURE_HEADER], answer.status)
+            opened = None
+            if channel is not None:
+                with contextlib.suppress(DecryptionError):
+                    opened = aead_open(channel.relay_answer_key, body, aad)
+            if opened is None:
+                try:
+                    opened = keys.open_share(body, aad)
+                except (DecryptionError, ValueError):
+                    raise UnverifiedAnswer("a sealed answer that does not open") from None
+            body = opened
         elif sealed:
             raise UnverifiedAnswer(f"an unsealed answer to a sealed request ({answer.status}: "
                               f"{body[:200].decode(errors='replace')})")
@@ -346,7 +355,7 @@ class Peers:
                 last = f"no answer within {timeout:g} s"
                 continue
             try:
-                data = self.open_answer(relay, target, path, headers, answer, sealed)
+                data = self.open_answer(relay, target, path, headers, answer, sealed, channel)
             except UnverifiedAnswer as err:
                 last = str(err)
                 continue

@@ -10,6 +10,12 @@ answer to another request nor turn a refusal into a success or back; a sealed
 request whose answer comes unsealed is treated as unanswered. Only a join (the
 joiner is no member yet, and its body is its public member record with an invite
 proof) and health pings travel unsealed.
+
+A household's shares over a channel (``mpc_backend.crypto.channel``) are sealed with
+the channel's relay keys instead of HPKE, request and answer alike, under the same
+AAD: the answer is then also authenticated to the household, which an HPKE seal to
+its public key is not (anyone can seal to that). A refusal made before the member
+found the channel comes HPKE-sealed as for any other request.
 """
 
 from __future__ import annotations
