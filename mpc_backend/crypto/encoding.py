@@ -25,10 +25,46 @@ def canonical_json(obj: Any) -> bytes:
     Raises ValueError for values that cannot be encoded unambiguously
     (NaN/Inf, non-string keys, bytes and other non-JSON types).
     """
-    _check(obj, "$")
+    if not _plain(obj):
+        _check(obj, "$")  # raises, naming where
     return json.dumps(
         obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
+
+
+_SCALARS = (str, int, bool, type(None))
+_CONTAINERS = (dict, list, tuple)
+
+
+def _plain(obj: Any) -> bool:
+    """Whether ``obj`` holds only what canonical JSON encodes unambiguously: ``_check``'s
+    rule, walked without recursion or building paths (the common case, on large lists)."""
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            if not all(type(k) is str for k in value):
+                return False
+            items = value.values()
+        elif kind is list or kind is tuple:
+            items = value
+        elif kind in _SCALARS:
+            continue
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+            continue
+        else:
+            return False  # subclasses and other types: _check decides
+        for item in items:
+            kind = type(item)
+            if kind is str or kind is int:
+                continue
+            if kind is float and math.isfinite(item):
+                continue
+            stack.append(item)
+    return True
 
 
 def _check(value: Any, path: str) -> None:

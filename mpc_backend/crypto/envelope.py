@@ -72,15 +72,19 @@ def sign_envelope(
     a receiver will parse (tuples become lists) and later edits to ``body`` by
     the caller cannot invalidate the signature.
     """
+    canonical = canonical_json(body)
     envelope: dict[str, Any] = {
         "type": msg_type,
         "federation": federation_id,
         "sender": keys.node_id,
         "ts": int(time.time() if now is None else now),
         "nonce": secrets.token_hex(16),
-        "body": json.loads(canonical_json(body)),
     }
-    envelope["sig"] = b64url_encode(keys.sign(_signed_bytes(envelope)))
+    # "body" sorts first among the fields: splice its canonical bytes in, not encode it twice.
+    rest = canonical_json(envelope)
+    signed = MESSAGE_CONTEXT + b'{"body":' + canonical + b"," + rest[1:]
+    envelope["body"] = json.loads(canonical)
+    envelope["sig"] = b64url_encode(keys.sign(signed))
     return envelope
 
 

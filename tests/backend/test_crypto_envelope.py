@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mpc_backend.crypto import (
     AuthError,
@@ -22,10 +24,12 @@ from mpc_backend.crypto import (
     b64url_decode,
     b64url_encode,
     canonical_json,
+    encoding,
     sign_envelope,
     verify_envelope,
     verify_signature,
 )
+from mpc_backend.crypto import envelope as envelope_module
 
 NOW = 1_800_000_000.0
 FED = "fed-1"
@@ -275,3 +279,40 @@ def test_base64url() -> None:
     for bad in ("a", "ab$d", "é"):
         with pytest.raises(ValueError, match="base64url"):
             b64url_decode(bad)
+
+
+_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5),
+                    st.floats(allow_nan=True, allow_infinity=True), st.binary(max_size=3))
+_VALUES = st.recursive(_LEAVES, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.tuples(inner, inner),
+    st.dictionaries(st.one_of(st.text(max_size=3), st.integers()), inner, max_size=4)),
+    max_leaves=20)
+
+
+@given(_VALUES)
+def test_the_fast_walk_accepts_exactly_what_the_checked_walk_accepts(value: Any) -> None:
+    """canonical_json's quick walk (no recursion, no paths) decides like ``_check``: what it
+    passes ``_check`` passes, and what ``_check`` refuses it sends to ``_check``."""
+    try:
+        encoding._check(value, "$")
+        checked = True
+    except ValueError:
+        checked = False
+    assert encoding._plain(value) == checked
+    if checked:
+        assert canonical_json(value) == json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    else:
+        with pytest.raises(ValueError, match=r"^\$"):
+            canonical_json(value)
+
+
+def test_sign_envelope_signs_exactly_the_canonical_envelope() -> None:
+    """The body's canonical bytes are spliced in rather than encoded twice: the result must
+    be the canonical JSON of the whole envelope, byte for byte."""
+    keys = NodeKeys.generate()
+    body = {"a": [1, 2.5, "é"], "z": {"b": None, "a": True}, "items": list(range(50))}
+    envelope = sign_envelope(keys, "shares", "f" * 32, body, now=1_800_000_000)
+    unsigned = {k: v for k, v in envelope.items() if k != "sig"}
+    verify_signature(keys.signing_public, envelope_module.MESSAGE_CONTEXT
+                     + canonical_json(unsigned), b64url_decode(envelope["sig"]))
