@@ -16,6 +16,7 @@ from mpc_backend.crypto import DecryptionError, NodeKeys, b64url_encode, sign_en
 from mpc_backend.crypto import channel as ch
 from mpc_backend.crypto.sealing import seal_share
 from mpc_backend.node import channels as node_channels
+from mpc_backend.node.errors import NotFound
 from mpc_backend.node.peers import SIGNATURE_HEADER, request_headers
 from mpc_backend.storage import ChannelRecord
 from tests.backend.conftest import PERIOD, FakeClock, LiveNode
@@ -314,8 +315,6 @@ async def test_a_member_without_channels_gets_hpke_and_signatures(
         return await real_offer(member, record)
 
     async def no_such_route(envelope: Any, remote: str | None) -> dict[str, Any]:
-        from mpc_backend.node.errors import NotFound  # noqa: PLC0415
-
         raise NotFound("no peer route /peer/v1/channel")
 
     monkeypatch.setattr(household.node.channels, "offer", counting)
@@ -357,12 +356,12 @@ async def test_a_member_that_never_answers_offers_delays_nothing(
     """The reading is sealed (HPKE for a seat without a channel), stored in the outbox and
     delivered to every seat while the offer to a silent member is still unanswered."""
     household, silent = trio[0], trio[1]
-    stalled = asyncio.Event()
+    stalled, released = asyncio.Event(), asyncio.Event()
 
     async def never(envelope: Any, remote: str | None) -> dict[str, Any]:
         stalled.set()
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
+        await released.wait()  # until the test is over
+        raise NotFound("gone")
 
     monkeypatch.setattr(silent.node.channels, "handle_offer", never)
     answer = await household.node.household.contribute("temp", 21.0)
@@ -370,3 +369,5 @@ async def test_a_member_that_never_answers_offers_delays_nothing(
     assert stalled.is_set() and silent.node_id in household.node.channels._offering
     await household.node.channels.close()  # what stopping the node does
     assert household.node.channels._offering == {}
+    released.set()  # the silent member's handler ends: no task outlives the test
+    await asyncio.sleep(0.1)
