@@ -73,13 +73,7 @@ def sign_envelope(
     the caller cannot invalidate the signature.
     """
     canonical = canonical_json(body)
-    envelope: dict[str, Any] = {
-        "type": msg_type,
-        "federation": federation_id,
-        "sender": keys.node_id,
-        "ts": int(time.time() if now is None else now),
-        "nonce": secrets.token_hex(16),
-    }
+    envelope = _fields(keys.node_id, msg_type, federation_id, now)
     # "body" sorts first among the fields: splice its canonical bytes in, not encode it twice.
     rest = canonical_json(envelope)
     signed = MESSAGE_CONTEXT + b'{"body":' + canonical + b"," + rest[1:]
@@ -99,14 +93,19 @@ def request_envelope(
     """An envelope with an empty ``sig``, for a request authenticated as a whole by a
     channel MAC (``mpc_backend.crypto.channel``): only ``check_authenticated_envelope``
     accepts it, which the peer API reaches only once that MAC has checked out."""
+    return {**_fields(sender, msg_type, federation_id, now),
+            "body": json.loads(canonical_json(body)), "sig": ""}
+
+
+def _fields(sender: str, msg_type: str, federation_id: str,
+            now: float | None) -> dict[str, Any]:
+    """An envelope's fields but its body and signature."""
     return {
         "type": msg_type,
         "federation": federation_id,
         "sender": sender,
         "ts": int(time.time() if now is None else now),
         "nonce": secrets.token_hex(16),
-        "body": json.loads(canonical_json(body)),
-        "sig": "",
     }
 
 
