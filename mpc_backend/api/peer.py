@@ -247,10 +247,11 @@ def _open_request(ctx: NodeContext, path: str, headers: Mapping[str, str], body:
             return aead_open(channel.relay_request_key, body, aad)
         return ctx.keys.open_share(body, aad)
     except DecryptionError:
-        log.warning("refused a relayed request to %s from %s: it does not open with this "
-                    "node's key", path, headers[SENDER_HEADER])
-        raise Forbidden("the sealed body does not open with this node's key for this path "
-                        "and sender", code="auth_failed") from None
+        key = "this node's key" if channel is None else "the channel it names"
+        log.warning("refused a relayed request to %s from %s: it does not open with %s", path,
+                    headers[SENDER_HEADER], key)
+        raise Forbidden(f"the sealed body does not open with {key} for this path and sender",
+                        code="auth_failed") from None
 
 
 def _json(doc: dict[str, Any]) -> bytes:

@@ -15,7 +15,9 @@ memory and follows both in storage (polled every ``MEMBERS_POLL_S``). A share de
 a sender it does not know is refused at once if its signature headers are missing or out
 of date, and otherwise forwarded: the main process catches up from the founder
 (rate-limited) or refuses it. So a request with a made-up sender costs the database
-nothing, however many arrive.
+nothing, however many arrive. A channel (``mpc_backend.node.channels``) the worker has not
+seen costs one query, and after a miss that sender's next one waits ``WORKER_MISS_S``: a
+member naming made-up channels costs the database at most one query per sender that often.
 
 What keeps a worker's acks true:
 

@@ -8,8 +8,13 @@ channel. It is stored first-wins (the same offer again is a 200, another secret
 under the same id a 409) before it is answered, so an acknowledged channel
 survives a restart. A sender holds at most ``MAX_LIVE_PER_SENDER`` live channels
 here, so offers cannot fill the disk. ``inbound`` looks a channel up for the peer
-API (memory, then storage: an ingest worker learns the main process's channels
-from the shared database); an expired one is not found.
+API. The main process holds every live channel in memory (``load`` at start, then
+each offer it accepts: only it answers offers), so a request naming a channel it
+does not hold costs no storage query. An ingest worker learns the main process's
+channels from the shared database, one query per channel it has not seen, and after
+a miss asks again for that sender only ``WORKER_MISS_S`` later; an expired channel
+is not found. A channel a member refused again when offered anew (it lost it and
+no longer takes channels) is not used for further reports (``refused``).
 
 Household (``outbound``, ``by_id``): before sealing a round's shares to a member,
 the node uses a live channel that outlasts the round's window. It never waits for
@@ -52,6 +57,7 @@ RENEW_BEFORE_S = 6 * 3600  # offer a successor once the newest has less than thi
 MAX_LIVE_PER_SENDER = 8
 OFFER_RETRY_S = 300.0  # after an offer that failed
 UNSUPPORTED_RETRY_S = 3600.0  # after a 404: a member on a version without channels
+WORKER_MISS_S = 2.0
 
 
 def channel_of(record: ChannelRecord, federation: str, me: str) -> Channel:
@@ -68,6 +74,18 @@ class ChannelService:
         self._accepting: dict[str, asyncio.Lock] = {}  # per sender: the cap holds under bursts
         self._offering: dict[str, asyncio.Task[None]] = {}
         self._retry_at: dict[str, float] = {}
+        self._refused: set[tuple[str, str]] = set()  # (member, channel)
+        self._complete = False  # every live inbound channel is in memory (main process)
+        self._missed: dict[str, float] = {}  # sender -> last storage miss (workers)
+
+    async def load(self) -> None:
+        """Hold every live channel offered to this node (the main process, at start)."""
+        ctx = self.ctx
+        if ctx.signed_roster is not None:
+            for record in await ctx.storage.live_channels("in", None, ctx.clock()):
+                self._inbound[(record.peer, record.channel)] = channel_of(
+                    record, ctx.federation_id, ctx.node_id)
+        self._complete = True
 
     # -- receiving member -------------------------------------------------------------
 
@@ -128,8 +146,11 @@ class ChannelService:
         now = self.ctx.clock()
         known = self._inbound.get((sender, channel))
         if known is None:
+            if self._complete or now < self._missed.get(sender, 0.0) + WORKER_MISS_S:
+                return None
             record = await self.ctx.storage.get_channel("in", sender, channel)
             if record is None:
+                self._missed[sender] = now
                 return None
             known = channel_of(record, self.ctx.federation_id, self.ctx.node_id)
             self._inbound[(sender, channel)] = known
@@ -142,6 +163,7 @@ class ChannelService:
         for book in (self._inbound, self._outbound):
             for key in [k for k, c in book.items() if c.expires < before]:
                 del book[key]
+        self._missed = {s: t for s, t in self._missed.items() if t > before - WORKER_MISS_S}
 
     async def close(self) -> None:
         """Cancel offers still in flight."""
@@ -160,7 +182,8 @@ class ChannelService:
         ctx = self.ctx
         if member.node_id == ctx.node_id or not ctx.peers.reachable(member):
             return None
-        records = await ctx.storage.live_channels("out", member.node_id, ctx.clock())
+        records = [r for r in await ctx.storage.live_channels("out", member.node_id, ctx.clock())
+                   if (r.peer, r.channel) not in self._refused]
         if not records or records[0].expires < until + RENEW_BEFORE_S:
             self._offer_soon(member, until)
         usable = next((r for r in records if r.expires >= until), None)
@@ -187,6 +210,11 @@ class ChannelService:
             log.exception("offering a channel to %s failed", member.name)
         retry = self.ctx.clock() + OFFER_RETRY_S
         self._retry_at[member.node_id] = max(self._retry_at.get(member.node_id, 0.0), retry)
+
+    def refused(self, member: str, channel: str) -> None:
+        """``member`` no longer takes this channel (it refused it offered anew): seal the next
+        reports to it otherwise."""
+        self._refused.add((member, channel))
 
     async def by_id(self, member: str, channel: str) -> tuple[Channel, ChannelRecord] | None:
         """This node's channel to ``member`` under that id (live or not), with its record."""

@@ -2,13 +2,15 @@
 
 reading -> ``encode_report`` -> ``validity.prove`` (report || witness || proof) ->
 Shamir shares (degree t, one per committee seat, x = seat + 1) -> each share packed
-as little-endian uint64, HPKE-sealed to its committee member with the share context
-(federation, task, round, sender, recipient) -> one signed ``shares`` envelope per
-member (several tasks' shares can ride in one envelope) -> ``POST /peer/v1/shares``.
-A delivery counts as acknowledged only by the member's signed ack of exactly it:
-this household, each item's task, round and ciphertext hash (``ack_problem``);
-anything else, such as an ack a relay replays from another delivery, leaves it
-pending.
+as little-endian uint64 and sealed with the share context (federation, task, round,
+sender, recipient): under the channel this node has with the member
+(``mpc_backend.node.channels``), else HPKE-sealed to the member's key -> one
+``shares`` envelope per member (several tasks' shares can ride in one envelope),
+MAC'd under the channel or signed -> ``POST /peer/v1/shares``. A delivery counts as
+acknowledged only by the member's ack of exactly it (signed, or MAC'd under the
+channel): this household, each item's task, round and ciphertext hash
+(``ack_problem``); anything else, such as an ack a relay replays from another
+delivery, leaves it pending.
 
 The node keeps an outbox: before anything is sent, the sealed shares are
 committed to storage, so a retry (in the background until the round's window
@@ -330,6 +332,7 @@ class ContributionService:
                     # The member never stored the offer (its answer was lost) or lost it:
                     # offer the same channel again, then resend the same bytes.
                     if not await self._channels.offer(member, found[1]):
+                        self._channels.refused(member.node_id, found[1].channel)
                         raise
                     answer = await self.ctx.peers.post(member, path, envelope, channel=channel)
             problem = ack_problem(answer, member, roster.federation_id, self.ctx.node_id, sent,

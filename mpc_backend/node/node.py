@@ -48,6 +48,7 @@ KEEP_ROUND_STATE_S = 24 * 3600.0
 # a tombstone only documents what this member answered.
 KEEP_TOMBSTONES_S = 30 * 24 * 3600.0
 _ONLINE_CACHE_S = 5.0
+CHANNELS_FORGET_EVERY_S = 3600.0
 
 
 class Node:
@@ -69,6 +70,7 @@ class Node:
         self.household = ContributionService(self.ctx, self.ingest.handle_shares, self.channels)
         self.federation.on_relay_connected = self.catch_up
         self.started_at = clock()
+        self._channels_forgotten = 0.0
         self._loops: list[asyncio.Task[None]] = []
         self._online: tuple[float, dict[str, bool]] = (0.0, {})
         # Counters of ingest worker processes (serve --ingest-workers), for status.
@@ -77,6 +79,7 @@ class Node:
     async def start(self) -> None:
         await self.ctx.storage.open()
         await self.federation.load()
+        await self.channels.load()
         await self.rounds.restore()
         self.ctx.relay = self._relay_settings()
         await self.ctx.peers.start()
@@ -148,8 +151,11 @@ class Node:
         before = now - KEEP_ROUND_STATE_S
         await self.ctx.storage.prune(before, now - KEEP_TOMBSTONES_S)
         self.rounds.forget_before(before)
-        # An expired channel is refused at once; its secret has no further use.
-        await self.ctx.storage.forget_channels(now)
+        # An expired channel is refused at once; its secret has no further use. Deleted in
+        # hourly batches: each deletion rewrites the table (PostgreSQL) or the WAL.
+        if now >= self._channels_forgotten + CHANNELS_FORGET_EVERY_S:
+            await self.ctx.storage.forget_channels(now)
+            self._channels_forgotten = now
         self.channels.forget_before(now)
         await self.federation.retire_lapsed_invites()
 

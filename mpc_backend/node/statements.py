@@ -113,14 +113,16 @@ class _VerifiedStatements:
     forwards them with each step, and peeks at its peers' own); each would be
     canonicalised, sorted and signature-checked again. A copy is taken as verified only if
     each of its fields has the type and value of the verified one, so that it has the same
-    canonical JSON, hence the same signed bytes. Bounded by the senders it holds (the
-    least recently used statements go first): enough for the rounds closing at once.
+    canonical JSON, hence the same signed bytes. Bounded by weight, one per statement plus
+    one per sender it names (the least recently used statements go first), so neither many
+    small statements nor a few large ones grow it past a few closes' worth.
     """
 
-    def __init__(self, max_senders: int) -> None:
-        self.max_senders = max_senders
-        self._held = 0
+    def __init__(self, max_weight: int) -> None:
+        self.max_weight = max_weight
+        self._weight = 0
         self._entries: OrderedDict[tuple[str, bytes], _Verified] = OrderedDict()
+        self._by_sig: dict[str, tuple[str, bytes]] = {}
 
     def get(self, key: bytes, wire: dict[str, Any]) -> _Verified | None:
         sig = wire.get("sig")
@@ -133,22 +135,34 @@ class _VerifiedStatements:
     def find(self, wire: dict[str, Any]) -> _Verified | None:
         """A verified statement equal to ``wire``'s under its signature, whatever the key."""
         sig = wire.get("sig")
-        for (known_sig, _), entry in reversed(self._entries.items()):
-            if known_sig == sig and _same_fields(wire["statement"], entry.statement):
-                return entry
-        return None
+        at = self._by_sig.get(sig) if isinstance(sig, str) else None
+        entry = self._entries.get(at) if at is not None else None
+        if entry is None or not _same_fields(wire["statement"], entry.statement):
+            return None
+        return entry
 
     def add(self, key: bytes, wire: dict[str, Any], signed: bytes) -> _Verified:
         statement = wire["statement"]
         entry = _Verified({**statement, "senders": list(statement["senders"])},
                           frozenset(statement["senders"]), signed)
-        old = self._entries.pop((wire["sig"], key), None)
-        self._held += len(entry.senders) - (len(old.senders) if old else 0)
-        self._entries[(wire["sig"], key)] = entry
-        while self._held > self.max_senders and len(self._entries) > 1:
-            _, dropped = self._entries.popitem(last=False)
-            self._held -= len(dropped.senders)
+        at = (wire["sig"], key)
+        old = self._entries.pop(at, None)
+        self._weight += _weight(entry) - (_weight(old) if old else 0)
+        self._entries[at] = entry
+        self._by_sig[wire["sig"]] = at
+        while self._weight > self.max_weight and len(self._entries) > 1:
+            gone, dropped = self._entries.popitem(last=False)
+            self._weight -= _weight(dropped)
+            if self._by_sig.get(gone[0]) == gone:
+                del self._by_sig[gone[0]]
         return entry
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _weight(entry: _Verified) -> int:
+    return 1 + len(entry.senders)
 
 
 def _same_fields(statement: dict[str, Any], known: dict[str, Any]) -> bool:
@@ -159,5 +173,6 @@ def _same_fields(statement: dict[str, Any], known: dict[str, Any]) -> bool:
         type(statement[k]) is type(v) and statement[k] == v for k, v in known.items())
 
 
-# About 100 bytes a sender: 256 Ki senders is ~25 MB at most, 8 closes of 3 x 10 000.
-_VERIFIED = _VerifiedStatements(max_senders=1 << 18)
+# About 100 bytes a sender and a few hundred a statement: at most ~25-50 MB, for about
+# 8 closes of 3 x 10 000 senders, or 256 Ki empty statements.
+_VERIFIED = _VerifiedStatements(max_weight=1 << 18)

@@ -399,8 +399,10 @@ class Storage(abc.ABC):
         """The stored channel, expired or not (the caller compares ``expires``)."""
 
     @abc.abstractmethod
-    async def live_channels(self, direction: str, peer: str, now: float) -> list[ChannelRecord]:
-        """Channels with ``peer`` in ``direction`` with ``expires > now``, longest-lived first."""
+    async def live_channels(self, direction: str, peer: str | None,
+                            now: float) -> list[ChannelRecord]:
+        """Channels with ``peer`` (None: with anyone) in ``direction`` with ``expires > now``,
+        longest-lived first."""
 
     @abc.abstractmethod
     async def forget_channels(self, before: float) -> int:

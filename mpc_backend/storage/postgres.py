@@ -705,11 +705,13 @@ class PostgresStorage(Storage):
             "AND channel = $3", direction, peer, channel)
         return None if row is None else ChannelRecord(direction, peer, channel, *row)
 
-    async def live_channels(self, direction: str, peer: str, now: float) -> list[ChannelRecord]:
+    async def live_channels(self, direction: str, peer: str | None,
+                            now: float) -> list[ChannelRecord]:
         rows = await self._db.fetch(
-            "SELECT channel, secret, expires FROM channels WHERE direction = $1 AND peer = $2 "
-            'AND expires > $3 ORDER BY expires DESC, channel COLLATE "C"', direction, peer, now)
-        return [ChannelRecord(direction, peer, *row) for row in rows]
+            "SELECT peer, channel, secret, expires FROM channels WHERE direction = $1 "
+            "AND ($2::text IS NULL OR peer = $2) AND expires > $3 "
+            'ORDER BY expires DESC, channel COLLATE "C"', direction, peer, now)
+        return [ChannelRecord(direction, *row) for row in rows]
 
     async def forget_channels(self, before: float) -> int:
         status = await self._db.execute("DELETE FROM channels WHERE expires < $1", before)

@@ -545,11 +545,13 @@ class SQLiteStorage(Storage):
             "AND channel = ?", (direction, peer, channel))
         return ChannelRecord(direction, peer, channel, *rows[0]) if rows else None
 
-    async def live_channels(self, direction: str, peer: str, now: float) -> list[ChannelRecord]:
+    async def live_channels(self, direction: str, peer: str | None,
+                            now: float) -> list[ChannelRecord]:
         rows = await self._query(
-            "SELECT channel, secret, expires FROM channels WHERE direction = ? AND peer = ? "
-            "AND expires > ? ORDER BY expires DESC, channel", (direction, peer, now))
-        return [ChannelRecord(direction, peer, *row) for row in rows]
+            "SELECT peer, channel, secret, expires FROM channels WHERE direction = ? "
+            "AND (? IS NULL OR peer = ?) AND expires > ? ORDER BY expires DESC, channel",
+            (direction, peer, peer, now))
+        return [ChannelRecord(direction, *row) for row in rows]
 
     async def forget_channels(self, before: float) -> int:
         deleted = await self._tx_async(lambda db: db.execute(

@@ -68,6 +68,11 @@ async def test_live_channels_longest_lived_first(storage: Storage) -> None:
     assert live == [expiring[2], expiring[0]]
     assert await storage.live_channels("out", "m1", 500.0) == []
     assert await storage.live_channels("out", "nobody", 0.0) == []
+    # With anyone: every peer's, in the same order.
+    await storage.put_channel(record("c9", 400.0, peer="m2", channel_no=8))
+    assert [(r.peer, r.expires) for r in await storage.live_channels("out", None, 150.0)] == [
+        ("m1", 500.0), ("m2", 400.0), ("m1", 300.0), ("m1", 200.0)]
+    assert [r.expires for r in await storage.live_channels("in", None, 0.0)] == [900.0]
 
 
 async def test_forget_channels_deletes_only_expired_ones(

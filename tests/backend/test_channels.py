@@ -147,11 +147,13 @@ async def test_a_households_shares_travel_over_channels_offered_once(
             (out[0].channel, out[0].secret)]
         assert out[0].expires >= (round_id + 1) * PERIOD + node_channels.RENEW_BEFORE_S
         channels[member.node_id] = out[0].channel
-    for d in deliveries:  # own seat: HPKE; the others: under the channel it names
-        assert ch.sealed_channel_id(d.ciphertext) == channels.get(d.member, ch.sealed_channel_id(
-            d.ciphertext) if d.member == household.node_id else None)
+    for d in deliveries:  # the others: under the channel it names; own seat: HPKE
         if d.member == household.node_id:
             assert d.ciphertext[:16].hex() not in channels.values()
+            assert await household.node.channels.by_id(d.member, d.ciphertext[:16].hex()) \
+                is None
+        else:
+            assert ch.sealed_channel_id(d.ciphertext) == channels[d.member]
     # The next round reuses them: no new offer.
     clock.advance(PERIOD)
     await household.node.household.contribute("temp", 22.0)
@@ -162,7 +164,7 @@ async def test_a_households_shares_travel_over_channels_offered_once(
 
 @pytest.mark.parametrize("case", [
     "another member", "malformed id", "expiry not an integer", "expired", "expiry too far",
-    "sealed for another member", "secret for another expiry",
+    "sealed for another member", "secret for another expiry", "secret not 32 bytes",
 ])
 async def test_bad_channel_offers_are_refused_with_what_to_fix(
     trio: list[LiveNode], clock: FakeClock, http: aiohttp.ClientSession, case: str,
@@ -180,6 +182,7 @@ async def test_bad_channel_offers_are_refused_with_what_to_fix(
         "sealed for another member": lambda: offer_body(keys, member, clock,
                                                         sealed_for=other.node_id),
         "secret for another expiry": lambda: offer_body(keys, member, clock),
+        "secret not 32 bytes": lambda: offer_body(keys, member, clock, secret=b"x" * 31),
     }[case]()
     if case == "expiry not an integer":
         doc = sign_envelope(keys, "channel", member.node.ctx.federation_id,
@@ -194,6 +197,7 @@ async def test_bad_channel_offers_are_refused_with_what_to_fix(
         "expiry too far": (422, "bad_expiry"),
         "sealed for another member": (403, "decryption_failed"),
         "secret for another expiry": (403, "decryption_failed"),
+        "secret not 32 bytes": (422, "bad_secret"),
     }[case]
     assert (status, answer["error"]["code"]) == expected, answer
     assert answer["error"]["message"]
@@ -371,3 +375,84 @@ async def test_a_member_that_never_answers_offers_delays_nothing(
     assert household.node.channels._offering == {}
     released.set()  # the silent member's handler ends: no task outlives the test
     await asyncio.sleep(0.1)
+
+
+async def test_an_unknown_channel_costs_the_main_process_no_storage_query(
+    trio: list[LiveNode], clock: FakeClock, http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every live channel offered to it is in its memory (loaded at start, then each offer):
+    a request naming another is refused without reading storage. After a restart the
+    channels are loaded again and work."""
+    household, member = trio[0], trio[1]
+    channel = await channel_with(household, member, clock)
+    reads: list[str] = []
+    real = member.node.ctx.storage.get_channel
+
+    async def counted(direction: str, peer: str, cid: str) -> ChannelRecord | None:
+        reads.append(cid)
+        return await real(direction, peer, cid)
+
+    monkeypatch.setattr(member.node.ctx.storage, "get_channel", counted)
+    made_up = ch.derive(ch.new_secret(), channel.federation, channel.sender, channel.receiver,
+                        ch.new_channel_id(), channel.expires)
+    for _ in range(20):
+        status, answer = await post(http, household.node.ctx.keys, member, clock,
+                                    "/peer/v1/shares", {}, made_up)
+        assert (status, answer["error"]["code"]) == (403, "unknown_channel")
+    assert reads == []
+    fresh = node_channels.ChannelService(member.node.ctx)  # what a restart builds
+    await fresh.load()
+    assert await fresh.inbound(household.node_id, channel.channel) == channel
+    assert await fresh.inbound(household.node_id, made_up.channel) is None
+    assert reads == []
+
+
+async def test_a_worker_asks_storage_once_per_channel_and_not_again_at_once_after_a_miss(
+    trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    household, member = trio[0], trio[1]
+    channel = await channel_with(household, member, clock)
+    worker = node_channels.ChannelService(member.node.ctx)  # an ingest worker's: not loaded
+    reads: list[str] = []
+    real = member.node.ctx.storage.get_channel
+
+    async def counted(direction: str, peer: str, cid: str) -> ChannelRecord | None:
+        reads.append(cid)
+        return await real(direction, peer, cid)
+
+    monkeypatch.setattr(member.node.ctx.storage, "get_channel", counted)
+    for _ in range(3):
+        assert await worker.inbound(household.node_id, channel.channel) == channel
+    assert reads == [channel.channel]
+    for _ in range(5):
+        assert await worker.inbound(household.node_id, ch.new_channel_id()) is None
+    assert len(reads) == 2  # one miss, then none for that sender until WORKER_MISS_S passes
+    clock.advance(node_channels.WORKER_MISS_S + 0.1)
+    assert await worker.inbound(household.node_id, ch.new_channel_id()) is None
+    assert len(reads) == 3
+
+
+async def test_a_channel_the_member_refuses_anew_is_not_used_again(
+    trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The member lost the channel and now answers offers with 404 (say it went back to a
+    version without channels): that round's share to it stays pending, and the next
+    reports to it are HPKE-sealed and acknowledged."""
+    household, member = trio[0], trio[1]
+    channel = await channel_with(household, member, clock)
+    await member.node.ctx.storage.forget_channels(channel.expires + 1)
+    member.node.channels.forget_before(channel.expires + 1)
+
+    async def no_such_route(envelope: Any, remote: str | None) -> dict[str, Any]:
+        raise NotFound("no peer route /peer/v1/channel")
+
+    monkeypatch.setattr(member.node.channels, "handle_offer", no_such_route)
+    first = await household.node.household.contribute("temp", 21.0)
+    assert first["acknowledged_by"] == 2
+    clock.advance(PERIOD)
+    second = await household.node.household.contribute("temp", 22.0)
+    assert second["acknowledged_by"] == 3
+    [to_member] = [d for d in await household.node.ctx.storage.deliveries(
+        "temp", int(clock() // PERIOD)) if d.member == member.node_id]
+    assert ch.sealed_channel_id(to_member.ciphertext) != channel.channel

@@ -19,7 +19,7 @@ COMMIT = "ab" * 32
 
 @pytest.fixture(autouse=True)
 def _fresh_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(statements, "_VERIFIED", statements._VerifiedStatements(1000))
+    monkeypatch.setattr(statements, "_VERIFIED", statements._VerifiedStatements(max_weight=1000))
 
 
 def _keys() -> tuple[NodeKeys, NodeKeys]:
@@ -87,11 +87,23 @@ def test_the_digest_is_the_signed_bytes_remembered_or_not() -> None:
     assert statements_digest(changed) == direct(changed) != before
 
 
-def test_the_memory_is_bounded_by_the_senders_it_holds() -> None:
-    memory = statements._VerifiedStatements(max_senders=250)
+def test_the_memory_is_bounded_by_statements_and_the_senders_they_name() -> None:
+    """One unit per statement and one per sender: large statements and empty ones alike
+    (rounds nobody reported to, or a member signing distinct empty ones) are evicted, the
+    least recently used first, and a statement found by its signature is the one kept."""
+    memory = statements._VerifiedStatements(max_weight=250)
     a = NodeKeys.generate()
+    wires = []
     for r in range(5):
         wire = sign_held(a, FED, TASK, r, [f"h{i}" for i in range(100)], COMMIT)
         memory.add(a.signing_public, wire, canonical_json(wire["statement"]))
         assert memory.get(a.signing_public, wire) is not None
-    assert len(memory._entries) == 2 and memory._held == 200
+        wires.append(wire)
+    assert len(memory) == 2 and memory._weight == 202
+    assert memory.find(wires[0]) is None and memory.find(wires[4]) is not None
+    for r in range(1000):
+        wire = sign_held(a, FED, TASK, 100 + r, [], COMMIT)
+        memory.add(a.signing_public, wire, canonical_json(wire["statement"]))
+    assert len(memory) == 250 and memory._weight == 250
+    assert memory.find(wires[4]) is None and memory.find(wire) is not None
+    assert len(memory._by_sig) == 250
