@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 
 from mpc_backend.arith import FieldRNG
-from mpc_backend.crypto import load_keys, verify_envelope
+from mpc_backend.crypto import (
+    b64url_decode,
+    b64url_encode,
+    load_keys,
+    sign_envelope,
+    verify_envelope,
+)
+from mpc_backend.crypto import channel as ch
+from mpc_backend.crypto.sealing import seal_share
 from mpc_backend.node.config import Timing
 from mpc_backend.node.errors import Unprocessable
 from mpc_backend.node.household import seal_report, shares_envelope
@@ -124,24 +132,50 @@ async def send_as(household: NodeProcess, roster: Roster, round_id: int, value: 
                   founder_id: str) -> None:
     """``household``'s share of ``value`` to each seat (its keys, read from its data dir),
     to the founder several times, each time on a new connection: the kernel picks a worker
-    per connection."""
+    per connection. To the founder over a channel the household offers it first (the offer
+    goes through a worker to the main process, which stores it in the shared database; the
+    workers find it there)."""
     keys = load_keys(household.data_dir)
     spec = roster.tasks_by_id["temp"].spec
     committee = roster.committee("temp", round_id)
-    sealed = seal_report(keys, roster.federation_id, spec, round_id, committee, value,
-                         FieldRNG())
     timing = Timing(peer_timeout_s=5.0, peer_attempts=1)
+    founder = roster.member(founder_id)
+    assert founder is not None
+    cid, secret, expires = ch.new_channel_id(), ch.new_secret(), int(time.time()) + 3600
+    offer = seal_share(founder.hpke_public, founder.hpke_suite, secret, ch.offer_aad(
+        roster.federation_id, keys.node_id, founder_id, cid, expires))
+    client = PeerClient(timing, keys)
+    await client.start()
+    try:
+        accepted = await client.post(founder.url or "", "/peer/v1/channel", lambda: sign_envelope(
+            keys, "channel", roster.federation_id, {"member": founder_id, "channel": cid,
+                                                    "expires": expires,
+                                                    "ct": b64url_encode(offer)}))
+    finally:
+        await client.close()
+    assert accepted == {"channel": cid, "expires": expires}
+    channel = ch.derive(secret, roster.federation_id, keys.node_id, founder_id, cid, expires)
+    sealed = seal_report(keys, roster.federation_id, spec, round_id, committee, value,
+                         FieldRNG(), [channel if m.node_id == founder_id else None
+                                      for m in committee])
     for member, ct in zip(committee, sealed, strict=True):
-        for _ in range(SENDS_TO_WORKERS if member.node_id == founder_id else 1):
+        over = channel if member.node_id == founder_id else None
+        for _ in range(SENDS_TO_WORKERS if over else 1):
             client = PeerClient(timing, keys)
             await client.start()
             try:
-                answer = await client.post(member.url or "", "/peer/v1/shares", lambda c=ct: (
-                    shares_envelope(keys, roster.federation_id, [("temp", round_id, c)])))
+                answer = await client.post(
+                    member.url or "", "/peer/v1/shares", lambda c=ct, o=over: shares_envelope(
+                        keys, roster.federation_id, [("temp", round_id, c)], signed=o is None),
+                    channel=over)
             finally:
                 await client.close()
-            ack = verify_envelope(answer["ack"], lambda _id, m=member: m.signing_public,
-                                  "shares-ack", roster.federation_id, 60)
+            if over is not None:
+                assert ch.check_ack_mac(over, answer["ack"], b64url_decode(answer["mac"]))
+                ack = answer["ack"]
+            else:
+                ack = verify_envelope(answer["ack"], lambda _id, m=member: m.signing_public,
+                                      "shares-ack", roster.federation_id, 60)
             assert ack["household"] == keys.node_id
 
 
