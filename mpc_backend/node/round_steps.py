@@ -212,7 +212,7 @@ class CommitteeMember(VerifyingMember):
     async def _request(
         self, envelope: Any, step: str, remote: str | None
     ) -> tuple[dict[str, Any], TaskSpec, int, list[MemberInfo]]:
-        own = envelope is _OWN_REQUEST.get()
+        own = envelope is not None and envelope is _OWN_REQUEST.get()  # a JSON null is None
         body = self.ctx.verify(envelope, f"round-{step}", remote=remote,
                                authenticated_by=self.ctx.node_id if own else None)
         task_id, round_id = body.get("task"), body.get("round")
