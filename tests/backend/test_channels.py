@@ -377,6 +377,19 @@ async def test_a_member_that_never_answers_offers_delays_nothing(
     await asyncio.sleep(0.1)
 
 
+def count_channel_reads(live: LiveNode, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The channel ids ``live`` looks up in its storage from now on."""
+    reads: list[str] = []
+    real = live.node.ctx.storage.get_channel
+
+    async def counted(direction: str, peer: str, cid: str) -> ChannelRecord | None:
+        reads.append(cid)
+        return await real(direction, peer, cid)
+
+    monkeypatch.setattr(live.node.ctx.storage, "get_channel", counted)
+    return reads
+
+
 async def test_an_unknown_channel_costs_the_main_process_no_storage_query(
     trio: list[LiveNode], clock: FakeClock, http: aiohttp.ClientSession,
     monkeypatch: pytest.MonkeyPatch,
@@ -386,14 +399,7 @@ async def test_an_unknown_channel_costs_the_main_process_no_storage_query(
     channels are loaded again and work."""
     household, member = trio[0], trio[1]
     channel = await channel_with(household, member, clock)
-    reads: list[str] = []
-    real = member.node.ctx.storage.get_channel
-
-    async def counted(direction: str, peer: str, cid: str) -> ChannelRecord | None:
-        reads.append(cid)
-        return await real(direction, peer, cid)
-
-    monkeypatch.setattr(member.node.ctx.storage, "get_channel", counted)
+    reads = count_channel_reads(member, monkeypatch)
     made_up = ch.derive(ch.new_secret(), channel.federation, channel.sender, channel.receiver,
                         ch.new_channel_id(), channel.expires)
     for _ in range(20):
@@ -414,14 +420,7 @@ async def test_a_worker_asks_storage_once_per_channel_and_not_again_at_once_afte
     household, member = trio[0], trio[1]
     channel = await channel_with(household, member, clock)
     worker = node_channels.ChannelService(member.node.ctx)  # an ingest worker's: not loaded
-    reads: list[str] = []
-    real = member.node.ctx.storage.get_channel
-
-    async def counted(direction: str, peer: str, cid: str) -> ChannelRecord | None:
-        reads.append(cid)
-        return await real(direction, peer, cid)
-
-    monkeypatch.setattr(member.node.ctx.storage, "get_channel", counted)
+    reads = count_channel_reads(member, monkeypatch)
     for _ in range(3):
         assert await worker.inbound(household.node_id, channel.channel) == channel
     assert reads == [channel.channel]
