@@ -82,7 +82,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.floor import client_floor_ms, measure_floor, print_floor  # noqa: E402
 from benchmarks.proof_costs import histogram_task, measure, print_table  # noqa: E402
 from mpc_backend.arith import FieldRNG  # noqa: E402
-from mpc_backend.crypto import NodeKeys, b64url_encode, parse_invite, sign_envelope  # noqa: E402
+from mpc_backend.crypto import NodeKeys, parse_invite, sign_envelope  # noqa: E402
 from mpc_backend.crypto.channel import (  # noqa: E402
     Channel,
     aead_open,
@@ -90,16 +90,16 @@ from mpc_backend.crypto.channel import (  # noqa: E402
     derive,
     new_channel_id,
     new_secret,
-    offer_aad,
 )
 from mpc_backend.crypto.sealing import seal_share  # noqa: E402
-from mpc_backend.node.channels import LIFETIME_S  # noqa: E402
+from mpc_backend.node.channels import LIFETIME_S, offer_envelope  # noqa: E402
 from mpc_backend.node.household import ack_problem, seal_report, shares_envelope  # noqa: E402
 from mpc_backend.node.peers import SIGNATURE_HEADER, request_headers  # noqa: E402
 from mpc_backend.node.roster import MemberInfo, verify_roster  # noqa: E402
 from mpc_backend.relay.endpoint import BrokerAccount  # noqa: E402
 from mpc_backend.relay.sealed import answer_aad, request_aad  # noqa: E402
 from mpc_backend.relay.transport import RelayTransport  # noqa: E402
+from mpc_backend.storage import ChannelRecord  # noqa: E402
 from tests.backend.nodes import NodeProcess, free_port, join_envelope  # noqa: E402
 from tests.relay_broker import Broker  # noqa: E402
 
@@ -155,11 +155,8 @@ async def offer_channels(session: aiohttp.ClientSession, households: list[NodeKe
 
     async def offer(h: int, keys: NodeKeys, member: MemberInfo) -> tuple[tuple[int, str], Channel]:
         cid, secret = new_channel_id(), new_secret()
-        ct = seal_share(member.hpke_public, member.hpke_suite, secret,
-                        offer_aad(federation, keys.node_id, member.node_id, cid, expires))
-        body = json.dumps(sign_envelope(keys, "channel", federation, {
-            "member": member.node_id, "channel": cid, "expires": expires,
-            "ct": b64url_encode(ct)})).encode()
+        record = ChannelRecord("out", member.node_id, cid, secret, expires)
+        body = json.dumps(offer_envelope(keys, federation, member, record, time.time())).encode()
         headers = request_headers(keys, path, body, time.time())
         async with sem, session.post(f"{url_of[member.node_id]}{path}", data=body,
                                      headers=headers) as resp:

@@ -32,7 +32,13 @@ import asyncio
 import logging
 from typing import Any
 
-from mpc_backend.crypto import DecryptionError, b64url_decode, b64url_encode, sign_envelope
+from mpc_backend.crypto import (
+    DecryptionError,
+    NodeKeys,
+    b64url_decode,
+    b64url_encode,
+    sign_envelope,
+)
 from mpc_backend.crypto.channel import (
     MAX_LIFETIME_S,
     Channel,
@@ -58,6 +64,17 @@ MAX_LIVE_PER_SENDER = 8
 OFFER_RETRY_S = 300.0  # after an offer that failed
 UNSUPPORTED_RETRY_S = 3600.0  # after a 404: a member on a version without channels
 WORKER_MISS_S = 2.0
+
+
+def offer_envelope(keys: NodeKeys, federation: str, member: MemberInfo, record: ChannelRecord,
+                   now: float) -> dict[str, Any]:
+    """The signed ``channel`` offer of ``record`` to ``member``, its secret sealed to it."""
+    expires = int(record.expires)
+    ct = seal_share(member.hpke_public, member.hpke_suite, record.secret,
+                    offer_aad(federation, keys.node_id, member.node_id, record.channel, expires))
+    return sign_envelope(keys, "channel", federation,
+                         {"member": member.node_id, "channel": record.channel,
+                          "expires": expires, "ct": b64url_encode(ct)}, now=now)
 
 
 def channel_of(record: ChannelRecord, federation: str, me: str) -> Channel:
@@ -225,16 +242,9 @@ class ChannelService:
         """Offer ``record`` to ``member``; whether it accepted it."""
         ctx = self.ctx
         federation = ctx.federation_id
-        expires = int(record.expires)
-        ct = seal_share(member.hpke_public, member.hpke_suite, record.secret,
-                        offer_aad(federation, ctx.node_id, member.node_id, record.channel,
-                                  expires))
 
         def envelope() -> dict[str, Any]:
-            return sign_envelope(ctx.keys, "channel", federation,
-                                 {"member": member.node_id, "channel": record.channel,
-                                  "expires": expires, "ct": b64url_encode(ct)},
-                                 now=ctx.clock())
+            return offer_envelope(ctx.keys, federation, member, record, ctx.clock())
 
         try:
             answer = await ctx.peers.post(member, "/peer/v1/channel", envelope)
@@ -246,7 +256,8 @@ class ChannelService:
         except PeerError as err:
             log.info("channel offer to %s not delivered: %s", member.name, err)
             return False
-        return answer.get("channel") == record.channel and answer.get("expires") == expires
+        return (answer.get("channel") == record.channel
+                and answer.get("expires") == int(record.expires))
 
     def _remember(self, record: ChannelRecord) -> Channel:
         key = (record.peer, record.channel)

@@ -19,19 +19,17 @@ import pytest
 from mpc_backend.arith import FieldRNG
 from mpc_backend.crypto import (
     b64url_decode,
-    b64url_encode,
     load_keys,
-    sign_envelope,
     verify_envelope,
 )
 from mpc_backend.crypto import channel as ch
-from mpc_backend.crypto.sealing import seal_share
+from mpc_backend.node.channels import offer_envelope
 from mpc_backend.node.config import Timing
 from mpc_backend.node.errors import Unprocessable
 from mpc_backend.node.household import seal_report, shares_envelope
 from mpc_backend.node.peers import PeerClient
 from mpc_backend.node.roster import Roster, verify_roster
-from mpc_backend.storage import PostgresStorage
+from mpc_backend.storage import ChannelRecord, PostgresStorage
 from tests.backend.conftest import PERIOD as IN_PROCESS_PERIOD
 from tests.backend.conftest import FakeClock, LiveNode
 from tests.backend.nodes import Cluster, NodeProcess, allow_loopback_sockets, cli, wait_for
@@ -142,15 +140,12 @@ async def send_as(household: NodeProcess, roster: Roster, round_id: int, value: 
     founder = roster.member(founder_id)
     assert founder is not None
     cid, secret, expires = ch.new_channel_id(), ch.new_secret(), int(time.time()) + 3600
-    offer = seal_share(founder.hpke_public, founder.hpke_suite, secret, ch.offer_aad(
-        roster.federation_id, keys.node_id, founder_id, cid, expires))
+    record = ChannelRecord("out", founder_id, cid, secret, expires)
     client = PeerClient(timing, keys)
     await client.start()
     try:
-        accepted = await client.post(founder.url or "", "/peer/v1/channel", lambda: sign_envelope(
-            keys, "channel", roster.federation_id, {"member": founder_id, "channel": cid,
-                                                    "expires": expires,
-                                                    "ct": b64url_encode(offer)}))
+        accepted = await client.post(founder.url or "", "/peer/v1/channel", lambda: (
+            offer_envelope(keys, roster.federation_id, founder, record, time.time())))
     finally:
         await client.close()
     assert accepted == {"channel": cid, "expires": expires}
