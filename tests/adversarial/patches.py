@@ -232,31 +232,39 @@ def two_randomness() -> None:
     committee member to reveal its seed for a set of two statements (its own and mallory's)
     and to verify under it, a different set (hence randomness) per member. Two verifier
     messages of one report, with mallory's own verifier shares, would tell its reading."""
+    async def split_round(service: Any, spec: Any, round_id: int) -> None:
+        me = service.ctx.node_id
+        committee = service.ctx.roster.committee(spec.task_id, round_id)
+        base = {"task": spec.task_id, "round": round_id}
+        mine = await service._own_statement(spec, round_id)
+        seed = (await service._verify_seed(spec, round_id)).hex()
+        got = 0
+        others = [(seat, m) for seat, m in enumerate(committee) if m.node_id != me]
+        for seat, member in others:
+            held = await service._ask_all([member], "held", base, seats=[seat])
+            if seat not in held:
+                continue
+            statements = [mine, held[seat].body["statement"]]
+            reveal = await service._ask_all([member], "reveal",
+                                            {**base, "statements": statements}, seats=[seat])
+            if seat not in reveal:
+                continue
+            seeds = {me: seed, member.node_id: reveal[seat].body["seed"]}
+            verified = await service._ask_all(
+                [member], "verify", {**base, "statements": statements, "seeds": seeds},
+                seats=[seat])
+            got += seat in verified
+        log.warning("EVIL two_randomness: %s round %d: verifier shares from %d of %d members, "
+                    "each under its own randomness", spec.task_id, round_id, got, len(others))
+
     async def split(service: Any) -> None:
+        # Every task's round at once: one after another, the last task's attack would start
+        # after the honest close had already bound its members (a race the test must not run).
+        attacks: set[asyncio.Task[None]] = set()
         async for spec, round_id in _each_round_end(service, 0.2):
-            me = service.ctx.node_id
-            committee = service.ctx.roster.committee(spec.task_id, round_id)
-            base = {"task": spec.task_id, "round": round_id}
-            mine = await service._own_statement(spec, round_id)
-            seed = (await service._verify_seed(spec, round_id)).hex()
-            got = 0
-            others = [(seat, m) for seat, m in enumerate(committee) if m.node_id != me]
-            for seat, member in others:
-                held = await service._ask_all([member], "held", base, seats=[seat])
-                if seat not in held:
-                    continue
-                statements = [mine, held[seat].body["statement"]]
-                reveal = await service._ask_all([member], "reveal",
-                                                {**base, "statements": statements}, seats=[seat])
-                if seat not in reveal:
-                    continue
-                seeds = {me: seed, member.node_id: reveal[seat].body["seed"]}
-                verified = await service._ask_all(
-                    [member], "verify", {**base, "statements": statements, "seeds": seeds},
-                    seats=[seat])
-                got += seat in verified
-            log.warning("EVIL two_randomness: verifier shares from %d of %d members, each "
-                        "under its own randomness", got, len(others))
+            attack = asyncio.create_task(split_round(service, spec, round_id))
+            attacks.add(attack)
+            attack.add_done_callback(attacks.discard)
 
     async def no_close(self: Any, task_id: str, round_id: int) -> None:
         return None  # its own (quick) honest close must not beat the attack to the round

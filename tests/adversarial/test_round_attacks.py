@@ -108,7 +108,8 @@ def test_one_randomness_per_round_so_no_report_is_verified_twice(
         result = outcome(node, "split", round_id)
         assert result["status"] == "failed", result
     log = federation.mallory.log_text()
-    assert "EVIL two_randomness: verifier shares from 1 of 2 members" in log, log[-2000:]
+    attack = f"EVIL two_randomness: split round {round_id}: verifier shares from 1 of 2 members"
+    assert attack in log, log[-2000:]
     assert any("revealed its verification seed for another set" in n.log_text()
                for n in honest_seats)
 
