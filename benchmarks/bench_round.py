@@ -40,7 +40,9 @@ ratios to it:
   accepted) and CPU (the node process's, over the same window), over the floor; split
   into verify, open and commit by the node's own counters (status ``load.ingest``;
   "-" where the node has none) and transport: the wall time left (HTTP, JSON, the event
-  loop, and the two cores shared by the nodes and the clients);
+  loop, and the two cores shared by the nodes and the clients), over the HTTP floor
+  measured in the same run (``benchmarks/http_floor.py``: a bare aiohttp server's wall
+  per request, driven by the same client at the same concurrency);
 * close: latency, and the committee's compute: each node's CPU time from the earliest
   start of the close (round end + grace) until all results are in, less what the
   benchmark's own result polling costs it (measured just before);
@@ -80,6 +82,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.floor import client_floor_ms, measure_floor, print_floor  # noqa: E402
+from benchmarks.http_floor import cpu_seconds, measure_http_floor, print_http_floor  # noqa: E402
 from benchmarks.proof_costs import histogram_task, measure, print_table  # noqa: E402
 from mpc_backend.arith import FieldRNG  # noqa: E402
 from mpc_backend.crypto import NodeKeys, parse_invite, sign_envelope  # noqa: E402
@@ -337,12 +340,12 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         answers: dict[str, list[tuple[int, bytes | None]]] = {}
         for nd in nodes:
             ingest0[nd.name] = await _ingest_counters(session, nd)
-            cpu0 = _cpu_seconds(pids[nd.name])
+            cpu0 = cpu_seconds(pids[nd.name])
             s0 = time.perf_counter()
             answers[nd.node_id] = await asyncio.gather(
                 *(send(nd.node_id, h, body, hd) for h, _, body, hd in requests[nd.node_id]))
             windows[nd.name] = time.perf_counter() - s0
-            send_cpu[nd.name] = _cpu_seconds(pids[nd.name]) - cpu0
+            send_cpu[nd.name] = cpu_seconds(pids[nd.name]) - cpu0
             ingest1[nd.name] = await _ingest_counters(session, nd)
         send_s = sum(windows.values())
         if time.time() > (round_id + 1) * period:
@@ -386,7 +389,7 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         results_path = f"/results?since=0&limit={m * 4}"
         poll_cpu = await _poll_cost(session, nodes, pids, results_path)
         await asyncio.sleep(max(0.0, end + GRACE_S - 0.2 - time.time()))
-        cpu1 = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
         polls = 0
         pending = {(nd.name, t) for nd in nodes for t in task_ids}
         results: dict[str, Any] = {}
@@ -402,7 +405,7 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
             if time.time() > end + 120:
                 raise RuntimeError(f"results missing after 120 s: {sorted(pending)}")
         close_s = time.time() - end
-        close_cpu = {name: _cpu_seconds(pid) - cpu1[name] - polls * poll_cpu[name]
+        close_cpu = {name: cpu_seconds(pid) - cpu1[name] - polls * poll_cpu[name]
                      for name, pid in pids.items()}
         correct = all(
             results[t]["status"] == "released"
@@ -513,26 +516,11 @@ async def _poll_cost(session: aiohttp.ClientSession, nodes: list[NodeProcess],
     """CPU seconds one results poll costs each node (measured now, before the close)."""
     cost = {}
     for nd in nodes:
-        c0 = _cpu_seconds(pids[nd.name])
+        c0 = cpu_seconds(pids[nd.name])
         for _ in range(polls):
             await api(session, nd, "GET", path)
-        cost[nd.name] = (_cpu_seconds(pids[nd.name]) - c0) / polls
+        cost[nd.name] = (cpu_seconds(pids[nd.name]) - c0) / polls
     return cost
-
-
-def _cpu_seconds(pid: int) -> float:
-    """CPU time of a process's live threads (ns-precise, from schedstat)."""
-    total = 0
-    try:
-        threads = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return 0.0
-    for thread in threads:
-        try:
-            total += int((thread / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue  # the thread ended meanwhile
-    return total / 1e9
 
 
 def _peak_rss_mb(pid: int | None) -> float | None:
@@ -574,7 +562,8 @@ def main() -> None:
     runs = [uvloop.run(run(args, transport, auth)) for transport in transports
             for auth in auths]
     # The floor once the nodes are gone, so nothing else competes for the cores.
-    floor = measure_floor(TASK, args.committee)
+    floor = {**measure_floor(TASK, args.committee),
+             **measure_http_floor(TASK, concurrency=args.concurrency)}
     for r in runs:
         r["floor_ratios"] = floor_ratios(r, floor)
         r["wall_over_floor_per_node"] = node_floor_ratios(r, floor)
@@ -620,15 +609,8 @@ def print_report(runs: list[dict[str, Any]], floor: dict[str, Any],
                  *[(name, [stage_cell(r, key) for r in runs], "") for name, key in STAGE_ROWS]])
     print()
     print_floor(floor)
-    print("ingest: the envelopes go to one node at a time (all of its envelopes concurrently), "
-          "so each\nnode has a core of its own and the sending client the other; ingest wall = "
-          "the node's own\nwindow / the reports it accepted; the client signs the requests "
-          "before the windows and\nchecks the acks after them (client work, as each household "
-          "does on its own hub)\ntransport = ingest wall - verify - open - commit (HTTP, JSON, "
-          "the event loop, the core it\nshares with the client); verify, open, commit: the "
-          "node's own counters (status load.ingest),\n\"-\" where it has none; close compute "
-          "= CPU time of each node from the close's earliest\nstart until all results are in, "
-          "less the benchmark's polling")
+    print_http_floor(floor)
+    print(INGEST)
     print(END_TO_END)
     print()
     print_table(proof_costs)
@@ -669,6 +651,17 @@ STAGE_ROWS = [
     ("joins/s, first third -> last third", "join_rates"),
 ]
 
+INGEST = """\
+ingest: the envelopes go to one node at a time (all of its envelopes concurrently), so each
+  node has a core of its own and the sending client the other; ingest wall = the node's own
+  window / the reports it accepted; the client signs the requests before the windows and
+  checks the acks after them (client work, as each household does on its own hub)
+transport = ingest wall - verify - open - commit (HTTP, JSON, the event loop, the core it
+  shares with the client); its ratio is to the HTTP floor: a bare aiohttp server's wall per
+  request; verify, open, commit: the node's own counters (status load.ingest), "-" where it
+  has none; close compute = CPU time of each node from the close's earliest start until all
+  results are in, less the benchmark's polling"""
+
 END_TO_END = """\
 end to end = clients + ingest + close compute, on this one machine: clients = all N
   households' client work one after the other on one core (seal, sign, check the acks);
@@ -691,6 +684,7 @@ def floor_ratios(r: dict[str, Any], floor: dict[str, Any]) -> dict[str, float | 
         "wall": floor["ingest_floor_ms"],
         "wall_batched": floor["ingest_floor_batched_ms"],
         "cpu": floor["ingest_floor_ms"],
+        "transport": floor["http_wall_us"] / 1000,
     }
     figures = {**stages, "client": r["client_ms_per_report"]}
     return {key: (None if figures[key.removesuffix("_batched")] is None or not value

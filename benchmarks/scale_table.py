@@ -8,7 +8,8 @@ variance, stddev, a 6-bucket histogram and quantiles; N in-process households), 
 ``bench_mpyc`` (3 MPyC parties on loopback, the same readings, count, mean, stddev and
 the 6-bucket histogram with 14-bit secure comparisons). Both check their outputs
 against the plaintext; a wrong output fails the run. The floor (``benchmarks/floor.py``)
-is measured once at the end, with nothing else running.
+and the HTTP floor (``benchmarks/http_floor.py``: a bare aiohttp server, the same client)
+are measured once at the end, with nothing else running.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks import bench_mpyc, bench_round  # noqa: E402
 from benchmarks.floor import measure_floor  # noqa: E402
+from benchmarks.http_floor import measure_http_floor  # noqa: E402
 
 DEFINITIONS = """\
 committee compute at close: CPU seconds of the 3 committee nodes together, from the
@@ -124,6 +126,10 @@ def print_table(rows: list[dict[str, Any]], floor: dict[str, Any]) -> None:
           f"{floor['hpke_open_us']:.0f} us, Ed25519 verify {floor['ed25519_verify_us']:.0f} us, "
           f"1-row commit {floor['commit_1_row_us']:.0f} us; {floor['commit_per_row_48_us']:.1f}"
           f" us per row at {floor['rows_per_commit']} a commit)")
+    print(f"HTTP floor per request {floor['http_wall_us']:.0f} us wall (bare aiohttp server "
+          f"CPU {floor['http_server_cpu_us']:.0f} us, client CPU "
+          f"{floor['http_client_cpu_us']:.0f} us); one per committee node: "
+          f"{3 * floor['http_wall_us'] / 1000:.3f} ms per value")
     print("outputs match plaintext: " + ", ".join(f"N={r['households']} {r['correct']}"
                                                   for r in rows))
     print()
@@ -142,7 +148,7 @@ def main() -> None:
         m = bench_mpyc.run(n, args.mpyc_timeout)
         figures.append((n, h, m))
         print(f"N={n}: Hearth and MPyC done", file=sys.stderr, flush=True)
-    floor = measure_floor(bench_round.TASK)
+    floor = {**measure_floor(bench_round.TASK), **measure_http_floor(bench_round.TASK)}
     rows = [row(n, h, m, floor) for n, h, m in figures]
     if args.json:
         print(json.dumps({"rows": rows, "floor": floor, "definitions": DEFINITIONS,

@@ -20,7 +20,8 @@ from tests.backend.nodes import REPO
 pytestmark = [pytest.mark.relay, pytest.mark.slow]
 
 FLOOR_FIGURES = ("hpke_open_us", "ed25519_verify_us", "commit_1_row_us", "commit_per_row_48_us",
-                 "hpke_seal_us", "ed25519_sign_us")
+                 "hpke_seal_us", "ed25519_sign_us", "http_wall_us", "http_server_cpu_us",
+                 "http_client_cpu_us")
 
 
 def test_bench_round_runs_through_the_relay(capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,6 +51,7 @@ def test_bench_round_runs_through_the_relay(capsys: pytest.CaptureFixture[str]) 
         assert label in text
     assert "signed/channels" in text and "channel offers (setup, once a day)" in text
     assert "floor per report: open + verify + 1-row commit" in text
+    assert f"wall per request        {floor['http_wall_us']:.1f} us" in text
     for run in figures["runs"]:
         ratios = run["floor_ratios"]
         assert f"({ratios['wall']}x, {ratios['wall_batched']}x at 48/commit)" in text
@@ -94,6 +96,9 @@ def check_run(run: dict[str, Any], floor: dict[str, Any]) -> None:
     assert ratios["wall_batched"] > ratios["wall"] > 0
     assert ratios["cpu"] == pytest.approx(mean["cpu"] / floor["ingest_floor_ms"], rel=0.01)
     assert ratios["client"] > 0 and run["client_ms_per_report"] > 0
+    # Transport (HTTP, JSON, the event loop) over a bare aiohttp server's wall per request.
+    assert ratios["transport"] == pytest.approx(
+        mean["transport"] / (floor["http_wall_us"] / 1000), abs=0.006)
     assert run["close_compute_total_s"] > 0
     assert math.isclose(run["close_compute_total_s"], sum(run["close_compute_s"].values()),
                         abs_tol=1e-3)
