@@ -34,7 +34,8 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_round import _cpu_seconds, api, join_household  # noqa: E402
+from benchmarks.bench_round import api, join_household  # noqa: E402
+from benchmarks.http_floor import cpu_seconds  # noqa: E402
 from mpc_backend.arith import FieldRNG  # noqa: E402
 from mpc_backend.crypto import NodeKeys, sign_envelope  # noqa: E402
 from mpc_backend.node.household import seal_report, shares_envelope  # noqa: E402
@@ -109,7 +110,7 @@ async def _bench(args: argparse.Namespace, session: aiohttp.ClientSession,
     pids = [founder.proc.pid] if founder.proc else []
     if workers:
         pids += [w["pid"] for w in status["load"]["ingest_workers"]]
-    cpu0 = sum(_cpu_seconds(pid) for pid in pids)
+    cpu0 = sum(cpu_seconds(pid) for pid in pids)
     path = "/peer/v1/shares"
 
     async def send(keys: NodeKeys, body: bytes) -> bool:
@@ -121,7 +122,7 @@ async def _bench(args: argparse.Namespace, session: aiohttp.ClientSession,
     t0 = time.perf_counter()
     acked = await asyncio.gather(*(send(keys, body) for keys, body in bodies))
     wall = time.perf_counter() - t0
-    cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu0
+    cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0
     if time.time() > (round_id + 1) * period + 2:
         raise RuntimeError("the sends outlasted the round; fewer --households")
     if not all(acked):
