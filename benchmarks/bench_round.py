@@ -684,7 +684,8 @@ def floor_ratios(r: dict[str, Any], floor: dict[str, Any]) -> dict[str, float | 
         "wall": floor["ingest_floor_ms"],
         "wall_batched": floor["ingest_floor_batched_ms"],
         "cpu": floor["ingest_floor_ms"],
-        "transport": floor["http_wall_us"] / 1000,
+        # The HTTP floor is direct HTTP's; relayed reports travel otherwise.
+        "transport": floor["http_wall_us"] / 1000 if r["transport"] == "direct" else 0,
     }
     figures = {**stages, "client": r["client_ms_per_report"]}
     return {key: (None if figures[key.removesuffix("_batched")] is None or not value

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from mpc_backend.crypto import channel as channels  # noqa: E402
 from mpc_backend.node.household import shares_envelope  # noqa: E402
 from mpc_backend.protocol import TaskSpec  # noqa: E402
 from mpc_backend.protocol.validity import shared_length  # noqa: E402
+from tests.backend.nodes import free_port  # noqa: E402
 
 ACK = {"ack": {"household": "0" * 32, "items": [["bench", 1, "0" * 64]], "duplicate": False},
        "mac": "0" * 43}
@@ -70,12 +70,6 @@ def serve(port: int) -> None:
                 loop=uvloop.new_event_loop())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def envelope_body(task: dict[str, Any]) -> bytes:
     """The request body of one household's one-task shares envelope over a channel."""
     spec = TaskSpec.from_dict({**task, "task_id": "bench", "metric": "bench", "period_s": 60,
@@ -91,7 +85,7 @@ def envelope_body(task: dict[str, Any]) -> bytes:
 
 
 async def _drive(url: str, body: bytes, requests: int, concurrency: int,
-                 pid: int) -> dict[str, float]:
+                 server: subprocess.Popen[bytes]) -> dict[str, float]:
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         deadline = time.monotonic() + 30
@@ -101,6 +95,9 @@ async def _drive(url: str, body: bytes, requests: int, concurrency: int,
                     await resp.read()
                 break
             except aiohttp.ClientConnectionError:
+                if server.poll() is not None:
+                    raise RuntimeError(f"the bare HTTP server exited ({server.returncode}) "
+                                       "before it listened") from None
                 if time.monotonic() > deadline:
                     raise RuntimeError("the bare HTTP server did not start") from None
                 await asyncio.sleep(0.1)
@@ -112,10 +109,10 @@ async def _drive(url: str, body: bytes, requests: int, concurrency: int,
                 return resp.status
 
         await asyncio.gather(*(post() for _ in range(min(requests, 500))))  # warm up
-        cpu0, c0, w0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
+        cpu0, c0, w0 = cpu_seconds(server.pid), time.process_time(), time.perf_counter()
         statuses = await asyncio.gather(*(post() for _ in range(requests)))
         wall, client_cpu = time.perf_counter() - w0, time.process_time() - c0
-        server_cpu = cpu_seconds(pid) - cpu0
+        server_cpu = cpu_seconds(server.pid) - cpu0
     if set(statuses) != {200}:
         raise RuntimeError(f"the bare server answered {sorted(set(statuses))}")
     return {"http_wall_us": wall / requests * 1e6,
@@ -127,14 +124,18 @@ def measure_http_floor(task: dict[str, Any], requests: int = 5000,
                        concurrency: int = 48) -> dict[str, Any]:
     """Per request, in µs: wall over the window, the bare server's CPU and the client's."""
     body = envelope_body(task)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
     try:
         figures = uvloop.run(_drive(f"http://127.0.0.1:{port}/peer/v1/shares", body,
-                                    requests, concurrency, server.pid))
+                                    requests, concurrency, server))
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
     return {**{k: round(v, 1) for k, v in figures.items()}, "http_requests": requests,
             "http_concurrency": concurrency, "http_body_bytes": len(body)}
 

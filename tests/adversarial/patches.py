@@ -261,10 +261,20 @@ def two_randomness() -> None:
         # Every task's round at once: one after another, the last task's attack would start
         # after the honest close had already bound its members (a race the test must not run).
         attacks: set[asyncio.Task[None]] = set()
-        async for spec, round_id in _each_round_end(service, 0.2):
-            attack = asyncio.create_task(split_round(service, spec, round_id))
-            attacks.add(attack)
-            attack.add_done_callback(attacks.discard)
+
+        def done(attack: asyncio.Task[None]) -> None:
+            attacks.discard(attack)
+            if not attack.cancelled() and attack.exception() is not None:
+                log.warning("EVIL two_randomness: an attack failed: %r", attack.exception())
+
+        try:
+            async for spec, round_id in _each_round_end(service, 0.2):
+                attack = asyncio.create_task(split_round(service, spec, round_id))
+                attacks.add(attack)
+                attack.add_done_callback(done)
+        finally:
+            for attack in list(attacks):
+                attack.cancel()
 
     async def no_close(self: Any, task_id: str, round_id: int) -> None:
         return None  # its own (quick) honest close must not beat the attack to the round

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ def test_every_benchmark_is_listed() -> None:
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
-def test_benchmark_script_answers_help(script: object) -> None:
+def test_benchmark_script_answers_help(script: Path) -> None:
     done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
                           text=True, timeout=120, cwd=REPO, check=False)
     assert done.returncode == 0, done.stderr[-2000:]

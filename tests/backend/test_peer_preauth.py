@@ -230,11 +230,13 @@ async def _longest_stall(parse: Awaitable[Any]) -> tuple[Any, float, float]:
             stamps.append(time.perf_counter())
 
     task = asyncio.create_task(ticker())
-    await asyncio.sleep(0.01)
-    started = time.perf_counter()
-    value = await parse
-    ended = time.perf_counter()
-    task.cancel()
+    try:
+        await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        value = await parse
+        ended = time.perf_counter()
+    finally:
+        task.cancel()
     marks = [started, *(s for s in stamps if started < s < ended), ended]
     return value, ended - started, max(b - a for a, b in itertools.pairwise(marks))
 
