@@ -7,10 +7,10 @@ answers every POST by reading the body and writing a JSON answer the size of a s
 ack; nothing is checked, opened or stored. The benchmark's own client (aiohttp, one
 session, ``concurrency`` requests in flight, as ``bench_round`` sends its envelopes)
 posts ``requests`` copies of a real one-task shares envelope of ``bench_round``'s task
-(its share sealed under a channel). Printed: the wall
-time per request over the whole window, and the server's CPU time per request (all its
-threads, from schedstat). Any node that takes one HTTP request per report per
-committee member, as Hearth's does over direct HTTP, pays at least this per report.
+(its share sealed under a channel). Printed: the wall time per request over the whole
+window, and the server's and the client's CPU time per request (all threads, from
+schedstat). Any node that takes one HTTP request per report per committee member, as
+Hearth's does over direct HTTP, pays at least this per report.
 """
 
 from __future__ import annotations

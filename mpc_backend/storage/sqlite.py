@@ -100,6 +100,7 @@ CREATE TABLE IF NOT EXISTS channels (
 # flight wait out the linger). A household alone waits 1 ms longer for its ack.
 SHARES_LINGER_S = 0.001
 
+
 class SQLiteStorage(Storage):
     """Storage in ``data_dir/node.sqlite3``; created 0600 on first open."""
 
