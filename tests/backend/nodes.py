@@ -35,10 +35,20 @@ def allow_loopback_sockets() -> None:
     pytest_socket.enable_socket()
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free now and never handed out before in this test run: nodes are
+    initialised on their port well before they bind it, and the kernel may offer a port
+    again until then (two nodes on one port: the second answers the first's requests)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def cli(*args: str, check: bool = True, timeout: float = 60,
@@ -105,10 +115,22 @@ class NodeProcess:
                 raise AssertionError(f"{self.name} exited: {log_path.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/api/v1/health", timeout=1):
-                    return
+                    pass
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.1)
+                continue
+            self._check_identity(log_path)
+            return
         raise AssertionError(f"{self.name} did not come up in {timeout} s")
+
+    def _check_identity(self, log_path: Path) -> None:
+        """Whoever answered the health check must be this node: one that holds its token."""
+        status, _ = self.api("GET", "/status")
+        if status != 200:
+            time.sleep(0.5)  # our process, if it could not bind the port, is exiting
+            log = log_path.read_text(errors="replace")[-2000:]
+            raise AssertionError(f"another process answers on {self.name}'s port {self.port} "
+                                 f"(status {status}); {self.name}'s log: {log}")
 
     def stop(self) -> int | None:
         """SIGTERM and wait; returns the exit code."""
