@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,30 @@ async def test_sqlite_database_is_private_and_in_wal_mode(tmp_path: Path) -> Non
     mode = await storage._query("PRAGMA journal_mode")
     assert mode[0][0] == "wal"
     await storage.close()
+
+
+async def test_shares_from_a_table_without_rowid_are_moved_on_open(tmp_path: Path) -> None:
+    """Databases from before shares were a rowid table: opening moves every share across
+    (nothing is lost, a duplicate is still a duplicate) and drops the old table."""
+    with sqlite3.connect(tmp_path / "node.sqlite3") as db:
+        db.execute("CREATE TABLE shares (task TEXT NOT NULL, round INTEGER NOT NULL, "
+                   "sender TEXT NOT NULL, digest BLOB NOT NULL, share BLOB NOT NULL, "
+                   "received_at REAL NOT NULL, PRIMARY KEY (task, round, sender)) WITHOUT ROWID")
+        db.executemany("INSERT INTO shares VALUES (?, ?, ?, ?, ?, ?)",
+                       [("temp", 7, s, b"d1", (123).to_bytes(8, "little"), 1.0) for s in "ab"])
+    storage = SQLiteStorage(tmp_path)
+    await storage.open()
+    try:
+        assert await storage.held_senders("temp", 7) == ["a", "b"]
+        assert await storage.load_shares("temp", 7, ["b"]) == [(123).to_bytes(8, "little")]
+        assert await storage.put_shares([share("a")]) is PutOutcome.DUPLICATE
+        assert await storage.put_shares([share("a", digest=b"d2")]) is PutOutcome.CONFLICT
+        tables = await storage._query("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+        sql = dict(tables)
+        assert "shares_without_rowid" not in sql
+        assert "WITHOUT ROWID" not in sql["shares"]
+    finally:
+        await storage.close()
 
 
 async def test_acknowledged_shares_survive_reopening(
