@@ -71,6 +71,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -261,167 +262,29 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         channels_s = time.perf_counter() - o0
         first = max(t["first_round"] for t in tasks["tasks"])
         await asyncio.sleep(max(0.0, first * period - time.time() + 0.2))
+        game = _Game(args, session, nodes, broker, accounts, households, channel_of, roster,
+                     url_of, task_ids, period)
+        apart = await _play_round(game, int(time.time() // period), together=False)
+        # The same again in a later round with every envelope to every node at once, as the
+        # issue's table measured end to end: the nodes share both cores with the client.
+        # The round after the first has begun during its close: that one, while young.
         round_id = int(time.time() // period)
-
-        # Client side (measured, one core): seal every report and sign each envelope's
-        # request, before any is sent, as each household does on its own hub. The request
-        # timestamps stay fresh: every window below ends well within the nodes' 300 s.
-        rng = FieldRNG()
-        values = readings(n, m)
-        specs = [roster.task(t).spec for t in task_ids]  # type: ignore[union-attr]
-        committees = [roster.committee(t, round_id) for t in task_ids]
-        path = "/peer/v1/shares"
-        # Per committee member: (household, items, request body, request headers).
-        requests: dict[str, list[tuple[int, list[Any], bytes, dict[str, str]]]] = {
-            node_id: [] for node_id in url_of}
-        c0 = time.process_time()
-        w0 = time.perf_counter()
-        for h, keys in enumerate(households):
-            per_member: dict[str, list[tuple[str, int, bytes]]] = {}
-            for j, spec in enumerate(specs):
-                seats = [channel_of.get((h, mm.node_id)) for mm in committees[j]]
-                sealed = seal_report(keys, roster.federation_id, spec, round_id, committees[j],
-                                     float(values[h, j]), rng, seats)
-                for member, ct in zip(committees[j], sealed, strict=True):
-                    per_member.setdefault(member.node_id, []).append((spec.task_id, round_id, ct))
-            for member_id, items in per_member.items():
-                channel = channel_of.get((h, member_id))
-                body = json.dumps(shares_envelope(keys, roster.federation_id, items,
-                                                  signed=channel is None)).encode()
-                if broker is not None:
-                    # As a household's node does it through the relay: seal to the member
-                    # (under the channel where there is one).
-                    target = member_of[member_id]
-                    aad = request_aad(roster.federation_id, path, keys.node_id, member_id)
-                    body = (aead_seal(channel.relay_request_key, body, aad) if channel
-                            else seal_share(target.hpke_public, target.hpke_suite, body, aad))
-                headers = request_headers(keys, path, body, time.time(), channel)
-                requests[member_id].append((h, items, body, headers))
-        client_cpu = time.process_time() - c0
-        client_wall = time.perf_counter() - w0
-        if time.time() > (round_id + 1) * period:
-            raise RuntimeError("sealing took longer than the round; raise --period")
-
-        # Ingest: one committee node at a time, all of its envelopes concurrently, so each
-        # node's window is its own (one core for it, the other for the sending client).
-        # Answers are recorded in the window and checked after it (client work).
-        gateways: list[RelayTransport] = []
-        if broker is not None:
-            for g in range(min(GATEWAYS, n)):
-                gateway = RelayTransport(broker.endpoint, accounts[g], roster.federation_id)
-                await gateway.start(wait_s=10)
-                gateways.append(gateway)
-            broker_cpu0 = broker.cpu_seconds()
-
-        async def post(member: str, h: int, body: bytes,
-                       headers: dict[str, str]) -> tuple[int, bytes | None]:
-            if not gateways:
-                async with session.post(f"{url_of[member]}{path}",
-                                        data=body, headers=headers) as resp:
-                    return resp.status, await resp.read()
-            answer = await gateways[h % len(gateways)].request(
-                member_of[member].mailbox, path, body, headers, timeout_s=60, sealed=True)
-            if answer is None or not answer.sealed:
-                return 504, None
-            return answer.status, answer.body
-
-        sem_send = asyncio.Semaphore(args.concurrency)
-
-        async def send(member: str, h: int, body: bytes,
-                       headers: dict[str, str]) -> tuple[int, bytes | None]:
-            async with sem_send:
-                return await post(member, h, body, headers)
-
-        pids = {nd.name: nd.proc.pid if nd.proc else 0 for nd in nodes}
-        windows: dict[str, float] = {}
-        send_cpu: dict[str, float] = {}
-        ingest0: dict[str, dict[str, float] | None] = {}
-        ingest1: dict[str, dict[str, float] | None] = {}
-        answers: dict[str, list[tuple[int, bytes | None]]] = {}
-        for nd in nodes:
-            ingest0[nd.name] = await _ingest_counters(session, nd)
-            cpu0 = cpu_seconds(pids[nd.name])
-            s0 = time.perf_counter()
-            answers[nd.node_id] = await asyncio.gather(
-                *(send(nd.node_id, h, body, hd) for h, _, body, hd in requests[nd.node_id]))
-            windows[nd.name] = time.perf_counter() - s0
-            send_cpu[nd.name] = cpu_seconds(pids[nd.name]) - cpu0
-            ingest1[nd.name] = await _ingest_counters(session, nd)
-        send_s = sum(windows.values())
-        if time.time() > (round_id + 1) * period:
-            raise RuntimeError("sending took longer than the round; raise --period")
-        for gateway in gateways:
-            await gateway.close()
-
-        # Client side again (measured): check every answer is the member's valid ack.
-        accepted = dict.fromkeys(url_of, 0)
-        failures = 0
-        c0 = time.process_time()
-        w0 = time.perf_counter()
-        for member_id, sent in requests.items():
-            member = member_of[member_id]
-            for (h, items, _, headers), (status, body) in zip(sent, answers[member_id],
-                                                              strict=True):
-                keys = households[h]
-                # Through the relay, open the sealed answer as a household's node does.
-                channel = channel_of.get((h, member_id))
-                plain = body
-                if broker is not None and body is not None:
-                    aad = answer_aad(roster.federation_id, path, member_id, keys.node_id,
-                                     headers[SIGNATURE_HEADER], status)
-                    plain = (aead_open(channel.relay_answer_key, body, aad) if channel
-                             else keys.open_share(body, aad))
-                if status == 200 and plain is not None and ack_problem(
-                        json.loads(plain), member, roster.federation_id, keys.node_id,
-                        items, channel=channel) is None:
-                    accepted[member_id] += len(items)
-                else:
-                    failures += 1
-        client_cpu += time.process_time() - c0
-        client_wall += time.perf_counter() - w0
-        if time.time() > (round_id + 1) * period + GRACE_S - 0.2:
-            raise RuntimeError("checking the acks took past the close; raise --period")
-
-        # Round close latency: from the round's end until all nodes hold all results. The
-        # committee's compute at close: each node's CPU time from just before the close can
-        # start (end + grace) until all results are in, less what our polling costs it.
-        end = (round_id + 1) * period
-        results_path = f"/results?since=0&limit={m * 4}"
-        poll_cpu = await _poll_cost(session, nodes, pids, results_path)
-        await asyncio.sleep(max(0.0, end + GRACE_S - 0.2 - time.time()))
-        cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        polls = 0
-        pending = {(nd.name, t) for nd in nodes for t in task_ids}
-        results: dict[str, Any] = {}
-        while pending:
-            await asyncio.sleep(0.1)
-            polls += 1
-            for nd in nodes:
-                listed = await api(session, nd, "GET", results_path)
-                for r in listed["results"]:
-                    if r["round"] == round_id and (nd.name, r["task"]) in pending:
-                        pending.discard((nd.name, r["task"]))
-                        results[r["task"]] = r
-            if time.time() > end + 120:
-                raise RuntimeError(f"results missing after 120 s: {sorted(pending)}")
-        close_s = time.time() - end
-        close_cpu = {name: cpu_seconds(pid) - cpu1[name] - polls * poll_cpu[name]
-                     for name, pid in pids.items()}
-        correct = all(
-            results[t]["status"] == "released"
-            and results[t]["contributors"] == n
-            and abs(results[t]["statistics"]["mean"] - values[:, j].mean()) <= 0.005 + 1e-9
-            for j, t in enumerate(task_ids)
-        )
+        if time.time() - round_id * period > period / 3:
+            round_id += 1
+            await asyncio.sleep(max(0.0, round_id * period - time.time() + 0.2))
+        together = await _play_round(game, round_id, together=True)
     rss = {nd.name: _peak_rss_mb(nd.proc.pid if nd.proc else None) for nd in nodes}
     reports = n * m
     relay: dict[str, Any] = {}
     if broker is not None:
-        relay = {"broker_cpu_s": round(broker.cpu_seconds() - broker_cpu0, 2),
+        relay = {"broker_cpu_s": apart["broker_cpu_s"],
                  "broker_peak_rss_mb": _peak_rss_mb(broker.pid)}
-    stages = {nd.name: _node_stages(accepted[nd.node_id], windows[nd.name], send_cpu[nd.name],
-                                    ingest0[nd.name], ingest1[nd.name]) for nd in nodes}
-    close_total = sum(close_cpu.values())
+    windows = apart["windows"]
+    stages = {nd.name: _node_stages(apart["accepted"][nd.node_id], windows[nd.name],
+                                    apart["send_cpu"][nd.name], apart["ingest0"][nd.name],
+                                    apart["ingest1"][nd.name]) for nd in nodes}
+    close_total = sum(apart["close_cpu"].values())
+    together_close = sum(together["close_cpu"].values())
     return {
         "households": n,
         "tasks": m,
@@ -431,26 +294,228 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         "setup_s": round(setup_s, 2),
         "auth": auth,
         "channels_s": round(channels_s, 2),
-        "client_ms_per_report": round(client_cpu / reports * 1000, 3),
-        "client_wall_s": round(client_wall, 4),
-        "client_one_household_s": round(client_wall / n, 6),
+        "client_ms_per_report": round(apart["client_cpu"] / reports * 1000, 3),
+        "client_wall_s": round(apart["client_wall"], 4),
+        "client_one_household_s": round(apart["client_wall"] / n, 6),
         "ingest_windows_s": {name: round(w, 4) for name, w in windows.items()},
-        "send_wall_s": round(send_s, 4),
-        "end_to_end_s": round(client_wall + send_s + close_total, 4),
-        "hubs_in_parallel_s": round(client_wall / n + max(windows.values()) + close_total, 4),
-        "reports_per_s_per_node": {nd.name: round(accepted[nd.node_id] / windows[nd.name])
-                                   for nd in nodes},
-        "rejected_envelopes": failures,
-        "round_close_latency_s": round(close_s, 2),
-        "close_compute_s": {name: round(v, 4) for name, v in close_cpu.items()},
+        "send_wall_s": round(sum(windows.values()), 4),
+        "end_to_end_s": round(apart["client_wall"] + sum(windows.values()) + close_total, 4),
+        "hubs_in_parallel_s": round(apart["client_wall"] / n + max(windows.values())
+                                    + close_total, 4),
+        "together": {
+            "client_wall_s": round(together["client_wall"], 4),
+            "send_wall_s": round(together["windows"]["all"], 4),
+            "close_compute_total_s": round(together_close, 4),
+            "round_close_latency_s": round(together["close_s"], 2),
+            "rejected_envelopes": together["failures"],
+            "results_correct": together["correct"],
+        },
+        "end_to_end_together_s": round(together["client_wall"] + together["windows"]["all"]
+                                       + together_close, 4),
+        "reports_per_s_per_node": {nd.name: round(apart["accepted"][nd.node_id]
+                                                  / windows[nd.name]) for nd in nodes},
+        "rejected_envelopes": apart["failures"],
+        "round_close_latency_s": round(apart["close_s"], 2),
+        "close_compute_s": {name: round(v, 4) for name, v in apart["close_cpu"].items()},
         "close_compute_total_s": round(close_total, 4),
         "stages_ms_per_report": stages,
         "stages_ms_per_report_mean": _mean_stages(stages),
         **joins,
         "peak_rss_mb": rss,
-        "results_correct": correct,
+        "results_correct": apart["correct"] and together["correct"],
         **relay,
     }
+
+
+@dataclass
+class _Game:
+    """What every round of one benchmark run plays with, once setup is done."""
+
+    args: argparse.Namespace
+    session: aiohttp.ClientSession
+    nodes: list[NodeProcess]
+    broker: Broker | None
+    accounts: list[BrokerAccount | None]
+    households: list[NodeKeys]
+    channel_of: dict[tuple[int, str], Channel]
+    roster: Any
+    url_of: dict[str, str]
+    task_ids: list[str]
+    period: int
+
+
+async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str, Any]:
+    """Every household reports in ``round_id``; its envelopes go to one node at a time
+    (each node's own window, keyed by name) or, ``together``, to all nodes at once (one
+    window, "all"); then the close. Client work, windows, close compute, and correctness."""
+    args, session, nodes, broker = game.args, game.session, game.nodes, game.broker
+    roster, url_of, households, channel_of = (game.roster, game.url_of, game.households,
+                                              game.channel_of)
+    n, m, period = len(households), len(game.task_ids), game.period
+    member_of = {mm.node_id: mm for mm in roster.members}
+    # Client side (measured, one core): seal every report and sign each envelope's
+    # request, before any is sent, as each household does on its own hub. The request
+    # timestamps stay fresh: every window below ends well within the nodes' 300 s.
+    rng = FieldRNG()
+    values = readings(n, m)
+    specs = [roster.task(t).spec for t in game.task_ids]
+    committees = [roster.committee(t, round_id) for t in game.task_ids]
+    path = "/peer/v1/shares"
+    # Per committee member: (household, items, request body, request headers).
+    requests: dict[str, list[tuple[int, list[Any], bytes, dict[str, str]]]] = {
+        node_id: [] for node_id in url_of}
+    c0 = time.process_time()
+    w0 = time.perf_counter()
+    for h, keys in enumerate(households):
+        per_member: dict[str, list[tuple[str, int, bytes]]] = {}
+        for j, spec in enumerate(specs):
+            seats = [channel_of.get((h, mm.node_id)) for mm in committees[j]]
+            sealed = seal_report(keys, roster.federation_id, spec, round_id, committees[j],
+                                 float(values[h, j]), rng, seats)
+            for member, ct in zip(committees[j], sealed, strict=True):
+                per_member.setdefault(member.node_id, []).append((spec.task_id, round_id, ct))
+        for member_id, items in per_member.items():
+            channel = channel_of.get((h, member_id))
+            body = json.dumps(shares_envelope(keys, roster.federation_id, items,
+                                              signed=channel is None)).encode()
+            if broker is not None:
+                # As a household's node does it through the relay: seal to the member
+                # (under the channel where there is one).
+                target = member_of[member_id]
+                aad = request_aad(roster.federation_id, path, keys.node_id, member_id)
+                body = (aead_seal(channel.relay_request_key, body, aad) if channel
+                        else seal_share(target.hpke_public, target.hpke_suite, body, aad))
+            headers = request_headers(keys, path, body, time.time(), channel)
+            requests[member_id].append((h, items, body, headers))
+    client_cpu = time.process_time() - c0
+    client_wall = time.perf_counter() - w0
+    if time.time() > (round_id + 1) * period:
+        raise RuntimeError("sealing took longer than the round; raise --period")
+
+    # Ingest: one committee node at a time, all of its envelopes concurrently, so each
+    # node's window is its own (one core for it, the other for the sending client); or
+    # all at once. Answers are recorded in the window and checked after it (client work).
+    gateways: list[RelayTransport] = []
+    broker_cpu0 = 0.0
+    if broker is not None:
+        for g in range(min(GATEWAYS, n)):
+            gateway = RelayTransport(broker.endpoint, game.accounts[g], roster.federation_id)
+            await gateway.start(wait_s=10)
+            gateways.append(gateway)
+        broker_cpu0 = broker.cpu_seconds()
+
+    async def post(member: str, h: int, body: bytes,
+                   headers: dict[str, str]) -> tuple[int, bytes | None]:
+        if not gateways:
+            async with session.post(f"{url_of[member]}{path}",
+                                    data=body, headers=headers) as resp:
+                return resp.status, await resp.read()
+        answer = await gateways[h % len(gateways)].request(
+            member_of[member].mailbox, path, body, headers, timeout_s=60, sealed=True)
+        if answer is None or not answer.sealed:
+            return 504, None
+        return answer.status, answer.body
+
+    sem_send = asyncio.Semaphore(args.concurrency)
+
+    async def send(member: str, h: int, body: bytes,
+                   headers: dict[str, str]) -> tuple[str, tuple[int, bytes | None]]:
+        async with sem_send:
+            return member, await post(member, h, body, headers)
+
+    pids = {nd.name: nd.proc.pid if nd.proc else 0 for nd in nodes}
+    windows: dict[str, float] = {}
+    send_cpu: dict[str, float] = {}
+    ingest0: dict[str, dict[str, float] | None] = {}
+    ingest1: dict[str, dict[str, float] | None] = {}
+    answers: dict[str, list[tuple[int, bytes | None]]] = {node_id: [] for node_id in url_of}
+    # Each batch is a window: one node's envelopes, or every node's interleaved by household.
+    batches = ([("all", [(member, r) for i in range(n) for member, sent in requests.items()
+                         for r in sent[i:i + 1]])] if together
+               else [(nd.name, [(nd.node_id, r) for r in requests[nd.node_id]]) for nd in nodes])
+    for name, batch in batches:
+        node = next((nd for nd in nodes if nd.name == name), None)
+        if node is not None:
+            ingest0[name] = await _ingest_counters(session, node)
+            cpu0 = cpu_seconds(pids[name])
+        s0 = time.perf_counter()
+        for member, answer in await asyncio.gather(
+                *(send(member, h, body, hd) for member, (h, _, body, hd) in batch)):
+            answers[member].append(answer)
+        windows[name] = time.perf_counter() - s0
+        if node is not None:
+            send_cpu[name] = cpu_seconds(pids[name]) - cpu0
+            ingest1[name] = await _ingest_counters(session, node)
+    if time.time() > (round_id + 1) * period:
+        raise RuntimeError("sending took longer than the round; raise --period")
+    for gateway in gateways:
+        await gateway.close()
+
+    # Client side again (measured): check every answer is the member's valid ack.
+    accepted = dict.fromkeys(url_of, 0)
+    failures = 0
+    c0 = time.process_time()
+    w0 = time.perf_counter()
+    for member_id, sent in requests.items():
+        member = member_of[member_id]
+        for (h, items, _, headers), (status, body) in zip(sent, answers[member_id],
+                                                          strict=True):
+            keys = households[h]
+            # Through the relay, open the sealed answer as a household's node does.
+            channel = channel_of.get((h, member_id))
+            plain = body
+            if broker is not None and body is not None:
+                aad = answer_aad(roster.federation_id, path, member_id, keys.node_id,
+                                 headers[SIGNATURE_HEADER], status)
+                plain = (aead_open(channel.relay_answer_key, body, aad) if channel
+                         else keys.open_share(body, aad))
+            if status == 200 and plain is not None and ack_problem(
+                    json.loads(plain), member, roster.federation_id, keys.node_id,
+                    items, channel=channel) is None:
+                accepted[member_id] += len(items)
+            else:
+                failures += 1
+    client_cpu += time.process_time() - c0
+    client_wall += time.perf_counter() - w0
+    if time.time() > (round_id + 1) * period + GRACE_S - 0.2:
+        raise RuntimeError("checking the acks took past the close; raise --period")
+
+    # Round close latency: from the round's end until all nodes hold all results. The
+    # committee's compute at close: each node's CPU time from just before the close can
+    # start (end + grace) until all results are in, less what our polling costs it.
+    end = (round_id + 1) * period
+    results_path = f"/results?since=0&limit={m * 4}"
+    poll_cpu = await _poll_cost(session, nodes, pids, results_path)
+    await asyncio.sleep(max(0.0, end + GRACE_S - 0.2 - time.time()))
+    cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    polls = 0
+    pending = {(nd.name, t) for nd in nodes for t in game.task_ids}
+    results: dict[str, Any] = {}
+    while pending:
+        await asyncio.sleep(0.1)
+        polls += 1
+        for nd in nodes:
+            listed = await api(session, nd, "GET", results_path)
+            for r in listed["results"]:
+                if r["round"] == round_id and (nd.name, r["task"]) in pending:
+                    pending.discard((nd.name, r["task"]))
+                    results[r["task"]] = r
+        if time.time() > end + 120:
+            raise RuntimeError(f"results missing after 120 s: {sorted(pending)}")
+    close_s = time.time() - end
+    close_cpu = {name: cpu_seconds(pid) - cpu1[name] - polls * poll_cpu[name]
+                 for name, pid in pids.items()}
+    correct = all(
+        results[t]["status"] == "released"
+        and results[t]["contributors"] == n
+        and abs(results[t]["statistics"]["mean"] - values[:, j].mean()) <= 0.005 + 1e-9
+        for j, t in enumerate(game.task_ids)
+    )
+    return {"client_cpu": client_cpu, "client_wall": client_wall, "windows": windows,
+            "send_cpu": send_cpu, "ingest0": ingest0, "ingest1": ingest1,
+            "accepted": accepted, "failures": failures, "close_s": close_s,
+            "close_cpu": close_cpu, "correct": correct,
+            "broker_cpu_s": round(broker.cpu_seconds() - broker_cpu0, 2) if broker else 0.0}
 
 
 INGEST_COUNTERS = ("verify_s", "open_s", "commit_s", "handler_s")
@@ -646,6 +711,7 @@ STAGE_ROWS = [
     ("close: latency after period end", "close"),
     ("close: committee compute, all nodes", "close_compute"),
     ("end to end: clients + ingest + close compute", "end_to_end"),
+    ("end to end, all nodes at once (next round)", "end_to_end_together"),
     ("end to end, hubs in parallel (model)", "hubs_in_parallel"),
     ("joins (setup)", "joins"),
     ("joins/s, first third -> last third", "join_rates"),
@@ -666,6 +732,9 @@ END_TO_END = """\
 end to end = clients + ingest + close compute, on this one machine: clients = all N
   households' client work one after the other on one core (seal, sign, check the acks);
   ingest = the sum of the nodes' windows; close compute = all nodes' CPU at close
+end to end, all nodes at once = the same sum over the next round, whose envelopes go to
+  every node at once (one window; the nodes and the sending client share both cores), as
+  issue 13's table measured it
 hubs in parallel (model) = one household's client work + the slowest node's window + close
   compute: each hub on its own machine, modelled from per-node measurements on this one"""
 
@@ -720,6 +789,10 @@ def stage_cell(r: dict[str, Any], key: str) -> str:
         return ", ".join(cells) + " ms"
     if key in ("end_to_end", "hubs_in_parallel"):
         return f"{r[key + '_s']:.3f} s"
+    if key == "end_to_end_together":
+        t = r["together"]
+        return (f"{r['end_to_end_together_s']:.3f} s ({t['client_wall_s']:.2f} + "
+                f"{t['send_wall_s']:.2f} + {t['close_compute_total_s']:.3f})")
     if key == "joins":
         return f"{r['joins_s']} s"
     if key == "join_rates":

@@ -1,8 +1,9 @@
 """The round benchmark still runs through the relay (a small street, one task): its
 released means match the plaintext, no envelope is refused, and it says where the time
 goes: per-stage figures per report, the floor measured in the same run, and their ratios;
-each committee node's ingest in its own window, and end to end on one machine and with the
-hubs in parallel (model), each consistent with its parts."""
+each committee node's ingest in its own window, and end to end on one machine (those windows
+one after the other, or the next round's envelopes to every node at once) and with the hubs
+in parallel (model), each consistent with its parts."""
 
 from __future__ import annotations
 
@@ -90,6 +91,14 @@ def check_run(run: dict[str, Any], floor: dict[str, Any]) -> None:
         run["client_wall_s"] / 6 + max(windows.values()) + run["close_compute_total_s"],
         abs=2e-3)
     assert run["hubs_in_parallel_s"] < run["end_to_end_s"]
+    # The next round, every node's envelopes at once (one window): a whole round of its own.
+    together = run["together"]
+    assert together["results_correct"] is True and together["rejected_envelopes"] == 0
+    assert min(together["client_wall_s"], together["send_wall_s"],
+               together["close_compute_total_s"]) > 0
+    assert run["end_to_end_together_s"] == pytest.approx(
+        together["client_wall_s"] + together["send_wall_s"] + together["close_compute_total_s"],
+        abs=2e-3)
     mean = run["stages_ms_per_report_mean"]
     ratios = run["floor_ratios"]
     assert ratios["wall"] == pytest.approx(mean["wall"] / floor["ingest_floor_ms"], rel=0.01)
