@@ -103,6 +103,28 @@ async def _each_round_end(service: Any, lead_s: float) -> AsyncIterator[tuple[An
                     yield spec, round_id
 
 
+async def _attack_each_round(service: Any, lead_s: float, name: str,
+                             attack: Callable[[Any, Any, int], Awaitable[None]]) -> None:
+    """Run ``attack(service, spec, round)`` ``lead_s`` after each round ends, every task's
+    round in its own asyncio task: one after another, a later task's attack could start
+    after the honest close had already settled its round (a race no test must run)."""
+    running: set[asyncio.Task[None]] = set()
+
+    def done(task: asyncio.Task[None]) -> None:
+        running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("EVIL %s: an attack failed: %r", name, task.exception())
+
+    try:
+        async for spec, round_id in _each_round_end(service, lead_s):
+            task = asyncio.create_task(attack(service, spec, round_id))
+            running.add(task)
+            task.add_done_callback(done)
+    finally:
+        for task in list(running):
+            task.cancel()
+
+
 def capture_set() -> None:
     """Choose the contributor set: sign a held statement naming only min_contributors - 1
     victims and itself, forward it with t honest statements (so the rule yields exactly that
@@ -131,20 +153,16 @@ def capture_set() -> None:
         wires, held = await honest_collect(self, spec, round_id, committee, answers)
         me = self.ctx.node_id
         keep = [me, *[m for m in sorted(held) if m != me][: spec.t]]
-        log.warning("EVIL capture_set: forwarding %d of %d statements", len(keep), len(held))
+        log.warning("EVIL capture_set: %s round %d: forwarding %d of %d statements",
+                    spec.task_id, round_id, len(keep), len(held))
         return {m: wires[m] for m in keep if m in wires}, {m: held[m] for m in keep if m in held}
 
-    async def close_early(service: Any) -> None:
-        async for spec, round_id in _each_round_end(service, 0.2):
-            try:
-                await service.close_round(spec.task_id, round_id)
-            except Exception as err:
-                log.warning("EVIL capture_set: close of %s round %d: %r", spec.task_id,
-                            round_id, err)
+    async def close_early(service: Any, spec: Any, round_id: int) -> None:
+        await service.close_round(spec.task_id, round_id)
 
     rounds.RoundService._own_statement = own_statement  # type: ignore[method-assign]
     rounds.RoundService._collect_statements = collect  # type: ignore[method-assign]
-    _attach(close_early)
+    _attach(lambda service: _attack_each_round(service, 0.2, "capture_set", close_early))
 
 
 def stall() -> None:
@@ -171,17 +189,13 @@ def stall() -> None:
             log.warning("EVIL stall: refreshed claims on %s round %d", spec.task_id, round_id)
             await asyncio.sleep(0.5)
 
-    async def stall_all(service: Any) -> None:
-        async for spec, round_id in _each_round_end(service, 0.05):
-            asyncio.get_running_loop().create_task(nag(service, spec, round_id))
-
     async def no_close(self: Any, task_id: str, round_id: int) -> None:
         return None  # the staller never closes a round itself
 
     from mpc_backend.node import rounds  # noqa: PLC0415
 
     rounds.RoundService.close_round = no_close  # type: ignore[method-assign]
-    _attach(stall_all)
+    _attach(lambda service: _attack_each_round(service, 0.05, "stall", nag))
 
 
 def forge_results(contributors: int = 40, mean: float = 35.0) -> None:
@@ -191,40 +205,39 @@ def forge_results(contributors: int = 40, mean: float = 35.0) -> None:
     from mpc_backend.crypto import sign_envelope  # noqa: PLC0415
     from mpc_backend.node import results as results_mod  # noqa: PLC0415
 
-    async def forge(service: Any) -> None:
-        async for spec, round_id in _each_round_end(service, 0.1):
-            for target in (round_id, round_id + 1, round_id + 4):
-                doc = service._doc(spec, target, "released", contributors=contributors,
-                                   statistics={"count": contributors, "mean": mean},
-                                   senders=[f"{i:032x}" for i in range(contributors)])
-                wire = {"result": doc,
-                        "sigs": {service.ctx.node_id: results_mod.sign_result(service.ctx, doc)}}
-                for member in service.ctx.roster.members:
-                    if (not service.ctx.peers.reachable(member)
-                            or member.node_id == service.ctx.node_id):
-                        continue
-
-                    def push(w: dict[str, Any] = wire) -> dict[str, Any]:
-                        return sign_envelope(service.ctx.keys, "result",
-                                             service.ctx.federation_id, {"result": w},
-                                             now=service.ctx.clock())
-                    try:
-                        await service.ctx.peers.post(member, "/peer/v1/results", push,
-                                                     attempts=1)
-                    except Exception as err:
-                        log.warning("EVIL forge_results: %s refused round %d: %s",
-                                    member.name, target, err)
-            committee = service.ctx.roster.committee(spec.task_id, round_id)
-            doc = service._doc(spec, round_id, "released", contributors=contributors,
+    async def forge(service: Any, spec: Any, round_id: int) -> None:
+        for target in (round_id, round_id + 1, round_id + 4):
+            doc = service._doc(spec, target, "released", contributors=contributors,
                                statistics={"count": contributors, "mean": mean},
                                senders=[f"{i:032x}" for i in range(contributors)])
-            answers = await service._ask_all(
-                [m for m in committee if m.node_id != service.ctx.node_id], "sign",
-                {"task": spec.task_id, "round": round_id, "doc": doc, "partials": {}})
-            log.warning("EVIL forge_results: %d member(s) co-signed the doctored result",
-                        len(answers))
+            wire = {"result": doc,
+                    "sigs": {service.ctx.node_id: results_mod.sign_result(service.ctx, doc)}}
+            for member in service.ctx.roster.members:
+                if (not service.ctx.peers.reachable(member)
+                        or member.node_id == service.ctx.node_id):
+                    continue
 
-    _attach(forge)
+                def push(w: dict[str, Any] = wire) -> dict[str, Any]:
+                    return sign_envelope(service.ctx.keys, "result",
+                                         service.ctx.federation_id, {"result": w},
+                                         now=service.ctx.clock())
+                try:
+                    await service.ctx.peers.post(member, "/peer/v1/results", push,
+                                                 attempts=1)
+                except Exception as err:
+                    log.warning("EVIL forge_results: %s refused round %d: %s",
+                                member.name, target, err)
+        committee = service.ctx.roster.committee(spec.task_id, round_id)
+        doc = service._doc(spec, round_id, "released", contributors=contributors,
+                           statistics={"count": contributors, "mean": mean},
+                           senders=[f"{i:032x}" for i in range(contributors)])
+        answers = await service._ask_all(
+            [m for m in committee if m.node_id != service.ctx.node_id], "sign",
+            {"task": spec.task_id, "round": round_id, "doc": doc, "partials": {}})
+        log.warning("EVIL forge_results: %s round %d: %d member(s) co-signed the doctored "
+                    "result", spec.task_id, round_id, len(answers))
+
+    _attach(lambda service: _attack_each_round(service, 0.1, "forge_results", forge))
 
 
 def two_randomness() -> None:
@@ -257,32 +270,13 @@ def two_randomness() -> None:
         log.warning("EVIL two_randomness: %s round %d: verifier shares from %d of %d members, "
                     "each under its own randomness", spec.task_id, round_id, got, len(others))
 
-    async def split(service: Any) -> None:
-        # Every task's round at once: one after another, the last task's attack would start
-        # after the honest close had already bound its members (a race the test must not run).
-        attacks: set[asyncio.Task[None]] = set()
-
-        def done(attack: asyncio.Task[None]) -> None:
-            attacks.discard(attack)
-            if not attack.cancelled() and attack.exception() is not None:
-                log.warning("EVIL two_randomness: an attack failed: %r", attack.exception())
-
-        try:
-            async for spec, round_id in _each_round_end(service, 0.2):
-                attack = asyncio.create_task(split_round(service, spec, round_id))
-                attacks.add(attack)
-                attack.add_done_callback(done)
-        finally:
-            for attack in list(attacks):
-                attack.cancel()
-
     async def no_close(self: Any, task_id: str, round_id: int) -> None:
         return None  # its own (quick) honest close must not beat the attack to the round
 
     from mpc_backend.node import rounds  # noqa: PLC0415
 
     rounds.RoundService.close_round = no_close  # type: ignore[method-assign]
-    _attach(split)
+    _attach(lambda service: _attack_each_round(service, 0.2, "two_randomness", split_round))
 
 
 def lying_verifier() -> None:

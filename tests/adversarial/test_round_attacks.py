@@ -57,7 +57,8 @@ def test_a_coordinator_cannot_choose_the_contributor_set(federation: Federation)
             assert_exact(result)
         assert result["statistics"] is None or result["contributors"] == len(VALUES)
     log = federation.mallory.log_text()
-    assert "EVIL capture_set: forwarding 2 of" in log, "the attack was not attempted"
+    attack = f"EVIL capture_set: capture round {round_id}: forwarding 2 of"
+    assert attack in log, "the attack on this round was not attempted: " + log[-2000:]
     # Mallory forwarded one honest statement: that member was asked, refused and named it.
     refused = [n for n in honest_seats
                if reports_about(n, federation.mallory.node_id).get("contributor_set_refused")]
@@ -90,7 +91,8 @@ def test_a_forged_result_is_refused_and_the_real_one_released(federation: Federa
         kinds = reports_about(node, federation.mallory.node_id)
         assert kinds.get("forged_result", 0) >= 3, (node.name, kinds)
     log = federation.mallory.log_text()
-    assert "EVIL forge_results: 0 member(s) co-signed the doctored result" in log
+    assert f"EVIL forge_results: forge round {round_id}: 0 member(s) co-signed" in log, \
+        log[-2000:]
 
 
 def test_one_randomness_per_round_so_no_report_is_verified_twice(
