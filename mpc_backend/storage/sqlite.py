@@ -47,7 +47,7 @@ _T = TypeVar("_T")
 # (task, round, sender) itself each insert landed on a random leaf of a few rows and rewrote
 # it into the WAL (53 -> 20 us per row at 10 000 rows, 48 to a commit); now rows append and
 # only the small key index is random.
-_SHARES_TABLE = """CREATE TABLE IF NOT EXISTS shares (
+SHARES_TABLE = """CREATE TABLE IF NOT EXISTS shares (
     task TEXT NOT NULL, round INTEGER NOT NULL, sender TEXT NOT NULL,
     digest BLOB NOT NULL, share BLOB NOT NULL, received_at REAL NOT NULL,
     PRIMARY KEY (task, round, sender));"""
@@ -97,11 +97,11 @@ CREATE TABLE IF NOT EXISTS closing (
 CREATE TABLE IF NOT EXISTS channels (
     direction TEXT NOT NULL, peer TEXT NOT NULL, channel TEXT NOT NULL, secret BLOB NOT NULL,
     expires REAL NOT NULL, PRIMARY KEY (direction, peer, channel)) WITHOUT ROWID;
-""" + _SHARES_TABLE
+""" + SHARES_TABLE
 
 
 def _migrate_shares(conn: sqlite3.Connection) -> None:
-    """Move a database's shares from before _SHARES_TABLE into it, in one transaction."""
+    """Move a database's shares from before SHARES_TABLE into it, in one transaction."""
     (sql,) = conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'shares'").fetchone()
     if "WITHOUT ROWID" not in sql.upper():
@@ -109,7 +109,7 @@ def _migrate_shares(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("ALTER TABLE shares RENAME TO shares_without_rowid")
-        conn.execute(_SHARES_TABLE)
+        conn.execute(SHARES_TABLE)
         conn.execute("INSERT INTO shares (task, round, sender, digest, share, received_at) "
                      "SELECT task, round, sender, digest, share, received_at "
                      "FROM shares_without_rowid")
