@@ -40,7 +40,7 @@ Hearth end to end = clients + ingest + close compute, on this one machine: clien
   after the other on one core; ingest = the sum of the 3 nodes' sending windows (one node
   at a time, all its envelopes concurrently); close compute as above (waits excluded: the
   grace period and the scheduler's tick are protocol timing, not work)
-Hearth at once = the same sum over the next round, whose envelopes go to all 3 nodes at
+Hearth at once = the same sum over a later round, whose envelopes go to all 3 nodes at
   once (one window: the nodes and the sending client share both cores, like MPyC's
   parties), which is how issue 13's table measured ingest
 hubs in parallel (model) = one household's client work + the slowest node's window +

@@ -113,11 +113,13 @@ async def _attack_each_round(service: Any, lead_s: float, name: str,
     def done(task: asyncio.Task[None]) -> None:
         running.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.warning("EVIL %s: an attack failed: %r", name, task.exception())
+            log.warning("EVIL %s: %s: the attack failed: %r", name, task.get_name(),
+                        task.exception())
 
     try:
         async for spec, round_id in _each_round_end(service, lead_s):
-            task = asyncio.create_task(attack(service, spec, round_id))
+            task = asyncio.create_task(attack(service, spec, round_id),
+                                       name=f"{spec.task_id} round {round_id}")
             running.add(task)
             task.add_done_callback(done)
     finally:

@@ -125,7 +125,10 @@ class NodeProcess:
 
     def _check_identity(self, log_path: Path) -> None:
         """Whoever answered the health check must be this node: one that holds its token."""
-        status, _ = self.api("GET", "/status")
+        try:
+            status, _ = self.api("GET", "/status")
+        except (urllib.error.URLError, OSError, ValueError) as err:  # not even a node's API
+            status = repr(err)
         if status != 200:
             time.sleep(0.5)  # our process, if it could not bind the port, is exiting
             log = log_path.read_text(errors="replace")[-2000:]
