@@ -100,24 +100,18 @@ CREATE TABLE IF NOT EXISTS channels (
 """ + SHARES_TABLE
 
 
-def _migrate_shares(conn: sqlite3.Connection) -> None:
-    """Move a database's shares from before SHARES_TABLE into it, in one transaction."""
-    (sql,) = conn.execute(
+def _migrate_shares(db: sqlite3.Connection) -> None:
+    """Move a database's shares from before SHARES_TABLE into it (checked in the
+    transaction, so a second process opening at once finds it done)."""
+    (sql,) = db.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'shares'").fetchone()
     if "WITHOUT ROWID" not in sql.upper():
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("ALTER TABLE shares RENAME TO shares_without_rowid")
-        conn.execute(SHARES_TABLE)
-        conn.execute("INSERT INTO shares (task, round, sender, digest, share, received_at) "
-                     "SELECT task, round, sender, digest, share, received_at "
-                     "FROM shares_without_rowid")
-        conn.execute("DROP TABLE shares_without_rowid")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    db.execute("ALTER TABLE shares RENAME TO shares_without_rowid")
+    db.execute(SHARES_TABLE)
+    db.execute("INSERT INTO shares (task, round, sender, digest, share, received_at) "
+               "SELECT task, round, sender, digest, share, received_at FROM shares_without_rowid")
+    db.execute("DROP TABLE shares_without_rowid")
 
 
 # Measured with bench_round (2 000 households, one node at a time): ingest CPU per report
@@ -159,7 +153,6 @@ class SQLiteStorage(Storage):
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute("PRAGMA secure_delete=ON")
         conn.executescript(_SCHEMA)
-        _migrate_shares(conn)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(commits)")}
         # databases from before these were recorded
         for column in ("dealers", "statements", "excluded"):
@@ -168,6 +161,7 @@ class SQLiteStorage(Storage):
         if "mailbox" not in {row[1] for row in conn.execute("PRAGMA table_info(invites)")}:
             conn.execute("ALTER TABLE invites ADD COLUMN mailbox TEXT")
         self._conn = conn
+        self._tx(_migrate_shares)
 
     async def open(self) -> None:
         await self._run(self._open_sync)
