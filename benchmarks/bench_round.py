@@ -309,6 +309,11 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         "together": {
             "client_wall_s": round(together["client_wall"], 4),
             "send_wall_s": round(together["windows"]["all"], 4),
+            # CPU in that window, per report: all nodes' ingest, and the sending client's.
+            "send_node_cpu_ms_per_report": round(together["send_cpu"]["all"] / reports
+                                                 * 1000, 3),
+            "send_client_cpu_ms_per_report": round(together["send_cpu"]["all client"]
+                                                   / reports * 1000, 3),
             "close_compute_total_s": round(together_close, 4),
             "round_close_latency_s": round(together["close_s"], 2),
             "rejected_envelopes": together["failures"],
@@ -316,6 +321,10 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         },
         "end_to_end_together_s": round(together["client_wall"] + together["windows"]["all"]
                                        + together_close, 4),
+        # What that round cost the machine: the client's sealing, signing and ack checks,
+        # its sending, the nodes' ingest and their close, per report.
+        "together_cpu_ms_per_report": round((together["client_cpu"] + together["send_cpu"][
+            "all client"] + together["send_cpu"]["all"] + together_close) / reports * 1000, 3),
         "reports_per_s_per_node": {nd.name: round(apart["accepted"][nd.node_id]
                                                   / windows[nd.name]) for nd in nodes},
         "rejected_envelopes": apart["failures"] + together["failures"],
@@ -441,14 +450,18 @@ async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str
         node = next((nd for nd in nodes if nd.name == name), None)
         if node is not None:
             ingest0[name] = await _ingest_counters(session, node)
-            cpu0 = cpu_seconds(pids[name])
+        # The window's CPU: each node's, and (sending, answers) this process's.
+        cpu0 = {nm: cpu_seconds(pid) for nm, pid in pids.items()}
+        own0 = time.process_time()
         s0 = time.perf_counter()
         for member, answer in await asyncio.gather(
                 *(send(member, h, body, hd) for member, (h, _, body, hd) in batch)):
             answers[member].append(answer)
         windows[name] = time.perf_counter() - s0
+        send_cpu[name] = sum(cpu_seconds(pids[nm]) - cpu0[nm]
+                             for nm in pids if node is None or nm == name)
+        send_cpu[f"{name} client"] = time.process_time() - own0
         if node is not None:
-            send_cpu[name] = cpu_seconds(pids[name]) - cpu0
             ingest1[name] = await _ingest_counters(session, node)
     if time.time() > (round_id + 1) * period:
         raise RuntimeError("sending took longer than the round; raise --period")
@@ -716,6 +729,8 @@ STAGE_ROWS = [
     ("close: committee compute, all nodes", "close_compute"),
     ("end to end: clients + ingest + close compute", "end_to_end"),
     ("end to end, all nodes at once (a later round)", "end_to_end_together"),
+    ("  its window's CPU per report: nodes + sending", "together_cpu"),
+    ("  CPU per report, all parts, that round", "together_cpu_all"),
     ("end to end, hubs in parallel (model)", "hubs_in_parallel"),
     ("joins (setup)", "joins"),
     ("joins/s, first third -> last third", "join_rates"),
@@ -738,7 +753,9 @@ end to end = clients + ingest + close compute, on this one machine: clients = al
   ingest = the sum of the nodes' windows; close compute = all nodes' CPU at close
 end to end, all nodes at once = the same sum over a later round, whose envelopes go to
   every node at once (one window; the nodes and the sending client share both cores), as
-  issue 13's table measured it
+  issue 13's table measured it; its window's CPU: all nodes' and the sending client's, per
+  report, and how many of the cores that kept busy; all parts: that and the client's work
+  before and after the window and the close compute, the CPU one value costs this machine
 hubs in parallel (model) = one household's client work + the slowest node's window + close
   compute: each hub on its own machine, modelled from per-node measurements on this one"""
 
@@ -797,6 +814,13 @@ def stage_cell(r: dict[str, Any], key: str) -> str:
         t = r["together"]
         return (f"{r['end_to_end_together_s']:.3f} s ({t['client_wall_s']:.2f} + "
                 f"{t['send_wall_s']:.2f} + {t['close_compute_total_s']:.3f})")
+    if key == "together_cpu":
+        t = r["together"]
+        node, client = t["send_node_cpu_ms_per_report"], t["send_client_cpu_ms_per_report"]
+        busy = (node + client) * r["households"] * r["tasks"] / 1000 / t["send_wall_s"]
+        return f"{node:.3f} + {client:.3f} ms ({busy:.2f} cores busy)"
+    if key == "together_cpu_all":
+        return f"{r['together_cpu_ms_per_report']:.3f} ms"
     if key == "joins":
         return f"{r['joins_s']} s"
     if key == "join_rates":

@@ -53,6 +53,10 @@ channel offers (setup): wall time of the 3 N channel offers (each household offe
   HPKE open and signature check on the member's), not part of end to end: afterwards a
   report costs neither side a public-key operation
 per value = the figure / N; ratio = Hearth per value / MPyC per value (< 1: Hearth faster)
+CPU/value = what one value costs this machine in CPU time: Hearth at once = the client's
+  work, its sending, every node's ingest in that round's window and the close compute;
+  MPyC = its 3 parties' CPU from inputs to outputs. Wall / CPU: how well each keeps both
+  cores busy
 ingest x floor = each node's ingest wall time per report (its own window, a core of its
   own, the client on the other / its reports) over the floor: one HPKE open + one Ed25519
   verify + a one-row SQLite WAL commit"""
@@ -66,6 +70,7 @@ def hearth(n: int) -> dict[str, Any]:
 
 def row(n: int, h: dict[str, Any], m: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
     mpyc_per_value = m["inputs_to_outputs_s"] / n * 1000
+    mpyc_cpu_per_value = sum(m["party_cpu_s"]) / n * 1000
     per_value = {key: h[f"{key}_s"] / n * 1000
                  for key in ("end_to_end", "end_to_end_together", "hubs_in_parallel")}
     return {
@@ -89,6 +94,9 @@ def row(n: int, h: dict[str, Any], m: dict[str, Any], floor: dict[str, Any]) -> 
         "hearth_over_mpyc": round(per_value["end_to_end"] / mpyc_per_value, 2),
         "hearth_together_over_mpyc": round(per_value["end_to_end_together"] / mpyc_per_value, 2),
         "hearth_parallel_over_mpyc": round(per_value["hubs_in_parallel"] / mpyc_per_value, 2),
+        "hearth_together_cpu_per_value_ms": h["together_cpu_ms_per_report"],
+        "mpyc_cpu_per_value_ms": round(mpyc_cpu_per_value, 4),
+        "hearth_over_mpyc_cpu": round(h["together_cpu_ms_per_report"] / mpyc_cpu_per_value, 2),
         "ingest_wall_ms_per_report": {name: s["wall"] for name, s in
                                       h["stages_ms_per_report"].items()},
         "ingest_over_floor": bench_round.node_floor_ratios(h, floor),
@@ -113,6 +121,9 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("Hearth/MPyC", "hearth_over_mpyc", "{:.2f}x"),
     ("at once/MPyC", "hearth_together_over_mpyc", "{:.2f}x"),
     ("parallel/MPyC", "hearth_parallel_over_mpyc", "{:.2f}x"),
+    ("at once CPU/value", "hearth_together_cpu_per_value_ms", "{:.3f} ms"),
+    ("MPyC CPU/value", "mpyc_cpu_per_value_ms", "{:.3f} ms"),
+    ("CPU at once/MPyC", "hearth_over_mpyc_cpu", "{:.2f}x"),
     ("joins/s 1st->3rd third", "join_rates", ""),
     ("ingest x floor per node", "ingest_over_floor", ""),
 ]

@@ -58,6 +58,7 @@ def test_bench_round_runs_through_the_relay(capsys: pytest.CaptureFixture[str]) 
         assert f"({ratios['wall']}x, {ratios['wall_batched']}x at 48/commit)" in text
         assert all(f"({x}x)" in text for x in run["wall_over_floor_per_node"].values())
     assert "hubs in parallel (model) = one household's client work" in text
+    assert text.count("cores busy)") == len(figures["runs"])  # a cell per run
 
 
 def check_run(run: dict[str, Any], floor: dict[str, Any]) -> None:
@@ -99,6 +100,14 @@ def check_run(run: dict[str, Any], floor: dict[str, Any]) -> None:
     assert run["end_to_end_together_s"] == pytest.approx(
         together["client_wall_s"] + together["send_wall_s"] + together["close_compute_total_s"],
         abs=2e-3)
+    # Its window's CPU is every node's (more than any one node's in its own window) and the
+    # sending client's; all parts add the client's work around it and the close.
+    node_cpu, send_cpu = (together["send_node_cpu_ms_per_report"],
+                          together["send_client_cpu_ms_per_report"])
+    assert node_cpu > max(s["cpu"] for s in run["stages_ms_per_report"].values())
+    assert send_cpu > 0
+    assert run["together_cpu_ms_per_report"] > node_cpu + send_cpu + together[
+        "close_compute_total_s"] / 6 * 1000 - 2e-3
     mean = run["stages_ms_per_report_mean"]
     ratios = run["floor_ratios"]
     assert ratios["wall"] == pytest.approx(mean["wall"] / floor["ingest_floor_ms"], rel=0.01)
