@@ -289,6 +289,7 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
                                     apart["ingest1"][nd.name]) for nd in nodes}
     close_total = sum(apart["close_cpu"].values())
     together_close = sum(together["close_cpu"].values())
+    window_cpu = {"nodes": together["send_cpu"]["all"], "client": together["client_send_cpu"]}
     return {
         "households": n,
         "tasks": m,
@@ -309,11 +310,12 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         "together": {
             "client_wall_s": round(together["client_wall"], 4),
             "send_wall_s": round(together["windows"]["all"], 4),
-            # CPU in that window, per report: all nodes' ingest, and the sending client's.
-            "send_node_cpu_ms_per_report": round(together["send_cpu"]["all"] / reports
-                                                 * 1000, 3),
-            "send_client_cpu_ms_per_report": round(together["send_cpu"]["all client"]
-                                                   / reports * 1000, 3),
+            "client_ms_per_report": round(together["client_cpu"] / reports * 1000, 3),
+            # CPU in that window, per report: all nodes' ingest, and the sending client's
+            # (through the relay, the broker's is not in it), and the cores that kept busy.
+            "send_node_cpu_ms_per_report": round(window_cpu["nodes"] / reports * 1000, 3),
+            "send_client_cpu_ms_per_report": round(window_cpu["client"] / reports * 1000, 3),
+            "send_cores_busy": round(sum(window_cpu.values()) / together["windows"]["all"], 2),
             "close_compute_total_s": round(together_close, 4),
             "round_close_latency_s": round(together["close_s"], 2),
             "rejected_envelopes": together["failures"],
@@ -323,8 +325,8 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
                                        + together_close, 4),
         # What that round cost the machine: the client's sealing, signing and ack checks,
         # its sending, the nodes' ingest and their close, per report.
-        "together_cpu_ms_per_report": round((together["client_cpu"] + together["send_cpu"][
-            "all client"] + together["send_cpu"]["all"] + together_close) / reports * 1000, 3),
+        "together_cpu_ms_per_report": round((together["client_cpu"] + sum(window_cpu.values())
+                                             + together_close) / reports * 1000, 3),
         "reports_per_s_per_node": {nd.name: round(apart["accepted"][nd.node_id]
                                                   / windows[nd.name]) for nd in nodes},
         "rejected_envelopes": apart["failures"] + together["failures"],
@@ -439,6 +441,7 @@ async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str
     pids = {nd.name: nd.proc.pid if nd.proc else 0 for nd in nodes}
     windows: dict[str, float] = {}
     send_cpu: dict[str, float] = {}
+    client_send_cpu = 0.0  # all at once: this process's CPU in the window
     ingest0: dict[str, dict[str, float] | None] = {}
     ingest1: dict[str, dict[str, float] | None] = {}
     answers: dict[str, list[tuple[int, bytes | None]]] = {node_id: [] for node_id in url_of}
@@ -450,18 +453,21 @@ async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str
         node = next((nd for nd in nodes if nd.name == name), None)
         if node is not None:
             ingest0[name] = await _ingest_counters(session, node)
-        # The window's CPU: each node's, and (sending, answers) this process's.
-        cpu0 = {nm: cpu_seconds(pid) for nm, pid in pids.items()}
+        # The window's CPU: its node's (every node's, all at once) and this process's
+        # sending (read inside the node reads, so they are not counted as sending).
+        measured = [node.name] if node is not None else list(pids)
+        cpu0 = sum(cpu_seconds(pids[nm]) for nm in measured)
         own0 = time.process_time()
         s0 = time.perf_counter()
         for member, answer in await asyncio.gather(
                 *(send(member, h, body, hd) for member, (h, _, body, hd) in batch)):
             answers[member].append(answer)
         windows[name] = time.perf_counter() - s0
-        send_cpu[name] = sum(cpu_seconds(pids[nm]) - cpu0[nm]
-                             for nm in pids if node is None or nm == name)
-        send_cpu[f"{name} client"] = time.process_time() - own0
-        if node is not None:
+        sending_cpu = time.process_time() - own0
+        send_cpu[name] = sum(cpu_seconds(pids[nm]) for nm in measured) - cpu0
+        if node is None:
+            client_send_cpu = sending_cpu
+        else:
             ingest1[name] = await _ingest_counters(session, node)
     if time.time() > (round_id + 1) * period:
         raise RuntimeError("sending took longer than the round; raise --period")
@@ -529,7 +535,8 @@ async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str
         for j, t in enumerate(game.task_ids)
     )
     return {"client_cpu": client_cpu, "client_wall": client_wall, "windows": windows,
-            "send_cpu": send_cpu, "ingest0": ingest0, "ingest1": ingest1,
+            "send_cpu": send_cpu, "client_send_cpu": client_send_cpu, "ingest0": ingest0,
+            "ingest1": ingest1,
             "accepted": accepted, "failures": failures, "close_s": close_s,
             "close_cpu": close_cpu, "correct": correct,
             "broker_cpu_s": round(broker.cpu_seconds() - broker_cpu0, 2) if broker else 0.0}
@@ -754,8 +761,9 @@ end to end = clients + ingest + close compute, on this one machine: clients = al
 end to end, all nodes at once = the same sum over a later round, whose envelopes go to
   every node at once (one window; the nodes and the sending client share both cores), as
   issue 13's table measured it; its window's CPU: all nodes' and the sending client's, per
-  report, and how many of the cores that kept busy; all parts: that and the client's work
-  before and after the window and the close compute, the CPU one value costs this machine
+  report (through the relay, not the broker's), and how many of the cores that kept busy
+  (CPU over wall); all parts: that, the client's work before and after the window and the
+  close compute: the CPU one value costs this machine
 hubs in parallel (model) = one household's client work + the slowest node's window + close
   compute: each hub on its own machine, modelled from per-node measurements on this one"""
 
@@ -816,9 +824,9 @@ def stage_cell(r: dict[str, Any], key: str) -> str:
                 f"{t['send_wall_s']:.2f} + {t['close_compute_total_s']:.3f})")
     if key == "together_cpu":
         t = r["together"]
-        node, client = t["send_node_cpu_ms_per_report"], t["send_client_cpu_ms_per_report"]
-        busy = (node + client) * r["households"] * r["tasks"] / 1000 / t["send_wall_s"]
-        return f"{node:.3f} + {client:.3f} ms ({busy:.2f} cores busy)"
+        return (f"{t['send_node_cpu_ms_per_report']:.3f} + "
+                f"{t['send_client_cpu_ms_per_report']:.3f} ms ({t['send_cores_busy']:.2f} "
+                "cores busy)")
     if key == "together_cpu_all":
         return f"{r['together_cpu_ms_per_report']:.3f} ms"
     if key == "joins":

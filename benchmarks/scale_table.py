@@ -55,8 +55,8 @@ channel offers (setup): wall time of the 3 N channel offers (each household offe
 per value = the figure / N; ratio = Hearth per value / MPyC per value (< 1: Hearth faster)
 CPU/value = what one value costs this machine in CPU time: Hearth at once = the client's
   work, its sending, every node's ingest in that round's window and the close compute;
-  MPyC = its 3 parties' CPU from inputs to outputs. Wall / CPU: how well each keeps both
-  cores busy
+  MPyC = its 3 parties' CPU from inputs to outputs. CPU per value over wall per value: how
+  many of the cores each keeps busy
 ingest x floor = each node's ingest wall time per report (its own window, a core of its
   own, the client on the other / its reports) over the floor: one HPKE open + one Ed25519
   verify + a one-row SQLite WAL commit"""
