@@ -156,6 +156,7 @@ async def start_home_assistant(
         await wait_until_up(session, supervisor)
         token = await long_lived_token(session, root)
         api = Api(session, token)
+        await wait_until_running(api, supervisor)
         ids = await _configure_hearth(api, root, nodes, sensors, relay_admin, period)
         local, neighbourhood = await api.hearth_entities(ids["neighbourhood"])
         dashboards = {d["url_path"] for d in await api.ws("lovelace/dashboards/list")}
@@ -199,6 +200,20 @@ async def wait_until_up(
             pass
         await asyncio.sleep(1)
     raise RuntimeError(f"Home Assistant did not answer on {url} within {START_TIMEOUT_S:.0f} s")
+
+
+async def wait_until_running(api: Api, supervisor: Supervisor) -> None:
+    """Home Assistant answers HTTP while it is still starting (its frontend says so, and
+    discovered flows and integrations appear only later): wait for its core state RUNNING."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    state = None
+    while time.monotonic() < deadline:
+        supervisor.check_alive()
+        state = (await api.get("/api/config")).get("state")
+        if state == "RUNNING":
+            return
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"Home Assistant was still {state} after {START_TIMEOUT_S:.0f} s")
 
 
 async def long_lived_token(

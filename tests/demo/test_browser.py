@@ -70,6 +70,7 @@ from hearth_dev.home_assistant import (
     long_lived_token,
     prepare_config_dir,
     relay_fields,
+    wait_until_running,
     wait_until_up,
 )
 from hearth_dev.processes import Supervisor
@@ -179,8 +180,9 @@ async def environment(root: Path) -> AsyncIterator[Env]:
             async with aiohttp.ClientSession() as session:
                 await wait_until_up(session, supervisor, url)
                 token = await long_lived_token(session, root, url)
-                yield Env(Api(session, token, url), url, app, neighbours, fake,
-                          f"mqtt://127.0.0.1:{relay_port}")
+                api = Api(session, token, url)
+                await wait_until_running(api, supervisor)
+                yield Env(api, url, app, neighbours, fake, f"mqtt://127.0.0.1:{relay_port}")
         finally:
             await asyncio.to_thread(supervisor.stop_all)
 
@@ -199,7 +201,8 @@ async def add_discovered_node(page: Page, url: str, relay_url: str) -> None:
     through the relay broker the app's options name (prefilled; the user types only a name)."""
     await page.goto(f"{url}/config/integrations/dashboard")
     card = page.locator("ha-config-flow-card").filter(has_text="Hearth")
-    await expect(card).to_contain_text("Household 1")
+    # The Supervisor's discovery reaches Home Assistant on its own schedule after start.
+    await expect(card).to_contain_text("Household 1", timeout=60_000)
     await card.get_by_role("button", name="Add").click()
     await expect(page.get_by_text("Hearth node found")).to_be_visible()
     await page.get_by_role("button", name="Submit").click()
