@@ -52,8 +52,11 @@ ratios to it:
 Then it plays a later round the same way, but with every envelope to every committee node
 at once (one window; the nodes and the sending client share the cores), as issue 13's table
 measured end to end; its clients, window and close compute give "end to end, all nodes at
-once". Released means are checked against the plaintext values in both rounds; rejected
-envelopes are counted over both, and peak RSS covers both.
+once". A third round does the same with one upload per household, as a household's node
+sends its shares: one request to one committee node, which forwards the others' requests
+in batches ("end to end, one upload per household"). Released means are checked against
+the plaintext values in every round; rejected envelopes are counted over all three, and
+peak RSS covers them all.
 
 ``--transport both`` (the default) runs the whole benchmark twice in one invocation,
 over direct HTTP and through a Mosquitto relay on loopback (the setup ``mpc-backend
@@ -101,7 +104,13 @@ from mpc_backend.crypto.channel import (  # noqa: E402
 )
 from mpc_backend.crypto.sealing import seal_share  # noqa: E402
 from mpc_backend.node.channels import LIFETIME_S, offer_envelope  # noqa: E402
-from mpc_backend.node.household import ack_problem, seal_report, shares_envelope  # noqa: E402
+from mpc_backend.node.forwarding import Forward, choose_forwarder  # noqa: E402
+from mpc_backend.node.household import (  # noqa: E402
+    ack_problem,
+    forward_of,
+    seal_report,
+    shares_envelope,
+)
 from mpc_backend.node.peers import SIGNATURE_HEADER, request_headers  # noqa: E402
 from mpc_backend.node.roster import MemberInfo, verify_roster  # noqa: E402
 from mpc_backend.relay.endpoint import BrokerAccount  # noqa: E402
@@ -268,15 +277,12 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         await asyncio.sleep(max(0.0, first * period - time.time() + 0.2))
         game = _Game(args, session, nodes, broker, accounts, households, channel_of, roster,
                      url_of, task_ids, period)
-        apart = await _play_round(game, int(time.time() // period), together=False)
+        apart = await _play_round(game, int(time.time() // period), mode="apart")
         # The same again in a later round with every envelope to every node at once, as the
         # issue's table measured end to end: the nodes share both cores with the client.
-        # The round after the first has begun during its close: that one, while young.
-        round_id = int(time.time() // period)
-        if time.time() - round_id * period > period / 3:
-            round_id += 1
-            await asyncio.sleep(max(0.0, round_id * period - time.time() + 0.2))
-        together = await _play_round(game, round_id, together=True)
+        # Then once more with one upload per household, as a household's node sends them.
+        together = await _play_round(game, await _young_round(period), mode="together")
+        upload = await _play_round(game, await _young_round(period), mode="upload")
     rss = {nd.name: _peak_rss_mb(nd.proc.pid if nd.proc else None) for nd in nodes}
     reports = n * m
     relay: dict[str, Any] = {}
@@ -288,8 +294,6 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
                                     apart["send_cpu"][nd.name], apart["ingest0"][nd.name],
                                     apart["ingest1"][nd.name]) for nd in nodes}
     close_total = sum(apart["close_cpu"].values())
-    together_close = sum(together["close_cpu"].values())
-    window_cpu = {"nodes": together["send_cpu"]["all"], "client": together["client_send_cpu"]}
     return {
         "households": n,
         "tasks": m,
@@ -307,29 +311,17 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         "end_to_end_s": round(apart["client_wall"] + sum(windows.values()) + close_total, 4),
         "hubs_in_parallel_s": round(apart["client_wall"] / n + max(windows.values())
                                     + close_total, 4),
-        "together": {
-            "client_wall_s": round(together["client_wall"], 4),
-            "send_wall_s": round(together["windows"]["all"], 4),
-            "client_ms_per_report": round(together["client_cpu"] / reports * 1000, 3),
-            # CPU in that window, per report: all nodes' ingest, and the sending client's
-            # (through the relay, the broker's is not in it), and the cores that kept busy.
-            "send_node_cpu_ms_per_report": round(window_cpu["nodes"] / reports * 1000, 3),
-            "send_client_cpu_ms_per_report": round(window_cpu["client"] / reports * 1000, 3),
-            "send_cores_busy": round(sum(window_cpu.values()) / together["windows"]["all"], 2),
-            "close_compute_total_s": round(together_close, 4),
-            "round_close_latency_s": round(together["close_s"], 2),
-            "rejected_envelopes": together["failures"],
-            "results_correct": together["correct"],
-        },
-        "end_to_end_together_s": round(together["client_wall"] + together["windows"]["all"]
-                                       + together_close, 4),
+        "together": _at_once(together, reports),
+        "upload": _at_once(upload, reports),
+        "end_to_end_together_s": _end_to_end(together),
+        "end_to_end_upload_s": _end_to_end(upload),
         # What that round cost the machine: the client's sealing, signing and ack checks,
         # its sending, the nodes' ingest and their close, per report.
-        "together_cpu_ms_per_report": round((together["client_cpu"] + sum(window_cpu.values())
-                                             + together_close) / reports * 1000, 3),
+        "together_cpu_ms_per_report": _cpu_per_report(together, reports),
+        "upload_cpu_ms_per_report": _cpu_per_report(upload, reports),
         "reports_per_s_per_node": {nd.name: round(apart["accepted"][nd.node_id]
                                                   / windows[nd.name]) for nd in nodes},
-        "rejected_envelopes": apart["failures"] + together["failures"],
+        "rejected_envelopes": apart["failures"] + together["failures"] + upload["failures"],
         "round_close_latency_s": round(apart["close_s"], 2),
         "close_compute_s": {name: round(v, 4) for name, v in apart["close_cpu"].items()},
         "close_compute_total_s": round(close_total, 4),
@@ -337,7 +329,7 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         "stages_ms_per_report_mean": _mean_stages(stages),
         **joins,
         "peak_rss_mb": rss,
-        "results_correct": apart["correct"] and together["correct"],
+        "results_correct": apart["correct"] and together["correct"] and upload["correct"],
         **relay,
     }
 
@@ -359,10 +351,12 @@ class _Game:
     period: int
 
 
-async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str, Any]:
+async def _play_round(game: _Game, round_id: int, *, mode: str) -> dict[str, Any]:
     """Every household reports in ``round_id``; its envelopes go to one node at a time
-    (each node's own window, keyed by name) or, ``together``, to all nodes at once (one
-    window, "all"); then the close. Client work, windows, close compute, and correctness."""
+    (``mode`` "apart": each node's own window, keyed by name), to all nodes at once
+    ("together": one window, "all"), or in one upload per household to one node, which
+    forwards the others' in bulk ("upload", all nodes at once too); then the close.
+    Client work, windows, close compute, and correctness."""
     args, session, nodes, broker = game.args, game.session, game.nodes, game.broker
     roster, url_of, households, channel_of = (game.roster, game.url_of, game.households,
                                               game.channel_of)
@@ -376,9 +370,10 @@ async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str
     specs = [roster.task(t).spec for t in game.task_ids]
     committees = [roster.committee(t, round_id) for t in game.task_ids]
     path = "/peer/v1/shares"
-    # Per committee member: (household, items, request body, request headers).
-    requests: dict[str, list[tuple[int, list[Any], bytes, dict[str, str]]]] = {
-        node_id: [] for node_id in url_of}
+    # Per committee member: (household, items, request body, request headers, and the
+    # items of the requests it is to forward, by member).
+    requests: dict[str, list[tuple[int, list[Any], bytes, dict[str, str],
+                                   dict[str, list[Any]]]]] = {node_id: [] for node_id in url_of}
     c0 = time.process_time()
     w0 = time.perf_counter()
     for h, keys in enumerate(households):
@@ -389,10 +384,21 @@ async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str
                                  float(values[h, j]), rng, seats)
             for member, ct in zip(committees[j], sealed, strict=True):
                 per_member.setdefault(member.node_id, []).append((spec.task_id, round_id, ct))
-        for member_id, items in per_member.items():
+        uploads: list[tuple[str, list[Any], list[Forward], dict[str, list[Any]]]] = [
+            (member_id, items, [], {}) for member_id, items in per_member.items()]
+        if mode == "upload":  # as a household's node does (ContributionService._upload)
+            head = choose_forwarder(keys.node_id, game.task_ids[0], round_id, list(per_member))
+            now = time.time()
+            others = {mid: items for mid, items in per_member.items() if mid != head}
+            uploads = [(head, per_member[head],
+                        [forward_of(keys, roster.federation_id, mid, items,
+                                    channel_of.get((h, mid)), now)
+                         for mid, items in others.items()], others)]
+        for member_id, items, forwards, forwarded in uploads:
             channel = channel_of.get((h, member_id))
             body = json.dumps(shares_envelope(keys, roster.federation_id, items,
-                                              signed=channel is None)).encode()
+                                              signed=channel is None,
+                                              forward=forwards)).encode()
             if broker is not None:
                 # As a household's node does it through the relay: seal to the member
                 # (under the channel where there is one).
@@ -401,7 +407,7 @@ async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str
                 body = (aead_seal(channel.relay_request_key, body, aad) if channel
                         else seal_share(target.hpke_public, target.hpke_suite, body, aad))
             headers = request_headers(keys, path, body, time.time(), channel)
-            requests[member_id].append((h, items, body, headers))
+            requests[member_id].append((h, items, body, headers, forwarded))
     client_cpu = time.process_time() - c0
     client_wall = time.perf_counter() - w0
     if time.time() > (round_id + 1) * period:
@@ -447,8 +453,9 @@ async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str
     answers: dict[str, list[tuple[int, bytes | None]]] = {node_id: [] for node_id in url_of}
     # Each batch is a window: one node's envelopes, or every node's interleaved by household.
     batches = ([("all", [(member, r) for i in range(n) for member, sent in requests.items()
-                         for r in sent[i:i + 1]])] if together
+                         for r in sent[i:i + 1]])] if mode != "apart"
                else [(nd.name, [(nd.node_id, r) for r in requests[nd.node_id]]) for nd in nodes])
+    forwarded0 = await _forwarded(session, nodes)
     for name, batch in batches:
         node = next((nd for nd in nodes if nd.name == name), None)
         if node is not None:
@@ -460,7 +467,7 @@ async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str
         own0 = time.process_time()
         s0 = time.perf_counter()
         for member, answer in await asyncio.gather(
-                *(send(member, h, body, hd) for member, (h, _, body, hd) in batch)):
+                *(send(member, h, body, hd) for member, (h, _, body, hd, _) in batch)):
             answers[member].append(answer)
         windows[name] = time.perf_counter() - s0
         sending_cpu = time.process_time() - own0
@@ -469,6 +476,7 @@ async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str
             client_send_cpu = sending_cpu
         else:
             ingest1[name] = await _ingest_counters(session, node)
+    forwarded = await _forwarded(session, nodes) - forwarded0
     if time.time() > (round_id + 1) * period:
         raise RuntimeError("sending took longer than the round; raise --period")
     for gateway in gateways:
@@ -481,8 +489,8 @@ async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str
     w0 = time.perf_counter()
     for member_id, sent in requests.items():
         member = member_of[member_id]
-        for (h, items, _, headers), (status, body) in zip(sent, answers[member_id],
-                                                          strict=True):
+        for (h, items, _, headers, forwarded), (status, body) in zip(sent, answers[member_id],
+                                                                     strict=True):
             keys = households[h]
             # Through the relay, open the sealed answer as a household's node does.
             channel = channel_of.get((h, member_id))
@@ -492,12 +500,21 @@ async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str
                                  headers[SIGNATURE_HEADER], status)
                 plain = (aead_open(channel.relay_answer_key, body, aad) if channel
                          else keys.open_share(body, aad))
-            if status == 200 and plain is not None and ack_problem(
-                    json.loads(plain), member, roster.federation_id, keys.node_id,
-                    items, channel=channel) is None:
+            answer = json.loads(plain) if status == 200 and plain is not None else {}
+            if answer and ack_problem(answer, member, roster.federation_id, keys.node_id,
+                                      items, channel=channel) is None:
                 accepted[member_id] += len(items)
             else:
                 failures += 1
+            passed_on = {f.get("to"): f for f in answer.get("forwarded", [])}
+            for to, to_items in forwarded.items():
+                item = passed_on.get(to, {})
+                if item.get("status") == 200 and ack_problem(
+                        item.get("answer", {}), member_of[to], roster.federation_id,
+                        keys.node_id, to_items, channel=channel_of.get((h, to))) is None:
+                    accepted[to] += len(to_items)
+                else:
+                    failures += 1
     client_cpu += time.process_time() - c0
     client_wall += time.perf_counter() - w0
     if time.time() > (round_id + 1) * period + GRACE_S - 0.2:
@@ -539,10 +556,61 @@ async def _play_round(game: _Game, round_id: int, *, together: bool) -> dict[str
             "ingest1": ingest1,
             "accepted": accepted, "failures": failures, "close_s": close_s,
             "close_cpu": close_cpu, "correct": correct,
-            "broker_cpu_s": round(broker.cpu_seconds() - broker_cpu0, 2) if broker else 0.0}
+            "broker_cpu_s": round(broker.cpu_seconds() - broker_cpu0, 2) if broker else 0.0,
+            "forwarded": forwarded}
 
 
 INGEST_COUNTERS = ("verify_s", "open_s", "commit_s", "handler_s")
+
+
+def _at_once(played: dict[str, Any], reports: int) -> dict[str, Any]:
+    """A round with every node's envelopes in one window: its parts, per report where CPU."""
+    window = played["windows"]["all"]
+    # CPU in that window: all nodes' ingest (and forwarding), and the sending client's
+    # (through the relay, the broker's is not in it), and the cores that kept busy.
+    nodes, client = played["send_cpu"]["all"], played["client_send_cpu"]
+    return {
+        "client_wall_s": round(played["client_wall"], 4),
+        "send_wall_s": round(window, 4),
+        "client_ms_per_report": round(played["client_cpu"] / reports * 1000, 3),
+        "send_node_cpu_ms_per_report": round(nodes / reports * 1000, 3),
+        "send_client_cpu_ms_per_report": round(client / reports * 1000, 3),
+        "send_cores_busy": round((nodes + client) / window, 2),
+        "close_compute_total_s": round(sum(played["close_cpu"].values()), 4),
+        "round_close_latency_s": round(played["close_s"], 2),
+        "rejected_envelopes": played["failures"],
+        "results_correct": played["correct"],
+        "forwarded_requests": played["forwarded"],
+    }
+
+
+def _end_to_end(played: dict[str, Any]) -> float:
+    return round(played["client_wall"] + played["windows"]["all"]
+                 + sum(played["close_cpu"].values()), 4)
+
+
+def _cpu_per_report(played: dict[str, Any], reports: int) -> float:
+    """What a round cost the machine: the client's sealing, signing and ack checks, its
+    sending, the nodes' ingest and their close, per report."""
+    return round((played["client_cpu"] + played["send_cpu"]["all"] + played["client_send_cpu"]
+                  + sum(played["close_cpu"].values())) / reports * 1000, 3)
+
+
+async def _young_round(period: int) -> int:
+    """A round that has just begun: the one under way if under a third has passed (the
+    round after the last has begun during its close), else the next, once it starts."""
+    round_id = int(time.time() // period)
+    if time.time() - round_id * period > period / 3:
+        round_id += 1
+        await asyncio.sleep(max(0.0, round_id * period - time.time() + 0.2))
+    return round_id
+
+
+async def _forwarded(session: aiohttp.ClientSession, nodes: list[NodeProcess]) -> int:
+    """Households' requests the nodes have passed on to each other (status
+    ``load.forwarding``), all together."""
+    return sum((await api(session, nd, "GET", "/status"))["load"]["forwarding"]["forwarded"]
+               for nd in nodes)
 
 
 async def _ingest_counters(session: aiohttp.ClientSession,
@@ -738,6 +806,9 @@ STAGE_ROWS = [
     ("end to end, all nodes at once (a later round)", "end_to_end_together"),
     ("  its window's CPU per report: nodes + sending", "together_cpu"),
     ("  CPU per report, all parts, that round", "together_cpu_all"),
+    ("end to end, one upload per household (a third round)", "end_to_end_upload"),
+    ("  its window's CPU per report: nodes + sending", "upload_cpu"),
+    ("  CPU per report, all parts, that round", "upload_cpu_all"),
     ("end to end, hubs in parallel (model)", "hubs_in_parallel"),
     ("joins (setup)", "joins"),
     ("joins/s, first third -> last third", "join_rates"),
@@ -764,6 +835,10 @@ end to end, all nodes at once = the same sum over a later round, whose envelopes
   report (through the relay, not the broker's), and how many of the cores that kept busy
   (CPU over wall); all parts: that, the client's work before and after the window and the
   close compute: the CPU one value costs this machine
+end to end, one upload per household = the same over a third round in which each household
+  sends one request, to the committee node its hash picks, carrying its share for that
+  node and its requests to the other two, which that node passes on in batches (what a
+  household's node does: mpc_backend.node.forwarding); every node at once, as above
 hubs in parallel (model) = one household's client work + the slowest node's window + close
   compute: each hub on its own machine, modelled from per-node measurements on this one"""
 
@@ -818,17 +893,17 @@ def stage_cell(r: dict[str, Any], key: str) -> str:
         return ", ".join(cells) + " ms"
     if key in ("end_to_end", "hubs_in_parallel"):
         return f"{r[key + '_s']:.3f} s"
-    if key == "end_to_end_together":
-        t = r["together"]
-        return (f"{r['end_to_end_together_s']:.3f} s ({t['client_wall_s']:.2f} + "
-                f"{t['send_wall_s']:.2f} + {t['close_compute_total_s']:.3f})")
-    if key == "together_cpu":
-        t = r["together"]
-        return (f"{t['send_node_cpu_ms_per_report']:.3f} + "
-                f"{t['send_client_cpu_ms_per_report']:.3f} ms ({t['send_cores_busy']:.2f} "
-                "cores busy)")
-    if key == "together_cpu_all":
-        return f"{r['together_cpu_ms_per_report']:.3f} ms"
+    for mode in ("together", "upload"):  # the rounds with every node at once
+        t = r[mode]
+        if key == f"end_to_end_{mode}":
+            return (f"{r[key + '_s']:.3f} s ({t['client_wall_s']:.2f} + "
+                    f"{t['send_wall_s']:.2f} + {t['close_compute_total_s']:.3f})")
+        if key == f"{mode}_cpu":
+            return (f"{t['send_node_cpu_ms_per_report']:.3f} + "
+                    f"{t['send_client_cpu_ms_per_report']:.3f} ms ({t['send_cores_busy']:.2f} "
+                    "cores busy)")
+        if key == f"{mode}_cpu_all":
+            return f"{r[mode + '_cpu_ms_per_report']:.3f} ms"
     if key == "joins":
         return f"{r['joins_s']} s"
     if key == "join_rates":

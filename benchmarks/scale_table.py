@@ -43,6 +43,9 @@ Hearth end to end = clients + ingest + close compute, on this one machine: clien
 Hearth at once = the same sum over a later round, whose envelopes go to all 3 nodes at
   once (one window: the nodes and the sending client share both cores, like MPyC's
   parties), which is how issue 13's table measured ingest
+Hearth one upload = the same sum over a third round in which each household sends one
+  request, to the committee node its hash picks, which passes the other two nodes' shares
+  on in batches (what a household's node does), all nodes at once
 hubs in parallel (model) = one household's client work + the slowest node's window +
   close compute: each hub on its own machine, modelled from per-node measurements on this
   one (each household seals on its own hub; each node ingests on its own)
@@ -53,8 +56,9 @@ channel offers (setup): wall time of the 3 N channel offers (each household offe
   HPKE open and signature check on the member's), not part of end to end: afterwards a
   report costs neither side a public-key operation
 per value = the figure / N; ratio = Hearth per value / MPyC per value (< 1: Hearth faster)
-CPU/value = what one value costs this machine in CPU time: Hearth at once = the client's
-  work, its sending, every node's ingest in that round's window and the close compute;
+CPU/value = what one value costs this machine in CPU time: Hearth at once (one upload) =
+  the client's work, its sending, every node's ingest (and forwarding) in that round's
+  window and the close compute;
   MPyC = its 3 parties' CPU from inputs to outputs. CPU per value over wall per value: how
   many of the cores each keeps busy
 ingest x floor = each node's ingest wall time per report (its own window, a core of its
@@ -72,13 +76,15 @@ def row(n: int, h: dict[str, Any], m: dict[str, Any], floor: dict[str, Any]) -> 
     mpyc_per_value = m["inputs_to_outputs_s"] / n * 1000
     mpyc_cpu_per_value = sum(m["party_cpu_s"]) / n * 1000
     per_value = {key: h[f"{key}_s"] / n * 1000
-                 for key in ("end_to_end", "end_to_end_together", "hubs_in_parallel")}
+                 for key in ("end_to_end", "end_to_end_together", "end_to_end_upload",
+                             "hubs_in_parallel")}
     return {
         "households": n,
         "hearth_close_compute_s": h["close_compute_total_s"],
         "mpyc_inputs_to_outputs_s": m["inputs_to_outputs_s"],
         "hearth_end_to_end_s": h["end_to_end_s"],
         "hearth_end_to_end_together_s": h["end_to_end_together_s"],
+        "hearth_end_to_end_upload_s": h["end_to_end_upload_s"],
         "hearth_hubs_in_parallel_s": h["hubs_in_parallel_s"],
         "hearth_clients_s": h["client_wall_s"],
         "hearth_ingest_s": h["send_wall_s"],
@@ -89,14 +95,19 @@ def row(n: int, h: dict[str, Any], m: dict[str, Any], floor: dict[str, Any]) -> 
         "joins_per_s_last_third": h["joins_per_s_last_third"],
         "hearth_per_value_ms": round(per_value["end_to_end"], 4),
         "hearth_together_per_value_ms": round(per_value["end_to_end_together"], 4),
+        "hearth_upload_per_value_ms": round(per_value["end_to_end_upload"], 4),
         "hearth_parallel_per_value_ms": round(per_value["hubs_in_parallel"], 4),
         "mpyc_per_value_ms": round(mpyc_per_value, 4),
         "hearth_over_mpyc": round(per_value["end_to_end"] / mpyc_per_value, 2),
         "hearth_together_over_mpyc": round(per_value["end_to_end_together"] / mpyc_per_value, 2),
+        "hearth_upload_over_mpyc": round(per_value["end_to_end_upload"] / mpyc_per_value, 2),
         "hearth_parallel_over_mpyc": round(per_value["hubs_in_parallel"] / mpyc_per_value, 2),
         "hearth_together_cpu_per_value_ms": h["together_cpu_ms_per_report"],
         "mpyc_cpu_per_value_ms": round(mpyc_cpu_per_value, 4),
         "hearth_over_mpyc_cpu": round(h["together_cpu_ms_per_report"] / mpyc_cpu_per_value, 2),
+        "hearth_upload_cpu_per_value_ms": h["upload_cpu_ms_per_report"],
+        "hearth_upload_over_mpyc_cpu": round(h["upload_cpu_ms_per_report"] / mpyc_cpu_per_value,
+                                             2),
         "ingest_wall_ms_per_report": {name: s["wall"] for name, s in
                                       h["stages_ms_per_report"].items()},
         "ingest_over_floor": bench_round.node_floor_ratios(h, floor),
@@ -111,6 +122,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("MPyC inputs->outputs", "mpyc_inputs_to_outputs_s", "{:.2f} s"),
     ("Hearth end to end", "hearth_end_to_end_s", "{:.2f} s"),
     ("Hearth at once", "hearth_end_to_end_together_s", "{:.2f} s"),
+    ("Hearth one upload", "hearth_end_to_end_upload_s", "{:.2f} s"),
     ("Hearth joins (setup)", "hearth_joins_s", "{:.1f} s"),
     ("channel offers (setup)", "hearth_channels_s", "{:.1f} s"),
     ("Hearth parallel hubs", "hearth_hubs_in_parallel_s", "{:.2f} s"),
@@ -120,10 +132,13 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("MPyC/value", "mpyc_per_value_ms", "{:.3f} ms"),
     ("Hearth/MPyC", "hearth_over_mpyc", "{:.2f}x"),
     ("at once/MPyC", "hearth_together_over_mpyc", "{:.2f}x"),
+    ("one upload/MPyC", "hearth_upload_over_mpyc", "{:.2f}x"),
     ("parallel/MPyC", "hearth_parallel_over_mpyc", "{:.2f}x"),
     ("at once CPU/value", "hearth_together_cpu_per_value_ms", "{:.3f} ms"),
     ("MPyC CPU/value", "mpyc_cpu_per_value_ms", "{:.3f} ms"),
     ("CPU at once/MPyC", "hearth_over_mpyc_cpu", "{:.2f}x"),
+    ("one upload CPU/value", "hearth_upload_cpu_per_value_ms", "{:.3f} ms"),
+    ("CPU one upload/MPyC", "hearth_upload_over_mpyc_cpu", "{:.2f}x"),
     ("joins/s 1st->3rd third", "join_rates", ""),
     ("ingest x floor per node", "ingest_over_floor", ""),
 ]

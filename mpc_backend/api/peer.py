@@ -26,13 +26,14 @@ route: share batches are small, a roster of a large federation is not.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -53,6 +54,7 @@ from mpc_backend.crypto.errors import DecryptionError
 from mpc_backend.crypto.sealing import seal_share
 from mpc_backend.node.context import DELIVERY_MAX_AGE_S, MAX_MESSAGE_AGE_S, NodeContext
 from mpc_backend.node.errors import BadRequest, Conflict, Forbidden, NodeError, PayloadTooLarge
+from mpc_backend.node.forwarding import BATCH_MAX, parse_body, parse_headers
 from mpc_backend.node.ingest import Preauth
 from mpc_backend.node.node import Node
 from mpc_backend.node.peers import DIGEST_HEADER, SENDER_HEADER, SIGNATURE_HEADER, TIME_HEADER
@@ -93,11 +95,16 @@ class Route:
     channel_auth: bool = False
 
 
+PEER_PREFIX = "/peer/v1"
+SHARES_ROUTE = Route(lambda n, p: partial(n.ingest.handle_shares, preauth=p), SHARES_BODY_LIMIT,
+                     channel_auth=True)
+
+
 def peer_routes(node: Node) -> dict[str, Route]:
     """Every POST route of the peer API, by path under ``/peer/v1``."""
     routes = {
-        "/shares": Route(lambda n, p: partial(n.ingest.handle_shares, preauth=p),
-                         SHARES_BODY_LIMIT, channel_auth=True),
+        "/shares": SHARES_ROUTE,
+        "/shares/batch": Route(lambda n, p: partial(serve_batch, n, p), ROUND_BODY_LIMIT),
         "/channel": Route(lambda n, _: n.channels.handle_offer, SMALL_BODY_LIMIT),
         "/join": Route(lambda n, _: n.federation.handle_join, SMALL_BODY_LIMIT, members_only=False),
         "/roster": Route(lambda n, _: n.federation.handle_roster_push, ROSTER_BODY_LIMIT,
@@ -139,13 +146,8 @@ def http_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRe
         try:
             if route.members_only:
                 path = request.match_info.route.resource.canonical  # however it was spelled
-                signed = signed_headers(node.ctx, path, request.headers, request.remote)
-                await node.ctx.resolve(signed.sender)
-                checking = time.perf_counter()
-                channel = await channel_of(node, route, path, signed, request.remote)
-                digest = check_signed_headers(node.ctx, path, signed, request.remote, channel)
-                preauth = Preauth(signed.sender, arrived, time.perf_counter() - checking,
-                                  channel)
+                preauth, digest = await authenticate(node, route, path, request.headers,
+                                                     request.remote, arrived)
                 hasher = hashlib.sha256()
                 raw = await read_body(request, route.limit, hasher.update)
                 check_digest(node.ctx, path, hasher.digest(), digest, request.remote)
@@ -177,7 +179,7 @@ class PeerDispatcher:
     async def dispatch(self, path: str, headers: Mapping[str, str], body: bytes,
                        remote: str, sealed: bool) -> tuple[int, bytes, bool]:
         """(HTTP status, answer body, sealed) for one request; never raises for a bad one."""
-        prefix = "/peer/v1"
+        prefix = PEER_PREFIX
         route = self.routes.get(path[len(prefix):]) if path.startswith(prefix) else None
         if path == prefix + "/health":
             return 200, _json(_health()), False
@@ -195,17 +197,12 @@ class PeerDispatcher:
             if len(body) > route.limit:
                 raise PayloadTooLarge(f"request body exceeds the limit of {route.limit} bytes")
             if route.members_only:
-                signed = signed_headers(ctx, path, headers, remote, route.relay_max_age_s)
-                known = await ctx.resolve(signed.sender)
-                requester = known if sealed else None
-                checking = time.perf_counter()  # after any catch-up, as over HTTP
-                channel = await channel_of(self.node, route, path, signed, remote)
-                digest = check_signed_headers(ctx, path, signed, remote, channel)
+                preauth, digest = await authenticate(self.node, route, path, headers, remote,
+                                                     arrived, route.relay_max_age_s)
+                requester = ctx.member(preauth.sender) if sealed else None
                 # The signed digest is of the sealed bytes, which open to one plaintext only.
-                preauth = Preauth(headers[SENDER_HEADER], arrived, time.perf_counter() - checking,
-                                  channel)
                 check_digest(ctx, path, hashlib.sha256(body).digest(), digest, remote)
-                body = _open_request(ctx, path, headers, body, sealed, channel)
+                body = _open_request(ctx, path, headers, body, sealed, preauth.channel)
             elif sealed:
                 raise BadRequest("a join travels unsealed: the joiner has no roster key yet")
             if not body:
@@ -227,6 +224,61 @@ class PeerDispatcher:
             return status, aead_seal(preauth.channel.relay_answer_key, _json(answer), aad), True
         return status, seal_share(requester.hpke_public, requester.hpke_suite, _json(answer),
                                   aad), True
+
+
+async def authenticate(node: Node, route: Route, path: str, headers: Mapping[str, str],
+                       remote: str | None, arrived: float,
+                       max_age_s: float = MAX_MESSAGE_AGE_S) -> tuple[Preauth, bytes]:
+    """Who sent a member request, and the body digest they signed (or MAC'd), from its
+    ``Hearth-*`` headers alone; Forbidden or Conflict (replay) otherwise."""
+    ctx = node.ctx
+    signed = signed_headers(ctx, path, headers, remote, max_age_s)
+    await ctx.resolve(signed.sender)
+    checking = time.perf_counter()  # after any catch-up from the founder
+    channel = await channel_of(node, route, path, signed, remote)
+    digest = check_signed_headers(ctx, path, signed, remote, channel)
+    return Preauth(signed.sender, arrived, time.perf_counter() - checking, channel), digest
+
+
+async def serve_batch(node: Node, preauth: Preauth | None, envelope: Any,
+                      remote: str | None) -> dict[str, Any]:
+    """A member's batch of households' share requests (``mpc_backend.node.forwarding``):
+    each checked and answered exactly as if its household had sent it here itself."""
+    assert preauth is not None  # a members-only route
+    body = node.ctx.verify(envelope, "shares-batch", remote=remote,
+                           authenticated_by=preauth.sender)
+    requests = body.get("requests")
+    if not isinstance(requests, list) or not 1 <= len(requests) <= BATCH_MAX:
+        raise BadRequest(f"requests must be a list of 1-{BATCH_MAX} share requests",
+                         field="body.requests")
+    entries = []
+    for index, item in enumerate(requests):
+        where = f"body.requests[{index}]"
+        if not isinstance(item, dict):
+            raise BadRequest("each request must be an object", field=where)
+        entries.append((parse_headers(item.get("headers"), f"{where}.headers"),
+                        parse_body(item.get("body"), f"{where}.body")))
+    answers = await asyncio.gather(*(_serve_forwarded(node, preauth.sender, headers, raw, remote)
+                                     for headers, raw in entries))
+    return {"answers": [{"status": status, "answer": answer} for status, answer in answers]}
+
+
+async def _serve_forwarded(node: Node, forwarder: str, headers: Mapping[str, str], raw: bytes,
+                           remote: str | None) -> tuple[int, dict[str, Any]]:
+    """One forwarded request to ``/shares``: the HTTP handler's checks, in its order."""
+    path = PEER_PREFIX + "/shares"
+    try:
+        preauth, digest = await authenticate(node, SHARES_ROUTE, path, headers, remote,
+                                             time.perf_counter())
+        check_digest(node.ctx, path, hashlib.sha256(raw).digest(), digest, remote)
+        envelope = await decode_json(raw)
+        return 200, await node.ingest.handle_shares(
+            envelope, remote, preauth=replace(preauth, forwarded_by=forwarder))
+    except NodeError as err:
+        answer = _error(err.code, err.message)
+        if err.field is not None:
+            answer["error"]["field"] = err.field
+        return err.status, answer
 
 
 async def _serve(route: Route, node: Node, envelope: Any, remote: str | None,

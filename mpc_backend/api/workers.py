@@ -311,6 +311,9 @@ async def run_worker(data_dir: Path, config: NodeConfig, upstream_port: int,
     # The node's keys, read only; the data dir's lock belongs to the main process.
     keys = load_keys(data_dir)
     node = Node(data_dir, config, keys, open_storage(data_dir, config.database_url, keys.node_id))
+    # A worker holds no peer connections: it answers a household's forwards "not_forwarding",
+    # and the household sends those shares to their members itself.
+    node.ingest.forwarder = None
     await node.ctx.storage.open()
     proxy = Proxy(upstream_port, body_limits(node), secret)
     runner: web.AppRunner | None = None

@@ -28,10 +28,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import math
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,18 +55,20 @@ from mpc_backend.crypto.channel import Channel
 from mpc_backend.crypto.envelope import request_envelope
 from mpc_backend.protocol import TaskSpec, encode_report
 from mpc_backend.protocol.validity import prove
-from mpc_backend.storage import Contribution, Delivery
+from mpc_backend.storage import ChannelRecord, Contribution, Delivery
 
 from .channels import ChannelService
 from .context import MAX_MESSAGE_AGE_S, NodeContext
 from .errors import BadRequest, Conflict, NodeError, NotFound, Unavailable, Unprocessable
-from .peers import PeerError, PeerRejected
+from .forwarding import Forward, choose_forwarder
+from .peers import PeerError, PeerRejected, request_headers
 from .roster import MemberInfo
 from .wire import pack_elements
 
 log = logging.getLogger("mpc_backend.household")
 
 MAC_KEY_META = "contribution_mac_key"
+SHARES_PATH = "/peer/v1/shares"
 
 
 def seal_report(
@@ -113,13 +117,27 @@ def shares_envelope(
     now: float | None = None,
     *,
     signed: bool = True,
+    forward: Sequence[Forward] = (),
 ) -> dict[str, Any]:
     """A ``shares`` message carrying (task, round, ciphertext) items for one member: signed,
-    or (``signed=False``, for a request a channel MAC authenticates) with an empty sig."""
-    body = {"items": [{"task": t, "round": r, "ct": b64url_encode(ct)} for t, r, ct in items]}
+    or (``signed=False``, for a request a channel MAC authenticates) with an empty sig; with
+    ``forward``, the requests that member is to pass on (``mpc_backend.node.forwarding``)."""
+    body: dict[str, Any] = {
+        "items": [{"task": t, "round": r, "ct": b64url_encode(ct)} for t, r, ct in items]}
+    if forward:
+        body["forward"] = [f.wire() for f in forward]
     if signed:
         return sign_envelope(keys, "shares", federation_id, body, now=now)
     return request_envelope(keys.node_id, "shares", federation_id, body, now=now)
+
+
+def forward_of(keys: NodeKeys, federation_id: str, member_id: str,
+               items: Sequence[tuple[str, int, bytes]], channel: Channel | None,
+               now: float) -> Forward:
+    """The very request this household would send ``member_id`` itself, to be forwarded."""
+    body = json.dumps(shares_envelope(keys, federation_id, items, now=now,
+                                      signed=channel is None), separators=(",", ":")).encode()
+    return Forward(member_id, request_headers(keys, SHARES_PATH, body, now, channel), body)
 
 
 def ack_problem(
@@ -162,6 +180,33 @@ def ack_problem(
     if body.get("items") != expected:
         return "it acknowledges other shares (another task, round or ciphertext)"
     return None
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A pending delivery, its member, and the channel its share was sealed under (with the
+    stored offer) if any."""
+
+    delivery: Delivery
+    member: MemberInfo
+    found: tuple[Channel, ChannelRecord] | None
+
+    @property
+    def channel(self) -> Channel | None:
+        return self.found[0] if self.found else None
+
+    @property
+    def sent(self) -> list[tuple[str, int, bytes]]:
+        return [(self.delivery.task, self.delivery.round, self.delivery.ciphertext)]
+
+
+def _error_text(status: Any, answer: Any) -> str:
+    if status is None:
+        return "no answer"
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if isinstance(error, dict):
+        return f"{status} {error.get('code')}: {error.get('message')}"
+    return f"{status}, no valid ack"
 
 
 def round_of(spec: TaskSpec, now: float) -> int:
@@ -274,7 +319,7 @@ class ContributionService:
             )
         committee_ids = existing.committee
         pending = [d for d in await storage.deliveries(spec.task_id, round_id) if not d.acked]
-        await asyncio.gather(*(self._deliver(d) for d in pending))
+        await self._deliver_all(pending)
         final = await storage.deliveries(spec.task_id, round_id)
         delivered = sum(d.acked for d in final)
         if delivered < spec.t + 1:
@@ -298,23 +343,91 @@ class ContributionService:
             "round_ends_at": round_end,
         }
 
-    async def _deliver(self, delivery: Delivery) -> bool:
-        roster = self.ctx.roster
-        member = roster.member(delivery.member)
+    async def _target(self, delivery: Delivery) -> _Target | None:
+        member = self.ctx.roster.member(delivery.member)
         if member is None:
-            return False
-
-        sent = [(delivery.task, delivery.round, delivery.ciphertext)]
+            return None
         # A share sealed under a channel starts with its id; an HPKE one matches none of
         # ours (its first 16 bytes are an encapsulated key).
         cid = channels.sealed_channel_id(delivery.ciphertext)
         found = None
         if cid is not None and member.node_id != self.ctx.node_id:
             found = await self._channels.by_id(member.node_id, cid)
-        channel = found[0] if found else None
+        return _Target(delivery, member, found)
+
+    def _acked(self, target: _Target, answer: dict[str, Any], via: str = "") -> bool:
+        """Whether ``answer`` is the member's ack of exactly this delivery (logged if not)."""
+        delivery, member = target.delivery, target.member
+        problem = ack_problem(answer, member, self.ctx.federation_id, self.ctx.node_id,
+                              target.sent, self.ctx.clock(), target.channel)
+        if problem is not None:
+            log.warning("ignored an acknowledgement from %s (%s)%s for %s round %d: %s; the "
+                        "share stays pending and is sent again", member.name, member.node_id,
+                        via, delivery.task, delivery.round, problem)
+        return problem is None
+
+    async def _deliver_all(self, pending: Sequence[Delivery]) -> None:
+        """One upload for the round where two or more members are remote: to one of them,
+        which forwards the others' requests; then straight to each member whatever that did
+        not get acknowledged (and to a local or lone member at once)."""
+        targets = [t for t in await asyncio.gather(*(self._target(d) for d in pending))
+                   if t is not None]
+        remote = [t for t in targets if t.member.node_id != self.ctx.node_id
+                  and self.ctx.peers.reachable(t.member)]
+        acked: set[str] = set()
+        if len(remote) >= 2:
+            acked = await self._upload(remote)
+        await asyncio.gather(*(self._deliver(d) for d in pending if d.member not in acked))
+
+    async def _upload(self, targets: Sequence[_Target]) -> set[str]:
+        """Send every target's share in one request to a forwarder among them; the members
+        whose own ack came back (their deliveries marked acknowledged)."""
+        ctx, first = self.ctx, targets[0].delivery
+        head_id = choose_forwarder(ctx.node_id, first.task, first.round,
+                                   [t.member.node_id for t in targets])
+        head = next(t for t in targets if t.member.node_id == head_id)
+        others = {t.member.node_id: t for t in targets if t is not head}
 
         def envelope() -> dict[str, Any]:
-            return shares_envelope(self.ctx.keys, roster.federation_id, sent,
+            now = ctx.clock()
+            forward = [forward_of(ctx.keys, ctx.federation_id, member_id, t.sent, t.channel,
+                                  now) for member_id, t in others.items()]
+            return shares_envelope(ctx.keys, ctx.federation_id, head.sent, now=now,
+                                   signed=head.channel is None, forward=forward)
+
+        try:
+            answer = await ctx.peers.post(head.member, SHARES_PATH, envelope,
+                                          channel=head.channel)
+        except (PeerError, NodeError) as err:
+            log.info("one upload for %s round %d through %s failed (%s); sending to each "
+                     "member directly", first.task, first.round, head.member.name, err)
+            return set()
+        acked = {head_id} if self._acked(head, answer) else set()
+        forwarded = answer.get("forwarded")
+        replies = {item.get("to"): item for item in
+                   (forwarded if isinstance(forwarded, list) else []) if isinstance(item, dict)}
+        for member_id, target in others.items():
+            item = replies.get(member_id, {})
+            reply = item.get("answer")
+            if item.get("status") == 200 and isinstance(reply, dict) and self._acked(
+                    target, reply, f" via {head.member.name}"):
+                acked.add(member_id)
+            else:
+                log.info("share for %s round %d not delivered to %s via %s (%s); sending it "
+                         "directly", first.task, first.round, target.member.name,
+                         head.member.name, _error_text(item.get("status"), reply))
+        for member_id in acked:
+            await ctx.storage.mark_delivery(first.task, first.round, member_id, True)
+        return acked
+
+    async def _deliver(self, delivery: Delivery) -> bool:
+        target = await self._target(delivery)
+        if target is None:
+            return False
+        member, found, channel = target.member, target.found, target.channel
+
+        def envelope() -> dict[str, Any]:
+            return shares_envelope(self.ctx.keys, self.ctx.federation_id, target.sent,
                                    now=self.ctx.clock(), signed=channel is None)
 
         try:
@@ -323,9 +436,9 @@ class ContributionService:
             elif not self.ctx.peers.reachable(member):
                 return False
             else:
-                path = "/peer/v1/shares"
                 try:
-                    answer = await self.ctx.peers.post(member, path, envelope, channel=channel)
+                    answer = await self.ctx.peers.post(member, SHARES_PATH, envelope,
+                                                       channel=channel)
                 except PeerRejected as err:
                     if found is None or err.code != "unknown_channel":
                         raise
@@ -334,14 +447,9 @@ class ContributionService:
                     if not await self._channels.offer(member, found[1]):
                         self._channels.refused(member.node_id, found[1].channel)
                         raise
-                    answer = await self.ctx.peers.post(member, path, envelope, channel=channel)
-            problem = ack_problem(answer, member, roster.federation_id, self.ctx.node_id, sent,
-                                  self.ctx.clock(), channel)
-            if problem is not None:
-                log.warning("ignored an acknowledgement from %s (%s) for %s round %d: %s; the "
-                            "share stays pending and is sent again", member.name,
-                            member.node_id, delivery.task, delivery.round, problem)
-            acked = problem is None
+                    answer = await self.ctx.peers.post(member, SHARES_PATH, envelope,
+                                                       channel=channel)
+            acked = self._acked(target, answer)
         except (PeerError, NodeError) as err:
             log.info("share for %s round %d not delivered to %s: %s", delivery.task,
                      delivery.round, member.name, err)

@@ -62,6 +62,7 @@ from mpc_backend.storage import PutOutcome, ShareRecord
 
 from .context import NodeContext
 from .errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from .forwarding import Forward, Forwarder, parse_forwards
 from .wire import unpack_elements
 
 log = logging.getLogger("mpc_backend.ingest")
@@ -77,6 +78,7 @@ class Preauth:
     arrived: float  # time.perf_counter() when the request reached the handler
     verify_s: float  # time the request signature check took
     channel: Channel | None = None  # the channel whose MAC it was, if not a signature
+    forwarded_by: str | None = None  # the member that passed the request on in a batch
 
 
 @dataclass
@@ -89,9 +91,11 @@ class IngestStats:
 
 
 class IngestService:
-    def __init__(self, ctx: NodeContext, closing: dict[tuple[str, int], float]) -> None:
+    def __init__(self, ctx: NodeContext, closing: dict[tuple[str, int], float],
+                 forwarder: Forwarder | None = None) -> None:
         self.ctx = ctx
         self._closing = closing  # rounds this member has started closing (shared with rounds)
+        self.forwarder = forwarder  # None: this process passes no household's shares on
         self.accepted = 0
         self.rejected = 0
         self.stats = IngestStats()
@@ -114,6 +118,14 @@ class IngestService:
         items = body.get("items")
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
             raise BadRequest(f"items must be a list of 1-{MAX_ITEMS} shares", field="body.items")
+        forwards = None
+        if "forward" in body:
+            if preauth is None or preauth.forwarded_by is not None:
+                raise BadRequest("only a household's own request to a member may carry "
+                                 "forwards", field="body.forward")
+            ctx = self.ctx
+            forwards = parse_forwards(body["forward"], envelope["sender"], ctx.node_id,
+                                      lambda node_id: ctx.roster.member(node_id) is not None)
         now = self.ctx.clock()
         channel = preauth.channel if preauth else None
         records: list[ShareRecord] = []
@@ -151,7 +163,17 @@ class IngestService:
                                            acked, now=now)}
         stats.envelopes += 1
         stats.handler_s += time.perf_counter() - (preauth.arrived if preauth else started)
+        if forwards:  # after this member's own share is on disk and acked
+            answer["forwarded"] = await self._forward(forwards)
         return answer
+
+    async def _forward(self, forwards: list[Forward]) -> list[dict[str, Any]]:
+        if self.forwarder is None:
+            return [{"to": f.to, "status": 503, "answer": {"error": {
+                "code": "not_forwarding",
+                "message": "this member passes no shares on; send them to each member"}}}
+                for f in forwards]
+        return await self.forwarder.forward(forwards)
 
     def counters(self) -> dict[str, float]:
         stats = self.stats

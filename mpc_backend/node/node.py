@@ -32,6 +32,7 @@ from .channels import ChannelService
 from .config import ConfigError, NodeConfig
 from .context import NodeContext
 from .federation import FederationService, task_view
+from .forwarding import Forwarder
 from .household import ContributionService, round_of
 from .ingest import IngestService
 from .misbehaviour import MisbehaviourLog
@@ -65,7 +66,8 @@ class Node:
         self.misbehaviour = MisbehaviourLog(self.ctx)
         self.results = ResultService(self.ctx, self.misbehaviour)
         self.rounds = RoundService(self.ctx, self.results, self.misbehaviour)
-        self.ingest = IngestService(self.ctx, self.rounds.closing)
+        self.forwarder = Forwarder(self.ctx)
+        self.ingest = IngestService(self.ctx, self.rounds.closing, self.forwarder)
         self.channels = ChannelService(self.ctx)
         self.household = ContributionService(self.ctx, self.ingest.handle_shares, self.channels)
         self.federation.on_relay_connected = self.catch_up
@@ -132,6 +134,7 @@ class Node:
         await self.rounds.drain()
         await self.results.drain()
         await self.channels.close()
+        await self.forwarder.close()
         await self.ctx.peers.close()
         await self.ctx.storage.close()
         log.info("node stopped")
@@ -200,6 +203,7 @@ class Node:
             "contributions_sent": self.household.accepted,
             "rounds_holding_shares": len(await ctx.storage.rounds_holding_shares()),
             "ingest": self.ingest.counters(),  # cumulative, for benchmarks
+            "forwarding": self.forwarder.counters(),  # households' shares passed on in bulk
             # Fetches from the founder for senders this node did not know (rate-limited).
             "admission_catch_ups": ctx.directory.catch_ups,
         }

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -642,3 +644,40 @@ def channel_attacks(task: str = "chan") -> None:
     ChannelService.handle_offer = handle_offer  # type: ignore[method-assign]
     ingest.IngestService.handle_shares = handle_shares  # type: ignore[method-assign]
     _attach(as_household)
+
+
+def evil_forwarder(mode: str) -> None:
+    """As a committee member, pass households' uploads on dishonestly (``mode``): ``drop``
+    them, ``alter`` every request body by a byte, ``replay`` each (send it on twice), or
+    ``forge`` an ack for each in its member's name instead of sending it on."""
+    from mpc_backend.crypto import b64url_decode, b64url_encode, sign_envelope  # noqa: PLC0415
+    from mpc_backend.node import forwarding  # noqa: PLC0415
+
+    honest = forwarding.Forwarder.forward
+
+    def forged(self: Any, entry: Any) -> dict[str, Any]:
+        envelope = json.loads(entry.body)
+        acked = {"household": envelope["sender"], "duplicate": False, "items": [
+            [i["task"], i["round"], hashlib.sha256(b64url_decode(i["ct"])).hexdigest()]
+            for i in envelope["body"]["items"]]}
+        if envelope["sig"]:  # signed: the best it can sign with is its own key
+            return {"ack": sign_envelope(self.ctx.keys, "shares-ack",
+                                         self.ctx.federation_id, acked)}
+        return {"ack": acked, "mac": b64url_encode(secrets.token_bytes(32))}
+
+    async def forward(self: Any, entries: list[Any]) -> list[dict[str, Any]]:
+        log.warning("EVIL evil_forwarder %s: %d request(s) to %s", mode, len(entries),
+                    ", ".join(e.to for e in entries))
+        if mode == "drop":
+            return []
+        if mode == "forge":
+            return [{"to": e.to, "status": 200, "answer": forged(self, e)} for e in entries]
+        if mode == "alter":
+            return await honest(self, [forwarding.Forward(e.to, e.headers, e.body + b" ")
+                                       for e in entries])
+        first = await honest(self, entries)
+        log.warning("EVIL evil_forwarder replay: %s", [a["status"] for a in
+                                                       await honest(self, entries)])
+        return first
+
+    forwarding.Forwarder.forward = forward  # type: ignore[method-assign]

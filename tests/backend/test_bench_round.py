@@ -58,7 +58,7 @@ def test_bench_round_runs_through_the_relay(capsys: pytest.CaptureFixture[str]) 
         assert f"({ratios['wall']}x, {ratios['wall_batched']}x at 48/commit)" in text
         assert all(f"({x}x)" in text for x in run["wall_over_floor_per_node"].values())
     assert "hubs in parallel (model) = one household's client work" in text
-    assert text.count("cores busy)") == len(figures["runs"])  # a cell per run
+    assert text.count("cores busy)") == 2 * len(figures["runs"])  # a cell per run and round
 
 
 def check_run(run: dict[str, Any], floor: dict[str, Any]) -> None:
@@ -92,27 +92,14 @@ def check_run(run: dict[str, Any], floor: dict[str, Any]) -> None:
         run["client_wall_s"] / 6 + max(windows.values()) + run["close_compute_total_s"],
         abs=2e-3)
     assert run["hubs_in_parallel_s"] < run["end_to_end_s"]
-    # The next round, every node's envelopes at once (one window): a whole round of its own.
-    together = run["together"]
-    assert together["results_correct"] is True and together["rejected_envelopes"] == 0
-    assert min(together["client_wall_s"], together["send_wall_s"],
-               together["close_compute_total_s"]) > 0
-    assert run["end_to_end_together_s"] == pytest.approx(
-        together["client_wall_s"] + together["send_wall_s"] + together["close_compute_total_s"],
-        abs=2e-3)
-    # Its window's CPU is every node's (about the three nodes' own windows together, not one
-    # node's third of that) and the sending client's; all parts add the client's work
-    # around the window and the close.
+    # The next rounds, every node's envelopes at once (one window), each a whole round of
+    # its own: as separate requests to each node, then one upload per household.
     reports = run["households"] * run["tasks"]
-    node_cpu, send_cpu = (together["send_node_cpu_ms_per_report"],
-                          together["send_client_cpu_ms_per_report"])
-    assert node_cpu > 0.5 * sum(s["cpu"] for s in run["stages_ms_per_report"].values())
-    assert send_cpu > 0 and together["client_ms_per_report"] > 0
-    assert together["send_cores_busy"] == pytest.approx(
-        (node_cpu + send_cpu) * reports / 1000 / together["send_wall_s"], rel=0.05)
-    assert run["together_cpu_ms_per_report"] == pytest.approx(
-        together["client_ms_per_report"] + node_cpu + send_cpu
-        + together["close_compute_total_s"] / reports * 1000, abs=0.02)
+    for mode in ("together", "upload"):
+        check_at_once(run, mode, reports)
+    # Through a forwarder, each household's requests to the two other nodes; never before.
+    assert run["together"]["forwarded_requests"] == 0
+    assert run["upload"]["forwarded_requests"] == 2 * run["households"]
     mean = run["stages_ms_per_report_mean"]
     ratios = run["floor_ratios"]
     assert ratios["wall"] == pytest.approx(mean["wall"] / floor["ingest_floor_ms"], rel=0.01)
@@ -130,3 +117,26 @@ def check_run(run: dict[str, Any], floor: dict[str, Any]) -> None:
                         abs_tol=1e-3)
     assert run["joins_s"] > 0
     assert run["joins_per_s_first_third"] > 0 and run["joins_per_s_last_third"] > 0
+
+
+def check_at_once(run: dict[str, Any], mode: str, reports: int) -> None:
+    """A round with every node's envelopes in one window: correct, and its figures add up."""
+    at_once = run[mode]
+    assert at_once["results_correct"] is True and at_once["rejected_envelopes"] == 0
+    assert min(at_once["client_wall_s"], at_once["send_wall_s"],
+               at_once["close_compute_total_s"]) > 0
+    assert run[f"end_to_end_{mode}_s"] == pytest.approx(
+        at_once["client_wall_s"] + at_once["send_wall_s"] + at_once["close_compute_total_s"],
+        abs=2e-3)
+    # Its window's CPU is every node's (about the three nodes' own windows together, not one
+    # node's third of that) and the sending client's; all parts add the client's work
+    # around the window and the close.
+    node_cpu, send_cpu = (at_once["send_node_cpu_ms_per_report"],
+                          at_once["send_client_cpu_ms_per_report"])
+    assert node_cpu > 0.5 * sum(s["cpu"] for s in run["stages_ms_per_report"].values())
+    assert send_cpu > 0 and at_once["client_ms_per_report"] > 0
+    assert at_once["send_cores_busy"] == pytest.approx(
+        (node_cpu + send_cpu) * reports / 1000 / at_once["send_wall_s"], rel=0.05)
+    assert run[f"{mode}_cpu_ms_per_report"] == pytest.approx(
+        at_once["client_ms_per_report"] + node_cpu + send_cpu
+        + at_once["close_compute_total_s"] / reports * 1000, abs=0.02)

@@ -1,0 +1,236 @@
+"""One upload per household: a committee member forwards the others' shares in bulk.
+
+A household's shares for a round go to every member of the round's committee. Rather
+than one request per member, its node sends one, to the forwarder (``choose_forwarder``):
+its own ``shares`` envelope for that member as always, and under ``forward`` the exact
+requests it would have sent each other member (``Forward``: the body bytes and their
+``Hearth-*`` headers, MAC'd under the household's channel with that member, or signed).
+The forwarder ingests its own share, then queues each entry for its member and posts a
+queue as one ``/peer/v1/shares/batch`` request, signed by itself, once it holds
+``BATCH_MAX`` entries or ``LINGER_S`` after its first. The member checks every entry as
+the household's own request (``mpc_backend.api.peer.serve_batch``), answers each as it
+would have (the household's ack, MAC'd under their channel or signed), and the forwarder
+hands those answers back unread, in its own answer's ``forwarded``. So each member takes
+one request per ``BATCH_MAX`` households instead of one per household, and the
+household's hub makes one upload instead of one per member.
+
+Threat model, the forwarder modified: it holds no key of the household's channel with
+another member, so it can read no share it forwards (sealed under that channel, or with
+HPKE to the member) and forge or alter none (the member checks the household's MAC or
+signature over the exact bytes, and refuses one it has seen: 409 ``replay``). It can
+drop, delay or replay entries and lie about answers. The household counts a delivery
+only by the member's own ack of exactly it (``household.ack_problem``) and sends every
+other at once to its member directly, the same ciphertext, which the member stores once
+(a late or replayed forward of it is a duplicate, acked alike). A forwarder can cost a
+household a second round trip, never a share, and learns nothing it does not already
+(it is on the same committee for that round). A household that forwards junk makes the
+forwarder pass on what it could have sent the member itself: each entry fails alone,
+and a batch is refused whole only if the forwarder's own signature or format is bad.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mpc_backend.crypto import b64url_decode, b64url_encode
+from mpc_backend.crypto.channel import CHANNEL_HEADER
+from mpc_backend.crypto.envelope import request_envelope
+
+from .context import NodeContext
+from .errors import BadRequest
+from .peers import (
+    DIGEST_HEADER,
+    SENDER_HEADER,
+    SIGNATURE_HEADER,
+    TIME_HEADER,
+    PeerError,
+    PeerUnreachable,
+)
+
+log = logging.getLogger("mpc_backend.forwarding")
+
+BATCH_PATH = "/peer/v1/shares/batch"
+BATCH_MAX = 64  # entries in one batch request
+LINGER_S = 0.02  # how long a queue waits for more entries before it is sent
+MAX_FORWARDS = 16  # entries in one household's request: one per other committee seat
+FORWARD_HEADERS = (SENDER_HEADER, TIME_HEADER, DIGEST_HEADER, SIGNATURE_HEADER, CHANNEL_HEADER)
+# The forwarder's wait for a batch's answer leaves the household time to go direct.
+BATCH_TIMEOUT_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Forward:
+    """One request a household would have sent a member itself: ``body`` to /shares."""
+
+    to: str
+    headers: dict[str, str]
+    body: bytes
+
+    def wire(self) -> dict[str, Any]:
+        return {"to": self.to, "headers": self.headers, "body": b64url_encode(self.body)}
+
+
+def choose_forwarder(household: str, task: str, round_id: int, members: Sequence[str]) -> str:
+    """The member a household uploads to for one round: spread over the committee by a
+    hash, so no member forwards every household's shares, and the same one on a resend."""
+    digest = hashlib.sha256(f"{household}\x00{task}\x00{round_id}".encode()).digest()
+    return sorted(members)[int.from_bytes(digest[:8], "big") % len(members)]
+
+
+def parse_headers(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise BadRequest("headers must be an object of strings", field=where)
+    unknown = set(value) - set(FORWARD_HEADERS)
+    if unknown:
+        raise BadRequest(f"only the {', '.join(FORWARD_HEADERS)} headers are forwarded, not "
+                         f"{', '.join(sorted(unknown))}", field=where)
+    return value
+
+
+def parse_body(value: Any, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise BadRequest("body must be a base64url string", field=where)
+    try:
+        return b64url_decode(value)
+    except ValueError:
+        raise BadRequest("body is not base64url", field=where) from None
+
+
+def parse_forwards(value: Any, sender: str, me: str,
+                   is_member: Callable[[str], bool]) -> list[Forward]:
+    """A household's ``forward`` list: at most one entry per other member, each the sender's
+    own request (its ``Hearth-Sender``); BadRequest naming the field otherwise."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_FORWARDS:
+        raise BadRequest(f"forward must be a list of 1-{MAX_FORWARDS} requests",
+                         field="body.forward")
+    forwards: list[Forward] = []
+    for index, item in enumerate(value):
+        where = f"body.forward[{index}]"
+        if not isinstance(item, dict):
+            raise BadRequest("each forward must be an object", field=where)
+        to = item.get("to")
+        if not isinstance(to, str) or to == me or not is_member(to):
+            raise BadRequest("to must name another member of the federation",
+                             field=f"{where}.to")
+        if any(f.to == to for f in forwards):
+            raise BadRequest("one forward per member", field=f"{where}.to")
+        headers = parse_headers(item.get("headers"), f"{where}.headers")
+        if headers.get(SENDER_HEADER) != sender:
+            raise BadRequest("a household forwards its own requests only: "
+                             f"{SENDER_HEADER} must be {sender}", field=f"{where}.headers")
+        forwards.append(Forward(to, headers, parse_body(item.get("body"), f"{where}.body")))
+    return forwards
+
+
+def batch_answers(answer: Mapping[str, Any], count: int) -> list[tuple[int, dict[str, Any]]]:
+    """The (status, answer) per entry of a batch's answer; ValueError if it has another shape."""
+    answers = answer.get("answers")
+    if not isinstance(answers, list) or len(answers) != count:
+        raise ValueError(f"the batch answer must list {count} answers")
+    out = []
+    for item in answers:
+        status = item.get("status") if isinstance(item, dict) else None
+        body = item.get("answer") if isinstance(item, dict) else None
+        if isinstance(status, bool) or not isinstance(status, int) or not isinstance(body, dict):
+            raise ValueError("each answer must be a status and an object")
+        out.append((status, body))
+    return out
+
+
+def failed(code: str, message: str) -> tuple[int, dict[str, Any]]:
+    return 502, {"error": {"code": code, "message": message}}
+
+
+@dataclass
+class _Queue:
+    entries: list[tuple[Forward, asyncio.Future[tuple[int, dict[str, Any]]]]] = field(
+        default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass
+class ForwardStats:
+    forwarded: int = 0  # entries sent on
+    batches: int = 0  # batch requests sent
+    failed: int = 0  # entries whose batch got no valid answer
+
+
+class Forwarder:
+    """This member's queues of households' requests for the other members."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self._queues: dict[str, _Queue] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+        self.stats = ForwardStats()
+
+    async def forward(self, entries: Sequence[Forward]) -> list[dict[str, Any]]:
+        """Each entry's member's answer (or why there is none), in order."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        for entry in entries:
+            future: asyncio.Future[tuple[int, dict[str, Any]]] = loop.create_future()
+            queue = self._queues.setdefault(entry.to, _Queue())
+            queue.entries.append((entry, future))
+            if len(queue.entries) >= BATCH_MAX:
+                self._flush(entry.to)
+            elif queue.timer is None:
+                queue.timer = loop.call_later(LINGER_S, self._flush, entry.to)
+            futures.append(future)
+        answers = await asyncio.gather(*futures)
+        return [{"to": e.to, "status": status, "answer": answer}
+                for e, (status, answer) in zip(entries, answers, strict=True)]
+
+    def _flush(self, member_id: str) -> None:
+        queue = self._queues.pop(member_id, None)
+        if queue is None:
+            return
+        if queue.timer is not None:
+            queue.timer.cancel()
+        task = asyncio.create_task(self._send(member_id, queue.entries))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, member_id: str,
+                    batch: list[tuple[Forward, asyncio.Future[tuple[int, dict[str, Any]]]]]
+                    ) -> None:
+        ctx = self.ctx
+        member = ctx.roster.member(member_id)
+        requests = [{"headers": e.headers, "body": b64url_encode(e.body)} for e, _ in batch]
+        self.stats.batches += 1
+        self.stats.forwarded += len(batch)
+        try:
+            if member is None or not ctx.peers.reachable(member):
+                raise PeerUnreachable(f"{member_id} has no address this node can reach")
+            answer = await ctx.peers.post(
+                member, BATCH_PATH,
+                lambda: request_envelope(ctx.node_id, "shares-batch", ctx.federation_id,
+                                         {"requests": requests}, now=ctx.clock()),
+                attempts=1, timeout_s=ctx.config.timing.peer_timeout_s * BATCH_TIMEOUT_SHARE)
+            results = batch_answers(answer, len(batch))
+        except (PeerError, ValueError) as err:
+            log.info("forwarding %d share deliveries to %s failed: %s", len(batch), member_id,
+                     err)
+            self.stats.failed += len(batch)
+            results = [failed("forward_failed", f"the forwarder got no answer from {member_id}: "
+                              f"{err}; send the shares to it directly")] * len(batch)
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def close(self) -> None:
+        for member_id in list(self._queues):
+            self._flush(member_id)
+        for task in list(self._sending):
+            task.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
+
+    def counters(self) -> dict[str, int]:
+        stats = self.stats
+        return {"forwarded": stats.forwarded, "batches": stats.batches, "failed": stats.failed}

@@ -1,0 +1,196 @@
+"""One upload per household: a committee member forwards the others' shares in bulk.
+
+The pure decisions (who forwards, what a forward list and a batch answer may hold), then
+live nodes on loopback HTTP: a household's round reaches every member through one upload,
+each member acks it itself, and a member answers each entry of a batch alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import secrets
+from typing import Any
+
+import pytest
+
+from mpc_backend.arith import FieldRNG
+from mpc_backend.crypto import sign_envelope
+from mpc_backend.crypto.envelope import request_envelope
+from mpc_backend.node.forwarding import (
+    BATCH_MAX,
+    BATCH_PATH,
+    MAX_FORWARDS,
+    Forward,
+    batch_answers,
+    choose_forwarder,
+    parse_forwards,
+)
+from mpc_backend.node.household import ack_problem, forward_of, seal_report
+from mpc_backend.node.peers import SENDER_HEADER, PeerRejected, request_headers
+from tests.backend.conftest import PERIOD, FakeClock, LiveNode
+
+MEMBERS = [secrets.token_hex(16) for _ in range(3)]
+HOUSEHOLD = secrets.token_hex(16)
+
+
+def test_each_household_uploads_to_one_member_spread_over_the_committee() -> None:
+    picks = collections.Counter(choose_forwarder(secrets.token_hex(16), "temp", 7, MEMBERS)
+                                for _ in range(3000))
+    assert set(picks) == set(MEMBERS)
+    assert all(800 <= count <= 1200 for count in picks.values()), picks
+    # The same member for the same household and round, in whatever order it lists them.
+    assert choose_forwarder(HOUSEHOLD, "temp", 7, MEMBERS) == choose_forwarder(
+        HOUSEHOLD, "temp", 7, MEMBERS[::-1])
+    rounds = {choose_forwarder(HOUSEHOLD, "temp", r, MEMBERS) for r in range(40)}
+    assert len(rounds) > 1, "the choice changes with the round"
+
+
+def _entry(**change: Any) -> dict[str, Any]:
+    entry = Forward(MEMBERS[1], {SENDER_HEADER: HOUSEHOLD}, b"{}").wire()
+    entry.update(change)
+    return entry
+
+
+@pytest.mark.parametrize(("value", "field", "message"), [
+    ({}, "body.forward", "must be a list"),
+    ([], "body.forward", "must be a list"),
+    ([_entry()] * (MAX_FORWARDS + 1), "body.forward", "must be a list"),
+    (["x"], "body.forward[0]", "must be an object"),
+    ([_entry(to=MEMBERS[0])], "body.forward[0].to", "another member"),
+    ([_entry(to="f" * 32)], "body.forward[0].to", "another member"),
+    ([_entry(), _entry()], "body.forward[1].to", "one forward per member"),
+    ([_entry(headers={SENDER_HEADER: MEMBERS[2]})], "body.forward[0].headers",
+     "its own requests only"),
+    ([_entry(headers={SENDER_HEADER: HOUSEHOLD, "Host": "x"})], "body.forward[0].headers",
+     "not Host"),
+    ([_entry(headers=[])], "body.forward[0].headers", "object of strings"),
+    ([_entry(body="***")], "body.forward[0].body", "not base64url"),
+    ([_entry(body=7)], "body.forward[0].body", "base64url string"),
+])
+def test_a_forward_list_that_is_not_the_households_own_requests_is_refused(
+        value: Any, field: str, message: str) -> None:
+    with pytest.raises(Exception) as caught:
+        parse_forwards(value, HOUSEHOLD, MEMBERS[0], MEMBERS.__contains__)
+    err = caught.value
+    assert getattr(err, "status", None) == 400 and err.field == field  # type: ignore[attr-defined]
+    assert message in str(err)
+
+
+def test_a_good_forward_list_parses_to_the_exact_bytes() -> None:
+    body = secrets.token_bytes(100)
+    parsed = parse_forwards([Forward(MEMBERS[2], {SENDER_HEADER: HOUSEHOLD}, body).wire()],
+                            HOUSEHOLD, MEMBERS[0], MEMBERS.__contains__)
+    assert parsed == [Forward(MEMBERS[2], {SENDER_HEADER: HOUSEHOLD}, body)]
+
+
+@pytest.mark.parametrize("answer", [
+    {}, {"answers": []}, {"answers": [{"status": 200, "answer": {}}] * 3},
+    {"answers": [{"status": "200", "answer": {}}] * 2},
+    {"answers": [{"status": True, "answer": {}}] * 2},
+    {"answers": [{"status": 200, "answer": []}] * 2}, {"answers": ["x", "y"]},
+])
+def test_a_batch_answer_of_another_shape_counts_as_none(answer: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="answer"):
+        batch_answers(answer, 2)
+    assert batch_answers({"answers": [{"status": 409, "answer": {"e": 1}}]}, 1) == [
+        (409, {"e": 1})]
+
+
+def record_deliveries(trio: list[LiveNode], monkeypatch: pytest.MonkeyPatch
+                      ) -> list[tuple[str, str | None, bool]]:
+    """Per share request a member's ingest takes over HTTP: (member, the member that
+    forwarded it or None, whether it carried forwards)."""
+    seen: list[tuple[str, str | None, bool]] = []
+    for live in trio:
+        real = live.node.ingest.handle_shares
+
+        async def record(envelope: Any, remote: str | None, real: Any = real,
+                         live: LiveNode = live, preauth: Any = None) -> dict[str, Any]:
+            if preauth is not None:
+                seen.append((live.node_id, preauth.forwarded_by,
+                             "forward" in envelope.get("body", {})))
+            return await real(envelope, remote, preauth)
+
+        monkeypatch.setattr(live.node.ingest, "handle_shares", record)
+    return seen
+
+
+async def test_a_households_round_reaches_every_member_in_one_upload(
+    trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    household = trio[0]
+    seen = record_deliveries(trio, monkeypatch)
+    # Signed (channels still being offered), then over the channels.
+    for value in (20.0, 21.0):
+        seen.clear()
+        answer = await household.node.household.contribute("temp", value)
+        assert answer["acknowledged_by"] == 3, answer
+        round_id = int(clock() // PERIOD)
+        others = [live.node_id for live in trio[1:]]
+        head = choose_forwarder(household.node_id, "temp", round_id, others)
+        (tail,) = set(others) - {head}
+        # One upload to the chosen member, which passed the other's on; nothing direct.
+        assert sorted(seen, key=str) == sorted([(head, None, True), (tail, head, False)],
+                                               key=str), seen
+        deliveries = await household.node.ctx.storage.deliveries("temp", round_id)
+        assert all(d.acked for d in deliveries)
+        for _ in range(100):
+            if not household.node.channels._offering:
+                break
+            await asyncio.sleep(0.02)
+        clock.advance(PERIOD)
+    forwarders = [live.node.forwarder.counters() for live in trio]
+    assert sum(c["forwarded"] for c in forwarders) == 2
+    assert sum(c["failed"] for c in forwarders) == 0
+
+
+async def test_a_member_answers_each_entry_of_a_batch_alone(trio: list[LiveNode],
+                                                            clock: FakeClock) -> None:
+    household, forwarder, member = trio
+    ctx = household.node.ctx
+    round_id = int(clock() // PERIOD)
+    committee = ctx.roster.committee("temp", round_id)
+    seat = [m.node_id for m in committee].index(member.node_id)
+    sealed = seal_report(ctx.keys, ctx.federation_id, ctx.roster.task("temp").spec, round_id,
+                         committee, 21.5, FieldRNG())[seat]
+    items = [("temp", round_id, sealed)]
+    good = forward_of(ctx.keys, ctx.federation_id, member.node_id, items, None, clock())
+    other = forward_of(ctx.keys, ctx.federation_id, member.node_id, items, None, clock())
+    tampered = Forward(other.to, other.headers, other.body.replace(b'"shares"', b'"shareS"'))
+    fresh = forward_of(ctx.keys, ctx.federation_id, member.node_id, items, None, clock())
+    entries = [good, tampered, good, fresh]
+    fctx = forwarder.node.ctx
+    target = fctx.roster.member(member.node_id)
+    assert target is not None
+
+    def batch(entries: list[Forward]) -> Any:
+        return lambda: request_envelope(fctx.node_id, "shares-batch", fctx.federation_id, {
+            "requests": [{"headers": e.headers, "body": e.wire()["body"]} for e in entries]},
+            now=clock())
+
+    answer = await fctx.peers.post(target, BATCH_PATH, batch(entries))
+    results = batch_answers(answer, len(entries))
+    assert [status for status, _ in results] == [200, 403, 409, 200]
+    assert ack_problem(results[0][1], target, ctx.federation_id, household.node_id, items,
+                       clock()) is None
+    assert results[1][1]["error"]["code"] == "auth_failed"
+    assert results[2][1]["error"]["code"] == "replay"
+    assert results[3][1]["ack"]["body"]["duplicate"] is True  # one share kept, acked again
+    assert len(await member.node.ctx.storage.load_shares("temp", round_id,
+                                                         [household.node_id])) == 1
+    # A forwarded request may not ask for forwarding in turn (re-signed by the household:
+    # only the nesting is wrong).
+    body = json.loads(good.body)["body"]
+    nested_body = json.dumps(sign_envelope(ctx.keys, "shares", ctx.federation_id,
+                                           {**body, "forward": [good.wire()]},
+                                           now=clock())).encode()
+    nested = Forward(member.node_id, request_headers(ctx.keys, "/peer/v1/shares", nested_body,
+                                                     clock()), nested_body)
+    (status, refusal), = batch_answers(
+        await fctx.peers.post(target, BATCH_PATH, batch([nested])), 1)
+    assert status == 400 and refusal["error"]["field"] == "body.forward", refusal
+    # The batch itself over its limit: refused whole, saying so.
+    with pytest.raises(PeerRejected, match="1-64 share requests"):
+        await fctx.peers.post(target, BATCH_PATH, batch([fresh] * (BATCH_MAX + 1)))
