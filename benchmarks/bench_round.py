@@ -489,7 +489,7 @@ async def _play_round(game: _Game, round_id: int, *, mode: str) -> dict[str, Any
     w0 = time.perf_counter()
     for member_id, sent in requests.items():
         member = member_of[member_id]
-        for (h, items, _, headers, forwarded), (status, body) in zip(sent, answers[member_id],
+        for (h, items, _, headers, to_others), (status, body) in zip(sent, answers[member_id],
                                                                      strict=True):
             keys = households[h]
             # Through the relay, open the sealed answer as a household's node does.
@@ -507,7 +507,7 @@ async def _play_round(game: _Game, round_id: int, *, mode: str) -> dict[str, Any
             else:
                 failures += 1
             passed_on = {f.get("to"): f for f in answer.get("forwarded", [])}
-            for to, to_items in forwarded.items():
+            for to, to_items in to_others.items():
                 item = passed_on.get(to, {})
                 if item.get("status") == 200 and ack_problem(
                         item.get("answer", {}), member_of[to], roster.federation_id,
@@ -609,8 +609,10 @@ async def _young_round(period: int) -> int:
 async def _forwarded(session: aiohttp.ClientSession, nodes: list[NodeProcess]) -> int:
     """Households' requests the nodes have passed on to each other (status
     ``load.forwarding``), all together."""
-    return sum((await api(session, nd, "GET", "/status"))["load"]["forwarding"]["forwarded"]
-               for nd in nodes)
+    total = 0
+    for nd in nodes:
+        total += (await api(session, nd, "GET", "/status"))["load"]["forwarding"]["forwarded"]
+    return total
 
 
 async def _ingest_counters(session: aiohttp.ClientSession,

@@ -279,6 +279,9 @@ async def _serve_forwarded(node: Node, forwarder: str, headers: Mapping[str, str
         if err.field is not None:
             answer["error"]["field"] = err.field
         return err.status, answer
+    except Exception:  # this entry's alone: the batch's other entries are answered
+        log.exception("unhandled error in a share request %s forwarded", forwarder)
+        return 500, _error("internal", "internal error; see the node's log")
 
 
 async def _serve(route: Route, node: Node, envelope: Any, remote: str | None,

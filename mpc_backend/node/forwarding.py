@@ -56,6 +56,10 @@ log = logging.getLogger("mpc_backend.forwarding")
 
 BATCH_PATH = "/peer/v1/shares/batch"
 BATCH_MAX = 64  # entries in one batch request
+# Request bytes in one batch, so that it stays within the member's body limit for
+# /shares/batch (4 MiB, with base64 and JSON around them); every entry fits.
+BATCH_BYTES = 2 * 1024 * 1024
+FORWARD_BYTES = 512 * 1024  # one forwarded request: a share envelope is a few KiB
 LINGER_S = 0.02  # how long a queue waits for more entries before it is sent
 MAX_FORWARDS = 16  # entries in one household's request: one per other committee seat
 FORWARD_HEADERS = (SENDER_HEADER, TIME_HEADER, DIGEST_HEADER, SIGNATURE_HEADER, CHANNEL_HEADER)
@@ -97,9 +101,12 @@ def parse_body(value: Any, where: str) -> bytes:
     if not isinstance(value, str):
         raise BadRequest("body must be a base64url string", field=where)
     try:
-        return b64url_decode(value)
+        body = b64url_decode(value)
     except ValueError:
         raise BadRequest("body is not base64url", field=where) from None
+    if len(body) > FORWARD_BYTES:
+        raise BadRequest(f"a forwarded request is {FORWARD_BYTES} bytes at most", field=where)
+    return body
 
 
 def parse_forwards(value: Any, sender: str, me: str,
@@ -151,6 +158,7 @@ def failed(code: str, message: str) -> tuple[int, dict[str, Any]]:
 class _Queue:
     entries: list[tuple[Forward, asyncio.Future[tuple[int, dict[str, Any]]]]] = field(
         default_factory=list)
+    size: int = 0  # request bytes
     timer: asyncio.TimerHandle | None = None
 
 
@@ -176,8 +184,12 @@ class Forwarder:
         futures = []
         for entry in entries:
             future: asyncio.Future[tuple[int, dict[str, Any]]] = loop.create_future()
+            queue = self._queues.get(entry.to)
+            if queue is not None and queue.size + len(entry.body) > BATCH_BYTES:
+                self._flush(entry.to)
             queue = self._queues.setdefault(entry.to, _Queue())
             queue.entries.append((entry, future))
+            queue.size += len(entry.body)
             if len(queue.entries) >= BATCH_MAX:
                 self._flush(entry.to)
             elif queue.timer is None:
@@ -205,6 +217,7 @@ class Forwarder:
         requests = [{"headers": e.headers, "body": b64url_encode(e.body)} for e, _ in batch]
         self.stats.batches += 1
         self.stats.forwarded += len(batch)
+        results: list[tuple[int, dict[str, Any]]] = []
         try:
             if member is None or not ctx.peers.reachable(member):
                 raise PeerUnreachable(f"{member_id} has no address this node can reach")
@@ -217,16 +230,28 @@ class Forwarder:
         except (PeerError, ValueError) as err:
             log.info("forwarding %d share deliveries to %s failed: %s", len(batch), member_id,
                      err)
-            self.stats.failed += len(batch)
-            results = [failed("forward_failed", f"the forwarder got no answer from {member_id}: "
-                              f"{err}; send the shares to it directly")] * len(batch)
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+        except Exception:  # a bug must not leave households' requests waiting
+            log.exception("forwarding %d share deliveries to %s failed", len(batch), member_id)
+        finally:
+            # Every entry gets an answer, also when this task is cancelled.
+            if not results:
+                self.stats.failed += len(batch)
+                results = [failed("forward_failed", f"the forwarder got no answer from "
+                                  f"{member_id}; send the shares to it directly")] * len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
 
     async def close(self) -> None:
-        for member_id in list(self._queues):
-            self._flush(member_id)
+        """Stop: every queued or sending entry is answered ``forward_failed``."""
+        for queue in self._queues.values():
+            if queue.timer is not None:
+                queue.timer.cancel()
+            for _, future in queue.entries:
+                if not future.done():
+                    future.set_result(failed("forward_failed", "the forwarder is stopping; "
+                                             "send the shares to each member directly"))
+        self._queues.clear()
         for task in list(self._sending):
             task.cancel()
         await asyncio.gather(*self._sending, return_exceptions=True)

@@ -60,7 +60,7 @@ from mpc_backend.storage import ChannelRecord, Contribution, Delivery
 from .channels import ChannelService
 from .context import MAX_MESSAGE_AGE_S, NodeContext
 from .errors import BadRequest, Conflict, NodeError, NotFound, Unavailable, Unprocessable
-from .forwarding import Forward, choose_forwarder
+from .forwarding import MAX_FORWARDS, Forward, choose_forwarder
 from .peers import PeerError, PeerRejected, request_headers
 from .roster import MemberInfo
 from .wire import pack_elements
@@ -386,7 +386,9 @@ class ContributionService:
         head_id = choose_forwarder(ctx.node_id, first.task, first.round,
                                    [t.member.node_id for t in targets])
         head = next(t for t in targets if t.member.node_id == head_id)
+        # (Past MAX_FORWARDS other members, the rest go directly.)
         others = {t.member.node_id: t for t in targets if t is not head}
+        others = dict(list(others.items())[:MAX_FORWARDS])
 
         def envelope() -> dict[str, Any]:
             now = ctx.clock()
@@ -396,7 +398,8 @@ class ContributionService:
                                    signed=head.channel is None, forward=forward)
 
         try:
-            answer = await ctx.peers.post(head.member, SHARES_PATH, envelope,
+            # One attempt: whatever it does not deliver goes directly, at once.
+            answer = await ctx.peers.post(head.member, SHARES_PATH, envelope, attempts=1,
                                           channel=head.channel)
         except (PeerError, NodeError) as err:
             log.info("one upload for %s round %d through %s failed (%s); sending to each "
@@ -404,8 +407,9 @@ class ContributionService:
             return set()
         acked = {head_id} if self._acked(head, answer) else set()
         forwarded = answer.get("forwarded")
-        replies = {item.get("to"): item for item in
-                   (forwarded if isinstance(forwarded, list) else []) if isinstance(item, dict)}
+        replies = {item["to"]: item for item in
+                   (forwarded if isinstance(forwarded, list) else [])
+                   if isinstance(item, dict) and isinstance(item.get("to"), str)}
         for member_id, target in others.items():
             item = replies.get(member_id, {})
             reply = item.get("answer")

@@ -648,8 +648,9 @@ def channel_attacks(task: str = "chan") -> None:
 
 def evil_forwarder(mode: str) -> None:
     """As a committee member, pass households' uploads on dishonestly (``mode``): ``drop``
-    them, ``alter`` every request body by a byte, ``replay`` each (send it on twice), or
-    ``forge`` an ack for each in its member's name instead of sending it on."""
+    them, ``alter`` every request body by a byte, ``replay`` each (send it on twice),
+    ``forge`` an ack for each in its member's name instead of sending it on, answer
+    ``garbage`` in their place, or stay ``silent`` past the household's timeout."""
     from mpc_backend.crypto import b64url_decode, b64url_encode, sign_envelope  # noqa: PLC0415
     from mpc_backend.node import forwarding  # noqa: PLC0415
 
@@ -669,6 +670,12 @@ def evil_forwarder(mode: str) -> None:
         log.warning("EVIL evil_forwarder %s: %d request(s) to %s", mode, len(entries),
                     ", ".join(e.to for e in entries))
         if mode == "drop":
+            return []
+        if mode == "garbage":
+            return [{"to": []}, {"to": entries[0].to, "status": 200, "answer": "ok"},
+                    *({"to": e.to, "status": "200", "answer": {"ack": []}} for e in entries)]
+        if mode == "silent":
+            await asyncio.sleep(3 * self.ctx.config.timing.peer_timeout_s)
             return []
         if mode == "forge":
             return [{"to": e.to, "status": 200, "answer": forged(self, e)} for e in entries]

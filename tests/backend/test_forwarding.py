@@ -194,3 +194,24 @@ async def test_a_member_answers_each_entry_of_a_batch_alone(trio: list[LiveNode]
     # The batch itself over its limit: refused whole, saying so.
     with pytest.raises(PeerRejected, match="1-64 share requests"):
         await fctx.peers.post(target, BATCH_PATH, batch([fresh] * (BATCH_MAX + 1)))
+
+
+async def test_every_forwarded_entry_gets_an_answer_whatever_befalls_its_batch(
+    trio: list[LiveNode], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forwarder, member = trio[1].node, trio[2]
+    entry = Forward(member.node_id, {SENDER_HEADER: trio[0].node_id}, b"{}")
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in the transport")
+
+    monkeypatch.setattr(forwarder.ctx.peers, "post", broken)
+    (answer,) = await forwarder.forwarder.forward([entry])
+    assert answer["status"] == 502 and answer["answer"]["error"]["code"] == "forward_failed"
+    assert forwarder.forwarder.counters()["failed"] == 1
+    # Queued and not yet sent when the node stops: answered, not left waiting.
+    pending = asyncio.ensure_future(forwarder.forwarder.forward([entry]))
+    await asyncio.sleep(0)
+    await forwarder.forwarder.close()
+    (answer,) = await asyncio.wait_for(pending, 1)
+    assert answer["status"] == 502 and "stopping" in answer["answer"]["error"]["message"]
