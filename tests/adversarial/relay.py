@@ -2,9 +2,10 @@
 
 It runs its own event loop in a thread, so a synchronous test can drive the CLI
 while the relay keeps answering. By default it forwards everything to its
-target and records share deliveries and the acks they got; with ``replay`` set
-it answers ``POST /peer/v1/shares`` with that kept answer instead of
-forwarding, as a relay holding no keys could.
+target and records share deliveries and the acks they got (each of a member's
+``/shares/batch`` of forwarded ones too, by its household); with ``replay`` set it
+answers ``POST /peer/v1/shares`` with that kept answer instead of forwarding, and a
+batch with it for every entry, as a relay holding no keys could.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aiohttp import web
 from tests.backend.nodes import free_port
 
 SHARES = "/peer/v1/shares"
+BATCH = "/peer/v1/shares/batch"
 _HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 
 
@@ -78,10 +80,17 @@ class Relay:
         body = await request.read()
         sender = request.headers.get("Hearth-Sender", "?")
         is_share = request.method == "POST" and request.path == SHARES
+        # A member's batch of households' forwarded share requests: each entry is a
+        # household's delivery, recorded (and replayed) as if it had come on its own.
+        senders = _batch_senders(body) if request.path == BATCH else []
         kept = self.replay
-        if is_share and kept is not None:
-            self.deliveries.append(Delivery(sender, True, 200, kept))
-            return web.json_response(kept)
+        if kept is not None and (is_share or senders):
+            if is_share:
+                self.deliveries.append(Delivery(sender, True, 200, kept))
+                return web.json_response(kept)
+            self.deliveries.extend(Delivery(s, True, 200, kept) for s in senders)
+            return web.json_response({"answers": [{"status": 200, "answer": kept}
+                                                  for _ in senders]})
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         async with self._session.request(request.method, self.target + request.path_qs,
@@ -91,4 +100,14 @@ class Relay:
         if is_share:
             answer = json.loads(data) if status == 200 else None
             self.deliveries.append(Delivery(sender, False, status, answer))
+        elif senders and status == 200:
+            answers = json.loads(data)["answers"]
+            self.deliveries.extend(Delivery(s, False, a["status"], a["answer"])
+                                   for s, a in zip(senders, answers, strict=True))
         return web.Response(status=status, body=data, content_type=content_type)
+
+
+def _batch_senders(body: bytes) -> list[str]:
+    """The household of each request in a ``/shares/batch`` body, in order."""
+    requests = json.loads(body)["body"]["requests"]
+    return [r["headers"].get("Hearth-Sender", "?") for r in requests]
