@@ -20,6 +20,11 @@ did: ``mpc_backend.node.ingest``). A
 joining node is no member yet: ``/join`` takes 64 KiB at most and is checked
 by its envelope alone.
 
+``/shares/batch`` carries households' ``/shares`` requests that a member forwards
+(``mpc_backend.node.forwarding``): the batch is a member's signed request like any other,
+and each request in it goes through the checks above, in that order, as if its household
+had sent it here itself; each gets its own answer, so one bad request fails alone.
+
 Answers that carry protocol data are signed envelopes too. Body limits are per
 route: share batches are small, a roster of a large federation is not.
 """

@@ -33,6 +33,12 @@ sealed under the channel's share key (with the same share context as AAD), and t
 ack carries the channel's MAC instead of this node's signature: no public-key
 operation per report on either side.
 
+A household's request may also carry, under ``forward``, its requests for the other
+members of the round's committee (``mpc_backend.node.forwarding``): checked for form before
+anything is stored, passed to the ``Forwarder`` once this member's own share is on disk,
+and their members' answers returned unread in ``forwarded``. A request that was itself
+forwarded may carry none.
+
 ``counters()``, cumulative, for the status API (``load.ingest``): envelopes
 acknowledged and reports newly stored; seconds spent checking signatures and
 freshness (the request's and the envelope's), opening HPKE shares, and in the
