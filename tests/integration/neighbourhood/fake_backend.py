@@ -343,6 +343,7 @@ class FakeBackend:
                 "contributions_sent": len(self.readings), "rounds_holding_shares": 0,
                 "ingest": {"envelopes": 0, "reports": 0, "verify_s": 0.0, "open_s": 0.0,
                            "commit_s": 0.0, "handler_s": 0.0},
+                "forwarding": {"forwarded": 0, "batches": 0, "failed": 0},
                 "admission_catch_ups": 0}
         if self.federation is None:
             status: dict[str, Any] = {"identity": identity, "federation": None, "members": [],
