@@ -38,7 +38,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -59,7 +59,7 @@ from mpc_backend.crypto.errors import DecryptionError
 from mpc_backend.crypto.sealing import seal_share
 from mpc_backend.node.context import DELIVERY_MAX_AGE_S, MAX_MESSAGE_AGE_S, NodeContext
 from mpc_backend.node.errors import BadRequest, Conflict, Forbidden, NodeError, PayloadTooLarge
-from mpc_backend.node.forwarding import BATCH_MAX, parse_body, parse_headers
+from mpc_backend.node.forwarding import BATCH_MAX, body_text, parse_body, parse_headers
 from mpc_backend.node.ingest import Preauth
 from mpc_backend.node.node import Node
 from mpc_backend.node.peers import DIGEST_HEADER, SENDER_HEADER, SIGNATURE_HEADER, TIME_HEADER
@@ -233,7 +233,8 @@ class PeerDispatcher:
 
 async def authenticate(node: Node, route: Route, path: str, headers: Mapping[str, str],
                        remote: str | None, arrived: float,
-                       max_age_s: float = MAX_MESSAGE_AGE_S) -> tuple[Preauth, bytes]:
+                       max_age_s: float = MAX_MESSAGE_AGE_S,
+                       forwarded_by: str | None = None) -> tuple[Preauth, bytes]:
     """Who sent a member request, and the body digest they signed (or MAC'd), from its
     ``Hearth-*`` headers alone; Forbidden or Conflict (replay) otherwise."""
     ctx = node.ctx
@@ -242,7 +243,8 @@ async def authenticate(node: Node, route: Route, path: str, headers: Mapping[str
     checking = time.perf_counter()  # after any catch-up from the founder
     channel = await channel_of(node, route, path, signed, remote)
     digest = check_signed_headers(ctx, path, signed, remote, channel)
-    return Preauth(signed.sender, arrived, time.perf_counter() - checking, channel), digest
+    return Preauth(signed.sender, arrived, time.perf_counter() - checking, channel,
+                   forwarded_by), digest
 
 
 async def serve_batch(node: Node, preauth: Preauth | None, envelope: Any,
@@ -261,24 +263,27 @@ async def serve_batch(node: Node, preauth: Preauth | None, envelope: Any,
         where = f"body.requests[{index}]"
         if not isinstance(item, dict):
             raise BadRequest("each request must be an object", field=where)
+        # What the forwarder checked is its own to get right; whether the body decodes is
+        # the household's, so that fails its entry alone.
         entries.append((parse_headers(item.get("headers"), f"{where}.headers"),
-                        parse_body(item.get("body"), f"{where}.body")))
-    answers = await asyncio.gather(*(_serve_forwarded(node, preauth.sender, headers, raw, remote)
-                                     for headers, raw in entries))
+                        body_text(item.get("body"), f"{where}.body"), f"{where}.body"))
+    answers = await asyncio.gather(*(
+        _serve_forwarded(node, preauth.sender, headers, text, where, remote)
+        for headers, text, where in entries))
     return {"answers": [{"status": status, "answer": answer} for status, answer in answers]}
 
 
-async def _serve_forwarded(node: Node, forwarder: str, headers: Mapping[str, str], raw: bytes,
-                           remote: str | None) -> tuple[int, dict[str, Any]]:
+async def _serve_forwarded(node: Node, forwarder: str, headers: Mapping[str, str], text: str,
+                           where: str, remote: str | None) -> tuple[int, dict[str, Any]]:
     """One forwarded request to ``/shares``: the HTTP handler's checks, in its order."""
     path = PEER_PREFIX + "/shares"
     try:
         preauth, digest = await authenticate(node, SHARES_ROUTE, path, headers, remote,
-                                             time.perf_counter())
+                                             time.perf_counter(), forwarded_by=forwarder)
+        raw = parse_body(text, where)
         check_digest(node.ctx, path, hashlib.sha256(raw).digest(), digest, remote)
         envelope = await decode_json(raw)
-        return 200, await node.ingest.handle_shares(
-            envelope, remote, preauth=replace(preauth, forwarded_by=forwarder))
+        return 200, await node.ingest.handle_shares(envelope, remote, preauth=preauth)
     except NodeError as err:
         answer = _error(err.code, err.message)
         if err.field is not None:

@@ -25,11 +25,16 @@ def canonical_json(obj: Any) -> bytes:
     Raises ValueError for values that cannot be encoded unambiguously
     (NaN/Inf, non-string keys, bytes and other non-JSON types).
     """
-    if not _plain(obj):
-        _check(obj, "$")  # raises, naming where
+    check_json(obj)
     return json.dumps(
         obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
+
+
+def check_json(obj: Any) -> None:
+    """ValueError, naming where, unless canonical JSON encodes ``obj`` unambiguously."""
+    if not _plain(obj):
+        _check(obj, "$")
 
 
 _SCALARS = (str, int, bool, type(None))

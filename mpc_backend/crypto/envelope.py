@@ -30,7 +30,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from .encoding import b64url_decode, b64url_encode, canonical_json
+from .encoding import b64url_decode, b64url_encode, canonical_json, check_json
 from .errors import (
     BadSignatureError,
     MalformedEnvelopeError,
@@ -91,10 +91,13 @@ def request_envelope(
     now: float | None = None,
 ) -> dict[str, Any]:
     """An envelope with an empty ``sig``, for a request authenticated as a whole by a
-    channel MAC (``mpc_backend.crypto.channel``): only ``check_authenticated_envelope``
-    accepts it, which the peer API reaches only once that MAC has checked out."""
-    return {**_fields(sender, msg_type, federation_id, now),
-            "body": json.loads(canonical_json(body)), "sig": ""}
+    channel MAC (``mpc_backend.crypto.channel``) or by the request's signature: only
+    ``check_authenticated_envelope`` accepts it, which the peer API reaches only once that
+    has checked out. ``body`` is
+    carried as given (no canonical copy: the MAC covers the request's bytes, not a form of
+    them), once checked to be JSON the receiver reads as the sender meant."""
+    check_json(body)
+    return {**_fields(sender, msg_type, federation_id, now), "body": body, "sig": ""}
 
 
 def _fields(sender: str, msg_type: str, federation_id: str,

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from typing import Any
 
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from .encoding import canonical_json
 from .errors import DecryptionError, UnsupportedSuiteError
 
 try:
@@ -44,6 +44,7 @@ except ImportError:  # cryptography < 47
 SUITE_HYBRID = "MLKEM768-X25519"
 SUITE_X25519 = "X25519"
 SHARE_CONTEXT = "hearth/share/v1"
+_AAD_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 SEED_BYTES = 32
 PUBLIC_BYTES = {SUITE_X25519: 32, SUITE_HYBRID: 1184 + 32}
 
@@ -139,16 +140,16 @@ def share_aad(
             raise ValueError(f"{name} must be a non-empty string, got {value!r}")
     if isinstance(round_id, bool) or not isinstance(round_id, int) or round_id < 0:
         raise ValueError(f"round_id must be a non-negative integer, got {round_id!r}")
-    return canonical_json(
-        {
-            "ctx": SHARE_CONTEXT,
-            "federation": federation_id,
-            "task": task_id,
-            "round": round_id,
-            "sender": sender_id,
-            "recipient": recipient_id,
-        }
-    )
+    # canonical_json's bytes, its keys written in sorted order: the values are checked
+    # above, and this runs once per share on both sides.
+    return _AAD_JSON.encode({
+        "ctx": SHARE_CONTEXT,
+        "federation": federation_id,
+        "recipient": recipient_id,
+        "round": round_id,
+        "sender": sender_id,
+        "task": task_id,
+    }).encode()
 
 
 def seal_share(recipient_hpke_public: bytes, suite: str, plaintext: bytes, aad: bytes) -> bytes:

@@ -3,11 +3,13 @@
 A household's shares for a round go to every member of the round's committee. Rather
 than one request per member, its node sends one, to the forwarder (``choose_forwarder``):
 its own ``shares`` envelope for that member as always, and under ``forward`` the exact
-requests it would have sent each other member (``Forward``: the body bytes and their
+requests it would have sent each other member (``Forward``: the body and its
 ``Hearth-*`` headers, MAC'd under the household's channel with that member, or signed).
-The forwarder ingests its own share, then queues each entry for its member and posts a
-queue as one ``/peer/v1/shares/batch`` request, signed by itself, once it holds
-``BATCH_MAX`` entries or ``LINGER_S`` after its first. The member checks every entry as
+The forwarder passes each body on as the household's base64url text, unread (the member
+decodes and checks it, and a bad one fails that entry alone). It ingests its own share,
+then queues each entry for its member and posts a queue as one
+``/peer/v1/shares/batch`` request, signed by itself, once it holds ``BATCH_MAX`` entries
+or ``LINGER_S`` after its first. The member checks every entry as
 the household's own request (``mpc_backend.api.peer.serve_batch``), answers each as it
 would have (the household's ack, MAC'd under their channel or signed), and the forwarder
 hands those answers back unread, in its own answer's ``forwarded``. So each member takes
@@ -37,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mpc_backend.crypto import b64url_decode, b64url_encode
+from mpc_backend.crypto import b64url_decode
 from mpc_backend.crypto.channel import CHANNEL_HEADER
 from mpc_backend.crypto.envelope import request_envelope
 
@@ -56,10 +58,11 @@ log = logging.getLogger("mpc_backend.forwarding")
 
 BATCH_PATH = "/peer/v1/shares/batch"
 BATCH_MAX = 64  # entries in one batch request
-# Request bytes in one batch, so that it stays within the member's body limit for
-# /shares/batch (4 MiB, with base64 and JSON around them); every entry fits.
+# Request text (base64url) in one batch, so that it stays within the member's body limit
+# for /shares/batch (4 MiB, with JSON around it); every entry fits.
 BATCH_BYTES = 2 * 1024 * 1024
 FORWARD_BYTES = 512 * 1024  # one forwarded request: a share envelope is a few KiB
+FORWARD_TEXT = -(-FORWARD_BYTES * 4 // 3)  # its base64url text, unpadded
 LINGER_S = 0.02  # how long a queue waits for more entries before it is sent
 MAX_FORWARDS = 16  # entries in one household's request: one per other committee seat
 FORWARD_HEADERS = (SENDER_HEADER, TIME_HEADER, DIGEST_HEADER, SIGNATURE_HEADER, CHANNEL_HEADER)
@@ -69,14 +72,15 @@ BATCH_TIMEOUT_SHARE = 0.5
 
 @dataclass(frozen=True)
 class Forward:
-    """One request a household would have sent a member itself: ``body`` to /shares."""
+    """One request a household would have sent a member itself: ``body`` (base64url text
+    of the bytes its headers sign) to /shares."""
 
     to: str
     headers: dict[str, str]
-    body: bytes
+    body: str
 
     def wire(self) -> dict[str, Any]:
-        return {"to": self.to, "headers": self.headers, "body": b64url_encode(self.body)}
+        return {"to": self.to, "headers": self.headers, "body": self.body}
 
 
 def choose_forwarder(household: str, task: str, round_id: int, members: Sequence[str]) -> str:
@@ -97,16 +101,21 @@ def parse_headers(value: Any, where: str) -> dict[str, str]:
     return value
 
 
-def parse_body(value: Any, where: str) -> bytes:
+def body_text(value: Any, where: str) -> str:
+    """A forwarded body as the forwarder passes it on: a string within the size bound."""
     if not isinstance(value, str):
         raise BadRequest("body must be a base64url string", field=where)
+    if len(value) > FORWARD_TEXT:
+        raise BadRequest(f"a forwarded request is {FORWARD_BYTES} bytes at most", field=where)
+    return value
+
+
+def parse_body(value: Any, where: str) -> bytes:
+    """A forwarded body as its member reads it: the bytes its headers sign."""
     try:
-        body = b64url_decode(value)
+        return b64url_decode(body_text(value, where))
     except ValueError:
         raise BadRequest("body is not base64url", field=where) from None
-    if len(body) > FORWARD_BYTES:
-        raise BadRequest(f"a forwarded request is {FORWARD_BYTES} bytes at most", field=where)
-    return body
 
 
 def parse_forwards(value: Any, sender: str, me: str,
@@ -131,7 +140,7 @@ def parse_forwards(value: Any, sender: str, me: str,
         if headers.get(SENDER_HEADER) != sender:
             raise BadRequest("a household forwards its own requests only: "
                              f"{SENDER_HEADER} must be {sender}", field=f"{where}.headers")
-        forwards.append(Forward(to, headers, parse_body(item.get("body"), f"{where}.body")))
+        forwards.append(Forward(to, headers, body_text(item.get("body"), f"{where}.body")))
     return forwards
 
 
@@ -214,7 +223,7 @@ class Forwarder:
                     ) -> None:
         ctx = self.ctx
         member = ctx.roster.member(member_id)
-        requests = [{"headers": e.headers, "body": b64url_encode(e.body)} for e, _ in batch]
+        requests = [{"headers": e.headers, "body": e.body} for e, _ in batch]
         self.stats.batches += 1
         self.stats.forwarded += len(batch)
         results: list[tuple[int, dict[str, Any]]] = []

@@ -137,7 +137,8 @@ def forward_of(keys: NodeKeys, federation_id: str, member_id: str,
     """The very request this household would send ``member_id`` itself, to be forwarded."""
     body = json.dumps(shares_envelope(keys, federation_id, items, now=now,
                                       signed=channel is None), separators=(",", ":")).encode()
-    return Forward(member_id, request_headers(keys, SHARES_PATH, body, now, channel), body)
+    return Forward(member_id, request_headers(keys, SHARES_PATH, body, now, channel),
+                   b64url_encode(body))
 
 
 def ack_problem(

@@ -598,6 +598,9 @@ def _put_batches(db: sqlite3.Connection, group: list[Sequence[ShareRecord]]) -> 
         if closed and any((r.task, r.round) in closed for r in records):
             outcomes.append(PutOutcome.CLOSED)
             continue
+        if len(records) == 1:  # the common envelope: one statement, nothing to roll back
+            outcomes.append(_put_one(db, records[0]))
+            continue
         db.execute("SAVEPOINT batch")
         outcome = PutOutcome.DUPLICATE
         for rec in records:
@@ -620,3 +623,15 @@ def _put_batches(db: sqlite3.Connection, group: list[Sequence[ShareRecord]]) -> 
         db.execute("RELEASE batch")
         outcomes.append(outcome)
     return outcomes
+
+
+def _put_one(db: sqlite3.Connection, rec: ShareRecord) -> PutOutcome:
+    if db.execute(
+        "INSERT INTO shares (task, round, sender, digest, share, received_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task, round, sender) DO NOTHING",
+        (rec.task, rec.round, rec.sender, rec.digest, rec.share, rec.received_at),
+    ).rowcount:
+        return PutOutcome.STORED
+    row = db.execute("SELECT digest FROM shares WHERE task = ? AND round = ? AND sender = ?",
+                     (rec.task, rec.round, rec.sender)).fetchone()
+    return PutOutcome.DUPLICATE if row[0] == rec.digest else PutOutcome.CONFLICT

@@ -657,7 +657,7 @@ def evil_forwarder(mode: str) -> None:
     honest = forwarding.Forwarder.forward
 
     def forged(self: Any, entry: Any) -> dict[str, Any]:
-        envelope = json.loads(entry.body)
+        envelope = json.loads(b64url_decode(entry.body))
         acked = {"household": envelope["sender"], "duplicate": False, "items": [
             [i["task"], i["round"], hashlib.sha256(b64url_decode(i["ct"])).hexdigest()]
             for i in envelope["body"]["items"]]}
@@ -680,8 +680,8 @@ def evil_forwarder(mode: str) -> None:
         if mode == "forge":
             return [{"to": e.to, "status": 200, "answer": forged(self, e)} for e in entries]
         if mode == "alter":
-            return await honest(self, [forwarding.Forward(e.to, e.headers, e.body + b" ")
-                                       for e in entries])
+            return await honest(self, [forwarding.Forward(
+                e.to, e.headers, b64url_encode(b64url_decode(e.body) + b" ")) for e in entries])
         first = await honest(self, entries)
         log.warning("EVIL evil_forwarder replay: %s", [a["status"] for a in
                                                        await honest(self, entries)])

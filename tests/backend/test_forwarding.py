@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from mpc_backend.arith import FieldRNG
-from mpc_backend.crypto import sign_envelope
+from mpc_backend.crypto import b64url_decode, b64url_encode, sign_envelope
 from mpc_backend.crypto.envelope import request_envelope
 from mpc_backend.node.forwarding import (
     BATCH_MAX,
     BATCH_PATH,
+    FORWARD_TEXT,
     MAX_FORWARDS,
     Forward,
     batch_answers,
@@ -48,7 +49,7 @@ def test_each_household_uploads_to_one_member_spread_over_the_committee() -> Non
 
 
 def _entry(**change: Any) -> dict[str, Any]:
-    entry = Forward(MEMBERS[1], {SENDER_HEADER: HOUSEHOLD}, b"{}").wire()
+    entry = Forward(MEMBERS[1], {SENDER_HEADER: HOUSEHOLD}, b64url_encode(b"{}")).wire()
     entry.update(change)
     return entry
 
@@ -66,8 +67,8 @@ def _entry(**change: Any) -> dict[str, Any]:
     ([_entry(headers={SENDER_HEADER: HOUSEHOLD, "Host": "x"})], "body.forward[0].headers",
      "not Host"),
     ([_entry(headers=[])], "body.forward[0].headers", "object of strings"),
-    ([_entry(body="***")], "body.forward[0].body", "not base64url"),
     ([_entry(body=7)], "body.forward[0].body", "base64url string"),
+    ([_entry(body="A" * (FORWARD_TEXT + 1))], "body.forward[0].body", "bytes at most"),
 ])
 def test_a_forward_list_that_is_not_the_households_own_requests_is_refused(
         value: Any, field: str, message: str) -> None:
@@ -78,8 +79,9 @@ def test_a_forward_list_that_is_not_the_households_own_requests_is_refused(
     assert message in str(err)
 
 
-def test_a_good_forward_list_parses_to_the_exact_bytes() -> None:
-    body = secrets.token_bytes(100)
+def test_a_good_forward_list_parses_to_the_exact_text() -> None:
+    # Passed on unread: the member decodes it (a bad one fails that entry alone, below).
+    body = b64url_encode(secrets.token_bytes(100))
     parsed = parse_forwards([Forward(MEMBERS[2], {SENDER_HEADER: HOUSEHOLD}, body).wire()],
                             HOUSEHOLD, MEMBERS[0], MEMBERS.__contains__)
     assert parsed == [Forward(MEMBERS[2], {SENDER_HEADER: HOUSEHOLD}, body)]
@@ -158,7 +160,8 @@ async def test_a_member_answers_each_entry_of_a_batch_alone(trio: list[LiveNode]
     items = [("temp", round_id, sealed)]
     good = forward_of(ctx.keys, ctx.federation_id, member.node_id, items, None, clock())
     other = forward_of(ctx.keys, ctx.federation_id, member.node_id, items, None, clock())
-    tampered = Forward(other.to, other.headers, other.body.replace(b'"shares"', b'"shareS"'))
+    tampered = Forward(other.to, other.headers, b64url_encode(
+        b64url_decode(other.body).replace(b'"shares"', b'"shareS"')))
     fresh = forward_of(ctx.keys, ctx.federation_id, member.node_id, items, None, clock())
     entries = [good, tampered, good, fresh]
     fctx = forwarder.node.ctx
@@ -182,15 +185,38 @@ async def test_a_member_answers_each_entry_of_a_batch_alone(trio: list[LiveNode]
                                                          [household.node_id])) == 1
     # A forwarded request may not ask for forwarding in turn (re-signed by the household:
     # only the nesting is wrong).
-    body = json.loads(good.body)["body"]
+    body = json.loads(b64url_decode(good.body))["body"]
     nested_body = json.dumps(sign_envelope(ctx.keys, "shares", ctx.federation_id,
                                            {**body, "forward": [good.wire()]},
                                            now=clock())).encode()
     nested = Forward(member.node_id, request_headers(ctx.keys, "/peer/v1/shares", nested_body,
-                                                     clock()), nested_body)
+                                                     clock()), b64url_encode(nested_body))
     (status, refusal), = batch_answers(
         await fctx.peers.post(target, BATCH_PATH, batch([nested])), 1)
     assert status == 400 and refusal["error"]["field"] == "body.forward", refusal
+    # A body that does not decode is the household's doing: its entry fails alone, the
+    # next in the batch is served.
+    junk = forward_of(ctx.keys, ctx.federation_id, member.node_id, items, None, clock())
+    again = forward_of(ctx.keys, ctx.federation_id, member.node_id, items, None, clock())
+    (status, refusal), (second, _) = batch_answers(await fctx.peers.post(
+        target, BATCH_PATH, batch([Forward(junk.to, junk.headers, "***"), again])), 2)
+    assert (status, second) == (400, 200), refusal
+    assert refusal["error"]["field"] == "body.requests[0].body"
+    assert "not base64url" in refusal["error"]["message"]
+    # What the forwarder checks before passing a request on is its own to get right: a
+    # batch where that is wrong is refused whole.
+    for wrong, message in [
+            ({"headers": []}, "object of strings"),
+            ({"headers": {**fresh.headers, "Host": "x"}}, "not Host"),
+            ({"body": 7}, "base64url string"),
+            ({"body": "A" * (FORWARD_TEXT + 1)}, "bytes at most")]:
+        def bad(wrong: dict[str, Any] = wrong) -> dict[str, Any]:
+            return request_envelope(fctx.node_id, "shares-batch", fctx.federation_id, {
+                "requests": [{"headers": fresh.headers, "body": fresh.body, **wrong}]},
+                now=clock())
+        with pytest.raises(PeerRejected, match=message) as caught:
+            await fctx.peers.post(target, BATCH_PATH, bad)
+        assert caught.value.status == 400
     # The batch itself over its limit: refused whole, saying so.
     with pytest.raises(PeerRejected, match="1-64 share requests"):
         await fctx.peers.post(target, BATCH_PATH, batch([fresh] * (BATCH_MAX + 1)))
