@@ -119,9 +119,10 @@ def parse_body(value: Any, where: str) -> bytes:
 
 
 def parse_forwards(value: Any, sender: str, me: str,
-                   is_member: Callable[[str], bool]) -> list[Forward]:
-    """A household's ``forward`` list: at most one entry per other member, each the sender's
-    own request (its ``Hearth-Sender``); BadRequest naming the field otherwise."""
+                   on_committee: Callable[[str], bool]) -> list[Forward]:
+    """A household's ``forward`` list: at most one entry per other member of the round's
+    committee, each the sender's own request (its ``Hearth-Sender``); BadRequest naming
+    the field otherwise."""
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_FORWARDS:
         raise BadRequest(f"forward must be a list of 1-{MAX_FORWARDS} requests",
                          field="body.forward")
@@ -131,9 +132,9 @@ def parse_forwards(value: Any, sender: str, me: str,
         if not isinstance(item, dict):
             raise BadRequest("each forward must be an object", field=where)
         to = item.get("to")
-        if not isinstance(to, str) or to == me or not is_member(to):
-            raise BadRequest("to must name another member of the federation",
-                             field=f"{where}.to")
+        if not isinstance(to, str) or to == me or not on_committee(to):
+            raise BadRequest("to must name another member of the committee of the shares' "
+                             "task and round", field=f"{where}.to")
         if any(f.to == to for f in forwards):
             raise BadRequest("one forward per member", field=f"{where}.to")
         headers = parse_headers(item.get("headers"), f"{where}.headers")

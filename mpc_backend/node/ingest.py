@@ -124,14 +124,9 @@ class IngestService:
         items = body.get("items")
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
             raise BadRequest(f"items must be a list of 1-{MAX_ITEMS} shares", field="body.items")
-        forwards = None
-        if "forward" in body:
-            if preauth is None or preauth.forwarded_by is not None:
-                raise BadRequest("only a household's own request to a member may carry "
-                                 "forwards", field="body.forward")
-            ctx = self.ctx
-            forwards = parse_forwards(body["forward"], envelope["sender"], ctx.node_id,
-                                      lambda node_id: ctx.roster.member(node_id) is not None)
+        if "forward" in body and (preauth is None or preauth.forwarded_by is not None):
+            raise BadRequest("only a household's own request to a member may carry forwards",
+                             field="body.forward")
         now = self.ctx.clock()
         channel = preauth.channel if preauth else None
         records: list[ShareRecord] = []
@@ -142,6 +137,13 @@ class IngestService:
                 raise BadRequest("an envelope may carry one share per task and round",
                                  field=f"body.items[{index}]")
             records.append(record)
+        forwards = None
+        if "forward" in body:  # to members that share a seat with this one on every item
+            roster = self.ctx.roster
+            seats = set.intersection(*({m.node_id for m in roster.committee(r.task, r.round)}
+                                       for r in records))
+            forwards = parse_forwards(body["forward"], envelope["sender"], self.ctx.node_id,
+                                      seats.__contains__)
         outcome = await self.ctx.storage.put_shares(records)
         if outcome is PutOutcome.CONFLICT:
             log.warning("refused a second, different contribution from %s", envelope["sender"])

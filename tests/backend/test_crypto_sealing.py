@@ -16,6 +16,7 @@ from mpc_backend.crypto import (
     NodeKeys,
     UnsupportedSuiteError,
     available_suites,
+    canonical_json,
     seal_share,
     share_aad,
 )
@@ -140,6 +141,14 @@ def test_share_aad_is_canonical_and_names_its_domain() -> None:
         b'"round":7,"sender":"sender-node","task":"task-temp"}'
     )
     assert json.loads(aad)["ctx"] == "hearth/share/v1"
+    # Written without canonical_json's walk and sort, yet byte for byte its output, also
+    # for names that JSON escapes or that are not ASCII.
+    for task in ("task-temp", 'q"uote\\back', "t\u00e9mp\u2028\n", "\U0001f321"):
+        context = {"federation_id": "fed-1", "task_id": task, "round_id": 2**40,
+                   "sender_id": "s", "recipient_id": "r"}
+        assert share_aad(**context) == canonical_json({  # type: ignore[arg-type]
+            "ctx": "hearth/share/v1", "federation": "fed-1", "task": task, "round": 2**40,
+            "sender": "s", "recipient": "r"})
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,8 @@ import asyncio
 import collections
 import json
 import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,9 +30,9 @@ from mpc_backend.node.forwarding import (
     choose_forwarder,
     parse_forwards,
 )
-from mpc_backend.node.household import ack_problem, forward_of, seal_report
+from mpc_backend.node.household import ack_problem, forward_of, seal_report, shares_envelope
 from mpc_backend.node.peers import SENDER_HEADER, PeerRejected, request_headers
-from tests.backend.conftest import PERIOD, FakeClock, LiveNode
+from tests.backend.conftest import PERIOD, FakeClock, LiveNode, federation_of
 
 MEMBERS = [secrets.token_hex(16) for _ in range(3)]
 HOUSEHOLD = secrets.token_hex(16)
@@ -241,3 +243,44 @@ async def test_every_forwarded_entry_gets_an_answer_whatever_befalls_its_batch(
     await forwarder.forwarder.close()
     (answer,) = await asyncio.wait_for(pending, 1)
     assert answer["status"] == 502 and "stopping" in answer["answer"]["error"]["message"]
+
+
+@pytest.fixture
+async def quartet(tmp_path: Path, clock: FakeClock) -> AsyncIterator[list[LiveNode]]:
+    async for nodes in federation_of(4, tmp_path, clock):
+        yield nodes
+
+
+async def test_a_household_may_forward_only_to_its_rounds_committee(
+        quartet: list[LiveNode], clock: FakeClock) -> None:
+    """Four members, a committee of three: a forward to the fourth is refused (a forwarder
+    posts to no member a household names at will), before anything is stored."""
+    nodes = quartet
+    ctx = nodes[0].node.ctx
+    round_id = int(clock() // PERIOD)
+    committee = ctx.roster.committee("temp", round_id)
+    ids = [m.node_id for m in committee]
+    household = next(live for live in nodes if live.node_id in ids)
+    head, other = (m for m in committee if m.node_id != household.node_id)
+    (outsider,) = {live.node_id for live in nodes} - set(ids)
+    hctx = household.node.ctx
+    sealed = seal_report(hctx.keys, hctx.federation_id, hctx.roster.task("temp").spec,
+                         round_id, committee, 21.5, FieldRNG())
+    items = [("temp", round_id, sealed[ids.index(head.node_id)])]
+    forwards = [forward_of(hctx.keys, hctx.federation_id, to, items, None, clock())
+                for to in (other.node_id, outsider)]
+
+    async def upload(forward: list[Forward]) -> dict[str, Any]:
+        return await hctx.peers.post(head, "/peer/v1/shares", lambda: shares_envelope(
+            hctx.keys, hctx.federation_id, items, now=clock(), forward=forward))
+
+    with pytest.raises(PeerRejected, match="committee") as caught:
+        await upload(forwards)
+    assert caught.value.status == 400
+    head_node = next(live for live in nodes if live.node_id == head.node_id)
+    assert await head_node.node.ctx.storage.held_senders("temp", round_id) == []
+    # Without the outsider, the same upload is taken and passed on.
+    answer = await upload(forwards[:1])
+    assert [f["to"] for f in answer["forwarded"]] == [other.node_id]
+    assert await head_node.node.ctx.storage.held_senders("temp", round_id) == [
+        household.node_id]
