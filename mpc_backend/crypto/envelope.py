@@ -93,9 +93,9 @@ def request_envelope(
     """An envelope with an empty ``sig``, for a request authenticated as a whole by a
     channel MAC (``mpc_backend.crypto.channel``) or by the request's signature: only
     ``check_authenticated_envelope`` accepts it, which the peer API reaches only once that
-    has checked out. ``body`` is
-    carried as given (no canonical copy: the MAC covers the request's bytes, not a form of
-    them), once checked to be JSON the receiver reads as the sender meant."""
+    has checked out. ``body`` is carried as given (no canonical copy: the MAC or signature
+    covers the request's bytes, not a form of them), once checked to be JSON the receiver
+    reads as the sender meant."""
     check_json(body)
     return {**_fields(sender, msg_type, federation_id, now), "body": body, "sig": ""}
 

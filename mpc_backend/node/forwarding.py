@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,7 @@ BATCH_MAX = 64  # entries in one batch request
 BATCH_BYTES = 2 * 1024 * 1024
 FORWARD_BYTES = 512 * 1024  # one forwarded request: a share envelope is a few KiB
 FORWARD_TEXT = -(-FORWARD_BYTES * 4 // 3)  # its base64url text, unpadded
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 LINGER_S = 0.02  # how long a queue waits for more entries before it is sent
 MAX_FORWARDS = 16  # entries in one household's request: one per other committee seat
 FORWARD_HEADERS = (SENDER_HEADER, TIME_HEADER, DIGEST_HEADER, SIGNATURE_HEADER, CHANNEL_HEADER)
@@ -102,8 +104,9 @@ def parse_headers(value: Any, where: str) -> dict[str, str]:
 
 
 def body_text(value: Any, where: str) -> str:
-    """A forwarded body as the forwarder passes it on: a string within the size bound."""
-    if not isinstance(value, str):
+    """A forwarded body as the forwarder passes it on: base64url characters within the size
+    bound (so it is as many bytes in the batch as it counts: JSON escapes no character)."""
+    if not isinstance(value, str) or not _BASE64URL.fullmatch(value):
         raise BadRequest("body must be a base64url string", field=where)
     if len(value) > FORWARD_TEXT:
         raise BadRequest(f"a forwarded request is {FORWARD_BYTES} bytes at most", field=where)
@@ -168,7 +171,7 @@ def failed(code: str, message: str) -> tuple[int, dict[str, Any]]:
 class _Queue:
     entries: list[tuple[Forward, asyncio.Future[tuple[int, dict[str, Any]]]]] = field(
         default_factory=list)
-    size: int = 0  # request bytes
+    size: int = 0  # base64url characters of its entries' bodies
     timer: asyncio.TimerHandle | None = None
 
 
