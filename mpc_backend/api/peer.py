@@ -59,7 +59,7 @@ from mpc_backend.crypto.errors import DecryptionError
 from mpc_backend.crypto.sealing import seal_share
 from mpc_backend.node.context import DELIVERY_MAX_AGE_S, MAX_MESSAGE_AGE_S, NodeContext
 from mpc_backend.node.errors import BadRequest, Conflict, Forbidden, NodeError, PayloadTooLarge
-from mpc_backend.node.forwarding import BATCH_MAX, body_text, parse_body, parse_headers
+from mpc_backend.node.forwarding import BATCH_MAX, body_text, decode_body, parse_headers
 from mpc_backend.node.ingest import Preauth
 from mpc_backend.node.node import Node
 from mpc_backend.node.peers import DIGEST_HEADER, SENDER_HEADER, SIGNATURE_HEADER, TIME_HEADER
@@ -280,7 +280,7 @@ async def _serve_forwarded(node: Node, forwarder: str, headers: Mapping[str, str
     try:
         preauth, digest = await authenticate(node, SHARES_ROUTE, path, headers, remote,
                                              time.perf_counter(), forwarded_by=forwarder)
-        raw = parse_body(text, where)
+        raw = decode_body(text, where)
         check_digest(node.ctx, path, hashlib.sha256(raw).digest(), digest, remote)
         envelope = await decode_json(raw)
         return 200, await node.ingest.handle_shares(envelope, remote, preauth=preauth)

@@ -113,10 +113,11 @@ def body_text(value: Any, where: str) -> str:
     return value
 
 
-def parse_body(value: Any, where: str) -> bytes:
-    """A forwarded body as its member reads it: the bytes its headers sign."""
+def decode_body(text: str, where: str) -> bytes:
+    """A forwarded body (already ``body_text``) as its member reads it: the bytes its
+    headers sign."""
     try:
-        return b64url_decode(body_text(value, where))
+        return b64url_decode(text)
     except ValueError:
         raise BadRequest("body is not base64url", field=where) from None
 
