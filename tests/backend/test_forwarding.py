@@ -32,7 +32,7 @@ from mpc_backend.node.forwarding import (
 )
 from mpc_backend.node.household import ack_problem, forward_of, seal_report, shares_envelope
 from mpc_backend.node.peers import SENDER_HEADER, PeerRejected, request_headers
-from tests.backend.conftest import PERIOD, FakeClock, LiveNode, federation_of
+from tests.backend.conftest import PERIOD, TASK, FakeClock, LiveNode, federation_of
 
 MEMBERS = [secrets.token_hex(16) for _ in range(3)]
 HOUSEHOLD = secrets.token_hex(16)
@@ -288,3 +288,60 @@ async def test_a_household_may_forward_only_to_its_rounds_committee(
     assert [f["to"] for f in answer["forwarded"]] == [other.node_id]
     assert await head_node.node.ctx.storage.held_senders("temp", round_id) == [
         household.node_id]
+
+
+async def test_a_forward_must_serve_every_item_of_the_upload(
+        quartet: list[LiveNode], clock: FakeClock) -> None:
+    """Two tasks whose committees differ in the round: a forward to a member on one of them
+    only is refused (its share of the other task would have nowhere to go), one to a member
+    on both is taken."""
+    nodes = quartet
+    await nodes[1].node.federation.propose_task({**TASK, "task_id": "temp2"})
+    for live in nodes:
+        for _ in range(100):
+            if live.node.ctx.roster.task("temp2") is not None:
+                break
+            await asyncio.sleep(0.02)
+    roster = nodes[0].node.ctx.roster
+
+    def seats(task: str, round_id: int) -> list[str]:
+        return [m.node_id for m in roster.committee(task, round_id)]
+
+    round_id = int(clock() // PERIOD) + 1
+    while set(seats("temp", round_id)) == set(seats("temp2", round_id)):
+        round_id += 1
+    clock.now = round_id * PERIOD + 1.0
+    both = set(seats("temp", round_id)) & set(seats("temp2", round_id))
+    head_id, shared = sorted(both)
+    (only_temp,) = set(seats("temp", round_id)) - both
+    (only_temp2,) = set(seats("temp2", round_id)) - both
+    household = next(live for live in nodes if live.node_id == only_temp2)
+    hctx = household.node.ctx
+    committees = {t: roster.committee(t, round_id) for t in ("temp", "temp2")}
+    sealed = {t: seal_report(hctx.keys, hctx.federation_id, roster.task(t).spec, round_id,
+                             committees[t], 21.5, FieldRNG()) for t in committees}
+
+    def items_for(member: str) -> list[tuple[str, int, bytes]]:
+        return [(t, round_id, sealed[t][seats(t, round_id).index(member)])
+                for t in committees if member in seats(t, round_id)]
+
+    head = roster.by_id[head_id]
+    forwards = [forward_of(hctx.keys, hctx.federation_id, to, items_for(to), None, clock())
+                for to in (shared, only_temp)]
+
+    async def upload(forward: list[Forward]) -> dict[str, Any]:
+        return await hctx.peers.post(head, "/peer/v1/shares", lambda: shares_envelope(
+            hctx.keys, hctx.federation_id, items_for(head_id), now=clock(), forward=forward))
+
+    with pytest.raises(PeerRejected, match="committee") as caught:
+        await upload(forwards)
+    assert caught.value.status == 400
+    head_node = next(live for live in nodes if live.node_id == head_id).node
+    for task in committees:
+        assert await head_node.ctx.storage.held_senders(task, round_id) == []
+    answer = await upload(forwards[:1])
+    assert [(f["to"], f["status"]) for f in answer["forwarded"]] == [(shared, 200)]
+    shared_node = next(live for live in nodes if live.node_id == shared).node
+    for task in committees:
+        assert await head_node.ctx.storage.held_senders(task, round_id) == [only_temp2]
+        assert await shared_node.ctx.storage.held_senders(task, round_id) == [only_temp2]
