@@ -179,7 +179,10 @@ class SQLiteStorage(Storage):
         try:
             out = fn(db)
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite ends the transaction itself on some errors (a full disk, I/O): a
+            # ROLLBACK then would fail and hide the error that matters.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
         return out
@@ -598,29 +601,22 @@ def _put_batches(db: sqlite3.Connection, group: list[Sequence[ShareRecord]]) -> 
         if closed and any((r.task, r.round) in closed for r in records):
             outcomes.append(PutOutcome.CLOSED)
             continue
-        if len(records) == 1:  # the common envelope: one statement, nothing to roll back
-            outcomes.append(_put_one(db, records[0]))
-            continue
-        db.execute("SAVEPOINT batch")
+        # One statement per share; a savepoint only where a conflict has inserts to undo.
+        many = len(records) > 1
+        if many:
+            db.execute("SAVEPOINT batch")
         outcome = PutOutcome.DUPLICATE
         for rec in records:
-            row = db.execute(
-                "SELECT digest FROM shares WHERE task = ? AND round = ? AND sender = ?",
-                (rec.task, rec.round, rec.sender),
-            ).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO shares (task, round, sender, digest, share, received_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (rec.task, rec.round, rec.sender, rec.digest, rec.share, rec.received_at),
-                )
-                outcome = PutOutcome.STORED if outcome is not PutOutcome.CONFLICT else outcome
-            elif row[0] != rec.digest:
-                outcome = PutOutcome.CONFLICT
+            one = _put_one(db, rec)
+            if one is PutOutcome.CONFLICT:
+                outcome = one
                 break
-        if outcome is PutOutcome.CONFLICT:
-            db.execute("ROLLBACK TO batch")
-        db.execute("RELEASE batch")
+            if one is PutOutcome.STORED:
+                outcome = one
+        if many:
+            if outcome is PutOutcome.CONFLICT:
+                db.execute("ROLLBACK TO batch")
+            db.execute("RELEASE batch")
         outcomes.append(outcome)
     return outcomes
 

@@ -39,6 +39,27 @@ async def test_sqlite_database_is_private_and_in_wal_mode(tmp_path: Path) -> Non
     await storage.close()
 
 
+async def test_an_error_that_ended_its_transaction_is_the_one_raised(tmp_path: Path) -> None:
+    """SQLite rolls a transaction back itself on some errors (a full disk, I/O): the error
+    reaches the caller, not a failed ROLLBACK's, and the connection stays usable."""
+    storage = SQLiteStorage(tmp_path)
+    await storage.open()
+
+    def ends_then_fails(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO meta (key, value) VALUES ('k', 'lost')")
+        db.execute("ROLLBACK")  # as SQLite does on SQLITE_FULL
+        raise sqlite3.OperationalError("database or disk is full")
+
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            await storage._tx_async(ends_then_fails)
+        assert await storage.get_meta("k") is None
+        await storage.set_meta("k", "kept")
+        assert await storage.get_meta("k") == "kept"
+    finally:
+        await storage.close()
+
+
 async def test_shares_from_a_table_without_rowid_are_moved_on_open(tmp_path: Path) -> None:
     """Databases from before shares were a rowid table: opening moves every share across
     (nothing is lost, a duplicate is still a duplicate) and drops the old table."""
