@@ -70,6 +70,7 @@ MAX_FORWARDS = 16  # entries in one household's request: one per other committee
 FORWARD_HEADERS = (SENDER_HEADER, TIME_HEADER, DIGEST_HEADER, SIGNATURE_HEADER, CHANNEL_HEADER)
 # The forwarder's wait for a batch's answer leaves the household time to go direct.
 BATCH_TIMEOUT_SHARE = 0.5
+_NOT_A_TARGET = "to must name another member of the committee of the shares' task and round"
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,11 @@ def decode_body(text: str, where: str) -> bytes:
         raise BadRequest("body is not base64url", field=where) from None
 
 
-def parse_forwards(value: Any, sender: str, me: str,
-                   on_committee: Callable[[str], bool]) -> list[Forward]:
-    """A household's ``forward`` list: at most one entry per other member of the round's
-    committee, each the sender's own request (its ``Hearth-Sender``); BadRequest naming
-    the field otherwise."""
+def parse_forwards(value: Any, sender: str, me: str) -> list[Forward]:
+    """A household's ``forward`` list: at most one entry per other member, each the
+    sender's own request (its ``Hearth-Sender``); BadRequest naming the field otherwise.
+    Checked before the shares are opened (``forward_targets`` once they are), so a list of
+    the wrong form costs the member no share opening."""
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_FORWARDS:
         raise BadRequest(f"forward must be a list of 1-{MAX_FORWARDS} requests",
                          field="body.forward")
@@ -136,9 +137,8 @@ def parse_forwards(value: Any, sender: str, me: str,
         if not isinstance(item, dict):
             raise BadRequest("each forward must be an object", field=where)
         to = item.get("to")
-        if not isinstance(to, str) or to == me or not on_committee(to):
-            raise BadRequest("to must name another member of the committee of the shares' "
-                             "task and round", field=f"{where}.to")
+        if not isinstance(to, str) or to == me:
+            raise BadRequest(_NOT_A_TARGET, field=f"{where}.to")
         if any(f.to == to for f in forwards):
             raise BadRequest("one forward per member", field=f"{where}.to")
         headers = parse_headers(item.get("headers"), f"{where}.headers")
@@ -147,6 +147,14 @@ def parse_forwards(value: Any, sender: str, me: str,
                              f"{SENDER_HEADER} must be {sender}", field=f"{where}.headers")
         forwards.append(Forward(to, headers, body_text(item.get("body"), f"{where}.body")))
     return forwards
+
+
+def forward_targets(forwards: Sequence[Forward], on_committee: Callable[[str], bool]) -> None:
+    """BadRequest naming the first forward to a member not on the committee of every share
+    the upload carries (a forwarder posts to no member a household names at will)."""
+    for index, forward in enumerate(forwards):
+        if not on_committee(forward.to):
+            raise BadRequest(_NOT_A_TARGET, field=f"body.forward[{index}].to")
 
 
 def batch_answers(answer: Mapping[str, Any], count: int) -> list[tuple[int, dict[str, Any]]]:

@@ -35,6 +35,7 @@ operation per report on either side.
 
 A household's request may also carry, under ``forward``, its requests for the other
 members of the round's committee (``mpc_backend.node.forwarding``): checked for form before
+any share is opened, each target against the committees of the opened shares before
 anything is stored, passed to the ``Forwarder`` once this member's own share is on disk,
 and their members' answers returned unread in ``forwarded``. A request that was itself
 forwarded may carry none.
@@ -68,7 +69,7 @@ from mpc_backend.storage import PutOutcome, ShareRecord
 
 from .context import NodeContext
 from .errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
-from .forwarding import Forward, Forwarder, parse_forwards
+from .forwarding import Forward, Forwarder, forward_targets, parse_forwards
 from .wire import unpack_elements
 
 log = logging.getLogger("mpc_backend.ingest")
@@ -124,9 +125,12 @@ class IngestService:
         items = body.get("items")
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
             raise BadRequest(f"items must be a list of 1-{MAX_ITEMS} shares", field="body.items")
-        if "forward" in body and (preauth is None or preauth.forwarded_by is not None):
-            raise BadRequest("only a household's own request to a member may carry forwards",
-                             field="body.forward")
+        forwards = None
+        if "forward" in body:
+            if preauth is None or preauth.forwarded_by is not None:
+                raise BadRequest("only a household's own request to a member may carry "
+                                 "forwards", field="body.forward")
+            forwards = parse_forwards(body["forward"], envelope["sender"], self.ctx.node_id)
         now = self.ctx.clock()
         channel = preauth.channel if preauth else None
         records: list[ShareRecord] = []
@@ -137,13 +141,11 @@ class IngestService:
                 raise BadRequest("an envelope may carry one share per task and round",
                                  field=f"body.items[{index}]")
             records.append(record)
-        forwards = None
-        if "forward" in body:  # to members that share a seat with this one on every item
+        if forwards is not None:  # to members that share a seat with this one on every item
             roster = self.ctx.roster
             seats = set.intersection(*({m.node_id for m in roster.committee(r.task, r.round)}
                                        for r in records))
-            forwards = parse_forwards(body["forward"], envelope["sender"], self.ctx.node_id,
-                                      seats.__contains__)
+            forward_targets(forwards, seats.__contains__)
         outcome = await self.ctx.storage.put_shares(records)
         if outcome is PutOutcome.CONFLICT:
             log.warning("refused a second, different contribution from %s", envelope["sender"])

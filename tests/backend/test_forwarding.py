@@ -28,6 +28,7 @@ from mpc_backend.node.forwarding import (
     Forward,
     batch_answers,
     choose_forwarder,
+    forward_targets,
     parse_forwards,
 )
 from mpc_backend.node.household import ack_problem, forward_of, seal_report, shares_envelope
@@ -62,7 +63,7 @@ def _entry(**change: Any) -> dict[str, Any]:
     ([_entry()] * (MAX_FORWARDS + 1), "body.forward", "must be a list"),
     (["x"], "body.forward[0]", "must be an object"),
     ([_entry(to=MEMBERS[0])], "body.forward[0].to", "another member"),
-    ([_entry(to="f" * 32)], "body.forward[0].to", "another member"),
+    ([_entry(to=7)], "body.forward[0].to", "another member"),
     ([_entry(), _entry()], "body.forward[1].to", "one forward per member"),
     ([_entry(headers={SENDER_HEADER: MEMBERS[2]})], "body.forward[0].headers",
      "its own requests only"),
@@ -78,7 +79,7 @@ def _entry(**change: Any) -> dict[str, Any]:
 def test_a_forward_list_that_is_not_the_households_own_requests_is_refused(
         value: Any, field: str, message: str) -> None:
     with pytest.raises(Exception) as caught:
-        parse_forwards(value, HOUSEHOLD, MEMBERS[0], MEMBERS.__contains__)
+        parse_forwards(value, HOUSEHOLD, MEMBERS[0])
     err = caught.value
     assert getattr(err, "status", None) == 400 and err.field == field  # type: ignore[attr-defined]
     assert message in str(err)
@@ -88,8 +89,19 @@ def test_a_good_forward_list_parses_to_the_exact_text() -> None:
     # Passed on unread: the member decodes it (a bad one fails that entry alone, below).
     body = b64url_encode(secrets.token_bytes(100))
     parsed = parse_forwards([Forward(MEMBERS[2], {SENDER_HEADER: HOUSEHOLD}, body).wire()],
-                            HOUSEHOLD, MEMBERS[0], MEMBERS.__contains__)
+                            HOUSEHOLD, MEMBERS[0])
     assert parsed == [Forward(MEMBERS[2], {SENDER_HEADER: HOUSEHOLD}, body)]
+    forward_targets(parsed, MEMBERS.__contains__)
+
+
+def test_a_forward_to_a_member_off_the_committee_is_named() -> None:
+    forwards = parse_forwards([_entry(to=MEMBERS[1]), _entry(to="f" * 32)], HOUSEHOLD,
+                              MEMBERS[0])
+    with pytest.raises(Exception) as caught:
+        forward_targets(forwards, MEMBERS.__contains__)
+    err = caught.value
+    assert getattr(err, "status", None) == 400  # type: ignore[attr-defined]
+    assert err.field == "body.forward[1].to"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("answer", [
@@ -345,3 +357,36 @@ async def test_a_forward_must_serve_every_item_of_the_upload(
     for task in committees:
         assert await head_node.ctx.storage.held_senders(task, round_id) == [only_temp2]
         assert await shared_node.ctx.storage.held_senders(task, round_id) == [only_temp2]
+
+
+async def test_a_forward_list_of_the_wrong_form_is_refused_before_any_share_is_opened(
+        trio: list[LiveNode], clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    household, head = trio[0], trio[1]
+    hctx = household.node.ctx
+    round_id = int(clock() // PERIOD)
+    committee = hctx.roster.committee("temp", round_id)
+    sealed = seal_report(hctx.keys, hctx.federation_id, hctx.roster.task("temp").spec,
+                         round_id, committee, 21.5, FieldRNG())
+    item = {"task": "temp", "round": round_id,
+            "ct": b64url_encode(sealed[[m.node_id for m in committee].index(head.node_id)])}
+    opened: list[Any] = []
+    real = head.node.ingest._open_item
+
+    def counting(*args: Any) -> Any:
+        opened.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(head.node.ingest, "_open_item", counting)
+    member = hctx.roster.member(head.node_id)
+    for forward, says in (({"to": trio[2].node_id}, "forward must be a list"),
+                          ([{"to": trio[2].node_id, "headers": []}], "headers must be")):
+        body = {"items": [item], "forward": forward}
+        with pytest.raises(PeerRejected, match=says) as caught:
+            await hctx.peers.post(member, "/peer/v1/shares", lambda b=body: sign_envelope(
+                hctx.keys, "shares", hctx.federation_id, b, now=clock()))
+        assert caught.value.status == 400
+    assert opened == []
+    # The same item with a well-formed list is opened (the patch counts what it should).
+    await hctx.peers.post(member, "/peer/v1/shares", lambda: sign_envelope(
+        hctx.keys, "shares", hctx.federation_id, {"items": [item]}, now=clock()))
+    assert len(opened) == 1
