@@ -1,8 +1,8 @@
 """The committee side of a round: accept sealed shares from households.
 
 For each ``shares`` envelope, in this order (cheapest check first): signature by a
-roster member and freshness (403), nonce not seen before (409), well-formed items
-(400), known task (404), round window and committee seat (422), the HPKE ciphertext
+roster member and freshness (403), nonce not seen before (409), well-formed items and
+``forward`` list (400), known task (404), round window and committee seat (422), the HPKE ciphertext
 opens under the share context (403, logged without content), the plaintext is the
 right number of field elements for the report and its validity proof (422). Then all
 items of the envelope are committed to storage atomically, and only then

@@ -7,8 +7,9 @@ that are deleted because they must not outlive their round (the household's
 value MAC, sealed shares) are overwritten, not left in free pages; the WAL is
 truncated after such deletions. The fsync per commit is
 amortised by group commit: share batches that arrive while a commit is in
-flight are written together in the next transaction (each batch in its own
-savepoint, so one conflicting batch does not sink the others).
+flight are written together in the next transaction (each batch of several shares in its
+own savepoint, so one conflicting batch does not sink the others; a single share's
+conflict inserts nothing).
 """
 
 from __future__ import annotations
@@ -184,7 +185,14 @@ class SQLiteStorage(Storage):
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
+        try:
+            db.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT (a deferred constraint, SQLITE_BUSY) leaves the transaction
+            # open, and every later BEGIN would fail on it.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
         return out
 
     async def _tx_async(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -601,7 +609,8 @@ def _put_batches(db: sqlite3.Connection, group: list[Sequence[ShareRecord]]) -> 
         if closed and any((r.task, r.round) in closed for r in records):
             outcomes.append(PutOutcome.CLOSED)
             continue
-        # One statement per share; a savepoint only where a conflict has inserts to undo.
+        # One statement per share; a savepoint only where a conflict could have inserts to
+        # undo (a lone share's inserts nothing).
         many = len(records) > 1
         if many:
             db.execute("SAVEPOINT batch")

@@ -60,6 +60,29 @@ async def test_an_error_that_ended_its_transaction_is_the_one_raised(tmp_path: P
         await storage.close()
 
 
+async def test_a_commit_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:
+    """A COMMIT can fail and leave its transaction open (here a deferred foreign key, as a
+    busy database would): the error is raised, and the next transaction still begins."""
+    storage = SQLiteStorage(tmp_path)
+    await storage.open()
+
+    def tables(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        db.execute("CREATE TABLE child (p INTEGER REFERENCES parent (id) "
+                   "DEFERRABLE INITIALLY DEFERRED)")
+
+    try:
+        await storage._run(lambda: storage._db.execute("PRAGMA foreign_keys = ON"))
+        await storage._tx_async(tables)
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            await storage._tx_async(lambda db: db.execute("INSERT INTO child VALUES (1)"))
+        await storage.set_meta("k", "kept")
+        assert await storage.get_meta("k") == "kept"
+        assert await storage._query("SELECT count(*) FROM child") == [(0,)]
+    finally:
+        await storage.close()
+
+
 async def test_shares_from_a_table_without_rowid_are_moved_on_open(tmp_path: Path) -> None:
     """Databases from before shares were a rowid table: opening moves every share across
     (nothing is lost, a duplicate is still a duplicate) and drops the old table."""
