@@ -2,14 +2,13 @@
 
 For each ``shares`` envelope, in this order (cheapest check first): signature by a
 roster member and freshness (403), nonce not seen before (409), well-formed items and
-``forward`` list (400), known task (404), round window and committee seat (422), the HPKE ciphertext
-opens under the share context (403, logged without content), the plaintext is the
-right number of field elements for the report and its validity proof (422). Then all
-items of the envelope are committed to storage atomically, and only then
+``forward`` list (400), known task (404), round window and committee seat (422), the
+HPKE ciphertext opens under the share context (403, logged without content), the
+plaintext is the right number of field elements for the report and its validity proof
+(422). Then all items of the envelope are committed to storage atomically, and only then
 acknowledged with a signed ``shares-ack`` naming the household and, per item, task,
-round and the SHA-256 of the ciphertext stored. Per (task, round, sender) exactly
-one share is kept: the same ciphertext again is an idempotent 200, a different one
-409.
+round and the SHA-256 of the ciphertext stored. Per (task, round, sender) exactly one
+share is kept: the same ciphertext again is an idempotent 200, a different one 409.
 
 Window: round r of a task with period p spans [r p, (r + 1) p); its shares are
 accepted from ``grace_s`` before it starts (clock skew) until ``grace_s`` after it

@@ -179,17 +179,11 @@ class SQLiteStorage(Storage):
         db.execute("BEGIN IMMEDIATE")
         try:
             out = fn(db)
-        except BaseException:
-            # SQLite ends the transaction itself on some errors (a full disk, I/O): a
-            # ROLLBACK then would fail and hide the error that matters.
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        try:
             db.execute("COMMIT")
         except BaseException:
-            # A failed COMMIT (a deferred constraint, SQLITE_BUSY) leaves the transaction
-            # open, and every later BEGIN would fail on it.
+            # Only if still open: SQLite ends a transaction itself on some errors (a full
+            # disk, I/O), where a ROLLBACK would fail and hide the error that matters; a
+            # failed COMMIT (a deferred constraint, SQLITE_BUSY) leaves it open.
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
