@@ -22,6 +22,7 @@ import pytest
 from mpc_backend.relay.broker import LOG_NAME, TlsFiles, make_self_signed_tls, write_broker_setup
 from mpc_backend.relay.endpoint import BrokerAccount, RelayEndpoint
 from mpc_backend.relay.provision import DynsecAdmin
+from tests.backend.nodes import workers_port
 
 START_TIMEOUT_S = 10.0
 # Parametrise a street over both transports; relay variants carry the ``relay`` mark, which
@@ -39,9 +40,12 @@ def _free_port(host: str) -> int:
     # In a network namespace the address is not bindable here; the port is free there
     # as likely as here.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    while True:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if workers_port(port):
+            return port
 
 
 class Broker:

@@ -38,6 +38,15 @@ def allow_loopback_sockets() -> None:
 _HANDED_OUT: set[int] = set()
 
 
+def workers_port(port: int) -> bool:
+    """Whether ``port`` is this pytest-xdist worker's to hand out: each worker (and what it
+    starts, which inherits its environment) takes its own residue class, since a worker
+    remembers only the ports it handed out itself. Every port, outside xdist."""
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    return port % count == worker % count
+
+
 def free_port() -> int:
     """A loopback port free now and never handed out before in this test run: nodes are
     initialised on their port well before they bind it, and the kernel may offer a port
@@ -46,7 +55,7 @@ def free_port() -> int:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if port not in _HANDED_OUT:
+        if port not in _HANDED_OUT and workers_port(port):
             _HANDED_OUT.add(port)
             return port
 
