@@ -54,9 +54,11 @@ at once (one window; the nodes and the sending client share the cores), as issue
 measured end to end; its clients, window and close compute give "end to end, all nodes at
 once". A third round does the same with one upload per household, as a household's node
 sends its shares: one request to one committee node, which forwards the others' requests
-in batches ("end to end, one upload per household"). Released means are checked against
-the plaintext values in every round; rejected envelopes are counted over all three, and
-peak RSS covers them all.
+in batches ("end to end, one upload per household"). A fourth sends one upload per
+household again, pipelined: each household seals, sends and checks its acks as it goes, so
+the client's work overlaps the nodes' ingest in one window ("end to end, one upload,
+pipelined"). Released means are checked against the plaintext values in every round;
+rejected envelopes are counted over all four, and peak RSS covers them all.
 
 ``--transport both`` (the default) runs the whole benchmark twice in one invocation,
 over direct HTTP and through a Mosquitto relay on loopback (the setup ``mpc-backend
@@ -283,6 +285,9 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         # Then once more with one upload per household, as a household's node sends them.
         together = await _play_round(game, await _young_round(period), mode="together")
         upload = await _play_round(game, await _young_round(period), mode="upload")
+        # And pipelined: one upload per household again, each household sealing, sending and
+        # checking its acks as it goes, all through one window, as on a street of hubs.
+        pipelined = await _play_round(game, await _young_round(period), mode="pipelined")
     rss = {nd.name: _peak_rss_mb(nd.proc.pid if nd.proc else None) for nd in nodes}
     reports = n * m
     relay: dict[str, Any] = {}
@@ -313,15 +318,18 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
                                     + close_total, 4),
         "together": _at_once(together, reports),
         "upload": _at_once(upload, reports),
+        "pipelined": _at_once(pipelined, reports),
         "end_to_end_together_s": _end_to_end(together),
         "end_to_end_upload_s": _end_to_end(upload),
+        "end_to_end_pipelined_s": _end_to_end(pipelined),
         # What that round cost the machine: the client's sealing, signing and ack checks,
         # its sending, the nodes' ingest and their close, per report.
         "together_cpu_ms_per_report": _cpu_per_report(together, reports),
         "upload_cpu_ms_per_report": _cpu_per_report(upload, reports),
+        "pipelined_cpu_ms_per_report": _cpu_per_report(pipelined, reports),
         "reports_per_s_per_node": {nd.name: round(apart["accepted"][nd.node_id]
                                                   / windows[nd.name]) for nd in nodes},
-        "rejected_envelopes": apart["failures"] + together["failures"] + upload["failures"],
+        "rejected_envelopes": sum(r["failures"] for r in (apart, together, upload, pipelined)),
         "round_close_latency_s": round(apart["close_s"], 2),
         "close_compute_s": {name: round(v, 4) for name, v in apart["close_cpu"].items()},
         "close_compute_total_s": round(close_total, 4),
@@ -329,9 +337,14 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         "stages_ms_per_report_mean": _mean_stages(stages),
         **joins,
         "peak_rss_mb": rss,
-        "results_correct": apart["correct"] and together["correct"] and upload["correct"],
+        "results_correct": all(r["correct"] for r in (apart, together, upload, pipelined)),
         **relay,
     }
+
+
+# One household's request to a committee member: (household, items, request body, request
+# headers, and the items of the requests it is to forward, by member).
+_Request = tuple[int, list[Any], bytes, dict[str, str], dict[str, list[Any]]]
 
 
 @dataclass
@@ -363,20 +376,20 @@ async def _play_round(game: _Game, round_id: int, *, mode: str) -> dict[str, Any
     n, m, period = len(households), len(game.task_ids), game.period
     member_of = {mm.node_id: mm for mm in roster.members}
     # Client side (measured, one core): seal every report and sign each envelope's
-    # request, before any is sent, as each household does on its own hub. The request
-    # timestamps stay fresh: every window below ends well within the nodes' 300 s.
+    # request, before any is sent, as each household does on its own hub (pipelined: each
+    # household as it goes, in the window). The request timestamps stay fresh: every window
+    # below ends well within the nodes' 300 s.
     rng = FieldRNG()
     values = readings(n, m)
     specs = [roster.task(t).spec for t in game.task_ids]
     committees = [roster.committee(t, round_id) for t in game.task_ids]
     path = "/peer/v1/shares"
-    # Per committee member: (household, items, request body, request headers, and the
-    # items of the requests it is to forward, by member).
-    requests: dict[str, list[tuple[int, list[Any], bytes, dict[str, str],
-                                   dict[str, list[Any]]]]] = {node_id: [] for node_id in url_of}
-    c0 = time.process_time()
-    w0 = time.perf_counter()
-    for h, keys in enumerate(households):
+    requests: dict[str, list[_Request]] = {node_id: [] for node_id in url_of}
+
+    def seal(h: int) -> list[tuple[str, _Request]]:
+        """Household h's requests, each with the member it goes to."""
+        keys = households[h]
+        sealed_requests: list[tuple[str, _Request]] = []
         per_member: dict[str, list[tuple[str, int, bytes]]] = {}
         for j, spec in enumerate(specs):
             seats = [channel_of.get((h, mm.node_id)) for mm in committees[j]]
@@ -386,7 +399,8 @@ async def _play_round(game: _Game, round_id: int, *, mode: str) -> dict[str, Any
                 per_member.setdefault(member.node_id, []).append((spec.task_id, round_id, ct))
         uploads: list[tuple[str, list[Any], list[Forward], dict[str, list[Any]]]] = [
             (member_id, items, [], {}) for member_id, items in per_member.items()]
-        if mode == "upload":  # as a household's node does (ContributionService._upload)
+        # One upload, as a household's node does (ContributionService._upload).
+        if mode in ("upload", "pipelined"):
             head = choose_forwarder(keys.node_id, game.task_ids[0], round_id, list(per_member))
             now = time.time()
             others = {mid: items for mid, items in per_member.items() if mid != head}
@@ -407,7 +421,49 @@ async def _play_round(game: _Game, round_id: int, *, mode: str) -> dict[str, Any
                 body = (aead_seal(channel.relay_request_key, body, aad) if channel
                         else seal_share(target.hpke_public, target.hpke_suite, body, aad))
             headers = request_headers(keys, path, body, time.time(), channel)
-            requests[member_id].append((h, items, body, headers, forwarded))
+            sealed_requests.append((member_id, (h, items, body, headers, forwarded)))
+        return sealed_requests
+
+    accepted = dict.fromkeys(url_of, 0)
+
+    def check(member_id: str, request: _Request, status: int, body: bytes | None) -> int:
+        """Count the items of each valid ack in one answer (the member's own, and those it
+        passed on); the failures (client work)."""
+        member = member_of[member_id]
+        h, items, _, headers, to_others = request
+        failures = 0
+        keys = households[h]
+        # Through the relay, open the sealed answer as a household's node does.
+        channel = channel_of.get((h, member_id))
+        plain = body
+        if broker is not None and body is not None:
+            aad = answer_aad(roster.federation_id, path, member_id, keys.node_id,
+                             headers[SIGNATURE_HEADER], status)
+            plain = (aead_open(channel.relay_answer_key, body, aad) if channel
+                     else keys.open_share(body, aad))
+        answer = json.loads(plain) if status == 200 and plain is not None else {}
+        if answer and ack_problem(answer, member, roster.federation_id, keys.node_id,
+                                  items, channel=channel) is None:
+            accepted[member_id] += len(items)
+        else:
+            failures += 1
+        passed_on = {f.get("to"): f for f in answer.get("forwarded", [])}
+        for to, to_items in to_others.items():
+            item = passed_on.get(to, {})
+            if item.get("status") == 200 and ack_problem(
+                    item.get("answer", {}), member_of[to], roster.federation_id,
+                    keys.node_id, to_items, channel=channel_of.get((h, to))) is None:
+                accepted[to] += len(to_items)
+            else:
+                failures += 1
+        return failures
+
+    c0 = time.process_time()
+    w0 = time.perf_counter()
+    if mode != "pipelined":
+        for h in range(n):
+            for member_id, request in seal(h):
+                requests[member_id].append(request)
     client_cpu = time.process_time() - c0
     client_wall = time.perf_counter() - w0
     if time.time() > (round_id + 1) * period:
@@ -444,6 +500,17 @@ async def _play_round(game: _Game, round_id: int, *, mode: str) -> dict[str, Any
         async with sem_send:
             return member, await post(member, h, body, headers)
 
+    # Pipelined: each household seals, sends and checks its answer as it goes, as many at
+    # once as the client keeps in flight; its work overlaps the nodes' ingest.
+    failures = 0
+
+    async def household(h: int) -> None:
+        nonlocal failures
+        async with sem_send:
+            for member_id, request in seal(h):
+                status, body = await post(member_id, h, request[2], request[3])
+                failures += check(member_id, request, status, body)
+
     pids = {nd.name: nd.proc.pid if nd.proc else 0 for nd in nodes}
     windows: dict[str, float] = {}
     send_cpu: dict[str, float] = {}
@@ -451,7 +518,8 @@ async def _play_round(game: _Game, round_id: int, *, mode: str) -> dict[str, Any
     ingest0: dict[str, dict[str, float] | None] = {}
     ingest1: dict[str, dict[str, float] | None] = {}
     answers: dict[str, list[tuple[int, bytes | None]]] = {node_id: [] for node_id in url_of}
-    # Each batch is a window: one node's envelopes, or every node's interleaved by household.
+    # Each batch is a window: one node's envelopes, or every node's interleaved by household
+    # (pipelined: every household's, sealed in the window).
     batches = ([("all", [(member, r) for i in range(n) for member, sent in requests.items()
                          for r in sent[i:i + 1]])] if mode != "apart"
                else [(nd.name, [(nd.node_id, r) for r in requests[nd.node_id]]) for nd in nodes])
@@ -466,6 +534,8 @@ async def _play_round(game: _Game, round_id: int, *, mode: str) -> dict[str, Any
         cpu0 = sum(cpu_seconds(pids[nm]) for nm in measured)
         own0 = time.process_time()
         s0 = time.perf_counter()
+        if mode == "pipelined":
+            await asyncio.gather(*(household(h) for h in range(n)))
         for member, answer in await asyncio.gather(
                 *(send(member, h, body, hd) for member, (h, _, body, hd, _) in batch)):
             answers[member].append(answer)
@@ -483,40 +553,15 @@ async def _play_round(game: _Game, round_id: int, *, mode: str) -> dict[str, Any
         await gateway.close()
 
     # Client side again (measured): check every answer is the member's valid ack.
-    accepted = dict.fromkeys(url_of, 0)
-    failures = 0
     c0 = time.process_time()
     w0 = time.perf_counter()
     for member_id, sent in requests.items():
-        member = member_of[member_id]
-        for (h, items, _, headers, to_others), (status, body) in zip(sent, answers[member_id],
-                                                                     strict=True):
-            keys = households[h]
-            # Through the relay, open the sealed answer as a household's node does.
-            channel = channel_of.get((h, member_id))
-            plain = body
-            if broker is not None and body is not None:
-                aad = answer_aad(roster.federation_id, path, member_id, keys.node_id,
-                                 headers[SIGNATURE_HEADER], status)
-                plain = (aead_open(channel.relay_answer_key, body, aad) if channel
-                         else keys.open_share(body, aad))
-            answer = json.loads(plain) if status == 200 and plain is not None else {}
-            if answer and ack_problem(answer, member, roster.federation_id, keys.node_id,
-                                      items, channel=channel) is None:
-                accepted[member_id] += len(items)
-            else:
-                failures += 1
-            passed_on = {f.get("to"): f for f in answer.get("forwarded", [])}
-            for to, to_items in to_others.items():
-                item = passed_on.get(to, {})
-                if item.get("status") == 200 and ack_problem(
-                        item.get("answer", {}), member_of[to], roster.federation_id,
-                        keys.node_id, to_items, channel=channel_of.get((h, to))) is None:
-                    accepted[to] += len(to_items)
-                else:
-                    failures += 1
+        for request, (status, body) in zip(sent, answers[member_id], strict=True):
+            failures += check(member_id, request, status, body)
     client_cpu += time.process_time() - c0
     client_wall += time.perf_counter() - w0
+    if mode == "pipelined":  # no client work outside the window: it is all in the window's
+        client_cpu = client_wall = 0.0
     if time.time() > (round_id + 1) * period + GRACE_S - 0.2:
         raise RuntimeError("checking the acks took past the close; raise --period")
 
@@ -811,6 +856,9 @@ STAGE_ROWS = [
     ("end to end, one upload per household (a third round)", "end_to_end_upload"),
     ("  its window's CPU per report: nodes + sending", "upload_cpu"),
     ("  CPU per report, all parts, that round", "upload_cpu_all"),
+    ("end to end, one upload, pipelined (a fourth round)", "end_to_end_pipelined"),
+    ("  its window's CPU per report: nodes + client", "pipelined_cpu"),
+    ("  CPU per report, all parts, that round", "pipelined_cpu_all"),
     ("end to end, hubs in parallel (model)", "hubs_in_parallel"),
     ("joins (setup)", "joins"),
     ("joins/s, first third -> last third", "join_rates"),
@@ -841,6 +889,11 @@ end to end, one upload per household = the same over a third round in which each
   sends one request, to the committee node its hash picks, carrying its share for that
   node and its requests to the other two, which that node passes on in batches (what a
   household's node does: mpc_backend.node.forwarding); every node at once, as above
+end to end, one upload, pipelined = one window + close compute, over a fourth round: one
+  upload per household again, but each household seals its report, sends it and checks
+  its acks as it goes (48 households in flight), so the client's work overlaps the nodes'
+  ingest, as it does on a street of hubs and as MPyC's parties' input and compute share
+  the cores; its window's CPU: all nodes' and all the client's work
 hubs in parallel (model) = one household's client work + the slowest node's window + close
   compute: each hub on its own machine, modelled from per-node measurements on this one"""
 
@@ -895,8 +948,11 @@ def stage_cell(r: dict[str, Any], key: str) -> str:
         return ", ".join(cells) + " ms"
     if key in ("end_to_end", "hubs_in_parallel"):
         return f"{r[key + '_s']:.3f} s"
-    for mode in ("together", "upload"):  # the rounds with every node at once
+    for mode in ("together", "upload", "pipelined"):  # the rounds with every node at once
         t = r[mode]
+        if key == f"end_to_end_{mode}" and mode == "pipelined":
+            return (f"{r[key + '_s']:.3f} s ({t['send_wall_s']:.2f} + "
+                    f"{t['close_compute_total_s']:.3f})")
         if key == f"end_to_end_{mode}":
             return (f"{r[key + '_s']:.3f} s ({t['client_wall_s']:.2f} + "
                     f"{t['send_wall_s']:.2f} + {t['close_compute_total_s']:.3f})")

@@ -46,6 +46,11 @@ Hearth at once = the same sum over a later round, whose envelopes go to all 3 no
 Hearth one upload = the same sum over a third round in which each household sends one
   request, to the committee node its hash picks, which passes the other two nodes' shares
   on in batches (what a household's node does), all nodes at once
+Hearth pipelined = one window + close compute over a fourth round: one upload per
+  household, each household sealing, sending and checking its acks as it goes (48 in
+  flight), so the client's work overlaps the nodes' ingest as MPyC's parties' input and
+  compute share the cores; cores busy = CPU over wall in that window (MPyC: its parties'
+  CPU over inputs -> outputs)
 hubs in parallel (model) = one household's client work + the slowest node's window +
   close compute: each hub on its own machine, modelled from per-node measurements on this
   one (each household seals on its own hub; each node ingests on its own)
@@ -77,7 +82,7 @@ def row(n: int, h: dict[str, Any], m: dict[str, Any], floor: dict[str, Any]) -> 
     mpyc_cpu_per_value = sum(m["party_cpu_s"]) / n * 1000
     per_value = {key: h[f"{key}_s"] / n * 1000
                  for key in ("end_to_end", "end_to_end_together", "end_to_end_upload",
-                             "hubs_in_parallel")}
+                             "end_to_end_pipelined", "hubs_in_parallel")}
     return {
         "households": n,
         "hearth_close_compute_s": h["close_compute_total_s"],
@@ -85,6 +90,7 @@ def row(n: int, h: dict[str, Any], m: dict[str, Any], floor: dict[str, Any]) -> 
         "hearth_end_to_end_s": h["end_to_end_s"],
         "hearth_end_to_end_together_s": h["end_to_end_together_s"],
         "hearth_end_to_end_upload_s": h["end_to_end_upload_s"],
+        "hearth_end_to_end_pipelined_s": h["end_to_end_pipelined_s"],
         "hearth_hubs_in_parallel_s": h["hubs_in_parallel_s"],
         "hearth_clients_s": h["client_wall_s"],
         "hearth_ingest_s": h["send_wall_s"],
@@ -101,6 +107,11 @@ def row(n: int, h: dict[str, Any], m: dict[str, Any], floor: dict[str, Any]) -> 
         "hearth_over_mpyc": round(per_value["end_to_end"] / mpyc_per_value, 2),
         "hearth_together_over_mpyc": round(per_value["end_to_end_together"] / mpyc_per_value, 2),
         "hearth_upload_over_mpyc": round(per_value["end_to_end_upload"] / mpyc_per_value, 2),
+        "hearth_pipelined_over_mpyc": round(per_value["end_to_end_pipelined"] / mpyc_per_value,
+                                            2),
+        "hearth_pipelined_cores_busy": h["pipelined"]["send_cores_busy"],
+        "mpyc_cores_busy": round(sum(m["party_cpu_s"]) / m["inputs_to_outputs_s"], 2),
+        "hearth_pipelined_cpu_per_value_ms": h["pipelined_cpu_ms_per_report"],
         "hearth_parallel_over_mpyc": round(per_value["hubs_in_parallel"] / mpyc_per_value, 2),
         "hearth_together_cpu_per_value_ms": h["together_cpu_ms_per_report"],
         "mpyc_cpu_per_value_ms": round(mpyc_cpu_per_value, 4),
@@ -123,6 +134,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("Hearth end to end", "hearth_end_to_end_s", "{:.2f} s"),
     ("Hearth at once", "hearth_end_to_end_together_s", "{:.2f} s"),
     ("Hearth one upload", "hearth_end_to_end_upload_s", "{:.2f} s"),
+    ("Hearth pipelined", "hearth_end_to_end_pipelined_s", "{:.2f} s"),
     ("Hearth joins (setup)", "hearth_joins_s", "{:.1f} s"),
     ("channel offers (setup)", "hearth_channels_s", "{:.1f} s"),
     ("Hearth parallel hubs", "hearth_hubs_in_parallel_s", "{:.2f} s"),
@@ -133,12 +145,15 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("Hearth/MPyC", "hearth_over_mpyc", "{:.2f}x"),
     ("at once/MPyC", "hearth_together_over_mpyc", "{:.2f}x"),
     ("one upload/MPyC", "hearth_upload_over_mpyc", "{:.2f}x"),
+    ("pipelined/MPyC", "hearth_pipelined_over_mpyc", "{:.2f}x"),
     ("parallel/MPyC", "hearth_parallel_over_mpyc", "{:.2f}x"),
     ("at once CPU/value", "hearth_together_cpu_per_value_ms", "{:.3f} ms"),
     ("MPyC CPU/value", "mpyc_cpu_per_value_ms", "{:.3f} ms"),
     ("CPU at once/MPyC", "hearth_over_mpyc_cpu", "{:.2f}x"),
     ("one upload CPU/value", "hearth_upload_cpu_per_value_ms", "{:.3f} ms"),
     ("CPU one upload/MPyC", "hearth_upload_over_mpyc_cpu", "{:.2f}x"),
+    ("pipelined CPU/value", "hearth_pipelined_cpu_per_value_ms", "{:.3f} ms"),
+    ("cores busy pipelined/MPyC", "cores_busy", ""),
     ("joins/s 1st->3rd third", "join_rates", ""),
     ("ingest x floor per node", "ingest_over_floor", ""),
 ]
@@ -148,6 +163,8 @@ def print_table(rows: list[dict[str, Any]], floor: dict[str, Any]) -> None:
     def cell(r: dict[str, Any], key: str, fmt: str) -> str:
         if key == "join_rates":
             return f"{r['joins_per_s_first_third'] or '-'} -> {r['joins_per_s_last_third'] or '-'}"
+        if key == "cores_busy":
+            return f"{r['hearth_pipelined_cores_busy']:.2f}/{r['mpyc_cores_busy']:.2f}"
         if key == "ingest_over_floor":
             return ", ".join("-" if x is None else f"{x:.2f}x" for x in r[key].values())
         return fmt.format(r[key])

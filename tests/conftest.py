@@ -8,13 +8,17 @@ import pytest
 from xdist.scheduler import LoadFileScheduling
 
 
+def _demo(nodeid: str) -> bool:
+    return nodeid.startswith("tests/demo/")
+
+
 class _FileOrDemo(LoadFileScheduling):
     """A test file's tests stay on one worker, so its module-wide neighbourhood is built
     once; all demo tests stay on one, one after the other, since they start Home Assistant
     on fixed ports and are heavy."""
 
     def _split_scope(self, nodeid: str) -> str:
-        return "tests/demo" if nodeid.startswith("tests/demo/") else super()._split_scope(nodeid)
+        return "tests/demo" if _demo(nodeid) else super()._split_scope(nodeid)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadFileScheduling | None:
@@ -22,3 +26,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadFileSche
     if config.getoption("dist") != "loadfile":
         return None
     return _FileOrDemo(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The demo tests first: they are the longest group (minutes of Home Assistant), so
+    under ``--no-loadscope-reorder`` one worker starts them while the other takes the rest,
+    instead of one finishing them alone at the end."""
+    items.sort(key=lambda item: not _demo(item.nodeid))

@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import pytest
 from mpc_backend.relay.broker import LOG_NAME, TlsFiles, make_self_signed_tls, write_broker_setup
 from mpc_backend.relay.endpoint import BrokerAccount, RelayEndpoint
 from mpc_backend.relay.provision import DynsecAdmin
-from tests.backend.nodes import workers_port
+from tests.backend.nodes import free_port
 
 START_TIMEOUT_S = 10.0
 # Parametrise a street over both transports; relay variants carry the ``relay`` mark, which
@@ -36,18 +35,6 @@ def mosquitto_path() -> str | None:
         None)
 
 
-def _free_port(host: str) -> int:
-    # In a network namespace the address is not bindable here; the port is free there
-    # as likely as here.
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    while True:
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port = int(sock.getsockname()[1])
-        if workers_port(port):
-            return port
-
-
 class Broker:
     """One mosquitto process running a Hearth relay setup."""
 
@@ -59,7 +46,9 @@ class Broker:
         self.binary = binary
         self.directory = Path(directory)
         self.netns = netns
-        self.port = _free_port("127.0.0.1" if netns else host)
+        # In a network namespace its address is not bindable here; a port free here is
+        # as likely free there.
+        self.port = free_port("127.0.0.1" if netns else host)
         files = None
         if tls:
             ca_pem, cert, key = make_self_signed_tls(self.directory, [host])

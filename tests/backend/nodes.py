@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -36,28 +37,31 @@ def allow_loopback_sockets() -> None:
 
 
 _HANDED_OUT: set[int] = set()
+# Below Linux's ephemeral range (32768-60999), so no client socket takes one meanwhile.
+_PORTS = range(20000, 32768)
 
 
-def workers_port(port: int) -> bool:
-    """Whether ``port`` is this pytest-xdist worker's to hand out: each worker (and what it
-    starts, which inherits its environment) takes its own residue class, since a worker
-    remembers only the ports it handed out itself. Every port, outside xdist."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` now and never handed out before in this test run: nodes are
+    initialised on their port well before they bind it, and a port free now may be taken
+    until then (two nodes on one port: the second answers the first's requests). Under
+    pytest-xdist each worker (and what it starts, which inherits its environment) takes
+    its own share of the range, since a worker remembers only the ports it handed out."""
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
-    return port % count == worker % count
-
-
-def free_port() -> int:
-    """A loopback port free now and never handed out before in this test run: nodes are
-    initialised on their port well before they bind it, and the kernel may offer a port
-    again until then (two nodes on one port: the second answers the first's requests)."""
+    ports = _PORTS[worker % count::count]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in _HANDED_OUT and workers_port(port):
-            _HANDED_OUT.add(port)
-            return port
+        port = secrets.choice(ports)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
 
 
 def cli(*args: str, check: bool = True, timeout: float = 60,
