@@ -286,7 +286,8 @@ async def _bench(args: argparse.Namespace, nodes: list[NodeProcess],
         together = await _play_round(game, await _young_round(period), mode="together")
         upload = await _play_round(game, await _young_round(period), mode="upload")
         # And pipelined: one upload per household again, each household sealing, sending and
-        # checking its acks as it goes, all through one window, as on a street of hubs.
+        # checking its acks as it goes, all in one window: the client's work overlaps the
+        # nodes' ingest on this one machine.
         pipelined = await _play_round(game, await _young_round(period), mode="pipelined")
     rss = {nd.name: _peak_rss_mb(nd.proc.pid if nd.proc else None) for nd in nodes}
     reports = n * m
@@ -368,7 +369,8 @@ async def _play_round(game: _Game, round_id: int, *, mode: str) -> dict[str, Any
     """Every household reports in ``round_id``; its envelopes go to one node at a time
     (``mode`` "apart": each node's own window, keyed by name), to all nodes at once
     ("together": one window, "all"), or in one upload per household to one node, which
-    forwards the others' in bulk ("upload", all nodes at once too); then the close.
+    forwards the others' in bulk ("upload", all nodes at once too; "pipelined": the same,
+    each household sealing, sending and checking its acks in the window); then the close.
     Client work, windows, close compute, and correctness."""
     args, session, nodes, broker = game.args, game.session, game.nodes, game.broker
     roster, url_of, households, channel_of = (game.roster, game.url_of, game.households,
@@ -471,7 +473,8 @@ async def _play_round(game: _Game, round_id: int, *, mode: str) -> dict[str, Any
 
     # Ingest: one committee node at a time, all of its envelopes concurrently, so each
     # node's window is its own (one core for it, the other for the sending client); or
-    # all at once. Answers are recorded in the window and checked after it (client work).
+    # all at once. Answers are recorded in the window and checked after it (client work;
+    # pipelined, checked in it).
     gateways: list[RelayTransport] = []
     broker_cpu0 = 0.0
     if broker is not None:

@@ -5,27 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from xdist.scheduler import LoadFileScheduling
 
 
 def _demo(nodeid: str) -> bool:
     return nodeid.startswith("tests/demo/")
 
 
-class _FileOrDemo(LoadFileScheduling):
-    """A test file's tests stay on one worker, so its module-wide neighbourhood is built
-    once; all demo tests stay on one, one after the other, since they start Home Assistant
-    on fixed ports and are heavy."""
-
-    def _split_scope(self, nodeid: str) -> str:
-        return "tests/demo" if _demo(nodeid) else super()._split_scope(nodeid)
-
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadFileScheduling | None:
-    """``--dist loadfile`` (scripts/test's host run), with the demo tests as one file."""
+@pytest.hookimpl(optionalhook=True)  # a run without xdist (-p no:xdist) does not know it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` (scripts/test's host run): a test file's tests stay on one
+    worker, so its module-wide neighbourhood is built once; all demo tests stay on one, one
+    after the other, since they start Home Assistant on fixed ports and are heavy."""
     if config.getoption("dist") != "loadfile":
         return None
-    return _FileOrDemo(config, log)
+    from xdist.scheduler import LoadFileScheduling  # noqa: PLC0415 - only under xdist
+
+    class FileOrDemo(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/demo" if _demo(nodeid) else super()._split_scope(nodeid)
+
+    return FileOrDemo(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

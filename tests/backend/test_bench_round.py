@@ -30,8 +30,8 @@ def test_bench_round_runs_through_the_relay(capsys: pytest.CaptureFixture[str]) 
     done = subprocess.run(
         [sys.executable, "benchmarks/bench_round.py", "--households", "6", "--tasks", "1",
          "--transport", "relay", "--auth", "both", "--json",
-         "--period", "15"],  # not the 20 s sized for load: six rounds are most of the test
-        capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
+         "--period", "15"],  # not the 20 s sized for load: eight rounds are most of the test
+        capture_output=True, text=True, timeout=420, cwd=REPO, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(done.stdout)
     # Over channels and as before them (HPKE + signatures per report), side by side.
