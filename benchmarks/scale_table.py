@@ -29,7 +29,7 @@ from benchmarks import bench_mpyc, bench_round  # noqa: E402
 from benchmarks.floor import measure_floor  # noqa: E402
 from benchmarks.http_floor import measure_http_floor  # noqa: E402
 
-DEFINITIONS = """\
+DEFINITIONS = f"""\
 committee compute at close: CPU seconds of the 3 committee nodes together, from the
   earliest moment the close can start (round end + grace) until every node holds the
   result, less the CPU the benchmark's own result polling costs them (measured first)
@@ -47,10 +47,11 @@ Hearth one upload = the same sum over a third round in which each household send
   request, to the committee node its hash picks, which passes the other two nodes' shares
   on in batches (what a household's node does), all nodes at once
 Hearth pipelined = one window + close compute over a fourth round: one upload per
-  household, each household sealing, sending and checking its acks as it goes (48 in
-  flight), so the client's work overlaps the nodes' ingest as MPyC's parties' input and
-  compute share the cores; cores busy = CPU over wall in that window (MPyC: its parties'
-  CPU over inputs -> outputs)
+  household, each household sealing, sending and checking its acks as it goes, with
+  {bench_round.IN_FLIGHT} households in flight (the other rounds: 48 requests), so the
+  client's work overlaps the nodes' ingest as MPyC's parties' input and compute share the
+  cores; cores busy = CPU over wall in that window (MPyC: its parties' CPU over inputs ->
+  outputs)
 hubs in parallel (model) = one household's client work + the slowest node's window +
   close compute: each hub on its own machine, modelled from per-node measurements on this
   one (each household seals on its own hub; each node ingests on its own)
@@ -73,6 +74,7 @@ ingest x floor = each node's ingest wall time per report (its own window, a core
 
 def hearth(n: int) -> dict[str, Any]:
     args = argparse.Namespace(households=n, tasks=1, committee=3, period=None, concurrency=48,
+                              in_flight=bench_round.IN_FLIGHT,
                               join_concurrency=None, keep=False)
     return uvloop.run(bench_round.run(args, "direct"))
 
