@@ -112,6 +112,8 @@ def row(n: int, h: dict[str, Any], m: dict[str, Any], floor: dict[str, Any]) -> 
         "hearth_pipelined_over_mpyc": round(per_value["end_to_end_pipelined"] / mpyc_per_value,
                                             2),
         "hearth_pipelined_cores_busy": h["pipelined"]["send_cores_busy"],
+        "hearth_pipelined_in_flight": h["in_flight"],
+        "hearth_pipelined_close_compute_s": h["pipelined"]["close_compute_total_s"],
         "mpyc_cores_busy": round(sum(m["party_cpu_s"]) / m["inputs_to_outputs_s"], 2),
         "hearth_pipelined_cpu_per_value_ms": h["pipelined_cpu_ms_per_report"],
         "hearth_parallel_over_mpyc": round(per_value["hubs_in_parallel"] / mpyc_per_value, 2),
